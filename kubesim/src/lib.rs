@@ -1,0 +1,4 @@
+//! kubesim: a simulated Kubernetes cluster that speaks the real Kubernetes HTTP API, so that unmodified
+//! clients (helm, kubectl, kube-rs) can be tested against it on machines where no cluster can run.
+
+pub mod options;
