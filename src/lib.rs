@@ -3,3 +3,10 @@
 //! Data flows one way: `http` → `domain` → `store` / `runner` → `tracker` → events → `store` → `http`.
 
 pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

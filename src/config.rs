@@ -1,0 +1,245 @@
+//! Server configuration: command-line flags with environment fallbacks, plus an optional TOML file
+//! for tokens and limits.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::auth::{Scope, TargetPattern};
+use crate::telemetry::LogFormat;
+
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Log format.
+    #[arg(long, env = "ROLLCALL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on.
+    #[arg(long, env = "ROLLCALL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Bootstrap admin token (admin over every target), so that a fresh install can be administered.
+    #[arg(long, env = "ROLLCALL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// TOML file with tokens and limits.
+    #[arg(long, env = "ROLLCALL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Chart catalog directory that `chart.path` is resolved in.
+    #[arg(long, env = "ROLLCALL_CHART_DIR")]
+    pub chart_dir: Option<PathBuf>,
+    /// Largest accepted request body in bytes (default 1 MiB, or the config file's limit).
+    #[arg(long, env = "ROLLCALL_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+}
+
+/// The TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub tokens: Vec<FileToken>,
+    #[serde(default)]
+    pub limits: FileLimits,
+}
+
+/// A token from the config file; only its sha256 is written there
+/// (`printf %s "$TOKEN" | sha256sum`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileToken {
+    pub name: String,
+    pub sha256: String,
+    pub scopes: Vec<String>,
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    pub body_limit_bytes: Option<usize>,
+    pub db_max_connections: Option<u32>,
+    pub sse_keep_alive_seconds: Option<u64>,
+}
+
+/// A token known from configuration rather than the database.
+#[derive(Debug, Clone)]
+pub struct StaticToken {
+    pub name: String,
+    pub secret_sha256: [u8; 32],
+    pub scopes: Vec<Scope>,
+    pub targets: Vec<TargetPattern>,
+}
+
+/// Everything the server needs, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub chart_dir: Option<PathBuf>,
+    pub body_limit: usize,
+    pub db_max_connections: u32,
+    pub sse_keep_alive: Duration,
+    /// The bootstrap admin token first, then the file's tokens.
+    pub static_tokens: Vec<StaticToken>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("token {name:?} in the config file: {message}")]
+    Token { name: String, message: String },
+    #[error("chart directory {0} is not a directory")]
+    ChartDir(PathBuf),
+}
+
+impl Config {
+    /// Defaults for everything but the database, e.g. for tests.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            chart_dir: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            db_max_connections: 10,
+            sse_keep_alive: Duration::from_secs(15),
+            static_tokens: Vec::new(),
+        }
+    }
+
+    pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source: Box::new(source),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        if let Some(dir) = &args.chart_dir
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::ChartDir(dir.clone()));
+        }
+        let mut config = Self::new(args.database.database_url);
+        config.listen = args.listen;
+        config.chart_dir = args.chart_dir;
+        config.body_limit = args
+            .body_limit
+            .or(file.limits.body_limit_bytes)
+            .unwrap_or(DEFAULT_BODY_LIMIT);
+        if let Some(max) = file.limits.db_max_connections {
+            config.db_max_connections = max;
+        }
+        if let Some(seconds) = file.limits.sse_keep_alive_seconds {
+            config.sse_keep_alive = Duration::from_secs(seconds.max(1));
+        }
+        if let Some(token) = &args.admin_token {
+            config.static_tokens.push(StaticToken::bootstrap_admin(token));
+        }
+        for token in file.tokens {
+            config.static_tokens.push(StaticToken::from_file(token)?);
+        }
+        Ok(config)
+    }
+}
+
+impl StaticToken {
+    pub const BOOTSTRAP_NAME: &'static str = "bootstrap-admin";
+
+    pub fn bootstrap_admin(token: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        Self {
+            name: Self::BOOTSTRAP_NAME.into(),
+            secret_sha256: Sha256::digest(token.as_bytes()).into(),
+            scopes: vec![Scope::Admin],
+            targets: vec![TargetPattern::everything()],
+        }
+    }
+
+    fn from_file(token: FileToken) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Token {
+            name: token.name.clone(),
+            message,
+        };
+        let digest: [u8; 32] = hex::decode(token.sha256.trim())
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| invalid("sha256 must be 64 hex digits".into()))?;
+        let scopes = token
+            .scopes
+            .iter()
+            .map(|scope| scope.parse())
+            .collect::<Result<Vec<Scope>, _>>()
+            .map_err(invalid)?;
+        let targets = token
+            .targets
+            .iter()
+            .map(|target| target.parse())
+            .collect::<Result<Vec<TargetPattern>, _>>()
+            .map_err(invalid)?;
+        Ok(Self {
+            name: token.name,
+            secret_sha256: digest,
+            scopes,
+            targets,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_tokens_are_checked() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [limits]
+            body_limit_bytes = 2048
+
+            [[tokens]]
+            name = "ci"
+            sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+            scopes = ["deploy", "read"]
+            targets = ["default/prod/*"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(file.limits.body_limit_bytes, Some(2048));
+        let token = StaticToken::from_file(file.tokens.into_iter().next().unwrap()).unwrap();
+        assert_eq!(token.scopes, [Scope::Deploy, Scope::Read]);
+        let bad = FileToken {
+            name: "x".into(),
+            sha256: "abc".into(),
+            scopes: vec![],
+            targets: vec![],
+        };
+        assert!(StaticToken::from_file(bad).is_err());
+        assert!(toml::from_str::<FileConfig>("unknown = 1").is_err());
+    }
+}

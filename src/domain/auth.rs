@@ -1,0 +1,220 @@
+//! Who may do what: scopes over `cluster/namespace/release` glob targets (DESIGN §6.1).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::glob::{glob_match, glob_to_like};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Deploy,
+    Cancel,
+    /// Every other scope, plus token management.
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Deploy => "deploy",
+            Scope::Cancel => "cancel",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "read" => Ok(Scope::Read),
+            "deploy" => Ok(Scope::Deploy),
+            "cancel" => Ok(Scope::Cancel),
+            "admin" => Ok(Scope::Admin),
+            other => Err(format!(
+                "unknown scope {other:?}: expected read, deploy, cancel or admin"
+            )),
+        }
+    }
+}
+
+/// The release a request acts on.
+#[derive(Debug, Clone, Copy)]
+pub struct ReleaseRef<'a> {
+    pub cluster: &'a str,
+    pub namespace: &'a str,
+    pub release: &'a str,
+}
+
+/// A `cluster/namespace/release` pattern, each part a glob (`*`, `?`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetPattern {
+    pub cluster: String,
+    pub namespace: String,
+    pub release: String,
+}
+
+impl TargetPattern {
+    pub fn everything() -> Self {
+        Self {
+            cluster: "*".into(),
+            namespace: "*".into(),
+            release: "*".into(),
+        }
+    }
+
+    pub fn matches(&self, target: ReleaseRef<'_>) -> bool {
+        glob_match(&self.cluster, target.cluster)
+            && glob_match(&self.namespace, target.namespace)
+            && glob_match(&self.release, target.release)
+    }
+
+    pub fn is_everything(&self) -> bool {
+        [&self.cluster, &self.namespace, &self.release]
+            .iter()
+            .all(|part| part.chars().all(|c| c == '*') && !part.is_empty())
+    }
+}
+
+impl FromStr for TargetPattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let [cluster, namespace, release] = parts.as_slice() else {
+            return Err(format!(
+                "target {s:?} must have the form cluster/namespace/release (globs allowed)"
+            ));
+        };
+        let valid = |part: &str| {
+            !part.is_empty()
+                && part.len() <= 253
+                && part.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':' | '*' | '?')
+                })
+        };
+        if ![cluster, namespace, release].iter().all(|part| valid(part)) {
+            return Err(format!(
+                "target {s:?}: each part must be a non-empty name or glob of letters, digits, '-', '_', '.', '@', ':', '*', '?'"
+            ));
+        }
+        Ok(Self {
+            cluster: (*cluster).to_owned(),
+            namespace: (*namespace).to_owned(),
+            release: (*release).to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for TargetPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.cluster, self.namespace, self.release)
+    }
+}
+
+/// The three `like` patterns per target, as the store filters list queries with them.
+#[derive(Debug, Clone, Default)]
+pub struct LikeTargets {
+    pub clusters: Vec<String>,
+    pub namespaces: Vec<String>,
+    pub releases: Vec<String>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Stable identity used for idempotency keys and audit (`token:<uuid>`, `config:<name>`, `bootstrap`).
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub targets: Vec<TargetPattern>,
+}
+
+impl Principal {
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+    }
+
+    pub fn allows(&self, scope: Scope, target: ReleaseRef<'_>) -> bool {
+        self.has_scope(scope) && self.targets.iter().any(|pattern| pattern.matches(target))
+    }
+
+    /// Token management needs admin over every target, so that no token can mint a wider one.
+    pub fn is_global_admin(&self) -> bool {
+        self.scopes.contains(&Scope::Admin) && self.targets.iter().any(TargetPattern::is_everything)
+    }
+
+    /// The targets readable by this principal, as `like` patterns (empty without the read scope).
+    pub fn readable_like_targets(&self) -> LikeTargets {
+        let mut like = LikeTargets::default();
+        if self.has_scope(Scope::Read) {
+            for target in &self.targets {
+                like.clusters.push(glob_to_like(&target.cluster));
+                like.namespaces.push(glob_to_like(&target.namespace));
+                like.releases.push(glob_to_like(&target.release));
+            }
+        }
+        like
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(scopes: &[Scope], targets: &[&str]) -> Principal {
+        Principal {
+            id: "test".into(),
+            name: "test".into(),
+            scopes: scopes.to_vec(),
+            targets: targets.iter().map(|t| t.parse().unwrap()).collect(),
+        }
+    }
+
+    const WEB_PROD: ReleaseRef<'static> = ReleaseRef {
+        cluster: "default",
+        namespace: "prod",
+        release: "web",
+    };
+
+    #[test]
+    fn scopes_apply_only_within_targets() {
+        let ci = principal(&[Scope::Deploy], &["default/prod/web*"]);
+        assert!(ci.allows(Scope::Deploy, WEB_PROD));
+        assert!(!ci.allows(Scope::Cancel, WEB_PROD));
+        assert!(!ci.allows(
+            Scope::Deploy,
+            ReleaseRef {
+                release: "api",
+                ..WEB_PROD
+            }
+        ));
+    }
+
+    #[test]
+    fn admin_implies_every_scope_but_global_admin_needs_every_target() {
+        let team_admin = principal(&[Scope::Admin], &["*/team-a/*"]);
+        assert!(team_admin.allows(
+            Scope::Read,
+            ReleaseRef {
+                namespace: "team-a",
+                ..WEB_PROD
+            }
+        ));
+        assert!(!team_admin.is_global_admin());
+        assert!(principal(&[Scope::Admin], &["*/*/*"]).is_global_admin());
+    }
+
+    #[test]
+    fn targets_need_three_parts() {
+        assert!("a/b".parse::<TargetPattern>().is_err());
+        assert!("a/b/c/d".parse::<TargetPattern>().is_err());
+        assert!("a//c".parse::<TargetPattern>().is_err());
+        assert!("*/prod/web-?".parse::<TargetPattern>().is_ok());
+    }
+}

@@ -1,0 +1,364 @@
+//! A deploy request parsed once, and the deploy state machine.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use super::chart::{ChartCatalog, ChartSource, ChartSpec};
+use super::duration::BoundedDuration;
+use super::event::ResourceRef;
+use super::labels::Labels;
+use super::names::{ClusterName, Namespace, ReleaseName};
+use super::notify::{NotifySpec, NotifySubscription};
+use super::tracking::{TrackingOverrides, TrackingSpec};
+use super::{FieldError, FieldErrors};
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// What to do when the release already has a queued or running deploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueMode {
+    /// Wait behind the earlier deploys.
+    #[default]
+    Fifo,
+    /// Cancel the older queued deploys of the release.
+    Supersede,
+    /// Answer 409 while another deploy of the release is queued or running.
+    Reject,
+}
+
+impl QueueMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueMode::Fifo => "fifo",
+            QueueMode::Supersede => "supersede",
+            QueueMode::Reject => "reject",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [QueueMode::Fifo, QueueMode::Supersede, QueueMode::Reject]
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
+    }
+}
+
+/// `POST /v1/deploys` body as sent.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// Helm release name (DNS-1123 label, ≤ 53 characters).
+    pub release: String,
+    pub namespace: String,
+    /// Named cluster (kube context); default `default`.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    pub chart: ChartSpec,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub values: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Values used for this run only: stored as a digest, never echoed.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub secret_values: Option<serde_json::Map<String, serde_json::Value>>,
+    /// How long the whole deploy may take, e.g. `5m`; default `10m`, at most `24h`.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub rollback_on_failure: bool,
+    #[serde(default)]
+    pub queue: QueueMode,
+    #[serde(default)]
+    pub tracking: Option<TrackingSpec>,
+    #[serde(default)]
+    pub notify: Vec<NotifySpec>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A valid deploy request.
+#[derive(Debug, Clone)]
+pub struct NewDeploy {
+    pub cluster: ClusterName,
+    pub namespace: Namespace,
+    pub release: ReleaseName,
+    pub chart: ChartSource,
+    pub values: serde_json::Map<String, serde_json::Value>,
+    pub secret_values: Option<SecretValues>,
+    pub timeout: BoundedDuration,
+    pub rollback_on_failure: bool,
+    pub queue: QueueMode,
+    pub tracking: TrackingOverrides,
+    pub notify: Vec<NotifySubscription>,
+    pub labels: Labels,
+}
+
+/// Secret values: their `Debug` hides them, and only their digest is ever stored.
+#[derive(Clone)]
+pub struct SecretValues(serde_json::Map<String, serde_json::Value>);
+
+impl SecretValues {
+    /// sha256 of the canonical JSON (keys sorted), hex encoded.
+    pub fn digest(&self) -> String {
+        let canonical = serde_json::to_vec(&self.0).unwrap_or_default();
+        hex::encode(Sha256::digest(canonical))
+    }
+
+    pub fn expose(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValues(<redacted>)")
+    }
+}
+
+impl NewDeploy {
+    pub fn parse(request: DeployRequest, catalog: &ChartCatalog) -> Result<Self, Vec<FieldError>> {
+        let mut errors = FieldErrors::default();
+        let release = errors.take(ReleaseName::parse(request.release, "release"));
+        let namespace = errors.take(Namespace::parse(request.namespace, "namespace"));
+        let cluster = match request.cluster {
+            Some(cluster) => errors.take(ClusterName::parse(cluster, "cluster")),
+            None => Some(ClusterName::default_cluster()),
+        };
+        let chart = errors.take_all(ChartSource::parse(request.chart, catalog));
+        let timeout = match request.timeout {
+            Some(text) => errors.take(
+                BoundedDuration::parse(&text, Duration::from_secs(1), MAX_TIMEOUT)
+                    .map_err(|message| FieldError::new("timeout", message)),
+            ),
+            None => Some(
+                BoundedDuration::parse("10m", DEFAULT_TIMEOUT, DEFAULT_TIMEOUT)
+                    .expect("the default timeout is a valid duration"),
+            ),
+        };
+        let tracking = errors.take_all(TrackingOverrides::parse(request.tracking.unwrap_or_default()));
+        let notify = errors.take_all(NotifySubscription::parse_all(request.notify));
+        let labels = errors.take_all(Labels::parse(request.labels));
+        match (release, namespace, cluster, chart, timeout, tracking, notify, labels) {
+            (
+                Some(release),
+                Some(namespace),
+                Some(cluster),
+                Some(chart),
+                Some(timeout),
+                Some(tracking),
+                Some(notify),
+                Some(labels),
+            ) if errors.is_empty() => Ok(Self {
+                cluster,
+                namespace,
+                release,
+                chart,
+                values: request.values.unwrap_or_default(),
+                secret_values: request.secret_values.map(SecretValues),
+                timeout,
+                rollback_on_failure: request.rollback_on_failure,
+                queue: request.queue,
+                tracking,
+                notify,
+                labels,
+            }),
+            _ => Err(errors.into_vec()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployStatus {
+    Queued,
+    Running,
+    /// Cancel requested while running; the runner stops helm and repairs the release.
+    Cancelling,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// An action that the current status does not allow; names both.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {action} a deploy that is {from}")]
+pub struct TransitionError {
+    pub from: DeployStatus,
+    pub action: &'static str,
+}
+
+/// How a running deploy ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl DeployStatus {
+    pub const ALL: [DeployStatus; 6] = [
+        DeployStatus::Queued,
+        DeployStatus::Running,
+        DeployStatus::Cancelling,
+        DeployStatus::Succeeded,
+        DeployStatus::Failed,
+        DeployStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployStatus::Queued => "queued",
+            DeployStatus::Running => "running",
+            DeployStatus::Cancelling => "cancelling",
+            DeployStatus::Succeeded => "succeeded",
+            DeployStatus::Failed => "failed",
+            DeployStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            DeployStatus::Succeeded | DeployStatus::Failed | DeployStatus::Cancelled
+        )
+    }
+
+    /// queued → running (a worker claimed it).
+    pub fn start(self) -> Result<Self, TransitionError> {
+        match self {
+            DeployStatus::Queued => Ok(DeployStatus::Running),
+            from => Err(TransitionError { from, action: "start" }),
+        }
+    }
+
+    /// A queued deploy is cancelled at once; a running one becomes `cancelling` until the runner stops it.
+    pub fn cancel(self) -> Result<Self, TransitionError> {
+        match self {
+            DeployStatus::Queued => Ok(DeployStatus::Cancelled),
+            DeployStatus::Running => Ok(DeployStatus::Cancelling),
+            from => Err(TransitionError { from, action: "cancel" }),
+        }
+    }
+
+    /// running or cancelling → a terminal status.
+    pub fn finish(self, outcome: Outcome) -> Result<Self, TransitionError> {
+        match self {
+            DeployStatus::Running | DeployStatus::Cancelling => Ok(match outcome {
+                Outcome::Succeeded => DeployStatus::Succeeded,
+                Outcome::Failed => DeployStatus::Failed,
+                Outcome::Cancelled => DeployStatus::Cancelled,
+            }),
+            from => Err(TransitionError { from, action: "finish" }),
+        }
+    }
+}
+
+impl fmt::Display for DeployStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a running deploy is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Rendering,
+    Upgrading,
+    Tracking,
+    RollingBack,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Rendering => "rendering",
+            Phase::Upgrading => "upgrading",
+            Phase::Tracking => "tracking",
+            Phase::RollingBack => "rolling_back",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Phase::Rendering, Phase::Upgrading, Phase::Tracking, Phase::RollingBack]
+            .into_iter()
+            .find(|phase| phase.as_str() == text)
+    }
+}
+
+/// Why a deploy ended as it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Verdict {
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceRef>,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_machine_allows_only_forward_transitions() {
+        use DeployStatus::*;
+        assert_eq!(Queued.start(), Ok(Running));
+        assert_eq!(Queued.cancel(), Ok(Cancelled));
+        assert_eq!(Running.cancel(), Ok(Cancelling));
+        assert_eq!(Cancelling.finish(Outcome::Cancelled), Ok(Cancelled));
+        assert_eq!(Running.finish(Outcome::Failed), Ok(Failed));
+        let error = Succeeded.cancel().unwrap_err();
+        assert_eq!(error.to_string(), "cannot cancel a deploy that is succeeded");
+        assert!(Queued.finish(Outcome::Succeeded).is_err());
+        assert!(Running.start().is_err());
+        assert!(Cancelled.is_terminal() && !Cancelling.is_terminal());
+    }
+
+    #[test]
+    fn secret_values_are_redacted_and_digested_canonically() {
+        let a: serde_json::Map<_, _> = serde_json::from_str(r#"{"b":1,"a":2}"#).unwrap();
+        let b: serde_json::Map<_, _> = serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap();
+        assert_eq!(SecretValues(a.clone()).digest(), SecretValues(b).digest());
+        assert_eq!(format!("{:?}", SecretValues(a)), "SecretValues(<redacted>)");
+    }
+
+    #[test]
+    fn every_field_family_reports_its_path() {
+        let request: DeployRequest = serde_json::from_value(serde_json::json!({
+            "release": "Bad_Name",
+            "namespace": "-ns",
+            "cluster": "a/b",
+            "chart": {"path": "../x"},
+            "timeout": "forever",
+            "notify": [{"url": "mailto:x"}],
+            "labels": {"bad key": "v"},
+            "tracking": {"defaults": {"fail_mode": "x"}}
+        }))
+        .unwrap();
+        let errors = NewDeploy::parse(request, &ChartCatalog::default()).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "release",
+                "namespace",
+                "cluster",
+                "chart.path",
+                "timeout",
+                "tracking.defaults.fail_mode",
+                "notify[0].url",
+                "labels.bad key"
+            ]
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! Deploy events (DESIGN §3): small deltas with a gapless `seq` per deploy.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+macro_rules! event_types {
+    ($($variant:ident => $name:literal,)*) => {
+        /// Every event type rollcall emits.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        pub enum EventType {
+            $(#[serde(rename = $name)] $variant,)*
+        }
+
+        impl EventType {
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => $name,)*
+                }
+            }
+
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(EventType::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+event_types! {
+    DeployQueued => "deploy.queued",
+    DeployStarted => "deploy.started",
+    DeployCancelling => "deploy.cancelling",
+    DeploySucceeded => "deploy.succeeded",
+    DeployFailed => "deploy.failed",
+    DeployCancelled => "deploy.cancelled",
+    Phase => "phase",
+    HelmOutput => "helm.output",
+    ResourceAdded => "resource.added",
+    ResourceStatus => "resource.status",
+    ResourceReady => "resource.ready",
+    ResourceFailure => "resource.failure",
+    ResourceFailed => "resource.failed",
+    PodStatus => "pod.status",
+    K8sEvent => "k8s.event",
+    ContainerLog => "container.log",
+    LogCapped => "log.capped",
+    RollbackStarted => "rollback.started",
+    RollbackSucceeded => "rollback.succeeded",
+    RollbackFailed => "rollback.failed",
+    Report => "report",
+}
+
+impl EventType {
+    /// The last event of a deploy: streams end after it.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            EventType::DeploySucceeded | EventType::DeployFailed | EventType::DeployCancelled
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    #[default]
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "info" => Some(Level::Info),
+            "warning" => Some(Level::Warning),
+            "error" => Some(Level::Error),
+            _ => None,
+        }
+    }
+}
+
+/// The Kubernetes object an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub struct ResourceRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// An event before the store gives it a `seq` and a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub kind: EventType,
+    /// When it happened; stamped at creation so batching does not blur the times.
+    pub at: DateTime<Utc>,
+    pub level: Level,
+    pub resource: Option<ResourceRef>,
+    pub message: String,
+    pub data: serde_json::Value,
+}
+
+impl NewEvent {
+    pub fn new(kind: EventType, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            at: Utc::now(),
+            level: Level::Info,
+            resource: None,
+            message: message.into(),
+            data: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    pub fn resource(mut self, resource: ResourceRef) -> Self {
+        self.resource = Some(resource);
+        self
+    }
+
+    pub fn data(mut self, data: serde_json::Value) -> Self {
+        self.data = data;
+        self
+    }
+}
+
+/// A persisted event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    pub deploy_id: Uuid,
+    /// Gapless per deploy, starting at 1; the SSE `id`.
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub at: DateTime<Utc>,
+    pub level: Level,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceRef>,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for kind in EventType::ALL {
+            assert_eq!(EventType::parse(kind.as_str()), Some(*kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        assert!(EventType::DeployFailed.is_terminal());
+        assert!(!EventType::DeployCancelling.is_terminal());
+    }
+}

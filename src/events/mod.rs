@@ -1,0 +1,88 @@
+//! Event delivery: a transaction commits events, *then* they are published to live subscribers of
+//! this instance (a broadcast) while PostgreSQL NOTIFY (sent inside the transaction, so delivered
+//! only on commit) tells the other instances to read and publish them too.
+
+pub mod listener;
+pub mod writer;
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+pub use writer::{EventWriter, WriterError};
+
+use crate::store::StoreError;
+use crate::store::events::{Committed, EventTx, PublishedEvent};
+use crate::telemetry::Metrics;
+
+/// Live messages; a receiver that lags or sees `Resync` re-reads from the database.
+#[derive(Debug, Clone)]
+pub enum BusMessage {
+    Event(Arc<PublishedEvent>),
+    /// Notifications may have been missed (the LISTEN connection was re-established).
+    Resync,
+}
+
+/// Capacity of the in-process broadcast; a slower subscriber lags and catches up from the database.
+const BUS_CAPACITY: usize = 16 * 1024;
+
+/// Writes and delivers events. Cheap to clone.
+#[derive(Clone)]
+pub struct EventHub {
+    pool: PgPool,
+    bus: broadcast::Sender<BusMessage>,
+    /// Identifies this instance in NOTIFY payloads, so it skips its own batches.
+    origin: Uuid,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+}
+
+impl EventHub {
+    pub fn new(pool: PgPool, tasks: TaskTracker, shutdown: CancellationToken, metrics: Arc<Metrics>) -> Self {
+        Self {
+            pool,
+            bus: broadcast::channel(BUS_CAPACITY).0,
+            origin: Uuid::new_v4(),
+            tasks,
+            shutdown,
+            metrics,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A transaction whose appended events are announced to other instances on commit.
+    pub async fn begin(&self) -> Result<EventTx, StoreError> {
+        EventTx::begin(&self.pool, self.origin).await
+    }
+
+    /// Commits, then publishes the transaction's events to local subscribers.
+    pub async fn commit(&self, tx: EventTx) -> Result<(), StoreError> {
+        let committed = tx.commit().await?;
+        self.metrics.events_written(committed.0.len() as u64);
+        self.publish(committed);
+        Ok(())
+    }
+
+    fn publish(&self, committed: Committed) {
+        for event in committed.0 {
+            // No receivers is not an error: nobody is watching right now.
+            let _ = self.bus.send(BusMessage::Event(Arc::new(event)));
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
+        self.bus.subscribe()
+    }
+
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+}

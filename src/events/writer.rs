@@ -1,0 +1,195 @@
+//! One writer per deploy: it batches emitted events (every few milliseconds or N events), commits
+//! them with gapless seqs, then publishes them.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep, sleep_until};
+use uuid::Uuid;
+
+use super::EventHub;
+use crate::domain::event::NewEvent;
+use crate::store::StoreError;
+
+/// How long an event may wait for companions before its batch is written.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
+/// Largest batch written in one transaction.
+pub const MAX_BATCH: usize = 1000;
+/// Emitters wait when this many events are queued (backpressure instead of unbounded memory).
+pub const CHANNEL_CAPACITY: usize = 4096;
+const RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriterError {
+    #[error("the event writer of deploy {0} is closed")]
+    Closed(Uuid),
+    #[error("events of deploy {deploy_id} could not be persisted: {message}")]
+    Persist { deploy_id: Uuid, message: String },
+}
+
+enum Command {
+    Emit(NewEvent),
+    Flush(oneshot::Sender<Result<(), WriterError>>),
+    Close(oneshot::Sender<Result<(), WriterError>>),
+}
+
+/// The handle the runner emits a deploy's events through. Dropping it flushes what was emitted;
+/// at shutdown the writer flushes its pending events before the process exits.
+pub struct EventWriter {
+    deploy_id: Uuid,
+    commands: mpsc::Sender<Command>,
+}
+
+impl EventWriter {
+    /// Starts the writer task of a deploy, owned by the hub's task tracker.
+    pub async fn open(hub: &EventHub, deploy_id: Uuid) -> Result<Self, StoreError> {
+        crate::store::deploys::get(hub.pool(), deploy_id)
+            .await?
+            .ok_or(StoreError::DeployNotFound(deploy_id))?;
+        let (commands, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+        let task = WriterTask {
+            hub: hub.clone(),
+            deploy_id,
+            commands: receiver,
+        };
+        hub.tasks.spawn(task.run());
+        Ok(Self { deploy_id, commands })
+    }
+
+    pub fn deploy_id(&self) -> Uuid {
+        self.deploy_id
+    }
+
+    /// Queues an event; waits only when the writer is [`CHANNEL_CAPACITY`] events behind.
+    pub async fn emit(&self, event: NewEvent) -> Result<(), WriterError> {
+        self.commands
+            .send(Command::Emit(event))
+            .await
+            .map_err(|_| WriterError::Closed(self.deploy_id))
+    }
+
+    /// Waits until every event emitted so far is committed and published.
+    pub async fn flush(&self) -> Result<(), WriterError> {
+        self.request(Command::Flush).await
+    }
+
+    /// Flushes and stops the writer.
+    pub async fn close(self) -> Result<(), WriterError> {
+        self.request(Command::Close).await
+    }
+
+    async fn request(
+        &self,
+        command: fn(oneshot::Sender<Result<(), WriterError>>) -> Command,
+    ) -> Result<(), WriterError> {
+        let (ack, done) = oneshot::channel();
+        self.commands
+            .send(command(ack))
+            .await
+            .map_err(|_| WriterError::Closed(self.deploy_id))?;
+        done.await.map_err(|_| WriterError::Closed(self.deploy_id))?
+    }
+}
+
+struct WriterTask {
+    hub: EventHub,
+    deploy_id: Uuid,
+    commands: mpsc::Receiver<Command>,
+}
+
+#[derive(Default)]
+struct Batch {
+    events: Vec<NewEvent>,
+    acks: Vec<oneshot::Sender<Result<(), WriterError>>>,
+    closing: bool,
+}
+
+impl Batch {
+    fn take(&mut self, command: Option<Command>) {
+        match command {
+            Some(Command::Emit(event)) => self.events.push(event),
+            Some(Command::Flush(ack)) => self.acks.push(ack),
+            Some(Command::Close(ack)) => {
+                self.acks.push(ack);
+                self.closing = true;
+            }
+            None => self.closing = true,
+        }
+    }
+
+    /// Written now rather than after more events: full, asked for, or the writer is ending.
+    fn is_due(&self) -> bool {
+        self.closing || !self.acks.is_empty() || self.events.len() >= MAX_BATCH
+    }
+}
+
+impl WriterTask {
+    async fn run(mut self) {
+        let shutdown = self.hub.shutdown.clone();
+        loop {
+            let mut batch = Batch::default();
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => batch.take(command),
+                () = shutdown.cancelled() => batch.closing = true,
+            }
+            let deadline = Instant::now() + FLUSH_INTERVAL;
+            while !batch.is_due() {
+                tokio::select! {
+                    biased;
+                    command = self.commands.recv() => batch.take(command),
+                    () = sleep_until(deadline) => break,
+                    () = shutdown.cancelled() => batch.closing = true,
+                }
+            }
+            if batch.closing {
+                // Whatever was emitted before the end is still written.
+                self.commands.close();
+                while let Ok(command) = self.commands.try_recv() {
+                    batch.take(Some(command));
+                }
+            }
+            let result = self.persist(std::mem::take(&mut batch.events)).await;
+            for ack in batch.acks {
+                let _ = ack.send(result.clone());
+            }
+            if batch.closing {
+                return;
+            }
+        }
+    }
+
+    async fn persist(&self, events: Vec<NewEvent>) -> Result<(), WriterError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        loop {
+            match self.try_persist(events.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(error) if attempt < RETRY_DELAYS.len() => {
+                    tracing::warn!(deploy_id = %self.deploy_id, %error, attempt, "retrying event batch");
+                    sleep(RETRY_DELAYS[attempt]).await;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    tracing::error!(deploy_id = %self.deploy_id, %error, dropped = events.len(), "event batch lost");
+                    return Err(WriterError::Persist {
+                        deploy_id: self.deploy_id,
+                        message: error.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn try_persist(&self, events: Vec<NewEvent>) -> Result<(), StoreError> {
+        let mut tx = self.hub.begin().await?;
+        tx.append(self.deploy_id, events).await?;
+        self.hub.commit(tx).await
+    }
+}

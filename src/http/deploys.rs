@@ -1,0 +1,389 @@
+//! `/v1/deploys`: submit, list, inspect, cancel.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::auth::Auth;
+use super::error::{ApiError, Problem};
+use super::json::{JsonBytes, MaybeJson, Query, query_pairs};
+use crate::domain::FieldError;
+use crate::domain::auth::{ReleaseRef, Scope};
+use crate::domain::deploy::{DeployRequest, DeployStatus, NewDeploy};
+use crate::domain::labels::parse_label_selector;
+use crate::startup::AppState;
+use crate::store::StoreError;
+use crate::store::deploys::{self, CreateDeploy, Deploy, DeployFilter, ResourceState};
+use crate::store::idempotency::{self, IdempotencyKey};
+
+pub const MAX_PAGE: i64 = 200;
+pub const DEFAULT_PAGE: i64 = 50;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_deploy, list_deploys))
+        .routes(routes!(get_deploy))
+        .routes(routes!(cancel_deploy))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeployLinks {
+    #[serde(rename = "self")]
+    pub self_: String,
+    pub events: String,
+    pub cancel: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeployAccepted {
+    pub id: Uuid,
+    pub status: DeployStatus,
+    pub links: DeployLinks,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeployDetail {
+    #[serde(flatten)]
+    pub deploy: Deploy,
+    pub resources: Vec<ResourceState>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeployPage {
+    pub items: Vec<Deploy>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Why, recorded with the cancellation.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/deploys` takes no query parameters yet (`dry_run` arrives with the runner).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CreateParams {}
+
+fn accepted(deploy: &Deploy, replayed: bool) -> Response {
+    let self_ = format!("/v1/deploys/{}", deploy.id);
+    let body = DeployAccepted {
+        id: deploy.id,
+        status: deploy.status,
+        links: DeployLinks {
+            events: format!("{self_}/events"),
+            cancel: format!("{self_}/cancel"),
+            self_: self_.clone(),
+        },
+    };
+    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&self_) {
+        headers.insert(header::LOCATION, location);
+    }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|key| !key.is_empty() && key.len() <= 255)
+        .ok_or_else(|| ApiError::BadRequest {
+            detail: "invalid Idempotency-Key header".into(),
+            errors: vec![FieldError::new(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            )],
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// Answers a request whose key was used before: the same deploy for the same body, 422 otherwise.
+async fn replay(state: &AppState, key: &IdempotencyKey) -> Result<Option<Response>, ApiError> {
+    let Some(stored) = idempotency::find(&state.pool, &key.token_id, &key.key).await? else {
+        return Ok(None);
+    };
+    if stored.request_sha256 != key.request_sha256 {
+        return Err(ApiError::Unprocessable {
+            detail: "the Idempotency-Key was already used with a different request body".into(),
+            errors: vec![FieldError::new("Idempotency-Key", "reused with a different body")],
+        });
+    }
+    let deploy = deploys::get(&state.pool, stored.deploy_id)
+        .await?
+        .ok_or(StoreError::DeployNotFound(stored.deploy_id))?;
+    Ok(Some(accepted(&deploy, true)))
+}
+
+/// Submit a deploy. It is queued at once; follow it with the `events` link.
+#[utoipa::path(post, path = "/v1/deploys", tag = "deploys",
+    params(CreateParams, ("Idempotency-Key" = Option<String>, Header, description = "Same key and body → the same deploy; same key, other body → 422")),
+    request_body = DeployRequest,
+    responses(
+        (status = 202, body = DeployAccepted, headers(("Location" = String))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "queue mode reject and the release is busy"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_deploy(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(CreateParams {}): Query<CreateParams>,
+    headers: HeaderMap,
+    body: JsonBytes,
+) -> Result<Response, ApiError> {
+    auth.require_scope(Scope::Deploy)?;
+    let request: DeployRequest = body.parse()?;
+    let new = NewDeploy::parse(request, &state.catalog).map_err(ApiError::invalid_fields)?;
+    auth.require(
+        Scope::Deploy,
+        ReleaseRef {
+            cluster: new.cluster.as_str(),
+            namespace: new.namespace.as_str(),
+            release: new.release.as_str(),
+        },
+    )?;
+    let key = match idempotency_key(&headers)? {
+        Some(key) => Some(IdempotencyKey {
+            token_id: auth.0.id.clone(),
+            key,
+            request_sha256: body.canonical_sha256()?,
+        }),
+        None => None,
+    };
+    if let Some(key) = &key
+        && let Some(response) = replay(&state, key).await?
+    {
+        return Ok(response);
+    }
+    let id = Uuid::now_v7();
+    let mut tx = state.events.begin().await?;
+    let created = deploys::create(
+        &mut tx,
+        CreateDeploy {
+            id,
+            deploy: &new,
+            requested_by: &auth.0.name,
+            idempotency: key.as_ref(),
+        },
+    )
+    .await;
+    match (created, &key) {
+        (Ok(deploy), _) => {
+            state.events.commit(tx).await?;
+            if let Some(secret) = new.secret_values {
+                state.secrets.put(deploy.id, secret);
+            }
+            tracing::info!(deploy_id = %deploy.id, release = %deploy.release, namespace = %deploy.namespace, "deploy queued");
+            Ok(accepted(&deploy, false))
+        }
+        // A concurrent request with the same key won; answer as it did.
+        (Err(StoreError::IdempotencyKeyUsed), Some(key)) => {
+            drop(tx);
+            replay(&state, key)
+                .await?
+                .ok_or_else(|| ApiError::internal("idempotency key vanished"))
+        }
+        (Err(error), _) => Err(error.into()),
+    }
+}
+
+/// Parsed list parameters; `label` may repeat, which typed query decoding cannot express.
+pub struct ListParams {
+    filter: DeployFilter,
+    limit: i64,
+    before: Option<Uuid>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ListParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let mut params = ListParams {
+            filter: DeployFilter::default(),
+            limit: DEFAULT_PAGE,
+            before: None,
+        };
+        let mut errors = Vec::new();
+        let mut labels = BTreeMap::new();
+        for (key, value) in query_pairs(parts) {
+            let mut invalid = |message: String| errors.push(FieldError::new(key.clone(), message));
+            match key.as_str() {
+                "release" => params.filter.release = Some(value),
+                "namespace" => params.filter.namespace = Some(value),
+                "cluster" => params.filter.cluster = Some(value),
+                "status" => match DeployStatus::parse(&value) {
+                    Some(status) => params.filter.status = Some(status),
+                    None => invalid(format!("unknown status {value:?}")),
+                },
+                "label" => match parse_label_selector(&value) {
+                    Ok((label, wanted)) => {
+                        labels.insert(label, wanted);
+                    }
+                    Err(message) => invalid(message),
+                },
+                "limit" => match value.parse::<i64>() {
+                    Ok(limit) if (1..=MAX_PAGE).contains(&limit) => params.limit = limit,
+                    _ => invalid(format!("must be an integer from 1 to {MAX_PAGE}")),
+                },
+                "cursor" => match decode_cursor(&value) {
+                    Some(before) => params.before = Some(before),
+                    None => invalid("is not a cursor returned by this API".into()),
+                },
+                _ => invalid("unknown query parameter".into()),
+            }
+        }
+        params.filter.labels = labels;
+        if errors.is_empty() {
+            Ok(params)
+        } else {
+            Err(ApiError::BadRequest {
+                detail: "invalid query parameters".into(),
+                errors,
+            })
+        }
+    }
+}
+
+fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Option<Uuid> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    Uuid::from_slice(&bytes).ok()
+}
+
+/// List deploys readable by the token, newest first.
+#[utoipa::path(get, path = "/v1/deploys", tag = "deploys",
+    params(
+        ("release" = Option<String>, Query),
+        ("namespace" = Option<String>, Query),
+        ("cluster" = Option<String>, Query),
+        ("status" = Option<DeployStatus>, Query),
+        ("label" = Option<Vec<String>>, Query, description = "`key=value`; repeat for several labels (all must match)"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = DeployPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_deploys(
+    State(state): State<AppState>,
+    auth: Auth,
+    params: ListParams,
+) -> Result<axum::Json<DeployPage>, ApiError> {
+    auth.require_scope(Scope::Read)?;
+    let mut items = deploys::list(
+        &state.pool,
+        &params.filter,
+        &auth.0.readable_like_targets(),
+        params.before,
+        params.limit + 1,
+    )
+    .await?;
+    let next_cursor = if items.len() as i64 > params.limit {
+        items.truncate(params.limit as usize);
+        items.last().map(|last| encode_cursor(last.id))
+    } else {
+        None
+    };
+    Ok(axum::Json(DeployPage { items, next_cursor }))
+}
+
+/// Loads a deploy and checks that the caller holds `scope` over its release.
+pub async fn authorized_deploy(state: &AppState, auth: &Auth, id: &str, scope: Scope) -> Result<Deploy, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no deploy {id}"));
+    let id = Uuid::try_parse(id).map_err(|_| not_found())?;
+    let deploy = deploys::get(&state.pool, id).await?.ok_or_else(not_found)?;
+    auth.require(
+        scope,
+        ReleaseRef {
+            cluster: &deploy.cluster,
+            namespace: &deploy.namespace,
+            release: &deploy.release,
+        },
+    )?;
+    Ok(deploy)
+}
+
+/// A deploy with the state of each tracked resource.
+#[utoipa::path(get, path = "/v1/deploys/{id}", tag = "deploys",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = DeployDetail),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_deploy(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<DeployDetail>, ApiError> {
+    let deploy = authorized_deploy(&state, &auth, &id, Scope::Read).await?;
+    let resources = deploys::resources(&state.pool, deploy.id).await?;
+    Ok(axum::Json(DeployDetail { deploy, resources }))
+}
+
+/// Cancel a deploy: a queued one is cancelled at once (200), a running one becomes `cancelling`
+/// until its runner stops helm (202); a finished one is a 409.
+#[utoipa::path(post, path = "/v1/deploys/{id}/cancel", tag = "deploys",
+    params(("id" = Uuid, Path)),
+    request_body(content = Option<CancelRequest>),
+    responses(
+        (status = 200, body = Deploy, description = "cancelled"),
+        (status = 202, body = Deploy, description = "cancelling"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn cancel_deploy(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    MaybeJson(request): MaybeJson<CancelRequest>,
+) -> Result<Response, ApiError> {
+    let reason = request.and_then(|r| r.reason).unwrap_or_else(|| "cancelled through the API".into());
+    if reason.len() > 1024 {
+        return Err(ApiError::invalid_fields(vec![FieldError::new("reason", "must be at most 1024 bytes")]));
+    }
+    let deploy = authorized_deploy(&state, &auth, &id, Scope::Cancel).await?;
+    let mut tx = state.events.begin().await?;
+    let cancelled = deploys::cancel(&mut tx, deploy.id, &auth.0.name, &reason).await?;
+    state.events.commit(tx).await?;
+    let status = if cancelled.status == DeployStatus::Cancelled {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, axum::Json(cancelled)).into_response())
+}

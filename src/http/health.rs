@@ -1,0 +1,53 @@
+//! Liveness, readiness and Prometheus metrics; these need no token.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, Problem};
+use crate::startup::AppState;
+use crate::store;
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthStatus {
+    pub status: &'static str,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, body = HealthStatus)))]
+async fn healthz() -> axum::Json<HealthStatus> {
+    axum::Json(HealthStatus { status: "ok" })
+}
+
+/// The database is reachable.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, body = HealthStatus), (status = 503, body = Problem, content_type = "application/problem+json")))]
+async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthStatus>, ApiError> {
+    store::ping(&state.pool)
+        .await
+        .map_err(|error| ApiError::Unavailable(format!("database unreachable: {error}")))?;
+    Ok(axum::Json(HealthStatus { status: "ready" }))
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, body = String, content_type = "text/plain")))]
+async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let by_status = store::deploys::count_by_status(&state.pool).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(&by_status),
+    ))
+}

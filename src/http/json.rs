@@ -1,0 +1,211 @@
+//! Request body and query extractors whose rejections are problem JSON naming the position or
+//! the field path.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use crate::domain::FieldError;
+
+/// A JSON body (content type `application/json` or `*+json`), not yet parsed.
+pub struct JsonBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::bad_request(rejection.body_text())
+            }
+        })?;
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        let is_json = essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json");
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "expected content type application/json, got {:?}",
+                if content_type.is_empty() { "none" } else { &content_type }
+            )));
+        }
+        Ok(Self(bytes))
+    }
+}
+
+impl JsonBytes {
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        parse_json(&self.0)
+    }
+
+    /// sha256 of the body's canonical JSON (object keys sorted, no whitespace), so that the same
+    /// request formatted differently is recognised as the same.
+    pub fn canonical_sha256(&self) -> Result<String, ApiError> {
+        let value: serde_json::Value = parse_json(&self.0)?;
+        let canonical = serde_json::to_vec(&value).map_err(ApiError::internal)?;
+        Ok(hex::encode(Sha256::digest(canonical)))
+    }
+}
+
+/// A parsed JSON body.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = JsonBytes::from_request(request, state).await?;
+        Ok(Self(bytes.parse()?))
+    }
+}
+
+/// An optional JSON body: absent (empty) is `None`.
+pub struct MaybeJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let has_body = request.headers().contains_key(header::CONTENT_TYPE)
+            || request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|length| length != "0");
+        if !has_body {
+            return Ok(Self(None));
+        }
+        let bytes = JsonBytes::from_request(request, state).await?;
+        if bytes.0.is_empty() {
+            return Ok(Self(None));
+        }
+        Ok(Self(Some(bytes.parse()?)))
+    }
+}
+
+/// Malformed JSON is a 400 naming line and column; JSON of the wrong shape is a 422 naming the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let inner = error.inner();
+        if inner.is_data() {
+            let message = strip_position(&inner.to_string());
+            let mut field = path_text(&error.path().to_string());
+            // A missing field is named itself, not by its parent object (unknown ones already are).
+            if let Some(name) = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+            {
+                field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
+            }
+            ApiError::invalid_fields(vec![FieldError::new(field, message)])
+        } else {
+            malformed(inner)
+        }
+    })?;
+    deserializer.end().map_err(|error| malformed(&error))?;
+    Ok(value)
+}
+
+fn malformed(error: &serde_json::Error) -> ApiError {
+    ApiError::bad_request(format!(
+        "malformed JSON at line {} column {}: {}",
+        error.line(),
+        error.column(),
+        strip_position(&error.to_string())
+    ))
+}
+
+fn path_text(path: &str) -> String {
+    if path == "." { String::new() } else { path.to_owned() }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Query parameters; unknown or ill-typed parameters are a 400 naming them.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(Query)
+            .map_err(|error| {
+                let field = path_text(&error.path().to_string());
+                ApiError::BadRequest {
+                    detail: "invalid query parameters".into(),
+                    errors: vec![FieldError::new(field, error.inner().to_string())],
+                }
+            })
+    }
+}
+
+/// Raw query pairs, for queries with repeated keys (`label=a=b&label=c=d`).
+pub fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
+    form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        count: u32,
+    }
+
+    fn problem(result: Result<Body, ApiError>) -> (String, Vec<FieldError>) {
+        match result.unwrap_err() {
+            ApiError::BadRequest { detail, errors } | ApiError::Unprocessable { detail, errors } => (detail, errors),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_json_names_the_position() {
+        let (detail, _) = problem(parse_json(b"{\n  \"name\": }"));
+        assert!(detail.starts_with("malformed JSON at line 2 column 11"), "{detail}");
+        let (detail, _) = problem(parse_json(b"{\"name\": \"a\"} trailing"));
+        assert!(detail.contains("line 1"), "{detail}");
+    }
+
+    #[test]
+    fn wrong_shapes_name_the_field_path() {
+        let (_, errors) = problem(parse_json(br#"{"name": "a", "inner": {"count": "x"}}"#));
+        assert_eq!(errors[0].field, "inner.count");
+        let (_, errors) = problem(parse_json(br#"{"name": "a", "extra": 1}"#));
+        assert_eq!(errors[0].field, "extra");
+        assert!(errors[0].message.contains("unknown field `extra`"));
+        let (_, errors) = problem(parse_json(br#"{"inner": {"count": 1}}"#));
+        assert_eq!(errors[0].field, "name");
+    }
+}

@@ -1,0 +1,143 @@
+//! `/v1/tokens`: mint and revoke API tokens (global admins only).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::auth::{Auth, mint_token};
+use super::error::{ApiError, Problem};
+use super::json::Json;
+use crate::domain::FieldError;
+use crate::domain::auth::{Scope, TargetPattern};
+use crate::startup::AppState;
+use crate::store::tokens::{self, NewToken};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_token))
+        .routes(routes!(revoke_token))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub name: String,
+    /// Any of `read`, `deploy`, `cancel`, `admin`.
+    pub scopes: Vec<String>,
+    /// `cluster/namespace/release` patterns; `*` and `?` are globs.
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenCreated {
+    pub id: Uuid,
+    /// The bearer token. It is shown only in this response.
+    pub token: String,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub targets: Vec<String>,
+}
+
+fn require_global_admin(auth: &Auth) -> Result<(), ApiError> {
+    if auth.0.is_global_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "token administration needs the admin scope over */*/*".into(),
+        ))
+    }
+}
+
+/// Create a token.
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = TokenRequest,
+    responses(
+        (status = 201, body = TokenCreated),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(request): Json<TokenRequest>,
+) -> Result<(StatusCode, axum::Json<TokenCreated>), ApiError> {
+    require_global_admin(&auth)?;
+    let mut errors = Vec::new();
+    if request.name.trim().is_empty() || request.name.len() > 100 {
+        errors.push(FieldError::new("name", "must be 1 to 100 characters"));
+    }
+    if request.scopes.is_empty() {
+        errors.push(FieldError::new("scopes", "must name at least one scope"));
+    }
+    if request.targets.is_empty() {
+        errors.push(FieldError::new("targets", "must name at least one target"));
+    }
+    let mut scopes = Vec::new();
+    for (index, scope) in request.scopes.iter().enumerate() {
+        match scope.parse::<Scope>() {
+            Ok(scope) => scopes.push(scope),
+            Err(message) => errors.push(FieldError::new(format!("scopes[{index}]"), message)),
+        }
+    }
+    for (index, target) in request.targets.iter().enumerate() {
+        if let Err(message) = target.parse::<TargetPattern>() {
+            errors.push(FieldError::new(format!("targets[{index}]"), message));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid_fields(errors));
+    }
+    let (id, token, digest) = mint_token();
+    let scope_names: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    tokens::insert(
+        &state.pool,
+        NewToken {
+            id,
+            name: &request.name,
+            secret_sha256: &digest,
+            scopes: &scope_names,
+            targets: &request.targets,
+            created_by: &auth.0.name,
+        },
+    )
+    .await?;
+    tracing::info!(token_id = %id, name = %request.name, created_by = %auth.0.name, "token created");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(TokenCreated {
+            id,
+            token,
+            name: request.name,
+            scopes,
+            targets: request.targets,
+        }),
+    ))
+}
+
+/// Revoke a token; it stops working at once.
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", params(("id" = Uuid, Path)),
+    responses(
+        (status = 204),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn revoke_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_global_admin(&auth)?;
+    let not_found = || ApiError::NotFound(format!("no active token {id}"));
+    let token_id = Uuid::try_parse(&id).map_err(|_| not_found())?;
+    if tokens::revoke(&state.pool, token_id).await? {
+        tracing::info!(%token_id, revoked_by = %auth.0.name, "token revoked");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found())
+    }
+}

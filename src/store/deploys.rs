@@ -1,0 +1,521 @@
+//! `deploys` and `deploy_resources`: the deploy state machine as stored, each transition written
+//! together with its event in one transaction.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection, PgExecutor, PgPool, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::events::EventTx;
+use super::idempotency::{self, IdempotencyKey};
+use super::{StoreError, decode_enum, on_constraint};
+use crate::domain::auth::LikeTargets;
+use crate::domain::chart::ChartSource;
+use crate::domain::deploy::{DeployStatus, NewDeploy, Outcome, Phase, QueueMode, Verdict};
+use crate::domain::event::{EventType, Level, NewEvent};
+use crate::domain::notify::NotifySubscription;
+use crate::domain::tracking::TrackingOverrides;
+
+/// A deploy as stored. Secret values are represented by their digest only.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Deploy {
+    pub id: Uuid,
+    pub cluster: String,
+    pub namespace: String,
+    pub release: String,
+    #[schema(value_type = Object)]
+    pub chart: ChartSource,
+    #[schema(value_type = Object)]
+    pub values: serde_json::Map<String, serde_json::Value>,
+    /// sha256 of the canonical JSON of the request's `secret_values`.
+    pub secret_values_digest: Option<String>,
+    pub timeout_seconds: i64,
+    pub rollback_on_failure: bool,
+    pub queue: QueueMode,
+    #[schema(value_type = Object)]
+    pub tracking: TrackingOverrides,
+    #[schema(value_type = Vec<Object>)]
+    pub notify: Vec<NotifySubscription>,
+    pub labels: BTreeMap<String, String>,
+    pub requested_by: String,
+    pub status: DeployStatus,
+    pub phase: Option<Phase>,
+    pub revision: Option<i32>,
+    pub rolled_back_to: Option<i32>,
+    pub verdict: Option<Verdict>,
+    pub cancel_reason: Option<String>,
+    pub cancelled_by: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    /// The seq of the deploy's latest event.
+    pub last_event_seq: i64,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Deploy {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds.max(0) as u64)
+    }
+}
+
+/// Per-resource state shown by `GET /v1/deploys/{id}`, written by the runner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ResourceState {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// e.g. `progressing`, `ready`, `failed`.
+    pub state: String,
+    /// e.g. `2/3`.
+    pub ready: String,
+    /// e.g. `1/3 allowed`.
+    pub failures: String,
+    pub message: String,
+}
+
+impl<'r> FromRow<'r, PgRow> for Deploy {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let values: Json<serde_json::Map<String, serde_json::Value>> = row.try_get("values")?;
+        let verdict: Option<Json<Verdict>> = row.try_get("verdict")?;
+        let phase: Option<String> = row.try_get("phase")?;
+        Ok(Deploy {
+            id: row.try_get("id")?,
+            cluster: row.try_get("cluster")?,
+            namespace: row.try_get("namespace")?,
+            release: row.try_get("release")?,
+            chart: decode_json(row, "chart")?,
+            values: values.0,
+            secret_values_digest: row.try_get("secret_values_digest")?,
+            timeout_seconds: row.try_get("timeout_seconds")?,
+            rollback_on_failure: row.try_get("rollback_on_failure")?,
+            queue: decode_enum(row, "queue_mode", QueueMode::parse)?,
+            tracking: decode_json(row, "tracking")?,
+            notify: decode_json(row, "notify")?,
+            labels: decode_json(row, "labels")?,
+            requested_by: row.try_get("requested_by")?,
+            status: decode_enum(row, "status", DeployStatus::parse)?,
+            phase: phase
+                .map(|text| {
+                    Phase::parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
+                        index: "phase".into(),
+                        source: format!("unknown phase {text:?}").into(),
+                    })
+                })
+                .transpose()?,
+            revision: row.try_get("revision")?,
+            rolled_back_to: row.try_get("rolled_back_to")?,
+            verdict: verdict.map(|json| json.0),
+            cancel_reason: row.try_get("cancel_reason")?,
+            cancelled_by: row.try_get("cancelled_by")?,
+            lease_owner: row.try_get("lease_owner")?,
+            lease_until: row.try_get("lease_until")?,
+            last_event_seq: row.try_get("last_event_seq")?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            cancel_requested_at: row.try_get("cancel_requested_at")?,
+            finished_at: row.try_get("finished_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(row: &PgRow, column: &str) -> Result<T, sqlx::Error> {
+    let value: serde_json::Value = row.try_get(column)?;
+    serde_json::from_value(value).map_err(|error| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(error),
+    })
+}
+
+/// A validated request about to become a queued deploy.
+pub struct CreateDeploy<'a> {
+    pub id: Uuid,
+    pub deploy: &'a NewDeploy,
+    pub requested_by: &'a str,
+    pub idempotency: Option<&'a IdempotencyKey>,
+}
+
+/// Inserts a queued deploy with its `deploy.queued` event, applying its queue mode: `reject` fails
+/// while the release has a queued or running deploy, `supersede` cancels the release's queued ones.
+pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Deploy, StoreError> {
+    let deploy = new.deploy;
+    let (cluster, namespace, release) = (
+        deploy.cluster.as_str(),
+        deploy.namespace.as_str(),
+        deploy.release.as_str(),
+    );
+    // Creations for one release take turns, so that reject and supersede see a settled queue.
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("{cluster}/{namespace}/{release}"))
+        .execute(tx.conn())
+        .await?;
+    match deploy.queue {
+        QueueMode::Fifo => {}
+        QueueMode::Reject => {
+            let blocking: Option<Uuid> = sqlx::query_scalar(
+                "select id from deploys
+                 where cluster = $1 and namespace = $2 and release = $3
+                   and status in ('queued', 'running', 'cancelling')
+                 order by id limit 1",
+            )
+            .bind(cluster)
+            .bind(namespace)
+            .bind(release)
+            .fetch_optional(tx.conn())
+            .await?;
+            if let Some(blocking) = blocking {
+                return Err(StoreError::QueueRejected { blocking });
+            }
+        }
+        QueueMode::Supersede => {
+            let queued: Vec<Uuid> = sqlx::query_scalar(
+                "select id from deploys
+                 where cluster = $1 and namespace = $2 and release = $3 and status = 'queued'
+                 order by id",
+            )
+            .bind(cluster)
+            .bind(namespace)
+            .bind(release)
+            .fetch_all(tx.conn())
+            .await?;
+            for older in queued {
+                cancel(tx, older, new.requested_by, &format!("superseded by deploy {}", new.id)).await?;
+            }
+        }
+    }
+    let inserted = sqlx::query_as::<_, Deploy>(
+        "insert into deploys (id, cluster, namespace, release, chart, \"values\", secret_values_digest,
+                              timeout_seconds, rollback_on_failure, queue_mode, tracking, notify, labels,
+                              requested_by, status)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued')
+         returning *",
+    )
+    .bind(new.id)
+    .bind(cluster)
+    .bind(namespace)
+    .bind(release)
+    .bind(Json(&deploy.chart))
+    .bind(Json(&deploy.values))
+    .bind(deploy.secret_values.as_ref().map(|secret| secret.digest()))
+    .bind(deploy.timeout.get().as_secs() as i64)
+    .bind(deploy.rollback_on_failure)
+    .bind(deploy.queue.as_str())
+    .bind(Json(&deploy.tracking))
+    .bind(Json(&deploy.notify))
+    .bind(Json(deploy.labels.as_map()))
+    .bind(new.requested_by)
+    .fetch_one(tx.conn())
+    .await?;
+    tx.append(
+        new.id,
+        vec![
+            NewEvent::new(EventType::DeployQueued, format!("deploy of {release} queued"))
+                .data(serde_json::json!({ "requested_by": new.requested_by })),
+        ],
+    )
+    .await?;
+    if let Some(key) = new.idempotency {
+        idempotency::insert(tx.conn(), key, new.id).await?;
+    }
+    get(tx.conn(), new.id).await?.ok_or(StoreError::DeployNotFound(inserted.id))
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Deploy>, StoreError> {
+    Ok(sqlx::query_as::<_, Deploy>("select * from deploys where id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
+}
+
+async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Deploy, StoreError> {
+    sqlx::query_as::<_, Deploy>("select * from deploys where id = $1 for update")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(StoreError::DeployNotFound(id))
+}
+
+/// Cancels a deploy: a queued one at once (`deploy.cancelled`), a running one is marked
+/// `cancelling` (`deploy.cancelling`) for its runner to stop; a finished one is a transition error.
+pub async fn cancel(tx: &mut EventTx, id: Uuid, by: &str, reason: &str) -> Result<Deploy, StoreError> {
+    let current = lock(tx.conn(), id).await?;
+    let next = current.status.cancel()?;
+    sqlx::query(
+        "update deploys set status = $2, cancel_reason = $3, cancelled_by = $4,
+                cancel_requested_at = now(),
+                finished_at = case when $2 = 'cancelled' then now() else finished_at end
+         where id = $1",
+    )
+    .bind(id)
+    .bind(next.as_str())
+    .bind(reason)
+    .bind(by)
+    .execute(tx.conn())
+    .await?;
+    let (kind, message) = match next {
+        DeployStatus::Cancelled => (EventType::DeployCancelled, format!("cancelled by {by}: {reason}")),
+        _ => (EventType::DeployCancelling, format!("cancel requested by {by}: {reason}")),
+    };
+    let event = NewEvent::new(kind, message)
+        .level(Level::Warning)
+        .data(serde_json::json!({ "reason": reason, "by": by }));
+    tx.append(id, vec![event]).await?;
+    lock(tx.conn(), id).await
+}
+
+/// queued → running for the worker `owner`, holding a lease until `lease_until`. Fails with
+/// [`StoreError::ReleaseBusy`] while another deploy of the release is active.
+pub async fn start(
+    tx: &mut EventTx,
+    id: Uuid,
+    owner: &str,
+    lease_until: DateTime<Utc>,
+) -> Result<Deploy, StoreError> {
+    let current = lock(tx.conn(), id).await?;
+    let next = current.status.start()?;
+    sqlx::query(
+        "update deploys set status = $2, started_at = now(), lease_owner = $3, lease_until = $4
+         where id = $1",
+    )
+    .bind(id)
+    .bind(next.as_str())
+    .bind(owner)
+    .bind(lease_until)
+    .execute(tx.conn())
+    .await
+    .map_err(|error| {
+        on_constraint(error, "deploys_active_release", || StoreError::ReleaseBusy {
+            release: format!("{}/{}/{}", current.cluster, current.namespace, current.release),
+        })
+    })?;
+    tx.append(
+        id,
+        vec![NewEvent::new(EventType::DeployStarted, format!("started by {owner}"))],
+    )
+    .await?;
+    lock(tx.conn(), id).await
+}
+
+/// Moves a running deploy to another phase, with its `phase` event.
+pub async fn set_phase(tx: &mut EventTx, id: Uuid, phase: Phase) -> Result<Deploy, StoreError> {
+    let current = lock(tx.conn(), id).await?;
+    if !matches!(current.status, DeployStatus::Running | DeployStatus::Cancelling) {
+        return Err(crate::domain::deploy::TransitionError {
+            from: current.status,
+            action: "change the phase of",
+        }
+        .into());
+    }
+    sqlx::query("update deploys set phase = $2 where id = $1")
+        .bind(id)
+        .bind(phase.as_str())
+        .execute(tx.conn())
+        .await?;
+    tx.append(
+        id,
+        vec![
+            NewEvent::new(EventType::Phase, phase.as_str())
+                .data(serde_json::json!({ "phase": phase.as_str() })),
+        ],
+    )
+    .await?;
+    lock(tx.conn(), id).await
+}
+
+/// How a running deploy ended, as the runner reports it.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub outcome: Outcome,
+    pub verdict: Option<Verdict>,
+    pub revision: Option<i32>,
+    pub rolled_back_to: Option<i32>,
+}
+
+/// running/cancelling → succeeded/failed/cancelled with the terminal event, which must be the
+/// deploy's last (streams end after it): emit `report` before calling this.
+pub async fn finish(tx: &mut EventTx, id: Uuid, finish: Finish) -> Result<Deploy, StoreError> {
+    let current = lock(tx.conn(), id).await?;
+    let next = current.status.finish(finish.outcome)?;
+    sqlx::query(
+        "update deploys set status = $2, verdict = $3, revision = coalesce($4, revision),
+                rolled_back_to = coalesce($5, rolled_back_to), finished_at = now(),
+                lease_owner = null, lease_until = null
+         where id = $1",
+    )
+    .bind(id)
+    .bind(next.as_str())
+    .bind(finish.verdict.as_ref().map(Json))
+    .bind(finish.revision)
+    .bind(finish.rolled_back_to)
+    .execute(tx.conn())
+    .await?;
+    let (kind, level) = match finish.outcome {
+        Outcome::Succeeded => (EventType::DeploySucceeded, Level::Info),
+        Outcome::Failed => (EventType::DeployFailed, Level::Error),
+        Outcome::Cancelled => (EventType::DeployCancelled, Level::Warning),
+    };
+    let message = finish
+        .verdict
+        .as_ref()
+        .map_or_else(|| next.as_str().to_owned(), |verdict| verdict.message.clone());
+    let event = NewEvent::new(kind, message)
+        .level(level)
+        .data(serde_json::json!({ "verdict": finish.verdict, "revision": finish.revision }));
+    tx.append(id, vec![event]).await?;
+    lock(tx.conn(), id).await
+}
+
+/// Extends the runner's lease; false when `owner` no longer holds it.
+pub async fn renew_lease(
+    pool: &PgPool,
+    id: Uuid,
+    owner: &str,
+    lease_until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "update deploys set lease_until = $3
+         where id = $1 and lease_owner = $2 and status in ('running', 'cancelling')",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(lease_until)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+pub async fn upsert_resource(db: impl PgExecutor<'_>, id: Uuid, resource: &ResourceState) -> Result<(), StoreError> {
+    sqlx::query(
+        "insert into deploy_resources (deploy_id, kind, namespace, name, state, ready, failures, message)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         on conflict (deploy_id, kind, namespace, name) do update
+         set state = excluded.state, ready = excluded.ready, failures = excluded.failures,
+             message = excluded.message, updated_at = now()",
+    )
+    .bind(id)
+    .bind(&resource.kind)
+    .bind(&resource.namespace)
+    .bind(&resource.name)
+    .bind(&resource.state)
+    .bind(&resource.ready)
+    .bind(&resource.failures)
+    .bind(&resource.message)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn resources(pool: &PgPool, id: Uuid) -> Result<Vec<ResourceState>, StoreError> {
+    Ok(sqlx::query_as::<_, ResourceState>(
+        "select kind, namespace, name, state, ready, failures, message
+         from deploy_resources where deploy_id = $1 order by kind, namespace, name",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Filters of `GET /v1/deploys`; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct DeployFilter {
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    pub release: Option<String>,
+    pub status: Option<DeployStatus>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Deploys matching the filter within `targets`, newest first, strictly older than `before`.
+pub async fn list(
+    pool: &PgPool,
+    filter: &DeployFilter,
+    targets: &LikeTargets,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Deploy>, StoreError> {
+    Ok(sqlx::query_as::<_, Deploy>(
+        "select * from deploys d
+         where ($1::text is null or d.cluster = $1)
+           and ($2::text is null or d.namespace = $2)
+           and ($3::text is null or d.release = $3)
+           and ($4::text is null or d.status = $4)
+           and d.labels @> $5
+           and ($6::uuid is null or d.id < $6)
+           and exists (select 1 from unnest($7::text[], $8::text[], $9::text[]) as t(c, n, r)
+                       where d.cluster like t.c and d.namespace like t.n and d.release like t.r)
+         order by d.id desc
+         limit $10",
+    )
+    .bind(&filter.cluster)
+    .bind(&filter.namespace)
+    .bind(&filter.release)
+    .bind(filter.status.map(DeployStatus::as_str))
+    .bind(Json(&filter.labels))
+    .bind(before)
+    .bind(&targets.clusters)
+    .bind(&targets.namespaces)
+    .bind(&targets.releases)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The latest deploy of every release within `targets`.
+pub async fn latest_per_release(
+    pool: &PgPool,
+    filter: &DeployFilter,
+    targets: &LikeTargets,
+) -> Result<Vec<Deploy>, StoreError> {
+    Ok(sqlx::query_as::<_, Deploy>(
+        "select distinct on (d.cluster, d.namespace, d.release) * from deploys d
+         where ($1::text is null or d.cluster = $1)
+           and ($2::text is null or d.namespace = $2)
+           and exists (select 1 from unnest($3::text[], $4::text[], $5::text[]) as t(c, n, r)
+                       where d.cluster like t.c and d.namespace like t.n and d.release like t.r)
+         order by d.cluster, d.namespace, d.release, d.id desc",
+    )
+    .bind(&filter.cluster)
+    .bind(&filter.namespace)
+    .bind(&targets.clusters)
+    .bind(&targets.namespaces)
+    .bind(&targets.releases)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Deploys of one release, newest first.
+pub async fn release_history(
+    pool: &PgPool,
+    cluster: &str,
+    namespace: &str,
+    release: &str,
+    limit: i64,
+) -> Result<Vec<Deploy>, StoreError> {
+    Ok(sqlx::query_as::<_, Deploy>(
+        "select * from deploys where cluster = $1 and namespace = $2 and release = $3
+         order by id desc limit $4",
+    )
+    .bind(cluster)
+    .bind(namespace)
+    .bind(release)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Number of deploys per status, for metrics.
+pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as::<_, (String, i64)>("select status, count(*) from deploys group by status")
+        .fetch_all(pool)
+        .await?)
+}

@@ -1,0 +1,247 @@
+//! `deploy_events`: gapless `seq` per deploy, assigned under the deploy row's lock.
+
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection, PgExecutor, PgPool, Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::{StoreError, decode_enum};
+use crate::domain::event::{Event, EventType, Level, NewEvent, ResourceRef};
+
+/// The PostgreSQL channel on which committed event batches are announced to other instances.
+pub const NOTIFY_CHANNEL: &str = "rollcall_events";
+
+/// A persisted event together with the release it belongs to, as live subscribers receive it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedEvent {
+    pub cluster: String,
+    pub namespace: String,
+    pub release: String,
+    pub event: Event,
+}
+
+/// A notification payload: `<origin instance>:<deploy>:<first seq>:<last seq>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchNotice {
+    pub origin: Uuid,
+    pub deploy_id: Uuid,
+    pub first_seq: i64,
+    pub last_seq: i64,
+}
+
+impl BatchNotice {
+    pub fn encode(&self) -> String {
+        format!("{}:{}:{}:{}", self.origin, self.deploy_id, self.first_seq, self.last_seq)
+    }
+
+    pub fn decode(payload: &str) -> Option<Self> {
+        let mut parts = payload.split(':');
+        let notice = Self {
+            origin: parts.next()?.parse().ok()?,
+            deploy_id: parts.next()?.parse().ok()?,
+            first_seq: parts.next()?.parse().ok()?,
+            last_seq: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(notice)
+    }
+}
+
+/// A transaction that may append events. Its events are announced with NOTIFY, which PostgreSQL
+/// delivers only if the transaction commits; the caller publishes the [`Committed`] events locally.
+pub struct EventTx {
+    tx: Transaction<'static, Postgres>,
+    origin: Uuid,
+    appended: Vec<PublishedEvent>,
+}
+
+/// Events durably committed and not yet published to local subscribers.
+#[must_use = "committed events must be published to live subscribers"]
+#[derive(Debug, Default)]
+pub struct Committed(pub Vec<PublishedEvent>);
+
+impl EventTx {
+    pub async fn begin(pool: &PgPool, origin: Uuid) -> Result<Self, StoreError> {
+        Ok(Self {
+            tx: pool.begin().await?,
+            origin,
+            appended: Vec::new(),
+        })
+    }
+
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Appends events to a deploy with the next seqs. Concurrent appenders to one deploy serialize
+    /// on its row lock, so seqs stay gapless and a rolled back transaction leaves no hole.
+    pub async fn append(&mut self, deploy_id: Uuid, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = events.len() as i64;
+        let claimed = sqlx::query(
+            "update deploys set last_event_seq = last_event_seq + $2, updated_at = now()
+             where id = $1
+             returning last_event_seq, cluster, namespace, release",
+        )
+        .bind(deploy_id)
+        .bind(count)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .ok_or(StoreError::DeployNotFound(deploy_id))?;
+        let last_seq: i64 = claimed.try_get("last_event_seq")?;
+        let first_seq = last_seq - count + 1;
+        let cluster: String = claimed.try_get("cluster")?;
+        let namespace: String = claimed.try_get("namespace")?;
+        let release: String = claimed.try_get("release")?;
+
+        let persisted: Vec<Event> = events
+            .into_iter()
+            .zip(first_seq..)
+            .map(|(new, seq)| Event {
+                deploy_id,
+                seq,
+                kind: new.kind,
+                at: new.at,
+                level: new.level,
+                resource: new.resource,
+                message: new.message,
+                data: new.data,
+            })
+            .collect();
+        sqlx::query(
+            "insert into deploy_events (deploy_id, seq, type, at, level, resource, message, data)
+             select $1, seq, type, at, level, resource, message, data
+             from unnest($2::bigint[], $3::text[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::text[], $8::jsonb[])
+                  as batch(seq, type, at, level, resource, message, data)",
+        )
+        .bind(deploy_id)
+        .bind(persisted.iter().map(|e| e.seq).collect::<Vec<_>>())
+        .bind(persisted.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+        .bind(persisted.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(persisted.iter().map(|e| e.level.as_str()).collect::<Vec<_>>())
+        .bind(
+            persisted
+                .iter()
+                .map(|e| e.resource.as_ref().map(Json))
+                .collect::<Vec<_>>(),
+        )
+        .bind(persisted.iter().map(|e| e.message.as_str()).collect::<Vec<_>>())
+        .bind(persisted.iter().map(|e| &e.data).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await?;
+        let notice = BatchNotice {
+            origin: self.origin,
+            deploy_id,
+            first_seq,
+            last_seq,
+        };
+        sqlx::query("select pg_notify($1, $2)")
+            .bind(NOTIFY_CHANNEL)
+            .bind(notice.encode())
+            .execute(&mut *self.tx)
+            .await?;
+        self.appended.extend(persisted.iter().map(|event| PublishedEvent {
+            cluster: cluster.clone(),
+            namespace: namespace.clone(),
+            release: release.clone(),
+            event: event.clone(),
+        }));
+        Ok(persisted)
+    }
+
+    pub async fn commit(self) -> Result<Committed, StoreError> {
+        self.tx.commit().await?;
+        Ok(Committed(self.appended))
+    }
+}
+
+/// Events of a deploy after `after_seq`, oldest first.
+pub async fn list_after(
+    db: impl PgExecutor<'_>,
+    deploy_id: Uuid,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<Event>, StoreError> {
+    let events = sqlx::query_as::<_, Event>(
+        "select deploy_id, seq, type, at, level, resource, message, data
+         from deploy_events
+         where deploy_id = $1 and seq > $2
+         order by seq
+         limit $3",
+    )
+    .bind(deploy_id)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(events)
+}
+
+/// A committed batch announced by another instance, with its release, for local publishing.
+pub async fn read_batch(pool: &PgPool, notice: &BatchNotice) -> Result<Vec<PublishedEvent>, StoreError> {
+    let rows = sqlx::query(
+        "select e.deploy_id, e.seq, e.type, e.at, e.level, e.resource, e.message, e.data,
+                d.cluster, d.namespace, d.release
+         from deploy_events e join deploys d on d.id = e.deploy_id
+         where e.deploy_id = $1 and e.seq between $2 and $3
+         order by e.seq",
+    )
+    .bind(notice.deploy_id)
+    .bind(notice.first_seq)
+    .bind(notice.last_seq)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(PublishedEvent {
+                cluster: row.try_get("cluster")?,
+                namespace: row.try_get("namespace")?,
+                release: row.try_get("release")?,
+                event: Event::from_row(row)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Total events persisted, for metrics.
+pub async fn count(pool: &PgPool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("select count(*) from deploy_events")
+        .fetch_one(pool)
+        .await?)
+}
+
+impl<'r> FromRow<'r, PgRow> for Event {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let resource: Option<Json<ResourceRef>> = row.try_get("resource")?;
+        Ok(Event {
+            deploy_id: row.try_get("deploy_id")?,
+            seq: row.try_get("seq")?,
+            kind: decode_enum(row, "type", EventType::parse)?,
+            at: row.try_get("at")?,
+            level: decode_enum(row, "level", Level::parse)?,
+            resource: resource.map(|json| json.0),
+            message: row.try_get("message")?,
+            data: row.try_get("data")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_round_trip_and_reject_garbage() {
+        let notice = BatchNotice {
+            origin: Uuid::new_v4(),
+            deploy_id: Uuid::new_v4(),
+            first_seq: 3,
+            last_seq: 9,
+        };
+        assert_eq!(BatchNotice::decode(&notice.encode()), Some(notice));
+        assert_eq!(BatchNotice::decode("x:y"), None);
+        assert_eq!(BatchNotice::decode(&format!("{}:extra", notice.encode())), None);
+    }
+}

@@ -1,0 +1,74 @@
+//! PostgreSQL persistence: one module per table group, SQL next to its use.
+
+pub mod deploys;
+pub mod events;
+pub mod idempotency;
+pub mod tokens;
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
+
+use crate::domain::deploy::TransitionError;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("deploy {0} not found")]
+    DeployNotFound(Uuid),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("release {release} already has an active deploy")]
+    ReleaseBusy { release: String },
+    #[error("deploy {blocking} of this release is queued or running")]
+    QueueRejected { blocking: Uuid },
+    #[error("the Idempotency-Key was already used")]
+    IdempotencyKeyUsed,
+    #[error("stored row is invalid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Connects with a bounded pool; `max_connections` comes from configuration.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?;
+    Ok(pool)
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query("select 1").execute(pool).await?;
+    Ok(())
+}
+
+/// Reads a text column into a domain enum, failing the row decode when the value is unknown.
+fn decode_enum<T>(row: &sqlx::postgres::PgRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+    use sqlx::Row;
+    let text: String = row.try_get(column)?;
+    parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: format!("unknown value {text:?}").into(),
+    })
+}
+
+/// Turns a violation of the named constraint into a domain error; other errors pass through.
+fn on_constraint(error: sqlx::Error, constraint: &str, mapped: impl FnOnce() -> StoreError) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.constraint() == Some(constraint) => mapped(),
+        _ => StoreError::Database(error),
+    }
+}
