@@ -159,7 +159,9 @@ impl Config {
             config.sse_keep_alive = Duration::from_secs(seconds.max(1));
         }
         if let Some(token) = &args.admin_token {
-            config.static_tokens.push(StaticToken::bootstrap_admin(token));
+            config
+                .static_tokens
+                .push(StaticToken::bootstrap_admin(token));
         }
         for token in file.tokens {
             config.static_tokens.push(StaticToken::from_file(token)?);

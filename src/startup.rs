@@ -64,16 +64,27 @@ pub enum StartupError {
 }
 
 /// Connects, migrates and starts the event relay; `shutdown` ends everything started here.
-pub async fn build_state(config: Config, shutdown: CancellationToken) -> Result<AppState, StartupError> {
+pub async fn build_state(
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<AppState, StartupError> {
     let pool = store::connect(&config.database_url, config.db_max_connections).await?;
     store::migrate(&pool).await?;
     let tasks = TaskTracker::new();
     let metrics = Arc::new(Metrics::default());
-    let events = EventHub::new(pool.clone(), tasks.clone(), shutdown.clone(), metrics.clone());
+    let events = EventHub::new(
+        pool.clone(),
+        tasks.clone(),
+        shutdown.clone(),
+        metrics.clone(),
+    );
     let relay = listener::listen(&events).await?;
     tasks.spawn(listener::relay(events.clone(), relay));
     Ok(AppState {
-        auth: Arc::new(Authenticator::new(pool.clone(), config.static_tokens.clone())),
+        auth: Arc::new(Authenticator::new(
+            pool.clone(),
+            config.static_tokens.clone(),
+        )),
         catalog: Arc::new(ChartCatalog::new(config.chart_dir.clone())),
         pool,
         events,
@@ -105,7 +116,11 @@ pub async fn serve(state: AppState, listener: TcpListener) -> Result<(), Startup
     result.map_err(StartupError::from)
 }
 
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), StartupError> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), StartupError> {
     let state = build_state(config, shutdown).await?;
     tracing::info!(address = %listener.local_addr()?, "rollcall serving");
     serve(state, listener).await

@@ -39,7 +39,10 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn http_request(&self, method: &str, route: &str, status: u16) {
-        let mut requests = self.http_requests.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut requests = self
+            .http_requests
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         *requests
             .entry((method.to_owned(), route.to_owned(), status))
             .or_default() += 1;
@@ -65,20 +68,48 @@ impl Metrics {
         let _ = writeln!(out, "# HELP rollcall_deploys Deploys by status.");
         let _ = writeln!(out, "# TYPE rollcall_deploys gauge");
         for (status, count) in deploys_by_status {
-            let _ = writeln!(out, "rollcall_deploys{{status=\"{}\"}} {count}", escape(status));
+            let _ = writeln!(
+                out,
+                "rollcall_deploys{{status=\"{}\"}} {count}",
+                escape(status)
+            );
         }
-        let _ = writeln!(out, "# HELP rollcall_events_written_total Events persisted by this process.");
+        let _ = writeln!(
+            out,
+            "# HELP rollcall_events_written_total Events persisted by this process."
+        );
         let _ = writeln!(out, "# TYPE rollcall_events_written_total counter");
-        let _ = writeln!(out, "rollcall_events_written_total {}", self.events_written.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "rollcall_events_written_total {}",
+            self.events_written.load(Ordering::Relaxed)
+        );
         let _ = writeln!(out, "# HELP rollcall_sse_subscribers Open SSE streams.");
         let _ = writeln!(out, "# TYPE rollcall_sse_subscribers gauge");
-        let _ = writeln!(out, "rollcall_sse_subscribers {}", self.sse_subscribers.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP rollcall_sse_lagged_total SSE streams that fell behind and re-read from the database.");
+        let _ = writeln!(
+            out,
+            "rollcall_sse_subscribers {}",
+            self.sse_subscribers.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rollcall_sse_lagged_total SSE streams that fell behind and re-read from the database."
+        );
         let _ = writeln!(out, "# TYPE rollcall_sse_lagged_total counter");
-        let _ = writeln!(out, "rollcall_sse_lagged_total {}", self.sse_lagged.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP rollcall_http_requests_total HTTP requests by method, route and status.");
+        let _ = writeln!(
+            out,
+            "rollcall_sse_lagged_total {}",
+            self.sse_lagged.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rollcall_http_requests_total HTTP requests by method, route and status."
+        );
         let _ = writeln!(out, "# TYPE rollcall_http_requests_total counter");
-        let requests = self.http_requests.lock().unwrap_or_else(|poison| poison.into_inner());
+        let requests = self
+            .http_requests
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         for ((method, route, status), count) in requests.iter() {
             let _ = writeln!(
                 out,
@@ -92,7 +123,10 @@ impl Metrics {
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 pub struct SubscriberGuard(std::sync::Arc<Metrics>);
@@ -118,7 +152,9 @@ mod tests {
         assert!(text.contains("rollcall_deploys{status=\"queued\"} 2\n"));
         assert!(text.contains("rollcall_events_written_total 3\n"));
         assert!(text.contains("rollcall_sse_subscribers 1\n"));
-        assert!(text.contains("rollcall_http_requests_total{method=\"GET\",route=\"/v1/deploys\",status=\"200\"} 2\n"));
+        assert!(text.contains(
+            "rollcall_http_requests_total{method=\"GET\",route=\"/v1/deploys\",status=\"200\"} 2\n"
+        ));
         drop(guard);
         assert!(metrics.render(&[]).contains("rollcall_sse_subscribers 0\n"));
     }

@@ -95,7 +95,8 @@ impl FromStr for TargetPattern {
             !part.is_empty()
                 && part.len() <= 253
                 && part.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':' | '*' | '?')
+                    c.is_ascii_alphanumeric()
+                        || matches!(c, '-' | '_' | '.' | '@' | ':' | '*' | '?')
                 })
         };
         if ![cluster, namespace, release].iter().all(|part| valid(part)) {

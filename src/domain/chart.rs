@@ -28,13 +28,18 @@ pub struct ChartSpec {
 #[serde(untagged)]
 pub enum ChartSource {
     /// A relative path inside the chart catalog.
-    Path { path: String },
+    Path {
+        path: String,
+    },
     Repo {
         repo: String,
         name: String,
         version: String,
     },
-    Oci { oci: String, version: String },
+    Oci {
+        oci: String,
+        version: String,
+    },
 }
 
 /// The server's chart catalog directory, if one is configured.
@@ -109,9 +114,11 @@ impl ChartSource {
                 let name = require(name, &field("name"), check_chart_name, &mut errors);
                 let version = require(version, &field("version"), check_version, &mut errors);
                 match (name, version) {
-                    (Some(name), Some(version)) if errors.is_empty() => {
-                        Ok(ChartSource::Repo { repo, name, version })
-                    }
+                    (Some(name), Some(version)) if errors.is_empty() => Ok(ChartSource::Repo {
+                        repo,
+                        name,
+                        version,
+                    }),
                     _ => Err(errors),
                 }
             }
@@ -216,9 +223,23 @@ fn check_chart_name(name: &str) -> Result<(), String> {
 fn check_version(version: &str) -> Result<(), String> {
     let valid = !version.is_empty()
         && version.len() <= 128
-        && version
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+' | b'^' | b'~' | b'*' | b'<' | b'>' | b'=' | b' ' | b','));
+        && version.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'_'
+                        | b'.'
+                        | b'+'
+                        | b'^'
+                        | b'~'
+                        | b'*'
+                        | b'<'
+                        | b'>'
+                        | b'='
+                        | b' '
+                        | b','
+                )
+        });
     if valid {
         Ok(())
     } else {
@@ -230,7 +251,13 @@ fn check_version(version: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn spec(path: Option<&str>, repo: Option<&str>, name: Option<&str>, oci: Option<&str>, version: Option<&str>) -> ChartSpec {
+    fn spec(
+        path: Option<&str>,
+        repo: Option<&str>,
+        name: Option<&str>,
+        oci: Option<&str>,
+        version: Option<&str>,
+    ) -> ChartSpec {
         ChartSpec {
             path: path.map(Into::into),
             repo: repo.map(Into::into),
@@ -248,16 +275,39 @@ mod tests {
             Ok(ChartSource::Path { .. })
         ));
         assert!(matches!(
-            ChartSource::parse(spec(None, Some("https://charts.example"), Some("web"), None, Some("1.2.3")), &none),
+            ChartSource::parse(
+                spec(
+                    None,
+                    Some("https://charts.example"),
+                    Some("web"),
+                    None,
+                    Some("1.2.3")
+                ),
+                &none
+            ),
             Ok(ChartSource::Repo { .. })
         ));
         assert!(matches!(
-            ChartSource::parse(spec(None, None, None, Some("oci://ghcr.io/acme/web"), Some("1.2.3")), &none),
+            ChartSource::parse(
+                spec(
+                    None,
+                    None,
+                    None,
+                    Some("oci://ghcr.io/acme/web"),
+                    Some("1.2.3")
+                ),
+                &none
+            ),
             Ok(ChartSource::Oci { .. })
         ));
-        let errors = ChartSource::parse(spec(Some("web"), Some("https://x"), None, None, None), &none).unwrap_err();
+        let errors = ChartSource::parse(
+            spec(Some("web"), Some("https://x"), None, None, None),
+            &none,
+        )
+        .unwrap_err();
         assert_eq!(errors[0].field, "chart");
-        let errors = ChartSource::parse(spec(None, Some("https://x"), None, None, None), &none).unwrap_err();
+        let errors =
+            ChartSource::parse(spec(None, Some("https://x"), None, None, None), &none).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["chart.name", "chart.version"]);
     }
@@ -269,7 +319,8 @@ mod tests {
         let catalog = ChartCatalog::new(Some(dir.path().to_owned()));
         assert!(ChartSource::parse(spec(Some("web"), None, None, None, None), &catalog).is_ok());
         for bad in ["../etc", "/etc", "web/../../x", "missing"] {
-            let errors = ChartSource::parse(spec(Some(bad), None, None, None, None), &catalog).unwrap_err();
+            let errors =
+                ChartSource::parse(spec(Some(bad), None, None, None, None), &catalog).unwrap_err();
             assert_eq!(errors[0].field, "chart.path", "{bad}");
         }
     }

@@ -141,10 +141,14 @@ impl NewDeploy {
                     .expect("the default timeout is a valid duration"),
             ),
         };
-        let tracking = errors.take_all(TrackingOverrides::parse(request.tracking.unwrap_or_default()));
+        let tracking = errors.take_all(TrackingOverrides::parse(
+            request.tracking.unwrap_or_default(),
+        ));
         let notify = errors.take_all(NotifySubscription::parse_all(request.notify));
         let labels = errors.take_all(Labels::parse(request.labels));
-        match (release, namespace, cluster, chart, timeout, tracking, notify, labels) {
+        match (
+            release, namespace, cluster, chart, timeout, tracking, notify, labels,
+        ) {
             (
                 Some(release),
                 Some(namespace),
@@ -237,7 +241,10 @@ impl DeployStatus {
     pub fn start(self) -> Result<Self, TransitionError> {
         match self {
             DeployStatus::Queued => Ok(DeployStatus::Running),
-            from => Err(TransitionError { from, action: "start" }),
+            from => Err(TransitionError {
+                from,
+                action: "start",
+            }),
         }
     }
 
@@ -246,7 +253,10 @@ impl DeployStatus {
         match self {
             DeployStatus::Queued => Ok(DeployStatus::Cancelled),
             DeployStatus::Running => Ok(DeployStatus::Cancelling),
-            from => Err(TransitionError { from, action: "cancel" }),
+            from => Err(TransitionError {
+                from,
+                action: "cancel",
+            }),
         }
     }
 
@@ -258,7 +268,10 @@ impl DeployStatus {
                 Outcome::Failed => DeployStatus::Failed,
                 Outcome::Cancelled => DeployStatus::Cancelled,
             }),
-            from => Err(TransitionError { from, action: "finish" }),
+            from => Err(TransitionError {
+                from,
+                action: "finish",
+            }),
         }
     }
 }
@@ -290,9 +303,14 @@ impl Phase {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Phase::Rendering, Phase::Upgrading, Phase::Tracking, Phase::RollingBack]
-            .into_iter()
-            .find(|phase| phase.as_str() == text)
+        [
+            Phase::Rendering,
+            Phase::Upgrading,
+            Phase::Tracking,
+            Phase::RollingBack,
+        ]
+        .into_iter()
+        .find(|phase| phase.as_str() == text)
     }
 }
 
@@ -318,7 +336,10 @@ mod tests {
         assert_eq!(Cancelling.finish(Outcome::Cancelled), Ok(Cancelled));
         assert_eq!(Running.finish(Outcome::Failed), Ok(Failed));
         let error = Succeeded.cancel().unwrap_err();
-        assert_eq!(error.to_string(), "cannot cancel a deploy that is succeeded");
+        assert_eq!(
+            error.to_string(),
+            "cannot cancel a deploy that is succeeded"
+        );
         assert!(Queued.finish(Outcome::Succeeded).is_err());
         assert!(Running.start().is_err());
         assert!(Cancelled.is_terminal() && !Cancelling.is_terminal());

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 /// Parses a sequence of `<integer><unit>` parts, units `ms`, `s`, `m`, `h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    const HINT: &str = "must be a duration such as \"90s\", \"5m\" or \"1h30m\" (units ms, s, m, h)";
+    const HINT: &str =
+        "must be a duration such as \"90s\", \"5m\" or \"1h30m\" (units ms, s, m, h)";
     if text.is_empty() {
         return Err(HINT.into());
     }
@@ -98,7 +99,10 @@ mod tests {
     fn bounds_are_enforced_and_display_is_canonical() {
         let min = Duration::from_secs(1);
         let max = Duration::from_secs(3600);
-        assert_eq!(BoundedDuration::parse("90s", min, max).unwrap().to_string(), "1m30s");
+        assert_eq!(
+            BoundedDuration::parse("90s", min, max).unwrap().to_string(),
+            "1m30s"
+        );
         assert!(BoundedDuration::parse("2h", min, max).is_err());
         assert!(BoundedDuration::parse("10ms", min, max).is_err());
     }

@@ -77,8 +77,13 @@ mod tests {
         let ok = BTreeMap::from([("ci.run".to_owned(), "https://ci/1".to_owned())]);
         assert!(Labels::parse(ok).is_ok());
         let bad_key = BTreeMap::from([("has space".to_owned(), "x".to_owned())]);
-        assert_eq!(Labels::parse(bad_key).unwrap_err()[0].field, "labels.has space");
-        let too_many = (0..=MAX_LABELS).map(|i| (format!("k{i}"), String::new())).collect();
+        assert_eq!(
+            Labels::parse(bad_key).unwrap_err()[0].field,
+            "labels.has space"
+        );
+        let too_many = (0..=MAX_LABELS)
+            .map(|i| (format!("k{i}"), String::new()))
+            .collect();
         assert_eq!(Labels::parse(too_many).unwrap_err()[0].field, "labels");
         let long = BTreeMap::from([("k".to_owned(), "v".repeat(MAX_VALUE_LEN + 1))]);
         assert!(Labels::parse(long).is_err());
@@ -86,7 +91,10 @@ mod tests {
 
     #[test]
     fn selectors() {
-        assert_eq!(parse_label_selector("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(
+            parse_label_selector("a=b=c"),
+            Ok(("a".into(), "b=c".into()))
+        );
         assert!(parse_label_selector("novalue").is_err());
     }
 }

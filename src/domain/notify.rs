@@ -63,7 +63,10 @@ impl NotifySubscription {
                 .to_vec()
         });
         if events.is_empty() {
-            errors.push(FieldError::new("events", "must name at least one event type"));
+            errors.push(FieldError::new(
+                "events",
+                "must name at least one event type",
+            ));
         }
         for (index, pattern) in events.iter().enumerate() {
             if !is_known_event_pattern(pattern) {
@@ -117,7 +120,11 @@ mod tests {
     fn urls_and_event_patterns_are_checked() {
         let ok = NotifySpec {
             url: "https://chat.example/hook".into(),
-            events: Some(vec!["deploy.*".into(), "resource.failed".into(), "*".into()]),
+            events: Some(vec![
+                "deploy.*".into(),
+                "resource.failed".into(),
+                "*".into(),
+            ]),
         };
         assert!(NotifySubscription::parse_all(vec![ok]).is_ok());
         let bad = NotifySpec {

@@ -73,6 +73,7 @@ pub enum TrackTerminationMode {
 
 /// A checked policy: every key optional (absent = annotation or built-in default).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrackingPolicy {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fail_mode: Option<FailMode>,
@@ -92,7 +93,7 @@ pub struct TrackingPolicy {
     pub log_regex: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub show_logs_only_for_number_of_replicas: Option<u32>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub ignore_readiness_probe_fails_for: BTreeMap<String, String>,
 }
 
@@ -104,6 +105,7 @@ pub struct ResourceRule {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrackingOverrides {
     pub defaults: TrackingPolicy,
     pub resources: Vec<ResourceRule>,
@@ -124,7 +126,9 @@ mod optional_duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         Option::<String>::deserialize(d)?
-            .map(|text| super::super::duration::parse_duration(&text).map_err(serde::de::Error::custom))
+            .map(|text| {
+                super::super::duration::parse_duration(&text).map_err(serde::de::Error::custom)
+            })
             .transpose()
     }
 }
@@ -176,14 +180,17 @@ impl ResourceRule {
             && spec.kind.starts_with(|c: char| c.is_ascii_alphabetic())
             && spec.kind.chars().all(|c| c.is_ascii_alphanumeric());
         if !kind_valid {
-            errors.push(FieldError::new("kind", "must be a Kubernetes kind such as Deployment"));
+            errors.push(FieldError::new(
+                "kind",
+                "must be a Kubernetes kind such as Deployment",
+            ));
         }
         let name = spec.name.unwrap_or_else(|| "*".into());
         let name_valid = !name.is_empty()
             && name.len() <= 253
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '*' | '?'));
+            && name.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '*' | '?')
+            });
         if !name_valid {
             errors.push(FieldError::new(
                 "name",
@@ -212,19 +219,30 @@ impl TrackingPolicy {
             .as_deref()
             .and_then(|value| keep(&mut errors, "fail_mode", FailMode::parse(value)));
         let track_termination_mode = spec.track_termination_mode.as_deref().and_then(|value| {
-            keep(&mut errors, "track_termination_mode", TrackTerminationMode::parse(value))
+            keep(
+                &mut errors,
+                "track_termination_mode",
+                TrackTerminationMode::parse(value),
+            )
         });
         let no_activity_timeout = spec.no_activity_timeout.as_deref().and_then(|value| {
             let bounds = (Duration::from_secs(1), Duration::from_secs(24 * 3600));
-            keep(&mut errors, "no_activity_timeout", BoundedDuration::parse(value, bounds.0, bounds.1))
-                .map(BoundedDuration::get)
+            keep(
+                &mut errors,
+                "no_activity_timeout",
+                BoundedDuration::parse(value, bounds.0, bounds.1),
+            )
+            .map(BoundedDuration::get)
         });
         let mut check = |field: &str, result: Result<(), String>| {
             keep(&mut errors, field, result);
         };
         for (field, containers) in [
             ("skip_logs_for_containers", &spec.skip_logs_for_containers),
-            ("show_logs_only_for_containers", &spec.show_logs_only_for_containers),
+            (
+                "show_logs_only_for_containers",
+                &spec.show_logs_only_for_containers,
+            ),
         ] {
             for (index, name) in containers.iter().flatten().enumerate() {
                 check(&format!("{field}[{index}]"), check_container_name(name));
@@ -244,7 +262,8 @@ impl TrackingPolicy {
             check(&field, check_container_name(container));
             check(
                 &field,
-                BoundedDuration::parse(duration, Duration::ZERO, Duration::from_secs(24 * 3600)).map(|_| ()),
+                BoundedDuration::parse(duration, Duration::ZERO, Duration::from_secs(24 * 3600))
+                    .map(|_| ()),
             );
         }
         if errors.is_empty() {
@@ -287,7 +306,10 @@ fn parse_word<T: Copy>(value: &str, options: &[(&str, T)]) -> Result<T, String> 
         .map(|(_, variant)| *variant)
         .ok_or_else(|| {
             let words: Vec<&str> = options.iter().map(|(word, _)| *word).collect();
-            format!("unknown value {value:?}: expected one of {}", words.join(", "))
+            format!(
+                "unknown value {value:?}: expected one of {}",
+                words.join(", ")
+            )
         })
 }
 
@@ -296,9 +318,18 @@ impl FailMode {
         parse_word(
             value,
             &[
-                ("FailWholeDeployProcessImmediately", FailMode::FailWholeDeployProcessImmediately),
-                ("HopeUntilEndOfDeployProcess", FailMode::HopeUntilEndOfDeployProcess),
-                ("IgnoreAndContinueDeployProcess", FailMode::IgnoreAndContinueDeployProcess),
+                (
+                    "FailWholeDeployProcessImmediately",
+                    FailMode::FailWholeDeployProcessImmediately,
+                ),
+                (
+                    "HopeUntilEndOfDeployProcess",
+                    FailMode::HopeUntilEndOfDeployProcess,
+                ),
+                (
+                    "IgnoreAndContinueDeployProcess",
+                    FailMode::IgnoreAndContinueDeployProcess,
+                ),
             ],
         )
     }
@@ -309,7 +340,10 @@ impl TrackTerminationMode {
         parse_word(
             value,
             &[
-                ("WaitUntilResourceReady", TrackTerminationMode::WaitUntilResourceReady),
+                (
+                    "WaitUntilResourceReady",
+                    TrackTerminationMode::WaitUntilResourceReady,
+                ),
                 ("NonBlocking", TrackTerminationMode::NonBlocking),
             ],
         )
@@ -326,9 +360,15 @@ mod tests {
 
     #[test]
     fn enum_words_are_case_insensitive() {
-        assert_eq!(FailMode::parse("hopeuntilendofdeployprocess"), Ok(FailMode::HopeUntilEndOfDeployProcess));
+        assert_eq!(
+            FailMode::parse("hopeuntilendofdeployprocess"),
+            Ok(FailMode::HopeUntilEndOfDeployProcess)
+        );
         assert!(FailMode::parse("Sometimes").is_err());
-        assert_eq!(TrackTerminationMode::parse("nonblocking"), Ok(TrackTerminationMode::NonBlocking));
+        assert_eq!(
+            TrackTerminationMode::parse("nonblocking"),
+            Ok(TrackTerminationMode::NonBlocking)
+        );
     }
 
     #[test]
@@ -344,7 +384,10 @@ mod tests {
                 policy: PolicySpec {
                     fail_mode: Some("never".into()),
                     log_regex: Some("(".into()),
-                    ignore_readiness_probe_fails_for: Some(BTreeMap::from([("web".into(), "x".into())])),
+                    ignore_readiness_probe_fails_for: Some(BTreeMap::from([(
+                        "web".into(),
+                        "x".into(),
+                    )])),
                     ..PolicySpec::default()
                 },
             }],
@@ -376,8 +419,15 @@ mod tests {
         let parsed = TrackingOverrides::parse(spec).unwrap();
         let json = serde_json::to_value(&parsed).unwrap();
         assert_eq!(json["defaults"]["no_activity_timeout"], "1m30s");
-        assert_eq!(json["defaults"]["fail_mode"], "IgnoreAndContinueDeployProcess");
+        assert_eq!(
+            json["defaults"]["fail_mode"],
+            "IgnoreAndContinueDeployProcess"
+        );
         let back: TrackingOverrides = serde_json::from_value(json).unwrap();
         assert_eq!(back, parsed);
+        let empty: TrackingOverrides =
+            serde_json::from_value(serde_json::to_value(TrackingOverrides::default()).unwrap())
+                .unwrap();
+        assert_eq!(empty, TrackingOverrides::default());
     }
 }

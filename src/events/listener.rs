@@ -28,7 +28,10 @@ pub async fn relay(hub: EventHub, mut listener: PgListener) {
         match received {
             Ok(Some(notification)) => {
                 let Some(notice) = BatchNotice::decode(notification.payload()) else {
-                    tracing::warn!(payload = notification.payload(), "ignoring malformed event notice");
+                    tracing::warn!(
+                        payload = notification.payload(),
+                        "ignoring malformed event notice"
+                    );
                     continue;
                 };
                 if notice.origin == hub.origin {

@@ -43,7 +43,12 @@ pub struct EventHub {
 }
 
 impl EventHub {
-    pub fn new(pool: PgPool, tasks: TaskTracker, shutdown: CancellationToken, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        pool: PgPool,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             pool,
             bus: broadcast::channel(BUS_CAPACITY).0,

@@ -57,7 +57,10 @@ impl EventWriter {
             commands: receiver,
         };
         hub.tasks.spawn(task.run());
-        Ok(Self { deploy_id, commands })
+        Ok(Self {
+            deploy_id,
+            commands,
+        })
     }
 
     pub fn deploy_id(&self) -> Uuid {
@@ -91,7 +94,8 @@ impl EventWriter {
             .send(command(ack))
             .await
             .map_err(|_| WriterError::Closed(self.deploy_id))?;
-        done.await.map_err(|_| WriterError::Closed(self.deploy_id))?
+        done.await
+            .map_err(|_| WriterError::Closed(self.deploy_id))?
     }
 }
 

@@ -27,7 +27,10 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(pool: PgPool, static_tokens: Vec<StaticToken>) -> Self {
-        Self { pool, static_tokens }
+        Self {
+            pool,
+            static_tokens,
+        }
     }
 
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
@@ -61,7 +64,11 @@ impl Authenticator {
         if !bool::from(record.secret_sha256.as_slice().ct_eq(&digest)) {
             return Ok(None);
         }
-        let scopes = record.scopes.iter().map(|s| s.parse()).collect::<Result<Vec<Scope>, _>>();
+        let scopes = record
+            .scopes
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<Vec<Scope>, _>>();
         let targets = record
             .targets
             .iter()
@@ -74,7 +81,9 @@ impl Authenticator {
                 scopes,
                 targets,
             })),
-            (Err(error), _) | (_, Err(error)) => Err(StoreError::Corrupt(format!("token {}: {error}", record.id))),
+            (Err(error), _) | (_, Err(error)) => {
+                Err(StoreError::Corrupt(format!("token {}: {error}", record.id)))
+            }
         }
     }
 }
@@ -113,7 +122,11 @@ impl FromRequestParts<AppState> for Auth {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             })
             .ok_or(ApiError::Unauthorized)?;
-        let principal = state.auth.authenticate(token).await?.ok_or(ApiError::Unauthorized)?;
+        let principal = state
+            .auth
+            .authenticate(token)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         Ok(Auth(principal))
     }
 }

@@ -126,7 +126,10 @@ async fn replay(state: &AppState, key: &IdempotencyKey) -> Result<Option<Respons
     if stored.request_sha256 != key.request_sha256 {
         return Err(ApiError::Unprocessable {
             detail: "the Idempotency-Key was already used with a different request body".into(),
-            errors: vec![FieldError::new("Idempotency-Key", "reused with a different body")],
+            errors: vec![FieldError::new(
+                "Idempotency-Key",
+                "reused with a different body",
+            )],
         });
     }
     let deploy = deploys::get(&state.pool, stored.deploy_id)
@@ -319,7 +322,12 @@ async fn list_deploys(
 }
 
 /// Loads a deploy and checks that the caller holds `scope` over its release.
-pub async fn authorized_deploy(state: &AppState, auth: &Auth, id: &str, scope: Scope) -> Result<Deploy, ApiError> {
+pub async fn authorized_deploy(
+    state: &AppState,
+    auth: &Auth,
+    id: &str,
+    scope: Scope,
+) -> Result<Deploy, ApiError> {
     let not_found = || ApiError::NotFound(format!("no deploy {id}"));
     let id = Uuid::try_parse(id).map_err(|_| not_found())?;
     let deploy = deploys::get(&state.pool, id).await?.ok_or_else(not_found)?;
@@ -372,9 +380,14 @@ async fn cancel_deploy(
     Path(id): Path<String>,
     MaybeJson(request): MaybeJson<CancelRequest>,
 ) -> Result<Response, ApiError> {
-    let reason = request.and_then(|r| r.reason).unwrap_or_else(|| "cancelled through the API".into());
+    let reason = request
+        .and_then(|r| r.reason)
+        .unwrap_or_else(|| "cancelled through the API".into());
     if reason.len() > 1024 {
-        return Err(ApiError::invalid_fields(vec![FieldError::new("reason", "must be at most 1024 bytes")]));
+        return Err(ApiError::invalid_fields(vec![FieldError::new(
+            "reason",
+            "must be at most 1024 bytes",
+        )]));
     }
     let deploy = authorized_deploy(&state, &auth, &id, Scope::Cancel).await?;
     let mut tx = state.events.begin().await?;

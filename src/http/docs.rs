@@ -14,13 +14,19 @@ pub struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
 pub fn router(openapi: OpenApi) -> Router<AppState> {
     let json = openapi.clone();
     Router::new()
-        .route("/openapi.json", get(move || async move { axum::Json(json) }))
+        .route(
+            "/openapi.json",
+            get(move || async move { axum::Json(json) }),
+        )
         .merge(Scalar::with_url("/docs", openapi))
 }

@@ -120,7 +120,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let (errors, blocking_deploy_id) = match self {
-            ApiError::BadRequest { errors, .. } | ApiError::Unprocessable { errors, .. } => (errors, None),
+            ApiError::BadRequest { errors, .. } | ApiError::Unprocessable { errors, .. } => {
+                (errors, None)
+            }
             ApiError::Conflict {
                 blocking_deploy_id, ..
             } => (Vec::new(), blocking_deploy_id),

@@ -134,11 +134,16 @@ async fn deploy_events(
         if !(1..=MAX_JSON_PAGE).contains(&limit) {
             return Err(ApiError::BadRequest {
                 detail: "invalid query parameters".into(),
-                errors: vec![FieldError::new("limit", format!("must be from 1 to {MAX_JSON_PAGE}"))],
+                errors: vec![FieldError::new(
+                    "limit",
+                    format!("must be from 1 to {MAX_JSON_PAGE}"),
+                )],
             });
         }
         let items = list_after(&state.pool, deploy.id, after, limit).await?;
-        let next_after = (items.len() as i64 == limit).then(|| items.last().map(|e| e.seq)).flatten();
+        let next_after = (items.len() as i64 == limit)
+            .then(|| items.last().map(|e| e.seq))
+            .flatten();
         return Ok(axum::Json(EventPage { items, next_after }).into_response());
     }
     let after = resume_point(&headers, params.after)?;

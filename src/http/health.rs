@@ -47,7 +47,10 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthStatus
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let by_status = store::deploys::count_by_status(&state.pool).await?;
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(&by_status),
     ))
 }

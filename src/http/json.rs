@@ -24,19 +24,26 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad_request(rejection.body_text())
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::bad_request(rejection.body_text())
+                }
+            })?;
         let essence = content_type.split(';').next().unwrap_or_default().trim();
-        let is_json = essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json");
+        let is_json =
+            essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json");
         if !is_json {
             return Err(ApiError::UnsupportedMediaType(format!(
                 "expected content type application/json, got {:?}",
-                if content_type.is_empty() { "none" } else { &content_type }
+                if content_type.is_empty() {
+                    "none"
+                } else {
+                    &content_type
+                }
             )));
         }
         Ok(Self(bytes))
@@ -105,7 +112,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 .strip_prefix("missing field `")
                 .and_then(|rest| rest.split('`').next())
             {
-                field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
+                field = if field.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{field}.{name}")
+                };
             }
             ApiError::invalid_fields(vec![FieldError::new(field, message)])
         } else {
@@ -126,7 +137,11 @@ fn malformed(error: &serde_json::Error) -> ApiError {
 }
 
 fn path_text(path: &str) -> String {
-    if path == "." { String::new() } else { path.to_owned() }
+    if path == "." {
+        String::new()
+    } else {
+        path.to_owned()
+    }
 }
 
 fn strip_position(message: &str) -> String {
@@ -144,7 +159,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
-        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer)
             .map(Query)
             .map_err(|error| {
@@ -185,7 +201,8 @@ mod tests {
 
     fn problem(result: Result<Body, ApiError>) -> (String, Vec<FieldError>) {
         match result.unwrap_err() {
-            ApiError::BadRequest { detail, errors } | ApiError::Unprocessable { detail, errors } => (detail, errors),
+            ApiError::BadRequest { detail, errors }
+            | ApiError::Unprocessable { detail, errors } => (detail, errors),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -193,7 +210,10 @@ mod tests {
     #[test]
     fn malformed_json_names_the_position() {
         let (detail, _) = problem(parse_json(b"{\n  \"name\": }"));
-        assert!(detail.starts_with("malformed JSON at line 2 column 11"), "{detail}");
+        assert!(
+            detail.starts_with("malformed JSON at line 2 column 11"),
+            "{detail}"
+        );
         let (detail, _) = problem(parse_json(b"{\"name\": \"a\"} trailing"));
         assert!(detail.contains("line 1"), "{detail}");
     }

@@ -71,7 +71,10 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
                 .layer(TraceLayer::new_for_http())
-                .layer(middleware::from_fn_with_state(state.clone(), request_context))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    request_context,
+                ))
                 .layer(CatchPanicLayer::custom(|_panic| {
                     ApiError::internal("handler panicked").into_response()
                 }))

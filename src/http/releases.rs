@@ -83,7 +83,8 @@ async fn list_releases(
         namespace: params.namespace,
         ..DeployFilter::default()
     };
-    let latest = deploys::latest_per_release(&state.pool, &filter, &auth.0.readable_like_targets()).await?;
+    let latest =
+        deploys::latest_per_release(&state.pool, &filter, &auth.0.readable_like_targets()).await?;
     let items = latest
         .into_iter()
         .map(|deploy| ReleaseSummary {
@@ -112,12 +113,17 @@ async fn get_release(
     Path((namespace, release)): Path<(String, String)>,
     Query(params): Query<HistoryParams>,
 ) -> Result<axum::Json<ReleaseHistory>, ApiError> {
-    let cluster = params.cluster.unwrap_or_else(|| ClusterName::DEFAULT.to_owned());
+    let cluster = params
+        .cluster
+        .unwrap_or_else(|| ClusterName::DEFAULT.to_owned());
     let limit = params.limit.unwrap_or(DEFAULT_HISTORY);
     if !(1..=MAX_HISTORY).contains(&limit) {
         return Err(ApiError::BadRequest {
             detail: "invalid query parameters".into(),
-            errors: vec![FieldError::new("limit", format!("must be from 1 to {MAX_HISTORY}"))],
+            errors: vec![FieldError::new(
+                "limit",
+                format!("must be from 1 to {MAX_HISTORY}"),
+            )],
         });
     }
     auth.require(
@@ -128,11 +134,13 @@ async fn get_release(
             release: &release,
         },
     )?;
-    let history = deploys::release_history(&state.pool, &cluster, &namespace, &release, limit).await?;
-    let last_deploy = history
-        .first()
-        .cloned()
-        .ok_or_else(|| ApiError::NotFound(format!("no deploys of release {cluster}/{namespace}/{release}")))?;
+    let history =
+        deploys::release_history(&state.pool, &cluster, &namespace, &release, limit).await?;
+    let last_deploy = history.first().cloned().ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no deploys of release {cluster}/{namespace}/{release}"
+        ))
+    })?;
     Ok(axum::Json(ReleaseHistory {
         cluster,
         namespace,

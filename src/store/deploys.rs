@@ -129,7 +129,10 @@ impl<'r> FromRow<'r, PgRow> for Deploy {
     }
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(row: &PgRow, column: &str) -> Result<T, sqlx::Error> {
+fn decode_json<T: serde::de::DeserializeOwned>(
+    row: &PgRow,
+    column: &str,
+) -> Result<T, sqlx::Error> {
     let value: serde_json::Value = row.try_get(column)?;
     serde_json::from_value(value).map_err(|error| sqlx::Error::ColumnDecode {
         index: column.to_owned(),
@@ -189,7 +192,13 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Deploy, S
             .fetch_all(tx.conn())
             .await?;
             for older in queued {
-                cancel(tx, older, new.requested_by, &format!("superseded by deploy {}", new.id)).await?;
+                cancel(
+                    tx,
+                    older,
+                    new.requested_by,
+                    &format!("superseded by deploy {}", new.id),
+                )
+                .await?;
             }
         }
     }
@@ -219,22 +228,29 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Deploy, S
     tx.append(
         new.id,
         vec![
-            NewEvent::new(EventType::DeployQueued, format!("deploy of {release} queued"))
-                .data(serde_json::json!({ "requested_by": new.requested_by })),
+            NewEvent::new(
+                EventType::DeployQueued,
+                format!("deploy of {release} queued"),
+            )
+            .data(serde_json::json!({ "requested_by": new.requested_by })),
         ],
     )
     .await?;
     if let Some(key) = new.idempotency {
         idempotency::insert(tx.conn(), key, new.id).await?;
     }
-    get(tx.conn(), new.id).await?.ok_or(StoreError::DeployNotFound(inserted.id))
+    get(tx.conn(), new.id)
+        .await?
+        .ok_or(StoreError::DeployNotFound(inserted.id))
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Deploy>, StoreError> {
-    Ok(sqlx::query_as::<_, Deploy>("select * from deploys where id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await?)
+    Ok(
+        sqlx::query_as::<_, Deploy>("select * from deploys where id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?,
+    )
 }
 
 async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Deploy, StoreError> {
@@ -247,7 +263,12 @@ async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Deploy, StoreError> {
 
 /// Cancels a deploy: a queued one at once (`deploy.cancelled`), a running one is marked
 /// `cancelling` (`deploy.cancelling`) for its runner to stop; a finished one is a transition error.
-pub async fn cancel(tx: &mut EventTx, id: Uuid, by: &str, reason: &str) -> Result<Deploy, StoreError> {
+pub async fn cancel(
+    tx: &mut EventTx,
+    id: Uuid,
+    by: &str,
+    reason: &str,
+) -> Result<Deploy, StoreError> {
     let current = lock(tx.conn(), id).await?;
     let next = current.status.cancel()?;
     sqlx::query(
@@ -263,8 +284,14 @@ pub async fn cancel(tx: &mut EventTx, id: Uuid, by: &str, reason: &str) -> Resul
     .execute(tx.conn())
     .await?;
     let (kind, message) = match next {
-        DeployStatus::Cancelled => (EventType::DeployCancelled, format!("cancelled by {by}: {reason}")),
-        _ => (EventType::DeployCancelling, format!("cancel requested by {by}: {reason}")),
+        DeployStatus::Cancelled => (
+            EventType::DeployCancelled,
+            format!("cancelled by {by}: {reason}"),
+        ),
+        _ => (
+            EventType::DeployCancelling,
+            format!("cancel requested by {by}: {reason}"),
+        ),
     };
     let event = NewEvent::new(kind, message)
         .level(Level::Warning)
@@ -294,13 +321,21 @@ pub async fn start(
     .execute(tx.conn())
     .await
     .map_err(|error| {
-        on_constraint(error, "deploys_active_release", || StoreError::ReleaseBusy {
-            release: format!("{}/{}/{}", current.cluster, current.namespace, current.release),
+        on_constraint(error, "deploys_active_release", || {
+            StoreError::ReleaseBusy {
+                release: format!(
+                    "{}/{}/{}",
+                    current.cluster, current.namespace, current.release
+                ),
+            }
         })
     })?;
     tx.append(
         id,
-        vec![NewEvent::new(EventType::DeployStarted, format!("started by {owner}"))],
+        vec![NewEvent::new(
+            EventType::DeployStarted,
+            format!("started by {owner}"),
+        )],
     )
     .await?;
     lock(tx.conn(), id).await
@@ -309,7 +344,10 @@ pub async fn start(
 /// Moves a running deploy to another phase, with its `phase` event.
 pub async fn set_phase(tx: &mut EventTx, id: Uuid, phase: Phase) -> Result<Deploy, StoreError> {
     let current = lock(tx.conn(), id).await?;
-    if !matches!(current.status, DeployStatus::Running | DeployStatus::Cancelling) {
+    if !matches!(
+        current.status,
+        DeployStatus::Running | DeployStatus::Cancelling
+    ) {
         return Err(crate::domain::deploy::TransitionError {
             from: current.status,
             action: "change the phase of",
@@ -364,10 +402,10 @@ pub async fn finish(tx: &mut EventTx, id: Uuid, finish: Finish) -> Result<Deploy
         Outcome::Failed => (EventType::DeployFailed, Level::Error),
         Outcome::Cancelled => (EventType::DeployCancelled, Level::Warning),
     };
-    let message = finish
-        .verdict
-        .as_ref()
-        .map_or_else(|| next.as_str().to_owned(), |verdict| verdict.message.clone());
+    let message = finish.verdict.as_ref().map_or_else(
+        || next.as_str().to_owned(),
+        |verdict| verdict.message.clone(),
+    );
     let event = NewEvent::new(kind, message)
         .level(level)
         .data(serde_json::json!({ "verdict": finish.verdict, "revision": finish.revision }));
@@ -394,7 +432,11 @@ pub async fn renew_lease(
     Ok(result.rows_affected() == 1)
 }
 
-pub async fn upsert_resource(db: impl PgExecutor<'_>, id: Uuid, resource: &ResourceState) -> Result<(), StoreError> {
+pub async fn upsert_resource(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    resource: &ResourceState,
+) -> Result<(), StoreError> {
     sqlx::query(
         "insert into deploy_resources (deploy_id, kind, namespace, name, state, ready, failures, message)
          values ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -515,7 +557,9 @@ pub async fn release_history(
 
 /// Number of deploys per status, for metrics.
 pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(sqlx::query_as::<_, (String, i64)>("select status, count(*) from deploys group by status")
-        .fetch_all(pool)
-        .await?)
+    Ok(
+        sqlx::query_as::<_, (String, i64)>("select status, count(*) from deploys group by status")
+            .fetch_all(pool)
+            .await?,
+    )
 }

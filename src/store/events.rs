@@ -31,7 +31,10 @@ pub struct BatchNotice {
 
 impl BatchNotice {
     pub fn encode(&self) -> String {
-        format!("{}:{}:{}:{}", self.origin, self.deploy_id, self.first_seq, self.last_seq)
+        format!(
+            "{}:{}:{}:{}",
+            self.origin, self.deploy_id, self.first_seq, self.last_seq
+        )
     }
 
     pub fn decode(payload: &str) -> Option<Self> {
@@ -74,7 +77,11 @@ impl EventTx {
 
     /// Appends events to a deploy with the next seqs. Concurrent appenders to one deploy serialize
     /// on its row lock, so seqs stay gapless and a rolled back transaction leaves no hole.
-    pub async fn append(&mut self, deploy_id: Uuid, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
+    pub async fn append(
+        &mut self,
+        deploy_id: Uuid,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Event>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -141,12 +148,13 @@ impl EventTx {
             .bind(notice.encode())
             .execute(&mut *self.tx)
             .await?;
-        self.appended.extend(persisted.iter().map(|event| PublishedEvent {
-            cluster: cluster.clone(),
-            namespace: namespace.clone(),
-            release: release.clone(),
-            event: event.clone(),
-        }));
+        self.appended
+            .extend(persisted.iter().map(|event| PublishedEvent {
+                cluster: cluster.clone(),
+                namespace: namespace.clone(),
+                release: release.clone(),
+                event: event.clone(),
+            }));
         Ok(persisted)
     }
 
@@ -179,7 +187,10 @@ pub async fn list_after(
 }
 
 /// A committed batch announced by another instance, with its release, for local publishing.
-pub async fn read_batch(pool: &PgPool, notice: &BatchNotice) -> Result<Vec<PublishedEvent>, StoreError> {
+pub async fn read_batch(
+    pool: &PgPool,
+    notice: &BatchNotice,
+) -> Result<Vec<PublishedEvent>, StoreError> {
     let rows = sqlx::query(
         "select e.deploy_id, e.seq, e.type, e.at, e.level, e.resource, e.message, e.data,
                 d.cluster, d.namespace, d.release
@@ -242,6 +253,9 @@ mod tests {
         };
         assert_eq!(BatchNotice::decode(&notice.encode()), Some(notice));
         assert_eq!(BatchNotice::decode("x:y"), None);
-        assert_eq!(BatchNotice::decode(&format!("{}:extra", notice.encode())), None);
+        assert_eq!(
+            BatchNotice::decode(&format!("{}:extra", notice.encode())),
+            None
+        );
     }
 }

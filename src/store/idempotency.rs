@@ -20,7 +20,11 @@ pub struct StoredKey {
     pub deploy_id: Uuid,
 }
 
-pub async fn find(pool: &PgPool, token_id: &str, key: &str) -> Result<Option<StoredKey>, StoreError> {
+pub async fn find(
+    pool: &PgPool,
+    token_id: &str,
+    key: &str,
+) -> Result<Option<StoredKey>, StoreError> {
     Ok(sqlx::query_as::<_, StoredKey>(
         "select request_sha256, deploy_id from idempotency_keys where token_id = $1 and key = $2",
     )
@@ -32,7 +36,11 @@ pub async fn find(pool: &PgPool, token_id: &str, key: &str) -> Result<Option<Sto
 
 /// Records the key; a concurrent request that recorded it first makes this fail with
 /// [`StoreError::IdempotencyKeyUsed`] and its whole transaction roll back.
-pub async fn insert(conn: &mut PgConnection, key: &IdempotencyKey, deploy_id: Uuid) -> Result<(), StoreError> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    key: &IdempotencyKey,
+    deploy_id: Uuid,
+) -> Result<(), StoreError> {
     sqlx::query(
         "insert into idempotency_keys (token_id, key, request_sha256, deploy_id) values ($1, $2, $3, $4)",
     )

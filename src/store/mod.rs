@@ -56,7 +56,11 @@ pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
 }
 
 /// Reads a text column into a domain enum, failing the row decode when the value is unknown.
-fn decode_enum<T>(row: &sqlx::postgres::PgRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+fn decode_enum<T>(
+    row: &sqlx::postgres::PgRow,
+    column: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, sqlx::Error> {
     use sqlx::Row;
     let text: String = row.try_get(column)?;
     parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
@@ -66,7 +70,11 @@ fn decode_enum<T>(row: &sqlx::postgres::PgRow, column: &str, parse: fn(&str) -> 
 }
 
 /// Turns a violation of the named constraint into a domain error; other errors pass through.
-fn on_constraint(error: sqlx::Error, constraint: &str, mapped: impl FnOnce() -> StoreError) -> StoreError {
+fn on_constraint(
+    error: sqlx::Error,
+    constraint: &str,
+    mapped: impl FnOnce() -> StoreError,
+) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.constraint() == Some(constraint) => mapped(),
         _ => StoreError::Database(error),

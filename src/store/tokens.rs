@@ -55,9 +55,11 @@ pub async fn find_active(pool: &PgPool, id: Uuid) -> Result<Option<TokenRecord>,
 
 /// Revokes a token; false when there is no active token with this id.
 pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<bool, StoreError> {
-    let result = sqlx::query("update api_tokens set revoked_at = now() where id = $1 and revoked_at is null")
-        .bind(id)
-        .execute(pool)
-        .await?;
+    let result = sqlx::query(
+        "update api_tokens set revoked_at = now() where id = $1 and revoked_at is null",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
     Ok(result.rows_affected() == 1)
 }

@@ -1,0 +1,13 @@
+//! HTTP API integration tests against a real PostgreSQL.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth;
+mod cancel;
+mod create;
+mod events;
+mod list;
+mod openapi;
+mod operations;
+mod scale_out;

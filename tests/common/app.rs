@@ -1,0 +1,144 @@
+//! The rollcall server on port 0 over a fresh database, with an HTTP client and its admin token.
+
+use std::sync::Once;
+
+use rollcall::config::{Config, StaticToken};
+use rollcall::startup::{AppState, StartupError, build_state, serve};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::postgres::fresh_database;
+
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`
+    pub address: String,
+    pub database_url: String,
+    pub state: AppState,
+    /// A bootstrap admin token (admin over `*/*/*`).
+    pub admin_token: String,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<Result<(), StartupError>>>,
+}
+
+fn init_logs() {
+    static LOGS: Once = Once::new();
+    LOGS.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            rollcall::telemetry::init(rollcall::telemetry::LogFormat::Text);
+        }
+    });
+}
+
+/// An app over a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// An app over a fresh database with adjusted configuration.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let database_url = fresh_database().await;
+    spawn_app_on(&database_url, configure).await
+}
+
+/// Another instance on an existing database (scale-out tests).
+pub async fn spawn_app_on(database_url: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
+    init_logs();
+    let admin_token = format!("test-admin-{}", uuid::Uuid::new_v4().simple());
+    let mut config = Config::new(database_url);
+    config.db_max_connections = 5;
+    config
+        .static_tokens
+        .push(StaticToken::bootstrap_admin(&admin_token));
+    configure(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let address = format!("http://{}", listener.local_addr().expect("local address"));
+    let shutdown = CancellationToken::new();
+    let state = build_state(config, shutdown.clone())
+        .await
+        .expect("start rollcall");
+    let server = tokio::spawn(serve(state.clone(), listener));
+    TestApp {
+        address,
+        database_url: database_url.to_owned(),
+        state,
+        admin_token,
+        client: reqwest::Client::new(),
+        shutdown,
+        server: Some(server),
+    }
+}
+
+/// A minimal valid deploy request body.
+pub fn deploy_body(namespace: &str, release: &str) -> Value {
+    json!({
+        "release": release,
+        "namespace": namespace,
+        "chart": {"repo": "https://charts.example.com", "name": release, "version": "1.0.0"},
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(token)
+    }
+
+    pub fn post(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(token)
+    }
+
+    pub fn delete(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path)).bearer_auth(token)
+    }
+
+    /// Submits a deploy as admin and returns its id; panics unless it is accepted.
+    pub async fn submit(&self, body: &Value) -> uuid::Uuid {
+        let response = self
+            .post("/v1/deploys", &self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST /v1/deploys");
+        let status = response.status();
+        let answer: Value = response.json().await.expect("JSON answer");
+        assert_eq!(status, 202, "deploy not accepted: {answer}");
+        answer["id"].as_str().expect("id").parse().expect("uuid")
+    }
+
+    /// Mints a token through the API.
+    pub async fn token(&self, scopes: &[&str], targets: &[&str]) -> (String, String) {
+        let response = self
+            .post("/v1/tokens", &self.admin_token)
+            .json(&json!({"name": "test", "scopes": scopes, "targets": targets}))
+            .send()
+            .await
+            .expect("POST /v1/tokens");
+        assert_eq!(response.status(), 201);
+        let created: Value = response.json().await.expect("JSON answer");
+        (
+            created["id"].as_str().expect("id").to_owned(),
+            created["token"].as_str().expect("token").to_owned(),
+        )
+    }
+
+    /// Graceful shutdown; returns once the server and its background tasks have finished.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,97 @@
+//! A small Server-Sent Events reader for tests.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseFrame {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl SseFrame {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|error| panic!("SSE data is not JSON ({error}): {}", self.data))
+    }
+}
+
+pub struct SseStream {
+    status: reqwest::StatusCode,
+    body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl SseStream {
+    pub async fn connect(request: reqwest::RequestBuilder) -> Self {
+        let response = request
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("SSE request");
+        Self {
+            status: response.status(),
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    pub fn status(&self) -> reqwest::StatusCode {
+        self.status
+    }
+
+    /// The next frame with data or an event name (comments and retry hints skipped), `None` when
+    /// the stream ends. Panics after `timeout` without one.
+    pub async fn next_frame(&mut self, timeout: Duration) -> Option<SseFrame> {
+        tokio::time::timeout(timeout, self.read_frame())
+            .await
+            .unwrap_or_else(|_| panic!("no SSE frame within {timeout:?}"))
+    }
+
+    async fn read_frame(&mut self) -> Option<SseFrame> {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut frame = SseFrame::default();
+                let mut data_lines = Vec::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("id:") {
+                        frame.id = Some(value.trim_start().to_owned());
+                    } else if let Some(value) = line.strip_prefix("event:") {
+                        frame.event = Some(value.trim_start().to_owned());
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data_lines.push(value.strip_prefix(' ').unwrap_or(value).to_owned());
+                    }
+                }
+                frame.data = data_lines.join("\n");
+                if frame.event.is_some() || !frame.data.is_empty() {
+                    return Some(frame);
+                }
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Frames until (and including) one for which `stop` is true.
+    pub async fn frames_until(
+        &mut self,
+        timeout: Duration,
+        stop: impl Fn(&SseFrame) -> bool,
+    ) -> Vec<SseFrame> {
+        let mut frames = Vec::new();
+        while let Some(frame) = self.next_frame(timeout).await {
+            let done = stop(&frame);
+            frames.push(frame);
+            if done {
+                break;
+            }
+        }
+        frames
+    }
+}
