@@ -112,6 +112,17 @@ impl TestApp {
         answer["id"].as_str().expect("id").parse().expect("uuid")
     }
 
+    /// `GET /v1/deploys/{id}` as admin.
+    pub async fn deploy(&self, id: uuid::Uuid) -> Value {
+        let response = self
+            .get(&format!("/v1/deploys/{id}"), &self.admin_token)
+            .send()
+            .await
+            .expect("GET /v1/deploys/{id}");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("JSON answer")
+    }
+
     /// Mints a token through the API.
     pub async fn token(&self, scopes: &[&str], targets: &[&str]) -> (String, String) {
         let response = self
