@@ -31,7 +31,12 @@ async fn cancelling_a_queued_deploy_records_who_why_and_an_event() {
         .json()
         .await
         .unwrap();
-    let types: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
     assert_eq!(types, ["deploy.queued", "deploy.cancelled"]);
     assert_eq!(events["items"][1]["data"]["reason"], "wrong version");
 }
@@ -40,12 +45,18 @@ async fn cancelling_a_queued_deploy_records_who_why_and_an_event() {
 async fn cancelling_a_finished_deploy_is_a_conflict_and_changes_nothing() {
     let app = spawn_app().await;
     let id = app.submit(&deploy_body("prod", "web")).await;
-    let cancel = || app.post(&format!("/v1/deploys/{id}/cancel"), &app.admin_token).send();
+    let cancel = || {
+        app.post(&format!("/v1/deploys/{id}/cancel"), &app.admin_token)
+            .send()
+    };
     assert_eq!(cancel().await.unwrap().status(), 200);
     let again = cancel().await.unwrap();
     assert_eq!(again.status(), 409);
     let problem: Value = again.json().await.unwrap();
-    assert_eq!(problem["detail"], "cannot cancel a deploy that is cancelled");
+    assert_eq!(
+        problem["detail"],
+        "cannot cancel a deploy that is cancelled"
+    );
     assert_eq!(app.deploy(id).await["last_event_seq"], 2);
 }
 
@@ -55,10 +66,16 @@ async fn cancelling_a_running_deploy_marks_it_cancelling_for_the_runner() {
     let id = app.submit(&deploy_body("prod", "web")).await;
     let mut tx = app.state.events.begin().await.unwrap();
     let lease = chrono::Utc::now() + chrono::Duration::seconds(30);
-    deploys::start(&mut tx, id, "worker-1", lease).await.unwrap();
+    deploys::start(&mut tx, id, "worker-1", lease)
+        .await
+        .unwrap();
     app.state.events.commit(tx).await.unwrap();
 
-    let response = app.post(&format!("/v1/deploys/{id}/cancel"), &app.admin_token).send().await.unwrap();
+    let response = app
+        .post(&format!("/v1/deploys/{id}/cancel"), &app.admin_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let deploy: Value = response.json().await.unwrap();
     assert_eq!(deploy["status"], "cancelling");
@@ -73,12 +90,19 @@ async fn the_database_allows_one_active_deploy_per_release() {
     let second = app.submit(&deploy_body("prod", "web")).await;
     let lease = chrono::Utc::now() + chrono::Duration::seconds(30);
     let mut tx = app.state.events.begin().await.unwrap();
-    deploys::start(&mut tx, first, "worker-1", lease).await.unwrap();
+    deploys::start(&mut tx, first, "worker-1", lease)
+        .await
+        .unwrap();
     app.state.events.commit(tx).await.unwrap();
 
     let mut tx = app.state.events.begin().await.unwrap();
-    let error = deploys::start(&mut tx, second, "worker-2", lease).await.unwrap_err();
-    assert!(matches!(error, rollcall::store::StoreError::ReleaseBusy { .. }), "{error}");
+    let error = deploys::start(&mut tx, second, "worker-2", lease)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, rollcall::store::StoreError::ReleaseBusy { .. }),
+        "{error}"
+    );
     drop(tx);
     assert_eq!(app.deploy(second).await["status"], "queued");
     assert_eq!(app.deploy(second).await["last_event_seq"], 1);
@@ -88,9 +112,17 @@ async fn the_database_allows_one_active_deploy_per_release() {
 async fn unknown_deploys_are_404() {
     let app = spawn_app().await;
     for id in [uuid::Uuid::now_v7().to_string(), "not-a-uuid".to_owned()] {
-        let response = app.post(&format!("/v1/deploys/{id}/cancel"), &app.admin_token).send().await.unwrap();
+        let response = app
+            .post(&format!("/v1/deploys/{id}/cancel"), &app.admin_token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 404);
-        let response = app.get(&format!("/v1/deploys/{id}"), &app.admin_token).send().await.unwrap();
+        let response = app
+            .get(&format!("/v1/deploys/{id}"), &app.admin_token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 404);
     }
 }

@@ -4,7 +4,11 @@ use serde_json::{Value, json};
 
 use crate::common::app::{TestApp, deploy_body, spawn_app, spawn_app_with};
 
-async fn post_raw(app: &TestApp, body: impl Into<reqwest::Body>, content_type: &str) -> (u16, Value) {
+async fn post_raw(
+    app: &TestApp,
+    body: impl Into<reqwest::Body>,
+    content_type: &str,
+) -> (u16, Value) {
     let response = app
         .post("/v1/deploys", &app.admin_token)
         .header("content-type", content_type)
@@ -23,16 +27,27 @@ async fn post_json(app: &TestApp, body: &Value) -> (u16, Value) {
 fn error_fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
-        .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect())
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["field"].as_str().unwrap().to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 async fn deploy_count(app: &TestApp) -> i64 {
-    sqlx::query_scalar("select count(*) from deploys").fetch_one(&app.state.pool).await.unwrap()
+    sqlx::query_scalar("select count(*) from deploys")
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap()
 }
 
 async fn event_count(app: &TestApp) -> i64 {
-    sqlx::query_scalar("select count(*) from deploy_events").fetch_one(&app.state.pool).await.unwrap()
+    sqlx::query_scalar("select count(*) from deploy_events")
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -48,10 +63,20 @@ async fn accepted_deploy_is_queued_with_location_and_links() {
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "queued");
-    assert_eq!(location, format!("/v1/deploys/{}", body["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/v1/deploys/{}", body["id"].as_str().unwrap())
+    );
     assert_eq!(body["links"]["events"], format!("{location}/events"));
 
-    let deploy: Value = app.get(&location, &app.admin_token).send().await.unwrap().json().await.unwrap();
+    let deploy: Value = app
+        .get(&location, &app.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(deploy["status"], "queued");
     assert_eq!(deploy["cluster"], "default");
     assert_eq!(deploy["timeout_seconds"], 600);
@@ -69,8 +94,14 @@ async fn each_field_family_is_validated_and_named() {
         (json!({"cluster": "a/b"}), "cluster"),
         (json!({"chart": {"path": "/abs"}}), "chart.path"),
         (json!({"chart": {"path": "../up"}}), "chart.path"),
-        (json!({"chart": {"repo": "https://x", "name": "web"}}), "chart.version"),
-        (json!({"chart": {"oci": "docker.io/web", "version": "1"}}), "chart.oci"),
+        (
+            json!({"chart": {"repo": "https://x", "name": "web"}}),
+            "chart.version",
+        ),
+        (
+            json!({"chart": {"oci": "docker.io/web", "version": "1"}}),
+            "chart.oci",
+        ),
         (json!({"chart": {}}), "chart"),
         (json!({"timeout": "5 minutes"}), "timeout"),
         (json!({"timeout": "48h"}), "timeout"),
@@ -78,12 +109,30 @@ async fn each_field_family_is_validated_and_named() {
         (json!({"values": [1, 2]}), "values"),
         (json!({"labels": {"bad key": "x"}}), "labels.bad key"),
         (json!({"notify": [{"url": "ftp://x"}]}), "notify[0].url"),
-        (json!({"notify": [{"url": "https://x", "events": ["deploy.nope"]}]}), "notify[0].events[0]"),
-        (json!({"tracking": {"defaults": {"fail_mode": "Never"}}}), "tracking.defaults.fail_mode"),
-        (json!({"tracking": {"defaults": {"no_activity_timeout": "later"}}}), "tracking.defaults.no_activity_timeout"),
-        (json!({"tracking": {"resources": [{"kind": "Deployment", "policy": {"track_termination_mode": "x"}}]}}), "tracking.resources[0].policy.track_termination_mode"),
-        (json!({"tracking": {"resources": [{"kind": "Deployment", "policy": {"failures_allowed_per_replica": -1}}]}}), "tracking.resources[0].policy.failures_allowed_per_replica"),
-        (json!({"tracking": {"resources": [{"kind": "Deployment", "policy": {"colour": "red"}}]}}), "tracking.resources[0].policy.colour"),
+        (
+            json!({"notify": [{"url": "https://x", "events": ["deploy.nope"]}]}),
+            "notify[0].events[0]",
+        ),
+        (
+            json!({"tracking": {"defaults": {"fail_mode": "Never"}}}),
+            "tracking.defaults.fail_mode",
+        ),
+        (
+            json!({"tracking": {"defaults": {"no_activity_timeout": "later"}}}),
+            "tracking.defaults.no_activity_timeout",
+        ),
+        (
+            json!({"tracking": {"resources": [{"kind": "Deployment", "policy": {"track_termination_mode": "x"}}]}}),
+            "tracking.resources[0].policy.track_termination_mode",
+        ),
+        (
+            json!({"tracking": {"resources": [{"kind": "Deployment", "policy": {"failures_allowed_per_replica": -1}}]}}),
+            "tracking.resources[0].policy.failures_allowed_per_replica",
+        ),
+        (
+            json!({"tracking": {"resources": [{"kind": "Deployment", "policy": {"colour": "red"}}]}}),
+            "tracking.resources[0].policy.colour",
+        ),
         (json!({"unknown": 1}), "unknown"),
     ];
     for (patch, field) in cases {
@@ -93,7 +142,10 @@ async fn each_field_family_is_validated_and_named() {
         }
         let (status, problem) = post_json(&app, &body).await;
         assert_eq!(status, 422, "{body} → {problem}");
-        assert!(error_fields(&problem).contains(&field.to_owned()), "{body}: expected {field} in {problem}");
+        assert!(
+            error_fields(&problem).contains(&field.to_owned()),
+            "{body}: expected {field} in {problem}"
+        );
         assert_eq!(problem["status"], 422);
     }
     let missing = json!({"namespace": "prod", "chart": {"path": "web"}});
@@ -131,9 +183,20 @@ async fn chart_paths_resolve_inside_the_configured_catalog() {
 #[tokio::test]
 async fn malformed_json_is_a_400_naming_the_position() {
     let app = spawn_app().await;
-    let (status, problem) = post_raw(&app, "{\n \"release\": \"web\",\n oops}", "application/json").await;
+    let (status, problem) = post_raw(
+        &app,
+        "{\n \"release\": \"web\",\n oops}",
+        "application/json",
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(problem["detail"].as_str().unwrap().contains("line 3 column 2"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("line 3 column 2"),
+        "{problem}"
+    );
     assert_eq!(deploy_count(&app).await, 0);
 }
 
@@ -151,7 +214,8 @@ async fn oversized_bodies_are_a_413() {
 #[tokio::test]
 async fn other_content_types_are_a_415() {
     let app = spawn_app().await;
-    let (status, problem) = post_raw(&app, deploy_body("prod", "web").to_string(), "text/plain").await;
+    let (status, problem) =
+        post_raw(&app, deploy_body("prod", "web").to_string(), "text/plain").await;
     assert_eq!(status, 415);
     assert_eq!(problem["status"], 415);
 }
@@ -191,7 +255,10 @@ async fn secret_values_are_stored_as_a_digest_and_never_echoed() {
         .await
         .unwrap();
     assert!(!stored.contains("hunter2"));
-    assert!(app.state.secrets.take(id).is_some(), "secret values are kept in memory for the runner");
+    assert!(
+        app.state.secrets.take(id).is_some(),
+        "secret values are kept in memory for the runner"
+    );
 }
 
 #[tokio::test]
@@ -237,7 +304,12 @@ async fn concurrent_requests_with_one_key_create_one_deploy() {
     for response in responses {
         let response = response.unwrap();
         assert_eq!(response.status(), 202);
-        ids.insert(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+        ids.insert(
+            response.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     assert_eq!(ids.len(), 1);
     assert_eq!(deploy_count(&app).await, 1);
@@ -268,7 +340,12 @@ async fn queue_supersede_cancels_older_queued_deploys_of_the_release() {
     let newer = app.submit(&body).await;
     let older = app.deploy(older).await;
     assert_eq!(older["status"], "cancelled");
-    assert!(older["cancel_reason"].as_str().unwrap().contains(&newer.to_string()));
+    assert!(
+        older["cancel_reason"]
+            .as_str()
+            .unwrap()
+            .contains(&newer.to_string())
+    );
     assert_eq!(older["last_event_seq"], 2);
     assert_eq!(app.deploy(other_release).await["status"], "queued");
     assert_eq!(app.deploy(newer).await["status"], "queued");

@@ -1,1 +1,277 @@
-//! placeholder
+//! Deploy event streams: SSE with resume, JSON pages, the firehose.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::common::app::{TestApp, deploy_body, spawn_app, spawn_app_with};
+use crate::common::sse::{SseFrame, SseStream};
+use rollcall::domain::deploy::{Outcome, Phase};
+use rollcall::domain::event::{EventType, Level, NewEvent, ResourceRef};
+use rollcall::events::EventWriter;
+use rollcall::store::deploys::{self, Finish};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+pub fn log_line(index: usize) -> NewEvent {
+    NewEvent::new(EventType::ContainerLog, format!("line {index}"))
+        .resource(ResourceRef {
+            kind: "Pod".into(),
+            namespace: "prod".into(),
+            name: "web-1".into(),
+        })
+        .data(serde_json::json!({"container": "web", "index": index}))
+}
+
+/// Runs a deploy to success through the store, as the runner will.
+pub async fn run_to_success(app: &TestApp, id: Uuid) {
+    let lease = chrono::Utc::now() + chrono::Duration::seconds(30);
+    let mut tx = app.state.events.begin().await.unwrap();
+    deploys::start(&mut tx, id, "test-runner", lease)
+        .await
+        .unwrap();
+    deploys::set_phase(&mut tx, id, Phase::Tracking)
+        .await
+        .unwrap();
+    app.state.events.commit(tx).await.unwrap();
+    finish(app, id).await;
+}
+
+pub async fn finish(app: &TestApp, id: Uuid) {
+    let mut tx = app.state.events.begin().await.unwrap();
+    let finish = Finish {
+        outcome: Outcome::Succeeded,
+        verdict: None,
+        revision: Some(1),
+        rolled_back_to: None,
+    };
+    deploys::finish(&mut tx, id, finish).await.unwrap();
+    app.state.events.commit(tx).await.unwrap();
+}
+
+pub fn seqs(frames: &[SseFrame]) -> Vec<i64> {
+    frames
+        .iter()
+        .filter_map(|f| f.id.as_ref())
+        .map(|id| id.parse().unwrap())
+        .collect()
+}
+
+fn events_path(id: Uuid) -> String {
+    format!("/v1/deploys/{id}/events")
+}
+
+#[tokio::test]
+async fn sse_replays_then_follows_live_and_ends_after_the_terminal_event() {
+    let app = spawn_app().await;
+    let id = app.submit(&deploy_body("prod", "web")).await;
+    let mut stream = SseStream::connect(app.get(&events_path(id), &app.admin_token)).await;
+    assert_eq!(stream.status(), 200);
+    let queued = stream.next_frame(WAIT).await.unwrap();
+    assert_eq!(queued.id.as_deref(), Some("1"));
+    assert_eq!(queued.event.as_deref(), Some("deploy.queued"));
+    assert_eq!(queued.json()["type"], "deploy.queued");
+
+    let writer = EventWriter::open(&app.state.events, id).await.unwrap();
+    for index in 0..5 {
+        writer.emit(log_line(index)).await.unwrap();
+    }
+    writer
+        .emit(NewEvent::new(EventType::ResourceReady, "web ready").level(Level::Info))
+        .await
+        .unwrap();
+    writer.close().await.unwrap();
+    run_to_success(&app, id).await;
+
+    let frames = stream
+        .frames_until(WAIT, |f| f.event.as_deref() == Some("end"))
+        .await;
+    let types: Vec<&str> = frames.iter().map(|f| f.event.as_deref().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "container.log",
+            "container.log",
+            "container.log",
+            "container.log",
+            "container.log",
+            "resource.ready",
+            "deploy.started",
+            "phase",
+            "deploy.succeeded",
+            "end"
+        ]
+    );
+    assert_eq!(seqs(&frames), (2..=10).collect::<Vec<_>>());
+    assert_eq!(frames[0].json()["resource"]["name"], "web-1");
+    assert_eq!(frames.last().unwrap().json()["last_seq"], 10);
+    assert!(
+        stream.next_frame(WAIT).await.is_none(),
+        "the stream closes after `end`"
+    );
+}
+
+#[tokio::test]
+async fn sse_resumes_across_reconnects_without_gaps_or_duplicates() {
+    let app = spawn_app().await;
+    let id = app.submit(&deploy_body("prod", "web")).await;
+    let total = 600;
+    let writer = EventWriter::open(&app.state.events, id).await.unwrap();
+    let producer = {
+        let app_events = app.state.events.clone();
+        tokio::spawn(async move {
+            for index in 0..total {
+                writer.emit(log_line(index)).await.unwrap();
+                if index % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            writer.close().await.unwrap();
+            let lease = chrono::Utc::now() + chrono::Duration::seconds(30);
+            let mut tx = app_events.begin().await.unwrap();
+            deploys::start(&mut tx, id, "test-runner", lease)
+                .await
+                .unwrap();
+            app_events.commit(tx).await.unwrap();
+        })
+    };
+    let mut received = Vec::new();
+    let mut last_event_id: Option<String> = None;
+    // Several short connections while events are being written, then one to the end.
+    for connection in 0..4 {
+        let mut request = app.get(&events_path(id), &app.admin_token);
+        if let Some(last) = &last_event_id {
+            request = request.header("last-event-id", last);
+        }
+        let mut stream = SseStream::connect(request).await;
+        for _ in 0..(40 + connection * 30) {
+            let frame = stream.next_frame(WAIT).await.unwrap();
+            last_event_id = frame.id.clone();
+            received.push(frame);
+        }
+    }
+    producer.await.unwrap();
+    finish(&app, id).await;
+    let mut stream = SseStream::connect(
+        app.get(&events_path(id), &app.admin_token)
+            .header("last-event-id", last_event_id.unwrap()),
+    )
+    .await;
+    received.extend(
+        stream
+            .frames_until(WAIT, |f| f.event.as_deref() == Some("end"))
+            .await,
+    );
+    let expected_last = 1 + total as i64 + 2;
+    assert_eq!(seqs(&received), (1..=expected_last).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn after_parameter_and_finished_deploys() {
+    let app = spawn_app().await;
+    let id = app.submit(&deploy_body("prod", "web")).await;
+    run_to_success(&app, id).await;
+    let mut stream =
+        SseStream::connect(app.get(&format!("{}?after=2", events_path(id)), &app.admin_token))
+            .await;
+    let frames = stream
+        .frames_until(WAIT, |f| f.event.as_deref() == Some("end"))
+        .await;
+    assert_eq!(seqs(&frames), [3, 4]);
+    let mut stream = SseStream::connect(
+        app.get(&events_path(id), &app.admin_token)
+            .header("last-event-id", "4"),
+    )
+    .await;
+    let frames = stream
+        .frames_until(WAIT, |f| f.event.as_deref() == Some("end"))
+        .await;
+    assert_eq!(
+        frames.len(),
+        1,
+        "only `end` after the last event: {frames:?}"
+    );
+    let bad = app
+        .get(&events_path(id), &app.admin_token)
+        .header("last-event-id", "x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn json_pages_walk_the_events() {
+    let app = spawn_app().await;
+    let id = app.submit(&deploy_body("prod", "web")).await;
+    let writer = EventWriter::open(&app.state.events, id).await.unwrap();
+    for index in 0..9 {
+        writer.emit(log_line(index)).await.unwrap();
+    }
+    writer.close().await.unwrap();
+    let mut after = 0;
+    let mut seen = Vec::new();
+    loop {
+        let page: Value = app
+            .get(
+                &format!("{}?after={after}&limit=4", events_path(id)),
+                &app.admin_token,
+            )
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_i64().unwrap()),
+        );
+        match page["next_after"].as_i64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn idle_streams_get_keep_alive_comments() {
+    let app = spawn_app_with(|config| config.sse_keep_alive = Duration::from_millis(100)).await;
+    let id = app.submit(&deploy_body("prod", "web")).await;
+    let mut response = app
+        .get(&events_path(id), &app.admin_token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    while !text.lines().any(|line| line.starts_with(':')) {
+        let chunk = tokio::time::timeout(WAIT, response.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("retry:"), "{text}");
+}
+
+#[tokio::test]
+async fn firehose_streams_matching_deploys_only() {
+    let app = spawn_app().await;
+    let mut stream =
+        SseStream::connect(app.get("/v1/events?namespace=prod", &app.admin_token)).await;
+    assert_eq!(stream.status(), 200);
+    app.submit(&deploy_body("staging", "web")).await;
+    let prod = app.submit(&deploy_body("prod", "web")).await;
+    let frame = stream.next_frame(WAIT).await.unwrap();
+    assert_eq!(frame.id, Some(format!("{prod}:1")));
+    assert_eq!(frame.json()["deploy_id"], prod.to_string());
+}
