@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# Build: a release binary; the SQL is checked at runtime, so no database is needed here.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY kubesim kubesim
+COPY src src
+COPY migrations migrations
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin rollcall \
+    && cp target/release/rollcall /usr/local/bin/rollcall
+
+# Run: a slim image and an unprivileged user.
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /var/lib/rollcall --create-home rollcall
+COPY --from=build /usr/local/bin/rollcall /usr/local/bin/rollcall
+USER rollcall
+WORKDIR /var/lib/rollcall
+ENV ROLLCALL_LISTEN=0.0.0.0:8080 \
+    ROLLCALL_LOG_FORMAT=json
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
+    CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
+ENTRYPOINT ["rollcall"]
+CMD ["serve"]
