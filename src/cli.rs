@@ -1,12 +1,15 @@
 //! The `rollcall` command line: one binary, one subcommand per job.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DatabaseArgs, ServeArgs};
+use crate::tracker::explain;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,6 +30,29 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Print the OpenAPI document.
     Openapi,
+    /// Run the tracker's status logic on saved objects and print its verdicts.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// YAML stream of objects (a workload plus, optionally, its ReplicaSets, Pods and Events); `-` for stdin.
+    #[arg(short = 'f', long = "filename")]
+    pub file: PathBuf,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ExplainFormat::Json)]
+    pub output: ExplainFormat,
+    /// Tracking start (RFC 3339): Events older than this are ignored. Default: all Events count.
+    #[arg(long)]
+    pub since: Option<DateTime<Utc>>,
+    /// Judge as of this time (RFC 3339) instead of now: readiness-probe windows depend on it.
+    #[arg(long)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExplainFormat {
+    Json,
+    Text,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -37,6 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", openapi_json());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Explain(args) => run_explain(&args),
     }
 }
 
@@ -89,4 +116,20 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     }
     tracing::info!("shutting down");
     shutdown.cancel();
+}
+
+fn run_explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let text = if args.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+    } else {
+        std::fs::read_to_string(&args.file)
+            .with_context(|| format!("reading {}", args.file.display()))?
+    };
+    let objects = explain::parse_stream(&text)?;
+    let explanations = explain::explain(&objects, args.since, args.at.unwrap_or_else(Utc::now))?;
+    match args.output {
+        ExplainFormat::Json => println!("{}", serde_json::to_string_pretty(&explanations)?),
+        ExplainFormat::Text => print!("{}", explain::render_text(&explanations)),
+    }
+    Ok(ExitCode::SUCCESS)
 }

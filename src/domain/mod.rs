@@ -10,6 +10,7 @@ pub mod glob;
 pub mod labels;
 pub mod names;
 pub mod notify;
+pub mod policy;
 pub mod tracking;
 
 use serde::Serialize;
