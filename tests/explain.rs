@@ -1,6 +1,6 @@
 //! `rollcall explain` end to end: the built binary on saved objects.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -20,7 +20,7 @@ fn rollcall(args: &[&str]) -> std::process::Output {
         .expect("run rollcall")
 }
 
-fn explain_json(file: &PathBuf, extra: &[&str]) -> Vec<Value> {
+fn explain_json(file: &Path, extra: &[&str]) -> Vec<Value> {
     let path = file.to_str().expect("utf-8 path");
     let mut args = vec!["explain", "-f", path, "-o", "json", "--at", AT];
     args.extend_from_slice(extra);
