@@ -217,6 +217,9 @@ struct PodContext<'a> {
     key: String,
     name: &'a str,
     now: DateTime<Utc>,
+    /// When the pod's Ready condition last turned False: a container that was ready and stops being so
+    /// gets the same tolerance as one that just started.
+    unready_since: Option<DateTime<Utc>>,
 }
 
 impl PodContext<'_> {
@@ -318,7 +321,10 @@ impl PodContext<'_> {
             && status.started != Some(false)
             && let Some(window) = readiness_window(self.pod, name, policy)
         {
-            let since = running.started_at.as_ref().map(from_time);
+            let since = running.started_at.as_ref().map(from_time).map(|started| {
+                self.unready_since
+                    .map_or(started, |unready| unready.max(started))
+            });
             if since.is_some_and(|since| elapsed(since, self.now) >= window) {
                 found.push(self.candidate(
                     Some(name),
@@ -364,6 +370,15 @@ pub(crate) fn incidents(pod: &Pod, policy: &TrackingPolicy, now: DateTime<Utc>) 
         key: object_key(&pod.metadata),
         name: pod_name(pod),
         now,
+        unready_since: pod
+            .status
+            .as_ref()
+            .and_then(|status| status.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .find(|condition| condition.type_ == "Ready" && condition.status == "False")
+            .and_then(|condition| condition.last_transition_time.as_ref())
+            .map(from_time),
     };
     let status = pod.status.clone().unwrap_or_default();
     let mut found: Vec<Candidate> = status

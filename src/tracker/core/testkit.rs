@@ -527,6 +527,17 @@ impl PodBuilder {
         self
     }
 
+    /// The pod's Ready condition turned False at `since`.
+    pub(crate) fn unready_since(mut self, since: DateTime<Utc>) -> Self {
+        self.status().conditions = Some(vec![PodCondition {
+            type_: "Ready".to_owned(),
+            status: "False".to_owned(),
+            last_transition_time: Some(to_time(since)),
+            ..PodCondition::default()
+        }]);
+        self
+    }
+
     pub(crate) fn running(mut self, started_at: DateTime<Utc>, ready: bool) -> Self {
         let status = self.container_status("app");
         status.ready = ready;

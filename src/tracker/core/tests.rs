@@ -608,6 +608,19 @@ mod incidents {
     }
 
     #[test]
+    fn readiness_lost_after_being_ready_gets_the_same_window() {
+        // Started long ago, unready since t(100): the 30s default window runs from t(100).
+        let flapping: TrackedObject = new_pod("web-new-a")
+            .readiness_probe(0, 10, 3)
+            .running(t(-3600), false)
+            .unready_since(t(100))
+            .into();
+        let mut tracker = web_rollout(TrackingPolicy::default());
+        assert!(incident_deltas(&tracker.observe(&flapping, t(110))).is_empty());
+        assert_eq!(incident_deltas(&tracker.tick(t(130))).len(), 1);
+    }
+
+    #[test]
     fn old_revision_pods_never_count() {
         let mut tracker = web_rollout(TrackingPolicy::default());
         let old: TrackedObject = pod("web-old-a")
