@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{Container, ContainerStateTerminated, ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::object::{TrackedObject, controller_of};
@@ -268,9 +268,8 @@ impl PodContext<'_> {
             let reason = waiting.reason.as_deref().unwrap_or_default();
             if reason == "CrashLoopBackOff" {
                 // One crash is one incident: keyed by the dead instance, like its `terminated` state below.
-                let instance = last_terminated
-                    .map(crash_instance)
-                    .unwrap_or_else(|| format!("restart-{}", restarts - 1));
+                // The kubelet has already counted this crash in `restarts`.
+                let instance = crash_instance(last_terminated, restarts - 1);
                 let exit = last_terminated
                     .map(|terminated| format!(" (last exit code {})", terminated.exit_code))
                     .unwrap_or_default();
@@ -306,7 +305,7 @@ impl PodContext<'_> {
             let reason = terminated.reason.as_deref().unwrap_or("Error");
             found.push(self.candidate(
                 Some(name),
-                &format!("crash/{}", crash_instance(terminated)),
+                &format!("crash/{}", crash_instance(Some(terminated), restarts)),
                 reason,
                 format!(
                     "container {name:?} terminated with exit code {} ({reason})",
@@ -343,24 +342,28 @@ impl PodContext<'_> {
     }
 }
 
-/// Names one container instance: its container id, else its start time, else the restart counter.
-fn crash_instance(terminated: &k8s_openapi::api::core::v1::ContainerStateTerminated) -> String {
+/// Names one container instance: its container id, else its start or finish time, else the
+/// restart counter it died at (`restarts` as reported next to the terminated state).
+fn crash_instance(terminated: Option<&ContainerStateTerminated>, restarts: i32) -> String {
     terminated
-        .container_id
-        .clone()
-        .or_else(|| {
+        .and_then(|terminated| {
             terminated
-                .started_at
-                .as_ref()
-                .map(|at| from_time(at).to_rfc3339())
+                .container_id
+                .clone()
+                .or_else(|| {
+                    terminated
+                        .started_at
+                        .as_ref()
+                        .map(|at| from_time(at).to_rfc3339())
+                })
+                .or_else(|| {
+                    terminated
+                        .finished_at
+                        .as_ref()
+                        .map(|at| from_time(at).to_rfc3339())
+                })
         })
-        .or_else(|| {
-            terminated
-                .finished_at
-                .as_ref()
-                .map(|at| from_time(at).to_rfc3339())
-        })
-        .unwrap_or_default()
+        .unwrap_or_else(|| format!("restart-{restarts}"))
 }
 
 /// Incidents visible in a pod right now. Callers pass only current-revision, non-terminating pods.

@@ -579,6 +579,25 @@ impl PodBuilder {
         self
     }
 
+    /// As a runtime that reports no container ids or timestamps: only restart counters identify crashes.
+    pub(crate) fn without_container_ids(mut self) -> Self {
+        let status = self.container_status("app");
+        for state in [status.state.as_mut(), status.last_state.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(terminated) = state.terminated.as_mut() {
+                terminated.container_id = None;
+            }
+        }
+        self
+    }
+
+    pub(crate) fn reason(mut self, reason: &str) -> Self {
+        self.status().reason = Some(reason.to_owned());
+        self
+    }
+
     pub(crate) fn build(self) -> Pod {
         self.0
     }
