@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
-use k8s_openapi::api::core::v1::{Container, ContainerStateTerminated, ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::object::{TrackedObject, controller_of};
@@ -258,7 +260,8 @@ impl PodContext<'_> {
     ) -> Vec<Candidate> {
         let name = status.name.as_str();
         let restarts = status.restart_count;
-        let state = status.state.clone().unwrap_or_default();
+        let no_state = ContainerState::default();
+        let state = status.state.as_ref().unwrap_or(&no_state);
         let mut found = Vec::new();
         let last_terminated = status
             .last_state
@@ -383,7 +386,8 @@ pub(crate) fn incidents(pod: &Pod, policy: &TrackingPolicy, now: DateTime<Utc>) 
             .and_then(|condition| condition.last_transition_time.as_ref())
             .map(from_time),
     };
-    let status = pod.status.clone().unwrap_or_default();
+    let no_status = PodStatus::default();
+    let status = pod.status.as_ref().unwrap_or(&no_status);
     let mut found: Vec<Candidate> = status
         .init_container_statuses
         .iter()
@@ -404,7 +408,11 @@ pub(crate) fn incidents(pod: &Pod, policy: &TrackingPolicy, now: DateTime<Utc>) 
             format!(
                 "pod {:?} failed{}",
                 context.name,
-                status.message.map(|m| format!(": {m}")).unwrap_or_default()
+                status
+                    .message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             ),
             None,
             false,
@@ -415,19 +423,20 @@ pub(crate) fn incidents(pod: &Pod, policy: &TrackingPolicy, now: DateTime<Utc>) 
 
 /// A short fingerprint of what a pod shows; a change counts as activity for the no-activity timeout.
 pub(crate) fn fingerprint(pod: &Pod) -> String {
-    let status = pod.status.clone().unwrap_or_default();
+    let no_status = PodStatus::default();
+    let status = pod.status.as_ref().unwrap_or(&no_status);
     let containers: Vec<String> = status
         .container_statuses
         .iter()
         .flatten()
         .map(|container| {
-            let state = container.state.clone().unwrap_or_default();
+            let state = container.state.as_ref();
             let detail = state
-                .waiting
-                .and_then(|waiting| waiting.reason)
+                .and_then(|state| state.waiting.as_ref())
+                .and_then(|waiting| waiting.reason.clone())
                 .or_else(|| {
                     state
-                        .terminated
+                        .and_then(|state| state.terminated.as_ref())
                         .map(|terminated| terminated.exit_code.to_string())
                 })
                 .unwrap_or_else(|| "running".to_owned());
@@ -439,7 +448,7 @@ pub(crate) fn fingerprint(pod: &Pod) -> String {
         .collect();
     format!(
         "{}|{}|{}",
-        status.phase.unwrap_or_default(),
+        status.phase.as_deref().unwrap_or_default(),
         is_terminating(pod),
         containers.join(",")
     )
