@@ -22,6 +22,8 @@ use crate::domain::policy::{FailMode, TrackTerminationMode, TrackingPolicy};
 pub const CUSTOM_RESOURCE_SETTLE: Duration = Duration::from_secs(10);
 /// Recent events kept as evidence for a failure report.
 const EVIDENCE_EVENTS: usize = 20;
+/// Events about pods not seen yet, kept until the pod arrives.
+const EARLY_POD_EVENTS: usize = 64;
 /// Events attached to one failure.
 const EVIDENCE_EVENTS_PER_FAILURE: usize = 10;
 
@@ -41,6 +43,7 @@ pub struct ResourceTracker {
     seen_incidents: HashSet<String>,
     relayed_events: HashMap<String, i32>,
     recent_events: VecDeque<EventSummary>,
+    early_pod_events: VecDeque<Event>,
     terminal_incident: Option<Incident>,
     failure: Option<Failure>,
     inactive: bool,
@@ -72,6 +75,7 @@ impl ResourceTracker {
             seen_incidents: HashSet::new(),
             relayed_events: HashMap::new(),
             recent_events: VecDeque::new(),
+            early_pod_events: VecDeque::new(),
             terminal_incident: None,
             failure: None,
             inactive: false,
@@ -195,7 +199,17 @@ impl ResourceTracker {
             self.last_activity = now;
         }
         self.pods.insert(key, pod.clone());
-        self.refresh(now)
+        let mut deltas = self.refresh(now);
+        // Events and pods come from different watches: replay what was said about this pod before it arrived.
+        let (about_pod, others): (VecDeque<Event>, VecDeque<Event>) =
+            std::mem::take(&mut self.early_pod_events)
+                .into_iter()
+                .partition(|event| is_about(event, pod));
+        self.early_pod_events = others;
+        for event in about_pod {
+            deltas.extend(self.observe_event(&event, now));
+        }
+        deltas
     }
 
     pub fn observe_event(&mut self, event: &Event, now: DateTime<Utc>) -> Vec<Delta> {
@@ -203,6 +217,12 @@ impl ResourceTracker {
             return Vec::new();
         }
         let Some(pod) = self.event_subject(event) else {
+            if self.may_be_about_an_unseen_pod(event) {
+                if self.early_pod_events.len() == EARLY_POD_EVENTS {
+                    self.early_pod_events.pop_front();
+                }
+                self.early_pod_events.push_back(event.clone());
+            }
             return Vec::new();
         };
         let identity = events::identity(event);
@@ -266,6 +286,13 @@ impl ResourceTracker {
         self.refresh(now)
     }
 
+    fn may_be_about_an_unseen_pod(&self, event: &Event) -> bool {
+        let involved = &event.involved_object;
+        involved.kind.as_deref() == Some("Pod")
+            && pods::same_namespace(self.key.namespace.as_deref(), involved.namespace.as_deref())
+            && !self.pods.values().any(|pod| is_about(event, pod))
+    }
+
     fn owner_uid(&self) -> Option<String> {
         self.object
             .as_ref()
@@ -310,10 +337,7 @@ impl ResourceTracker {
             },
             "Pod" => self
                 .current_pods()
-                .find(|pod| match involved.uid.as_deref() {
-                    Some(uid) => pod.metadata.uid.as_deref() == Some(uid),
-                    None => pods::pod_name(pod) == name,
-                })
+                .find(|pod| is_about(event, pod))
                 .map(|pod| Some(pods::pod_name(pod).to_owned())),
             _ => None,
         }
@@ -570,4 +594,14 @@ impl ResourceTracker {
 
 fn waiting_to_appear(key: &ResourceKey) -> String {
     format!("Waiting for {} {:?} to appear...", key.kind, key.name)
+}
+
+/// Whether `event` is about `pod` (by uid when the event names one, else by name).
+fn is_about(event: &Event, pod: &Pod) -> bool {
+    let involved = &event.involved_object;
+    involved.kind.as_deref() == Some("Pod")
+        && match involved.uid.as_deref() {
+            Some(uid) => pod.metadata.uid.as_deref() == Some(uid),
+            None => involved.name.as_deref() == pod.metadata.name.as_deref(),
+        }
 }

@@ -814,6 +814,21 @@ mod incidents {
     }
 
     #[test]
+    fn events_about_a_pod_seen_later_are_replayed_when_it_arrives() {
+        let mut tracker = web_rollout(TrackingPolicy::default());
+        let scheduling: TrackedObject = event("FailedScheduling", "Pod", "web-new-a").into();
+        assert!(tracker.observe(&scheduling, t(5)).is_empty());
+        let deltas = tracker.observe(&new_pod("web-new-a").phase("Pending").into(), t(6));
+        assert!(deltas.iter().any(|delta| matches!(
+            &delta.change,
+            Change::Warning { reason, .. } if reason == "FailedScheduling"
+        )));
+        // Replayed once only.
+        let again = tracker.observe(&new_pod("web-new-a").phase("Pending").into(), t(7));
+        assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[test]
     fn failed_create_on_the_current_replica_set_counts() {
         let mut tracker = web_rollout(policy(|p| p.failures_allowed_per_replica = 0));
         let quota: TrackedObject = event("FailedCreate", "ReplicaSet", "web-new")
