@@ -160,6 +160,22 @@ pub struct EventSummary {
     pub ignored_because: Option<String>,
 }
 
+/// One pod of a resource as a person scanning a rollout wants to see it (`pod.status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodSummary {
+    pub name: String,
+    pub phase: String,
+    /// Ready containers out of all containers: "1/2".
+    pub ready: String,
+    pub restarts: i32,
+    /// The first container's waiting or terminated reason, when it is not simply running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Belongs to the revision being rolled out (only such pods can fail the resource).
+    pub current_revision: bool,
+    pub terminating: bool,
+}
+
 /// Why a resource failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -208,6 +224,8 @@ pub enum Change {
         allowance: Option<u32>,
         level: Level,
     },
+    /// `pod.status`: a pod of the resource changed how it looks (emitted only on change).
+    PodStatus { pod: PodSummary },
     /// Trouble that is reported but ends nothing by itself (FailedScheduling).
     Warning {
         reason: String,

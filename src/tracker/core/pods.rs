@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::object::{TrackedObject, controller_of};
 use super::time::{elapsed, from_time};
-use super::{Incident, ResourceKey};
+use super::{Incident, PodSummary, ResourceKey};
 use crate::domain::policy::TrackingPolicy;
 
 const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -421,37 +421,45 @@ pub(crate) fn incidents(pod: &Pod, policy: &TrackingPolicy, now: DateTime<Utc>) 
     found
 }
 
-/// A short fingerprint of what a pod shows; a change counts as activity for the no-activity timeout.
-pub(crate) fn fingerprint(pod: &Pod) -> String {
+/// What a pod shows; a change counts as activity for the no-activity timeout.
+pub(crate) fn summarize(pod: &Pod, current_revision: bool) -> PodSummary {
     let no_status = PodStatus::default();
     let status = pod.status.as_ref().unwrap_or(&no_status);
-    let containers: Vec<String> = status
-        .container_statuses
-        .iter()
-        .flatten()
-        .map(|container| {
-            let state = container.state.as_ref();
-            let detail = state
-                .and_then(|state| state.waiting.as_ref())
-                .and_then(|waiting| waiting.reason.clone())
-                .or_else(|| {
-                    state
-                        .and_then(|state| state.terminated.as_ref())
-                        .map(|terminated| terminated.exit_code.to_string())
+    let containers = status.container_statuses.as_deref().unwrap_or_default();
+    let reason = containers.iter().find_map(|container| {
+        let state = container.state.as_ref()?;
+        state
+            .waiting
+            .as_ref()
+            .and_then(|waiting| waiting.reason.clone())
+            .or_else(|| {
+                state.terminated.as_ref().map(|terminated| {
+                    terminated
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| format!("exit code {}", terminated.exit_code))
                 })
-                .unwrap_or_else(|| "running".to_owned());
-            format!(
-                "{}:{}:{}:{}",
-                container.name, detail, container.ready, container.restart_count
-            )
-        })
-        .collect();
-    format!(
-        "{}|{}|{}",
-        status.phase.as_deref().unwrap_or_default(),
-        is_terminating(pod),
-        containers.join(",")
-    )
+            })
+    });
+    PodSummary {
+        name: pod_name(pod).to_owned(),
+        phase: status.phase.clone().unwrap_or_else(|| "Pending".to_owned()),
+        ready: format!(
+            "{}/{}",
+            containers
+                .iter()
+                .filter(|container| container.ready)
+                .count(),
+            containers.len()
+        ),
+        restarts: containers
+            .iter()
+            .map(|container| container.restart_count)
+            .sum(),
+        reason,
+        current_revision,
+        terminating: is_terminating(pod),
+    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use super::pods::{self, CurrentRevision};
 use super::readiness::{self, Allowance, Progress, Readiness};
 use super::time::elapsed;
 use super::{
-    Change, Delta, EventSummary, Evidence, Failure, FailureKind, Incident, Level, ResourceKey,
-    ResourceStatus, State,
+    Change, Delta, EventSummary, Evidence, Failure, FailureKind, Incident, Level, PodSummary,
+    ResourceKey, ResourceStatus, State,
 };
 use crate::domain::policy::{FailMode, TrackTerminationMode, TrackingPolicy};
 
@@ -39,6 +39,7 @@ pub struct ResourceTracker {
     replica_sets: BTreeMap<String, ReplicaSet>,
     revisions: BTreeMap<String, ControllerRevision>,
     pods: BTreeMap<String, Pod>,
+    pod_summaries: HashMap<String, PodSummary>,
     incidents: Vec<Incident>,
     seen_incidents: HashSet<String>,
     relayed_events: HashMap<String, i32>,
@@ -71,6 +72,7 @@ impl ResourceTracker {
             replica_sets: BTreeMap::new(),
             revisions: BTreeMap::new(),
             pods: BTreeMap::new(),
+            pod_summaries: HashMap::new(),
             incidents: Vec::new(),
             seen_incidents: HashSet::new(),
             relayed_events: HashMap::new(),
@@ -168,7 +170,10 @@ impl ResourceTracker {
         } else {
             let key = pods::object_key(metadata);
             match object {
-                TrackedObject::Pod(_) => self.pods.remove(&key).is_some(),
+                TrackedObject::Pod(_) => {
+                    self.pod_summaries.remove(&key);
+                    self.pods.remove(&key).is_some()
+                }
                 TrackedObject::ReplicaSet(_) => self.replica_sets.remove(&key).is_some(),
                 TrackedObject::ControllerRevision(_) => self.revisions.remove(&key).is_some(),
                 _ => false,
@@ -191,15 +196,15 @@ impl ResourceTracker {
             self.was_deleted = false;
         }
         let key = pods::object_key(&pod.metadata);
-        let changed = self
-            .pods
-            .get(&key)
-            .is_none_or(|known| pods::fingerprint(known) != pods::fingerprint(pod));
-        if changed {
+        self.pods.insert(key.clone(), pod.clone());
+        let summary = pods::summarize(pod, self.current_revision().includes(pod));
+        let mut deltas = Vec::new();
+        if self.pod_summaries.get(&key) != Some(&summary) {
             self.last_activity = now;
+            self.pod_summaries.insert(key, summary.clone());
+            deltas.push(self.delta(Change::PodStatus { pod: summary }));
         }
-        self.pods.insert(key, pod.clone());
-        let mut deltas = self.refresh(now);
+        deltas.extend(self.refresh(now));
         // Events and pods come from different watches: replay what was said about this pod before it arrived.
         let (about_pod, others): (VecDeque<Event>, VecDeque<Event>) =
             std::mem::take(&mut self.early_pod_events)

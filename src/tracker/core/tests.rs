@@ -814,6 +814,45 @@ mod incidents {
     }
 
     #[test]
+    fn pod_status_is_reported_only_when_it_changes() {
+        let mut tracker = web_rollout(TrackingPolicy::default());
+        let pod_statuses = |deltas: &[Delta]| -> Vec<PodSummary> {
+            deltas
+                .iter()
+                .filter_map(|delta| match &delta.change {
+                    Change::PodStatus { pod } => Some(pod.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let first = tracker.observe(
+            &new_pod("web-new-a").waiting("ContainerCreating", 0).into(),
+            t(2),
+        );
+        let summaries = pod_statuses(&first);
+        assert_eq!(summaries.len(), 1);
+        assert_eq!(summaries[0].reason.as_deref(), Some("ContainerCreating"));
+        assert_eq!(summaries[0].ready, "0/1");
+        assert!(summaries[0].current_revision);
+        let same = tracker.observe(
+            &new_pod("web-new-a").waiting("ContainerCreating", 0).into(),
+            t(3),
+        );
+        assert!(pod_statuses(&same).is_empty());
+        let running = tracker.observe(&new_pod("web-new-a").running(t(4), true).into(), t(4));
+        assert_eq!(pod_statuses(&running)[0].ready, "1/1");
+        let old = tracker.observe(
+            &pod("web-old-a")
+                .of_replica_set("web", "old")
+                .terminating()
+                .into(),
+            t(5),
+        );
+        let old = pod_statuses(&old);
+        assert!(!old[0].current_revision && old[0].terminating);
+    }
+
+    #[test]
     fn events_about_a_pod_seen_later_are_replayed_when_it_arrives() {
         let mut tracker = web_rollout(TrackingPolicy::default());
         let scheduling: TrackedObject = event("FailedScheduling", "Pod", "web-new-a").into();
