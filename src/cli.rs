@@ -1,5 +1,6 @@
 //! The `rollcall` command line: one binary, one subcommand per job.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -127,9 +128,15 @@ fn run_explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     let objects = explain::parse_stream(&text)?;
     let explanations = explain::explain(&objects, args.since, args.at.unwrap_or_else(Utc::now))?;
-    match args.output {
-        ExplainFormat::Json => println!("{}", serde_json::to_string_pretty(&explanations)?),
-        ExplainFormat::Text => print!("{}", explain::render_text(&explanations)),
+    let rendered = match args.output {
+        ExplainFormat::Json => serde_json::to_string_pretty(&explanations)? + "\n",
+        ExplainFormat::Text => explain::render_text(&explanations),
+    };
+    match std::io::stdout().lock().write_all(rendered.as_bytes()) {
+        // `rollcall explain ... | head` is fine.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        result => result
+            .context("writing the verdicts")
+            .map(|()| ExitCode::SUCCESS),
     }
-    Ok(ExitCode::SUCCESS)
 }

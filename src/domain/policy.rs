@@ -49,7 +49,7 @@ fn invalid_value(value: &str, problem: impl Into<String>) -> PolicyError {
 macro_rules! policy_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, utoipa::ToSchema)]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
@@ -303,7 +303,7 @@ impl Default for TrackingPolicy {
 }
 
 /// A partial policy: one layer of the precedence chain. Every field is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,7 +312,9 @@ pub struct PolicyPatch {
     pub failures_allowed_per_replica: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub track_termination_mode: Option<TrackTerminationMode>,
+    /// Go-style duration: `90s`, `4m`, `1h30m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "4m")]
     pub no_activity_timeout: Option<PolicyDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_logs: Option<bool>,
@@ -321,10 +323,13 @@ pub struct PolicyPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub show_logs_only_for_containers: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub log_regex: Option<LogRegex>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub show_logs_only_for_number_of_replicas: Option<u32>,
+    /// Container name → Go-style duration.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, String>)]
     pub ignore_readiness_probe_fails_for: BTreeMap<String, PolicyDuration>,
 }
 
@@ -486,7 +491,7 @@ impl<'de> Deserialize<'de> for NamePattern {
 }
 
 /// A request rule: the policy of the resources it matches.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceRule {
     /// Kind, compared case-insensitively; absent matches every kind.
@@ -494,6 +499,7 @@ pub struct ResourceRule {
     pub kind: Option<String>,
     /// Name glob; absent matches every name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "web-*")]
     pub name: Option<NamePattern>,
     /// `true`: this rule wins over the chart's annotations. `false` (default): annotations win.
     #[serde(default, rename = "override")]
@@ -514,7 +520,7 @@ impl ResourceRule {
 }
 
 /// The `tracking` part of a deploy request.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackingOverrides {
     #[serde(default)]
@@ -769,6 +775,22 @@ mod tests {
             "resources": [{"name": "web", "policy": {"track_termination_mode": "later"}}]
         }));
         assert!(bad.unwrap_err().to_string().contains("NonBlocking"));
+    }
+
+    #[test]
+    fn openapi_schema_describes_the_wire_format() {
+        use utoipa::PartialSchema;
+        let patch = serde_json::to_value(PolicyPatch::schema()).unwrap();
+        let timeout = &patch["properties"]["no_activity_timeout"];
+        assert!(timeout.to_string().contains("string"), "{timeout}");
+        let modes = serde_json::to_value(FailMode::schema())
+            .unwrap()
+            .to_string();
+        for mode in FailMode::ALL {
+            assert!(modes.contains(mode.as_str()), "{modes}");
+        }
+        let rule = serde_json::to_value(ResourceRule::schema()).unwrap();
+        assert!(rule["properties"]["override"].is_object(), "{rule}");
     }
 
     #[test]

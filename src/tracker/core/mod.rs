@@ -3,6 +3,23 @@
 //! Nothing here performs I/O or reads the clock: every method takes `now`. The watchers feed
 //! [`TrackedObject`]s into a [`DeployTracker`] (or a single [`ResourceTracker`]) and forward the
 //! returned [`Delta`]s as events; `rollcall explain` feeds a saved file through the same code.
+//!
+//! How the watcher/runner layer drives it:
+//!
+//! 1. For each resource of the release, resolve its policy
+//!    ([`crate::domain::policy::TrackingOverrides::resolve`] with the manifest's annotations) and build
+//!    `ResourceTracker::new(key, policy, tracking_started_at)`; hand them all to [`DeployTracker::new`].
+//! 2. Convert every watch event into a [`TrackedObject`] — `TrackedObject::from(pod)` for typed objects,
+//!    [`TrackedObject::from_value`] for `DynamicObject`s — and call [`DeployTracker::observe`] (added or
+//!    modified) or [`DeployTracker::observe_deleted`]. Feed the tracked objects themselves, their
+//!    ReplicaSets (Deployments) and ControllerRevisions (DaemonSets), pods and core/v1 Events; each
+//!    resource keeps what belongs to it.
+//! 3. Call [`DeployTracker::tick`] periodically (about once a second): readiness-probe windows, the
+//!    custom-resource settle window and the no-activity timeout advance only with time.
+//! 4. Publish the returned deltas; after each call check [`DeployTracker::verdict`], which is decided
+//!    once. [`DeployTracker::report`] gives the final report; fill `Evidence::log_lines` from the log
+//!    streamer (the previous container instance when `Evidence::previous_instance`). Pods to stream logs
+//!    from: [`ResourceTracker::current_pods`] and the policy's `logs` selection.
 
 mod custom;
 mod deploy;
@@ -143,6 +160,22 @@ pub struct EventSummary {
     pub ignored_because: Option<String>,
 }
 
+/// One pod of a resource as a person scanning a rollout wants to see it (`pod.status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodSummary {
+    pub name: String,
+    pub phase: String,
+    /// Ready containers out of all containers: "1/2".
+    pub ready: String,
+    pub restarts: i32,
+    /// The first container's waiting or terminated reason, when it is not simply running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Belongs to the revision being rolled out (only such pods can fail the resource).
+    pub current_revision: bool,
+    pub terminating: bool,
+}
+
 /// Why a resource failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -191,6 +224,8 @@ pub enum Change {
         allowance: Option<u32>,
         level: Level,
     },
+    /// `pod.status`: a pod of the resource changed how it looks (emitted only on change).
+    PodStatus { pod: PodSummary },
     /// Trouble that is reported but ends nothing by itself (FailedScheduling).
     Warning {
         reason: String,

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::object::{TrackedObject, controller_of};
 use super::time::{elapsed, from_time};
-use super::{Incident, ResourceKey};
+use super::{Incident, PodSummary, ResourceKey};
 use crate::domain::policy::TrackingPolicy;
 
 const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -217,6 +219,9 @@ struct PodContext<'a> {
     key: String,
     name: &'a str,
     now: DateTime<Utc>,
+    /// When the pod's Ready condition last turned False: a container that was ready and stops being so
+    /// gets the same tolerance as one that just started.
+    unready_since: Option<DateTime<Utc>>,
 }
 
 impl PodContext<'_> {
@@ -255,7 +260,8 @@ impl PodContext<'_> {
     ) -> Vec<Candidate> {
         let name = status.name.as_str();
         let restarts = status.restart_count;
-        let state = status.state.clone().unwrap_or_default();
+        let no_state = ContainerState::default();
+        let state = status.state.as_ref().unwrap_or(&no_state);
         let mut found = Vec::new();
         let last_terminated = status
             .last_state
@@ -265,9 +271,8 @@ impl PodContext<'_> {
             let reason = waiting.reason.as_deref().unwrap_or_default();
             if reason == "CrashLoopBackOff" {
                 // One crash is one incident: keyed by the dead instance, like its `terminated` state below.
-                let instance = last_terminated
-                    .map(crash_instance)
-                    .unwrap_or_else(|| format!("restart-{}", restarts - 1));
+                // The kubelet has already counted this crash in `restarts`.
+                let instance = crash_instance(last_terminated, restarts - 1);
                 let exit = last_terminated
                     .map(|terminated| format!(" (last exit code {})", terminated.exit_code))
                     .unwrap_or_default();
@@ -303,7 +308,7 @@ impl PodContext<'_> {
             let reason = terminated.reason.as_deref().unwrap_or("Error");
             found.push(self.candidate(
                 Some(name),
-                &format!("crash/{}", crash_instance(terminated)),
+                &format!("crash/{}", crash_instance(Some(terminated), restarts)),
                 reason,
                 format!(
                     "container {name:?} terminated with exit code {} ({reason})",
@@ -318,7 +323,10 @@ impl PodContext<'_> {
             && status.started != Some(false)
             && let Some(window) = readiness_window(self.pod, name, policy)
         {
-            let since = running.started_at.as_ref().map(from_time);
+            let since = running.started_at.as_ref().map(from_time).map(|started| {
+                self.unready_since
+                    .map_or(started, |unready| unready.max(started))
+            });
             if since.is_some_and(|since| elapsed(since, self.now) >= window) {
                 found.push(self.candidate(
                     Some(name),
@@ -337,24 +345,28 @@ impl PodContext<'_> {
     }
 }
 
-/// Names one container instance: its container id, else its start time, else the restart counter.
-fn crash_instance(terminated: &k8s_openapi::api::core::v1::ContainerStateTerminated) -> String {
+/// Names one container instance: its container id, else its start or finish time, else the
+/// restart counter it died at (`restarts` as reported next to the terminated state).
+fn crash_instance(terminated: Option<&ContainerStateTerminated>, restarts: i32) -> String {
     terminated
-        .container_id
-        .clone()
-        .or_else(|| {
+        .and_then(|terminated| {
             terminated
-                .started_at
-                .as_ref()
-                .map(|at| from_time(at).to_rfc3339())
+                .container_id
+                .clone()
+                .or_else(|| {
+                    terminated
+                        .started_at
+                        .as_ref()
+                        .map(|at| from_time(at).to_rfc3339())
+                })
+                .or_else(|| {
+                    terminated
+                        .finished_at
+                        .as_ref()
+                        .map(|at| from_time(at).to_rfc3339())
+                })
         })
-        .or_else(|| {
-            terminated
-                .finished_at
-                .as_ref()
-                .map(|at| from_time(at).to_rfc3339())
-        })
-        .unwrap_or_default()
+        .unwrap_or_else(|| format!("restart-{restarts}"))
 }
 
 /// Incidents visible in a pod right now. Callers pass only current-revision, non-terminating pods.
@@ -364,8 +376,18 @@ pub(crate) fn incidents(pod: &Pod, policy: &TrackingPolicy, now: DateTime<Utc>) 
         key: object_key(&pod.metadata),
         name: pod_name(pod),
         now,
+        unready_since: pod
+            .status
+            .as_ref()
+            .and_then(|status| status.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .find(|condition| condition.type_ == "Ready" && condition.status == "False")
+            .and_then(|condition| condition.last_transition_time.as_ref())
+            .map(from_time),
     };
-    let status = pod.status.clone().unwrap_or_default();
+    let no_status = PodStatus::default();
+    let status = pod.status.as_ref().unwrap_or(&no_status);
     let mut found: Vec<Candidate> = status
         .init_container_statuses
         .iter()
@@ -386,7 +408,11 @@ pub(crate) fn incidents(pod: &Pod, policy: &TrackingPolicy, now: DateTime<Utc>) 
             format!(
                 "pod {:?} failed{}",
                 context.name,
-                status.message.map(|m| format!(": {m}")).unwrap_or_default()
+                status
+                    .message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             ),
             None,
             false,
@@ -395,36 +421,45 @@ pub(crate) fn incidents(pod: &Pod, policy: &TrackingPolicy, now: DateTime<Utc>) 
     found
 }
 
-/// A short fingerprint of what a pod shows; a change counts as activity for the no-activity timeout.
-pub(crate) fn fingerprint(pod: &Pod) -> String {
-    let status = pod.status.clone().unwrap_or_default();
-    let containers: Vec<String> = status
-        .container_statuses
-        .iter()
-        .flatten()
-        .map(|container| {
-            let state = container.state.clone().unwrap_or_default();
-            let detail = state
-                .waiting
-                .and_then(|waiting| waiting.reason)
-                .or_else(|| {
-                    state
-                        .terminated
-                        .map(|terminated| terminated.exit_code.to_string())
+/// What a pod shows; a change counts as activity for the no-activity timeout.
+pub(crate) fn summarize(pod: &Pod, current_revision: bool) -> PodSummary {
+    let no_status = PodStatus::default();
+    let status = pod.status.as_ref().unwrap_or(&no_status);
+    let containers = status.container_statuses.as_deref().unwrap_or_default();
+    let reason = containers.iter().find_map(|container| {
+        let state = container.state.as_ref()?;
+        state
+            .waiting
+            .as_ref()
+            .and_then(|waiting| waiting.reason.clone())
+            .or_else(|| {
+                state.terminated.as_ref().map(|terminated| {
+                    terminated
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| format!("exit code {}", terminated.exit_code))
                 })
-                .unwrap_or_else(|| "running".to_owned());
-            format!(
-                "{}:{}:{}:{}",
-                container.name, detail, container.ready, container.restart_count
-            )
-        })
-        .collect();
-    format!(
-        "{}|{}|{}",
-        status.phase.unwrap_or_default(),
-        is_terminating(pod),
-        containers.join(",")
-    )
+            })
+    });
+    PodSummary {
+        name: pod_name(pod).to_owned(),
+        phase: status.phase.clone().unwrap_or_else(|| "Pending".to_owned()),
+        ready: format!(
+            "{}/{}",
+            containers
+                .iter()
+                .filter(|container| container.ready)
+                .count(),
+            containers.len()
+        ),
+        restarts: containers
+            .iter()
+            .map(|container| container.restart_count)
+            .sum(),
+        reason,
+        current_revision,
+        terminating: is_terminating(pod),
+    }
 }
 
 #[cfg(test)]

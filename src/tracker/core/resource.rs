@@ -13,8 +13,8 @@ use super::pods::{self, CurrentRevision};
 use super::readiness::{self, Allowance, Progress, Readiness};
 use super::time::elapsed;
 use super::{
-    Change, Delta, EventSummary, Evidence, Failure, FailureKind, Incident, Level, ResourceKey,
-    ResourceStatus, State,
+    Change, Delta, EventSummary, Evidence, Failure, FailureKind, Incident, Level, PodSummary,
+    ResourceKey, ResourceStatus, State,
 };
 use crate::domain::policy::{FailMode, TrackTerminationMode, TrackingPolicy};
 
@@ -22,6 +22,8 @@ use crate::domain::policy::{FailMode, TrackTerminationMode, TrackingPolicy};
 pub const CUSTOM_RESOURCE_SETTLE: Duration = Duration::from_secs(10);
 /// Recent events kept as evidence for a failure report.
 const EVIDENCE_EVENTS: usize = 20;
+/// Events about pods not seen yet, kept until the pod arrives.
+const EARLY_POD_EVENTS: usize = 64;
 /// Events attached to one failure.
 const EVIDENCE_EVENTS_PER_FAILURE: usize = 10;
 
@@ -37,10 +39,12 @@ pub struct ResourceTracker {
     replica_sets: BTreeMap<String, ReplicaSet>,
     revisions: BTreeMap<String, ControllerRevision>,
     pods: BTreeMap<String, Pod>,
+    pod_summaries: HashMap<String, PodSummary>,
     incidents: Vec<Incident>,
     seen_incidents: HashSet<String>,
     relayed_events: HashMap<String, i32>,
     recent_events: VecDeque<EventSummary>,
+    early_pod_events: VecDeque<Event>,
     terminal_incident: Option<Incident>,
     failure: Option<Failure>,
     inactive: bool,
@@ -68,10 +72,12 @@ impl ResourceTracker {
             replica_sets: BTreeMap::new(),
             revisions: BTreeMap::new(),
             pods: BTreeMap::new(),
+            pod_summaries: HashMap::new(),
             incidents: Vec::new(),
             seen_incidents: HashSet::new(),
             relayed_events: HashMap::new(),
             recent_events: VecDeque::new(),
+            early_pod_events: VecDeque::new(),
             terminal_incident: None,
             failure: None,
             inactive: false,
@@ -164,7 +170,10 @@ impl ResourceTracker {
         } else {
             let key = pods::object_key(metadata);
             match object {
-                TrackedObject::Pod(_) => self.pods.remove(&key).is_some(),
+                TrackedObject::Pod(_) => {
+                    self.pod_summaries.remove(&key);
+                    self.pods.remove(&key).is_some()
+                }
                 TrackedObject::ReplicaSet(_) => self.replica_sets.remove(&key).is_some(),
                 TrackedObject::ControllerRevision(_) => self.revisions.remove(&key).is_some(),
                 _ => false,
@@ -187,15 +196,25 @@ impl ResourceTracker {
             self.was_deleted = false;
         }
         let key = pods::object_key(&pod.metadata);
-        let changed = self
-            .pods
-            .get(&key)
-            .is_none_or(|known| pods::fingerprint(known) != pods::fingerprint(pod));
-        if changed {
+        self.pods.insert(key.clone(), pod.clone());
+        let summary = pods::summarize(pod, self.current_revision().includes(pod));
+        let mut deltas = Vec::new();
+        if self.pod_summaries.get(&key) != Some(&summary) {
             self.last_activity = now;
+            self.pod_summaries.insert(key, summary.clone());
+            deltas.push(self.delta(Change::PodStatus { pod: summary }));
         }
-        self.pods.insert(key, pod.clone());
-        self.refresh(now)
+        deltas.extend(self.refresh(now));
+        // Events and pods come from different watches: replay what was said about this pod before it arrived.
+        let (about_pod, others): (VecDeque<Event>, VecDeque<Event>) =
+            std::mem::take(&mut self.early_pod_events)
+                .into_iter()
+                .partition(|event| is_about(event, pod));
+        self.early_pod_events = others;
+        for event in about_pod {
+            deltas.extend(self.observe_event(&event, now));
+        }
+        deltas
     }
 
     pub fn observe_event(&mut self, event: &Event, now: DateTime<Utc>) -> Vec<Delta> {
@@ -203,6 +222,12 @@ impl ResourceTracker {
             return Vec::new();
         }
         let Some(pod) = self.event_subject(event) else {
+            if self.may_be_about_an_unseen_pod(event) {
+                if self.early_pod_events.len() == EARLY_POD_EVENTS {
+                    self.early_pod_events.pop_front();
+                }
+                self.early_pod_events.push_back(event.clone());
+            }
             return Vec::new();
         };
         let identity = events::identity(event);
@@ -266,6 +291,13 @@ impl ResourceTracker {
         self.refresh(now)
     }
 
+    fn may_be_about_an_unseen_pod(&self, event: &Event) -> bool {
+        let involved = &event.involved_object;
+        involved.kind.as_deref() == Some("Pod")
+            && pods::same_namespace(self.key.namespace.as_deref(), involved.namespace.as_deref())
+            && !self.pods.values().any(|pod| is_about(event, pod))
+    }
+
     fn owner_uid(&self) -> Option<String> {
         self.object
             .as_ref()
@@ -310,10 +342,7 @@ impl ResourceTracker {
             },
             "Pod" => self
                 .current_pods()
-                .find(|pod| match involved.uid.as_deref() {
-                    Some(uid) => pod.metadata.uid.as_deref() == Some(uid),
-                    None => pods::pod_name(pod) == name,
-                })
+                .find(|pod| is_about(event, pod))
                 .map(|pod| Some(pods::pod_name(pod).to_owned())),
             _ => None,
         }
@@ -570,4 +599,14 @@ impl ResourceTracker {
 
 fn waiting_to_appear(key: &ResourceKey) -> String {
     format!("Waiting for {} {:?} to appear...", key.kind, key.name)
+}
+
+/// Whether `event` is about `pod` (by uid when the event names one, else by name).
+fn is_about(event: &Event, pod: &Pod) -> bool {
+    let involved = &event.involved_object;
+    involved.kind.as_deref() == Some("Pod")
+        && match involved.uid.as_deref() {
+            Some(uid) => pod.metadata.uid.as_deref() == Some(uid),
+            None => involved.name.as_deref() == pod.metadata.name.as_deref(),
+        }
 }

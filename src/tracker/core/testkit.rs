@@ -527,6 +527,17 @@ impl PodBuilder {
         self
     }
 
+    /// The pod's Ready condition turned False at `since`.
+    pub(crate) fn unready_since(mut self, since: DateTime<Utc>) -> Self {
+        self.status().conditions = Some(vec![PodCondition {
+            type_: "Ready".to_owned(),
+            status: "False".to_owned(),
+            last_transition_time: Some(to_time(since)),
+            ..PodCondition::default()
+        }]);
+        self
+    }
+
     pub(crate) fn running(mut self, started_at: DateTime<Utc>, ready: bool) -> Self {
         let status = self.container_status("app");
         status.ready = ready;
@@ -565,6 +576,25 @@ impl PodBuilder {
         let status = self.container_status("app");
         status.restart_count = restarts;
         status.state = Some(terminated_state(exit_code, instance));
+        self
+    }
+
+    /// As a runtime that reports no container ids or timestamps: only restart counters identify crashes.
+    pub(crate) fn without_container_ids(mut self) -> Self {
+        let status = self.container_status("app");
+        for state in [status.state.as_mut(), status.last_state.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(terminated) = state.terminated.as_mut() {
+                terminated.container_id = None;
+            }
+        }
+        self
+    }
+
+    pub(crate) fn reason(mut self, reason: &str) -> Self {
+        self.status().reason = Some(reason.to_owned());
         self
     }
 

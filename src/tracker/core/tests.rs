@@ -608,6 +608,19 @@ mod incidents {
     }
 
     #[test]
+    fn readiness_lost_after_being_ready_gets_the_same_window() {
+        // Started long ago, unready since t(100): the 30s default window runs from t(100).
+        let flapping: TrackedObject = new_pod("web-new-a")
+            .readiness_probe(0, 10, 3)
+            .running(t(-3600), false)
+            .unready_since(t(100))
+            .into();
+        let mut tracker = web_rollout(TrackingPolicy::default());
+        assert!(incident_deltas(&tracker.observe(&flapping, t(110))).is_empty());
+        assert_eq!(incident_deltas(&tracker.tick(t(130))).len(), 1);
+    }
+
+    #[test]
     fn old_revision_pods_never_count() {
         let mut tracker = web_rollout(TrackingPolicy::default());
         let old: TrackedObject = pod("web-old-a")
@@ -682,6 +695,58 @@ mod incidents {
     }
 
     #[test]
+    fn container_creation_errors_are_incidents() {
+        for reason in [
+            "CreateContainerConfigError",
+            "CreateContainerError",
+            "RunContainerError",
+        ] {
+            let mut tracker = web_rollout(policy(|p| p.failures_allowed_per_replica = 0));
+            let deltas = tracker.observe(&new_pod("web-new-a").waiting(reason, 0).into(), t(5));
+            let failure = failed_delta(&deltas).expect("failed");
+            assert_eq!(failure.kind, FailureKind::AllowanceExceeded, "{reason}");
+            assert_eq!(failure.reason, reason);
+        }
+    }
+
+    #[test]
+    fn an_evicted_pod_is_an_incident() {
+        let mut tracker = web_rollout(TrackingPolicy::default());
+        let evicted: TrackedObject = new_pod("web-new-a")
+            .phase("Failed")
+            .reason("Evicted")
+            .into();
+        let incidents = incident_deltas(&tracker.observe(&evicted, t(5))).len();
+        assert_eq!(incidents, 1);
+        assert_eq!(tracker.incidents()[0].reason, "Evicted");
+    }
+
+    #[test]
+    fn crashes_are_told_apart_by_restart_count_without_container_ids() {
+        let mut tracker = web_rollout(policy(|p| p.failures_allowed_per_replica = 5));
+        let sequence: Vec<TrackedObject> = vec![
+            new_pod("web-new-a")
+                .terminated(1, "x", 0)
+                .without_container_ids()
+                .into(),
+            new_pod("web-new-a")
+                .crash_loop(1, "x")
+                .without_container_ids()
+                .into(),
+            new_pod("web-new-a")
+                .terminated(1, "y", 1)
+                .without_container_ids()
+                .into(),
+            new_pod("web-new-a")
+                .crash_loop(2, "y")
+                .without_container_ids()
+                .into(),
+        ];
+        observe_all(&mut tracker, sequence, t(5));
+        assert_eq!(tracker.incidents().len(), 2);
+    }
+
+    #[test]
     fn allowance_is_per_replica_times_replicas() {
         let object: TrackedObject = deployment("web").replicas(3).into();
         let mut tracker = tracker(&object);
@@ -746,6 +811,60 @@ mod incidents {
             Change::Warning { reason, pod: Some(pod), .. } if reason == "FailedScheduling" && pod == "web-new-a"
         )));
         assert_eq!(tracker.state(), State::Progressing);
+    }
+
+    #[test]
+    fn pod_status_is_reported_only_when_it_changes() {
+        let mut tracker = web_rollout(TrackingPolicy::default());
+        let pod_statuses = |deltas: &[Delta]| -> Vec<PodSummary> {
+            deltas
+                .iter()
+                .filter_map(|delta| match &delta.change {
+                    Change::PodStatus { pod } => Some(pod.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let first = tracker.observe(
+            &new_pod("web-new-a").waiting("ContainerCreating", 0).into(),
+            t(2),
+        );
+        let summaries = pod_statuses(&first);
+        assert_eq!(summaries.len(), 1);
+        assert_eq!(summaries[0].reason.as_deref(), Some("ContainerCreating"));
+        assert_eq!(summaries[0].ready, "0/1");
+        assert!(summaries[0].current_revision);
+        let same = tracker.observe(
+            &new_pod("web-new-a").waiting("ContainerCreating", 0).into(),
+            t(3),
+        );
+        assert!(pod_statuses(&same).is_empty());
+        let running = tracker.observe(&new_pod("web-new-a").running(t(4), true).into(), t(4));
+        assert_eq!(pod_statuses(&running)[0].ready, "1/1");
+        let old = tracker.observe(
+            &pod("web-old-a")
+                .of_replica_set("web", "old")
+                .terminating()
+                .into(),
+            t(5),
+        );
+        let old = pod_statuses(&old);
+        assert!(!old[0].current_revision && old[0].terminating);
+    }
+
+    #[test]
+    fn events_about_a_pod_seen_later_are_replayed_when_it_arrives() {
+        let mut tracker = web_rollout(TrackingPolicy::default());
+        let scheduling: TrackedObject = event("FailedScheduling", "Pod", "web-new-a").into();
+        assert!(tracker.observe(&scheduling, t(5)).is_empty());
+        let deltas = tracker.observe(&new_pod("web-new-a").phase("Pending").into(), t(6));
+        assert!(deltas.iter().any(|delta| matches!(
+            &delta.change,
+            Change::Warning { reason, .. } if reason == "FailedScheduling"
+        )));
+        // Replayed once only.
+        let again = tracker.observe(&new_pod("web-new-a").phase("Pending").into(), t(7));
+        assert!(again.is_empty(), "{again:?}");
     }
 
     #[test]
@@ -822,6 +941,29 @@ mod stateful_set_recreation {
         observe_all(&mut tracker, [replacement, ready], t(20));
         assert_eq!(tracker.state(), State::Ready);
         assert!(tracker.incidents().is_empty());
+    }
+
+    #[test]
+    fn only_pods_at_the_update_revision_count() {
+        let rolling: TrackedObject = statefulset("db")
+            .replicas(2)
+            .ready(1)
+            .updated(1)
+            .revisions("db-1", "db-2")
+            .into();
+        let mut tracker = tracker_with(&rolling, policy(|p| p.failures_allowed_per_replica = 0));
+        tracker.observe(&rolling, t(1));
+        let old: TrackedObject = pod("db-0")
+            .of("StatefulSet", "db", "db-1")
+            .crash_loop(4, "o")
+            .into();
+        assert!(incident_deltas(&tracker.observe(&old, t(2))).is_empty());
+        let new: TrackedObject = pod("db-1")
+            .of("StatefulSet", "db", "db-2")
+            .crash_loop(1, "n")
+            .into();
+        assert_eq!(incident_deltas(&tracker.observe(&new, t(3))).len(), 1);
+        assert_eq!(tracker.state(), State::Failed);
     }
 
     #[test]
@@ -974,6 +1116,25 @@ mod fail_modes {
         )]);
         deploy.progressing("api", 1).crash_twice("api", 2);
         assert!(failed_on(deploy.verdict(), "api"));
+    }
+
+    #[test]
+    fn hope_waits_for_the_others_even_after_a_terminal_signal() {
+        let mut deploy = Deploy::new(vec![
+            resource("api", mode(FailMode::HopeUntilEndOfDeployProcess)),
+            resource("web", TrackingPolicy::default()),
+        ]);
+        deploy.progressing("web", 1);
+        deploy
+            .tracker
+            .observe(&deployment("api").progress_deadline_exceeded().into(), t(2));
+        assert_eq!(deploy.state("api"), State::Failed);
+        assert_eq!(deploy.verdict(), None);
+        deploy.ready("web", 3);
+        let Some(Verdict::Failed { reason, .. }) = deploy.verdict() else {
+            panic!("expected a failure, got {:?}", deploy.verdict());
+        };
+        assert_eq!(reason, "ProgressDeadlineExceeded");
     }
 
     #[test]
