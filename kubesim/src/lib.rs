@@ -1,4 +1,6 @@
 //! kubesim: a simulated Kubernetes cluster that speaks the real Kubernetes HTTP API, so that unmodified
 //! clients (helm, kubectl, kube-rs) can be tested against it on machines where no cluster can run.
 
+pub mod logs;
 pub mod options;
+pub mod store;
