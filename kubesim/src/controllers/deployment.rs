@@ -464,9 +464,9 @@ impl Controller {
             }
         }
 
-        if !paused && let Some(set) = new_set.clone() {
-            match rollout.strategy {
-                Strategy::Recreate => {
+        if !paused {
+            match (rollout.strategy, new_set.clone()) {
+                (Strategy::Recreate, set) => {
                     let mut scaled_old = false;
                     for old in old_sets
                         .iter_mut()
@@ -477,14 +477,15 @@ impl Controller {
                             scaled_old = true;
                         }
                     }
-                    if !scaled_old
+                    if let Some(set) = set
+                        && !scaled_old
                         && !old_pods_exist(&old_sets)
                         && pod_util::int_at(&set, "/spec/replicas", 1) != replicas
                     {
                         new_set = rollout.scale(&set, replicas).or(new_set);
                     }
                 }
-                Strategy::RollingUpdate { .. } => {
+                (Strategy::RollingUpdate { .. }, Some(set)) => {
                     let old_counts: Vec<SetCounts> = old_sets.iter().map(SetCounts::of).collect();
                     match rolling_step(
                         replicas,
@@ -507,6 +508,7 @@ impl Controller {
                         RollingStep::Nothing => {}
                     }
                 }
+                (Strategy::RollingUpdate { .. }, None) => {}
             }
         }
         self.cleanup_history(context, deployment, &mut old_sets);
