@@ -50,6 +50,9 @@ pub struct Behavior {
     /// A line written to the container log at each start (and every `log_every`).
     pub log: Option<String>,
     pub log_every: Option<Duration>,
+    /// From this long after each start the container's livenessProbe fails, until the kubelet kills
+    /// it (needs a `livenessProbe` on the container).
+    pub fail_liveness_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,6 +146,7 @@ impl Behavior {
                 "failReadinessWhileTerminating" => self.fail_readiness_while_terminating = flag()?,
                 "log" => self.log = Some(value.to_owned()),
                 "logEvery" => self.log_every = Some(duration()?).filter(|every| !every.is_zero()),
+                "failLivenessAfter" => self.fail_liveness_after = Some(duration()?),
                 _ => {
                     return Err(BehaviorError::UnknownKey {
                         annotation: annotation.to_owned(),
@@ -241,7 +245,7 @@ mod tests {
         let behavior = Behavior::parse(
             "startDelay=2s; readyAfter=3s;neverReady=true;crashAfter=4s;exitCode=3;exitAfter=5s;imagePull=fail;\
              failFirstStarts=2;terminationDelay=6s;notReadyWhileTerminating=true;failReadinessWhileTerminating=true;\
-             log=hello = world;logEvery=500ms",
+             log=hello = world;logEvery=500ms;failLivenessAfter=7s",
         )
         .unwrap();
         assert_eq!(
@@ -260,6 +264,7 @@ mod tests {
                 fail_readiness_while_terminating: true,
                 log: Some("hello = world".to_owned()),
                 log_every: Some(Duration::from_millis(500)),
+                fail_liveness_after: Some(Duration::from_secs(7)),
             }
         );
         assert_eq!(

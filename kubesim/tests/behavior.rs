@@ -611,3 +611,36 @@ async fn container_specific_annotation_applies_to_that_container_only() {
     );
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn fail_liveness_after_gets_the_container_killed_and_restarted() {
+    let sim = Sim::start();
+    let mut sick = template("sick", "app:1", Some("failLivenessAfter=5s"));
+    sick["spec"]["containers"][0]["livenessProbe"] = json!({"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 2, "failureThreshold": 2});
+    sim.create(&PODS, pod("sick", sick));
+    let pod = sim
+        .wait_for("restarted", |sim| {
+            sim.get(&PODS, "sick")
+                .filter(|pod| container_status(pod)["restartCount"].as_i64() >= Some(1))
+        })
+        .await;
+    assert_eq!(
+        container_status(&pod)["lastState"]["terminated"]["exitCode"],
+        137
+    );
+    assert_eq!(
+        event_messages(&sim, "sick", "Unhealthy"),
+        ["Liveness probe failed: HTTP probe failed with statuscode: 503"]
+    );
+    let unhealthy = sim
+        .events_about("sick")
+        .into_iter()
+        .find(|event| event["reason"] == "Unhealthy")
+        .unwrap();
+    assert!(unhealthy["count"].as_i64() >= Some(2));
+    assert!(
+        event_messages(&sim, "sick", "Killing")
+            .contains(&"Container app failed liveness probe, will be restarted".to_owned())
+    );
+    sim.stop().await;
+}

@@ -599,8 +599,26 @@ impl PodRun {
         };
         let log_every = behavior.log_every.map(|every| self.tick(every));
         let mut next_log = behavior.log.as_ref().map(|_| started);
+        let liveness = spec["livenessProbe"]
+            .is_object()
+            .then(|| &spec["livenessProbe"]);
+        let liveness_failing_from = behavior
+            .fail_liveness_after
+            .filter(|_| liveness.is_some())
+            .map(|after| started + self.scaled(after));
+        let probe_seconds =
+            |probe: &Value, field: &str, default: u64| probe[field].as_u64().unwrap_or(default);
+        let mut next_liveness = liveness_failing_from.and(liveness).map(|probe| {
+            started
+                + self.scaled(Duration::from_secs(probe_seconds(
+                    probe,
+                    "initialDelaySeconds",
+                    0,
+                )))
+        });
+        let mut liveness_failures = 0;
         loop {
-            let next = [exit.map(|(at, _)| at), next_check, next_log]
+            let next = [exit.map(|(at, _)| at), next_check, next_log, next_liveness]
                 .into_iter()
                 .flatten()
                 .min();
@@ -636,6 +654,43 @@ impl PodRun {
                 } else {
                     next_check = ready_at;
                 }
+            }
+            if let (Some(at), Some(probe), Some(failing_from)) =
+                (next_liveness, liveness, liveness_failing_from)
+                && now >= at
+            {
+                if now >= failing_from {
+                    liveness_failures += 1;
+                    let pod_ip = self
+                        .state
+                        .lock()
+                        .expect("pod state")
+                        .pod_ip
+                        .clone()
+                        .unwrap_or_default();
+                    self.event(
+                        Some(name),
+                        EventType::Warning,
+                        "Unhealthy",
+                        format!("Liveness probe failed: {}", probe_failure(probe, &pod_ip)),
+                    );
+                    if liveness_failures >= probe_seconds(probe, "failureThreshold", 3) {
+                        self.event(
+                            Some(name),
+                            EventType::Normal,
+                            "Killing",
+                            format!("Container {name} failed liveness probe, will be restarted"),
+                        );
+                        return SIGKILL_EXIT;
+                    }
+                }
+                next_liveness = Some(
+                    at + self.tick(Duration::from_secs(probe_seconds(
+                        probe,
+                        "periodSeconds",
+                        10,
+                    ))),
+                );
             }
             if let (Some(at), Some(text)) = (next_log, &behavior.log)
                 && now >= at
