@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 
 use crate::store::{self, ResourceType, Store, StoreError, timestamp};
 
+/// How many distinct events are remembered for aggregation.
+const AGGREGATION_CACHE: usize = 4096;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventType {
     Normal,
@@ -194,10 +197,12 @@ impl Recorder {
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
-                self.written
-                    .lock()
-                    .expect("recorder lock")
-                    .insert(key, (namespace, name));
+                let mut written = self.written.lock().expect("recorder lock");
+                // client-go's events cache is an LRU of 4096 entries: repeats older than that start a new Event.
+                if written.len() >= AGGREGATION_CACHE {
+                    written.clear();
+                }
+                written.insert(key, (namespace, name));
             }
             Err(error) => tracing::warn!(%error, reason = key.reason, "could not record event"),
         }

@@ -794,3 +794,94 @@ async fn paused_controllers_create_nothing_until_resumed() {
     .await;
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn paused_deployment_shows_it_and_rolls_out_only_once_resumed() {
+    let sim = Sim::start();
+    sim.create(
+        &DEPLOYMENTS,
+        deployment("held", 2, template("held", "app:1", None)),
+    );
+    sim.wait_until("first rollout", |sim| deployment_complete(sim, "held", 2))
+        .await;
+    sim.edit(&DEPLOYMENTS, "held", |deployment| {
+        deployment["spec"]["paused"] = json!(true);
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"] = json!("app:2");
+    });
+    let progressing = sim
+        .wait_for("paused condition", |sim| {
+            condition(&sim.get(&DEPLOYMENTS, "held")?, "Progressing")
+                .filter(|condition| condition["reason"] == "DeploymentPaused")
+                .cloned()
+        })
+        .await;
+    assert_eq!(
+        (
+            progressing["status"].as_str(),
+            progressing["message"].as_str()
+        ),
+        (Some("Unknown"), Some("Deployment is paused"))
+    );
+    tokio::time::sleep(sim.scaled(10.0)).await;
+    assert_eq!(
+        replica_sets(&sim).len(),
+        1,
+        "a paused deployment must not create a new replica set"
+    );
+    sim.edit(&DEPLOYMENTS, "held", |deployment| {
+        deployment["spec"]["paused"] = json!(false)
+    });
+    sim.wait_until("rollout after resume", |sim| {
+        deployment_complete(sim, "held", 2)
+            && sim
+                .pods()
+                .iter()
+                .all(|pod| pod["spec"]["containers"][0]["image"] == "app:2")
+    })
+    .await;
+    assert_eq!(replica_sets(&sim).len(), 2);
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn rolling_back_reuses_the_old_replica_set_as_the_newest_revision() {
+    let sim = Sim::start();
+    sim.create(
+        &DEPLOYMENTS,
+        deployment("undo", 2, template("undo", "app:1", None)),
+    );
+    sim.wait_until("first rollout", |sim| deployment_complete(sim, "undo", 2))
+        .await;
+    let first = name(&replica_sets(&sim)[0]).to_owned();
+    sim.edit(&DEPLOYMENTS, "undo", |deployment| {
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"] = json!("app:2")
+    });
+    sim.wait_until("second rollout", |sim| {
+        deployment_complete(sim, "undo", 2) && replica_sets(sim).len() == 2
+    })
+    .await;
+    sim.edit(&DEPLOYMENTS, "undo", |deployment| {
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"] = json!("app:1")
+    });
+    sim.wait_until("rollback", |sim| {
+        deployment_complete(sim, "undo", 2)
+            && sim
+                .get(&REPLICASETS, &first)
+                .is_some_and(|set| int(&set, "/spec/replicas") == 2)
+    })
+    .await;
+    assert_eq!(
+        replica_sets(&sim).len(),
+        2,
+        "the old replica set is reused, not duplicated"
+    );
+    assert_eq!(
+        sim.get(&REPLICASETS, &first).unwrap()["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    assert_eq!(
+        sim.get(&DEPLOYMENTS, "undo").unwrap()["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    sim.stop().await;
+}

@@ -651,7 +651,35 @@ impl Controller {
             || ready > before("readyReplicas")
             || available > before("availableReplicas");
         let mut wake = None;
-        if !already_complete && !deployment["spec"]["paused"].as_bool().unwrap_or(false) {
+        let paused = deployment["spec"]["paused"].as_bool().unwrap_or(false);
+        // checkPausedConditions: a timed-out rollout keeps its reason.
+        let progressing_reason = progressing
+            .as_ref()
+            .map(|condition| condition["reason"].clone());
+        if progressing_reason != Some(json!("ProgressDeadlineExceeded")) {
+            let paused_shown = progressing_reason == Some(json!("DeploymentPaused"));
+            if paused && !paused_shown {
+                set_condition(
+                    &mut conditions,
+                    "Progressing",
+                    "Unknown",
+                    "DeploymentPaused",
+                    "Deployment is paused",
+                    CONDITION_TIMES,
+                );
+            } else if !paused && paused_shown {
+                set_condition(
+                    &mut conditions,
+                    "Progressing",
+                    "Unknown",
+                    "DeploymentResumed",
+                    "Deployment is resumed",
+                    CONDITION_TIMES,
+                );
+                self.progressed_at.set(&uid, Instant::now());
+            }
+        }
+        if !already_complete && !paused {
             if complete {
                 let message = format!("{subject} has successfully progressed.");
                 if set_condition(
