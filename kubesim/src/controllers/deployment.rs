@@ -352,7 +352,13 @@ impl Controller {
         let hash = pod_util::template_hash(template, collision_count);
         let paused = deployment["spec"]["paused"] == json!(true);
 
-        let new_index = sets.iter().position(|set| template_matches(set, template));
+        // Our own ReplicaSet of this hash counts as the new one even if the API server defaulted its
+        // template differently, so that it is not mistaken for a hash collision.
+        let own_name = format!("{name}-{hash}");
+        let new_index = sets
+            .iter()
+            .position(|set| template_matches(set, template))
+            .or_else(|| sets.iter().position(|set| pod_util::name(set) == own_name));
         let old_revision_max = sets
             .iter()
             .enumerate()
