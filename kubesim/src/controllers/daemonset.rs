@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::pod_control::{PodControl, write_status};
 use super::pod_util::{
     self, PodName, ReadyCount, controller_reference, int_or_percent, is_active, is_being_deleted,
     is_terminal, owned_by, pod_from_template,
 };
 use super::{Context, Reconciler, TransitionKind, revisions};
 use crate::recorder::{EventSource, EventType, InvolvedObject};
-use crate::store::{DAEMONSETS, DeleteOptions, NODES, PODS};
+use crate::store::{DAEMONSETS, NODES, PODS};
 
-const SOURCE: EventSource = EventSource::controller("daemonset-controller");
+static SOURCE: EventSource = EventSource::controller("daemonset-controller");
 const HASH_LABEL: &str = "controller-revision-hash";
 
 pub(crate) struct Controller;
@@ -108,41 +109,20 @@ impl DaemonSync<'_> {
                 ),
             ],
         );
-        match self.context.store.create(&PODS, pod) {
-            Ok(created) => self.event(
-                EventType::Normal,
-                "SuccessfulCreate",
-                format!("Created pod: {}", pod_util::name(&created)),
-            ),
-            Err(error) => self.event(
-                EventType::Warning,
-                "FailedCreate",
-                format!("Error creating: {error}"),
-            ),
+        self.pods().create(pod);
+    }
+
+    fn pods(&self) -> PodControl<'_> {
+        PodControl {
+            context: self.context,
+            source: &SOURCE,
+            owner_resource: &DAEMONSETS,
+            owner: self.set,
         }
     }
 
     fn delete(&self, pod: &Value) {
-        let options = DeleteOptions {
-            precondition_uid: Some(pod_util::uid(pod).to_owned()),
-            ..Default::default()
-        };
-        match self
-            .context
-            .store
-            .delete(&PODS, Some(self.namespace), pod_util::name(pod), options)
-        {
-            Ok(_) => self.event(
-                EventType::Normal,
-                "SuccessfulDelete",
-                format!("Deleted pod: {}", pod_util::name(pod)),
-            ),
-            Err(error) => self.event(
-                EventType::Warning,
-                "FailedDelete",
-                format!("Error deleting: {error}"),
-            ),
-        }
+        self.pods().delete(pod);
     }
 }
 
@@ -320,20 +300,7 @@ fn sync_daemon_set(context: &Context, set: &Value, nodes: &[Value]) -> Option<Du
             pod_util::name(set),
         );
     }
-    let uid = pod_util::uid(set).to_owned();
-    let result = context.store.modify(
-        &DAEMONSETS,
-        Some(namespace),
-        pod_util::name(set),
-        |object| {
-            if pod_util::uid(object) == uid {
-                object["status"] = status;
-            }
-        },
-    );
-    if let Err(error) = result {
-        tracing::debug!(%error, "daemonset status not written");
-    }
+    write_status(context, &DAEMONSETS, set, status);
     let mut live: Vec<&str> = vec![&update.name];
     let revision_names: Vec<String> = active
         .iter()

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+use super::pod_control::write_status;
 use super::pod_util::{
     self, controller_reference, int_or_percent, is_being_deleted, owned_by, set_condition,
 };
@@ -13,7 +14,7 @@ use super::{Context, InstantsByUid, Reconciler, TransitionKind};
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::{DEPLOYMENTS, PODS, REPLICASETS, StoreError};
 
-const SOURCE: EventSource = EventSource::controller("deployment-controller");
+static SOURCE: EventSource = EventSource::controller("deployment-controller");
 const REVISION: &str = "deployment.kubernetes.io/revision";
 const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
 const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
@@ -752,16 +753,7 @@ impl Controller {
             }
         }
         status["conditions"] = json!(conditions);
-        let result = context
-            .store
-            .modify(&DEPLOYMENTS, Some(namespace), name, |object| {
-                if pod_util::uid(object) == uid {
-                    object["status"] = status;
-                }
-            });
-        if let Err(error) = result {
-            tracing::debug!(%error, "deployment status not written");
-        }
+        write_status(context, &DEPLOYMENTS, deployment, status);
         wake
     }
 }

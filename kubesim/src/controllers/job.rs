@@ -9,6 +9,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::pod_control::{PodControl, write_status};
 use super::pod_util::{
     self, PodName, controller_reference, is_active, is_being_deleted, is_ready, is_terminal,
     owned_by, phase, pod_from_template, set_condition,
@@ -16,9 +17,9 @@ use super::pod_util::{
 use super::{Context, InstantsByUid, Reconciler, TransitionKind};
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::timestamp;
-use crate::store::{DeleteOptions, JOBS, PODS};
+use crate::store::{JOBS, PODS};
 
-const SOURCE: EventSource = EventSource::controller("job-controller");
+static SOURCE: EventSource = EventSource::controller("job-controller");
 const CONDITION_TIMES: &[&str] = &["lastProbeTime"];
 /// `DefaultJobPodFailureBackOff` and `MaxJobPodFailureBackOff` (simulated).
 const FAILURE_BACK_OFF: Duration = Duration::from_secs(10);
@@ -192,31 +193,13 @@ impl Controller {
             }
         });
 
-        let delete = |pod: &Value| {
-            let options = DeleteOptions {
-                precondition_uid: Some(pod_util::uid(pod).to_owned()),
-                ..Default::default()
-            };
-            match context
-                .store
-                .delete(&PODS, Some(namespace), pod_util::name(pod), options)
-            {
-                Ok(_) => context.recorder.record(
-                    &SOURCE,
-                    involved(),
-                    EventType::Normal,
-                    "SuccessfulDelete",
-                    format!("Deleted pod: {}", pod_util::name(pod)),
-                ),
-                Err(error) => context.recorder.record(
-                    &SOURCE,
-                    involved(),
-                    EventType::Warning,
-                    "FailedDelete",
-                    format!("Error deleting: {error}"),
-                ),
-            }
+        let pods = PodControl {
+            context,
+            source: &SOURCE,
+            owner_resource: &JOBS,
+            owner: job,
         };
+        let delete = |pod: &Value| pods.delete(pod);
         let mut wake = None;
         let mut completion_time = None;
         let active: Vec<&Value> = owned.iter().copied().filter(|pod| is_active(pod)).collect();
@@ -324,16 +307,7 @@ impl Controller {
         if let Some(at) = completion_time {
             status["completionTime"] = json!(at);
         }
-        let result = context
-            .store
-            .modify(&JOBS, Some(namespace), name, |object| {
-                if pod_util::uid(object) == uid {
-                    object["status"] = status;
-                }
-            });
-        if let Err(error) = result {
-            tracing::debug!(%error, "job status not written");
-        }
+        write_status(context, &JOBS, job, status);
         wake
     }
 
@@ -352,23 +326,13 @@ impl Controller {
                 ("job-name", name.clone()),
             ],
         );
-        let involved = InvolvedObject::of(&JOBS, job);
-        match context.store.create(&PODS, pod) {
-            Ok(created) => context.recorder.record(
-                &SOURCE,
-                involved,
-                EventType::Normal,
-                "SuccessfulCreate",
-                format!("Created pod: {}", pod_util::name(&created)),
-            ),
-            Err(error) => context.recorder.record(
-                &SOURCE,
-                involved,
-                EventType::Warning,
-                "FailedCreate",
-                format!("Error creating: {error}"),
-            ),
+        PodControl {
+            context,
+            source: &SOURCE,
+            owner_resource: &JOBS,
+            owner: job,
         }
+        .create(pod);
     }
 }
 

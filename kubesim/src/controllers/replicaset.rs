@@ -5,15 +5,16 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::pod_control::{self, PodControl};
 use super::pod_util::{
     self, PodName, ReadyCount, controller_reference, is_active, is_being_deleted, is_ready,
     owned_by, phase, pod_from_template,
 };
 use super::{Context, Reconciler};
-use crate::recorder::{EventSource, EventType, InvolvedObject};
-use crate::store::{DeleteOptions, PODS, REPLICASETS};
+use crate::recorder::EventSource;
+use crate::store::{PODS, REPLICASETS};
 
-const SOURCE: EventSource = EventSource::controller("replicaset-controller");
+static SOURCE: EventSource = EventSource::controller("replicaset-controller");
 
 pub(crate) struct Controller;
 
@@ -36,7 +37,12 @@ fn sync_replica_set(context: &Context, set: &Value, all_pods: &[Value]) -> Optio
     let owned = owned_by(all_pods, set);
     let mut active: Vec<&Value> = owned.iter().copied().filter(|pod| is_active(pod)).collect();
     let diff = wanted - active.len() as i64;
-    let involved = || InvolvedObject::of(&REPLICASETS, set);
+    let pods = PodControl {
+        context,
+        source: &SOURCE,
+        owner_resource: &REPLICASETS,
+        owner: set,
+    };
     if diff > 0 {
         let template = &set["spec"]["template"];
         for _ in 0..diff {
@@ -47,51 +53,14 @@ fn sync_replica_set(context: &Context, set: &Value, all_pods: &[Value]) -> Optio
                 PodName::Generated(set_name),
                 &[],
             );
-            match context.store.create(&PODS, pod) {
-                Ok(created) => context.recorder.record(
-                    &SOURCE,
-                    involved(),
-                    EventType::Normal,
-                    "SuccessfulCreate",
-                    format!("Created pod: {}", pod_util::name(&created)),
-                ),
-                Err(error) => {
-                    context.recorder.record(
-                        &SOURCE,
-                        involved(),
-                        EventType::Warning,
-                        "FailedCreate",
-                        format!("Error creating: {error}"),
-                    );
-                    break;
-                }
+            if !pods.create(pod) {
+                break;
             }
         }
     } else if diff < 0 {
         active.sort_by_key(|pod| deletion_rank(pod));
         for victim in active.drain(..(-diff) as usize) {
-            let victim_name = pod_util::name(victim);
-            match context.store.delete(
-                &PODS,
-                Some(namespace),
-                victim_name,
-                DeleteOptions::default(),
-            ) {
-                Ok(_) => context.recorder.record(
-                    &SOURCE,
-                    involved(),
-                    EventType::Normal,
-                    "SuccessfulDelete",
-                    format!("Deleted pod: {victim_name}"),
-                ),
-                Err(error) => context.recorder.record(
-                    &SOURCE,
-                    involved(),
-                    EventType::Warning,
-                    "FailedDelete",
-                    format!("Error deleting: {error}"),
-                ),
-            }
+            pods.delete(victim);
         }
     }
     write_status(context, set)
@@ -149,19 +118,6 @@ fn write_status(context: &Context, set: &Value) -> Option<Duration> {
             status[field] = json!(value);
         }
     }
-    let uid = pod_util::uid(set).to_owned();
-    let result = context.store.modify(
-        &REPLICASETS,
-        Some(namespace),
-        pod_util::name(set),
-        |object| {
-            if pod_util::uid(object) == uid {
-                object["status"] = status;
-            }
-        },
-    );
-    if let Err(error) = result {
-        tracing::debug!(%error, "replica set status not written");
-    }
+    pod_control::write_status(context, &REPLICASETS, set, status);
     count.recheck_after
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::pod_control;
 use super::pod_util::{
     self, PodName, controller_reference, is_being_deleted, is_running_and_ready, is_terminal,
     owned_by, pod_from_template,
@@ -19,7 +20,7 @@ use crate::store::{
     DeleteOptions, PODS, PVCS, STATEFULSETS, StoreError, StoredEvent, WatchEventType,
 };
 
-const SOURCE: EventSource = EventSource::controller("statefulset-controller");
+static SOURCE: EventSource = EventSource::controller("statefulset-controller");
 const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// A pod seen in phase Failed/Succeeded while terminating, which the pre-1.31 controller recreates.
@@ -495,16 +496,6 @@ fn write_status(
             name,
         );
     }
-    let uid = pod_util::uid(set).to_owned();
-    let result = context
-        .store
-        .modify(&STATEFULSETS, Some(namespace), name, |object| {
-            if pod_util::uid(object) == uid {
-                object["status"] = status;
-            }
-        });
-    if let Err(error) = result {
-        tracing::debug!(%error, "statefulset status not written");
-    }
+    pod_control::write_status(context, &STATEFULSETS, set, status);
     count.recheck_after
 }

@@ -19,7 +19,7 @@ use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::timestamp;
 use crate::store::{NODES, PODS, StoredEvent, WatchEventType};
 
-const SCHEDULER: EventSource = EventSource::controller("default-scheduler");
+static SCHEDULER: EventSource = EventSource::controller("default-scheduler");
 
 /// Binds unscheduled pods: a pod pinned by node affinity (DaemonSets) goes to its node, others to the
 /// node running the fewest pods.
