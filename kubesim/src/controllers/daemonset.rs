@@ -206,10 +206,7 @@ fn sync_daemon_set(context: &Context, set: &Value, nodes: &[Value]) -> Option<Du
                 matches!(context.readiness.availability(pod, min_ready), Some(Ok(())))
             })
     };
-    let rolling = set["spec"]["updateStrategy"]["type"]
-        .as_str()
-        .unwrap_or("RollingUpdate")
-        == "RollingUpdate";
+    let rolling = pod_util::rolling_update(set);
     if rolling {
         let max_unavailable = int_or_percent(
             set.pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable"),

@@ -38,6 +38,14 @@ pub fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
     object["metadata"]["labels"][key].as_str()
 }
 
+/// StatefulSets and DaemonSets: `updateStrategy.type` RollingUpdate (the default) rather than OnDelete.
+pub fn rolling_update(set: &Value) -> bool {
+    set["spec"]["updateStrategy"]["type"]
+        .as_str()
+        .unwrap_or("RollingUpdate")
+        == "RollingUpdate"
+}
+
 pub fn is_being_deleted(object: &Value) -> bool {
     object["metadata"]["deletionTimestamp"].is_string()
 }

@@ -309,10 +309,7 @@ impl Controller {
             .kube_version
             .statefulset_recreates_failed_terminating_pods();
         let replicas = pod_util::int_at(set, "/spec/replicas", 1);
-        let rolling = set["spec"]["updateStrategy"]["type"]
-            .as_str()
-            .unwrap_or("RollingUpdate")
-            == "RollingUpdate";
+        let rolling = pod_util::rolling_update(set);
         let partition = if rolling {
             pod_util::int_at(set, "/spec/updateStrategy/rollingUpdate/partition", 0)
         } else {
@@ -454,10 +451,7 @@ fn write_status(
     let updated = not_terminating_at(update_name);
     let mut current = not_terminating_at(current_name);
     let mut current_revision = current_name.to_owned();
-    let rolling = set["spec"]["updateStrategy"]["type"]
-        .as_str()
-        .unwrap_or("RollingUpdate")
-        == "RollingUpdate";
+    let rolling = pod_util::rolling_update(set);
     // completeRollingUpdate
     if rolling && updated == replicas && count.ready == replicas {
         current_revision = update_name.to_owned();

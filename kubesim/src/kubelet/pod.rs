@@ -241,6 +241,15 @@ impl PodRun {
             .unwrap_or_default()
     }
 
+    fn pod_ip(&self) -> String {
+        self.state
+            .lock()
+            .expect("pod state")
+            .pod_ip
+            .clone()
+            .unwrap_or_default()
+    }
+
     fn container_name(&self, index: usize) -> String {
         self.state.lock().expect("pod state").containers[index]
             .name
@@ -637,13 +646,7 @@ impl PodRun {
                     self.update_container(index, |container| container.ready = true);
                     next_check = None;
                 } else if let Some(probe) = probe {
-                    let pod_ip = self
-                        .state
-                        .lock()
-                        .expect("pod state")
-                        .pod_ip
-                        .clone()
-                        .unwrap_or_default();
+                    let pod_ip = self.pod_ip();
                     self.event(
                         Some(name),
                         EventType::Warning,
@@ -661,13 +664,7 @@ impl PodRun {
             {
                 if now >= failing_from {
                     liveness_failures += 1;
-                    let pod_ip = self
-                        .state
-                        .lock()
-                        .expect("pod state")
-                        .pod_ip
-                        .clone()
-                        .unwrap_or_default();
+                    let pod_ip = self.pod_ip();
                     self.event(
                         Some(name),
                         EventType::Warning,
@@ -776,13 +773,7 @@ impl PodRun {
             let Some(period) = failing.iter().map(|(_, _, period)| *period).min() else {
                 return std::future::pending().await;
             };
-            let pod_ip = self
-                .state
-                .lock()
-                .expect("pod state")
-                .pod_ip
-                .clone()
-                .unwrap_or_default();
+            let pod_ip = self.pod_ip();
             loop {
                 for (name, probe, _) in &failing {
                     self.event(
