@@ -262,26 +262,31 @@ async fn crash_after_exits_and_backs_off_in_crash_loop() {
     sim.stop().await;
 }
 
+/// Runs a pod with restartPolicy Never and the behaviour until it reaches `phase`; returns it.
+async fn finished_pod(sim: &Sim, name: &str, behavior: &str, phase: &str) -> Value {
+    let mut task = template(name, "task:1", Some(behavior));
+    task["spec"]["restartPolicy"] = json!("Never");
+    sim.create(&PODS, pod(name, task));
+    sim.wait_for(phase, |sim| {
+        sim.get(&PODS, name)
+            .filter(|pod| pod["status"]["phase"] == phase)
+    })
+    .await
+}
+
+fn termination(pod: &Value) -> (Option<i64>, Option<&str>) {
+    let terminated = &container_status(pod)["state"]["terminated"];
+    (
+        terminated["exitCode"].as_i64(),
+        terminated["reason"].as_str(),
+    )
+}
+
 #[tokio::test]
 async fn exit_after_completes_a_never_restarting_pod() {
     let sim = Sim::start();
-    let mut task = template("task", "task:1", Some("exitAfter=2s"));
-    task["spec"]["restartPolicy"] = json!("Never");
-    sim.create(&PODS, pod("task", task));
-    let pod = sim
-        .wait_for("succeeded", |sim| {
-            sim.get(&PODS, "task")
-                .filter(|pod| pod["status"]["phase"] == "Succeeded")
-        })
-        .await;
-    let terminated = &container_status(&pod)["state"]["terminated"];
-    assert_eq!(
-        (
-            terminated["exitCode"].as_i64(),
-            terminated["reason"].as_str()
-        ),
-        (Some(0), Some("Completed"))
-    );
+    let pod = finished_pod(&sim, "task", "exitAfter=2s", "Succeeded").await;
+    assert_eq!(termination(&pod), (Some(0), Some("Completed")));
     assert_eq!(condition(&pod, "Ready").unwrap()["reason"], "PodCompleted");
     sim.stop().await;
 }
@@ -289,23 +294,8 @@ async fn exit_after_completes_a_never_restarting_pod() {
 #[tokio::test]
 async fn exit_code_with_exit_after_fails_the_pod() {
     let sim = Sim::start();
-    let mut task = template("bad-task", "task:1", Some("exitAfter=1s;exitCode=4"));
-    task["spec"]["restartPolicy"] = json!("Never");
-    sim.create(&PODS, pod("bad-task", task));
-    let pod = sim
-        .wait_for("failed", |sim| {
-            sim.get(&PODS, "bad-task")
-                .filter(|pod| pod["status"]["phase"] == "Failed")
-        })
-        .await;
-    let terminated = &container_status(&pod)["state"]["terminated"];
-    assert_eq!(
-        (
-            terminated["exitCode"].as_i64(),
-            terminated["reason"].as_str()
-        ),
-        (Some(4), Some("Error"))
-    );
+    let pod = finished_pod(&sim, "bad-task", "exitAfter=1s;exitCode=4", "Failed").await;
+    assert_eq!(termination(&pod), (Some(4), Some("Error")));
     sim.stop().await;
 }
 

@@ -6,7 +6,7 @@ mod daemonset;
 mod deployment;
 mod job;
 mod pod_control;
-pub(crate) mod pod_util;
+pub mod pod_util;
 mod replicaset;
 mod resources;
 mod revisions;

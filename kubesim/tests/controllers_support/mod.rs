@@ -289,27 +289,10 @@ impl PodHistory {
     }
 }
 
-pub fn name(object: &Value) -> &str {
-    object["metadata"]["name"].as_str().unwrap_or_default()
-}
-
-pub fn uid(object: &Value) -> &str {
-    object["metadata"]["uid"].as_str().unwrap_or_default()
-}
+pub use kubesim::controllers::pod_util::{condition, is_ready, name, uid};
 
 pub fn int(object: &Value, pointer: &str) -> i64 {
-    object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
-}
-
-pub fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
-    object["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|condition| condition["type"] == kind)
-}
-
-pub fn is_ready(pod: &Value) -> bool {
-    condition(pod, "Ready").is_some_and(|ready| ready["status"] == "True")
+    kubesim::controllers::pod_util::int_at(object, pointer, 0)
 }
 
 /// A pod template with one container `app` and an optional behaviour annotation.
