@@ -634,3 +634,86 @@ async fn fail_liveness_after_gets_the_container_killed_and_restarted() {
     );
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn invalid_image_name_is_reported_and_never_pulled() {
+    let sim = Sim::start();
+    sim.create(
+        &PODS,
+        pod("typo-image", template("typo-image", "Nginx:1.25", None)),
+    );
+    let pod = sim
+        .wait_for("invalid image", |sim| {
+            sim.get(&PODS, "typo-image").filter(|pod| {
+                container_status(pod)["state"]["waiting"]["reason"] == "InvalidImageName"
+            })
+        })
+        .await;
+    assert_eq!(
+        container_status(&pod)["state"]["waiting"]["message"],
+        "Failed to apply default image tag \"Nginx:1.25\": couldn't parse image name \"Nginx:1.25\": invalid reference format"
+    );
+    assert_eq!(
+        event_messages(&sim, "typo-image", "Failed"),
+        ["Error: InvalidImageName"]
+    );
+    assert!(event_messages(&sim, "typo-image", "Pulling").is_empty());
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn missing_config_map_blocks_the_container_until_it_exists() {
+    let sim = Sim::start();
+    let mut configured = template("configured", "app:1", None);
+    configured["spec"]["containers"][0]["env"] = json!([{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}]);
+    sim.create(&PODS, pod("configured", configured));
+    let pod = sim
+        .wait_for("config error", |sim| {
+            sim.get(&PODS, "configured").filter(|pod| {
+                container_status(pod)["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+            })
+        })
+        .await;
+    assert_eq!(
+        container_status(&pod)["state"]["waiting"]["message"],
+        "configmap \"settings\" not found"
+    );
+    assert_eq!(
+        event_messages(&sim, "configured", "Failed"),
+        ["Error: configmap \"settings\" not found"]
+    );
+    sim.create(
+        &kubesim::store::CONFIGMAPS,
+        json!({"metadata": {"name": "settings", "namespace": NAMESPACE}, "data": {"mode": "fast"}}),
+    );
+    ready_pod(&sim, "configured").await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn missing_secret_volume_keeps_the_pod_creating_with_failed_mount() {
+    let sim = Sim::start();
+    let mut mounted = template("mounted", "app:1", None);
+    mounted["spec"]["volumes"] = json!([{"name": "tls", "secret": {"secretName": "web-tls"}}]);
+    sim.create(&PODS, pod("mounted", mounted));
+    sim.wait_until("failed mount", |sim| {
+        !event_messages(sim, "mounted", "FailedMount").is_empty()
+    })
+    .await;
+    assert_eq!(
+        event_messages(&sim, "mounted", "FailedMount"),
+        ["MountVolume.SetUp failed for volume \"tls\" : secret \"web-tls\" not found"]
+    );
+    let pod = sim.get(&PODS, "mounted").unwrap();
+    assert_eq!(
+        container_status(&pod)["state"]["waiting"]["reason"],
+        "ContainerCreating"
+    );
+    assert_eq!(pod["status"]["phase"], "Pending");
+    sim.create(
+        &kubesim::store::SECRETS,
+        json!({"metadata": {"name": "web-tls", "namespace": NAMESPACE}, "data": {}}),
+    );
+    ready_pod(&sim, "mounted").await;
+    sim.stop().await;
+}

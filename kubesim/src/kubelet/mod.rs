@@ -1,6 +1,7 @@
 //! The scheduler (binds pods to nodes) and the kubelet (runs every bound pod through its simulated
 //! lifecycle, one task per pod).
 
+mod config;
 mod pod;
 mod status;
 

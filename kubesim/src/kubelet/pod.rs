@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until};
 
+use super::config;
 use super::status::{
     self, ContainerState, ContainerStatus, RestartPolicy, Termination, go_duration,
 };
@@ -33,6 +34,8 @@ const BACK_OFF_MAX: Duration = Duration::from_secs(300);
 const BACK_OFF_RESET: Duration = Duration::from_secs(600);
 /// Readiness probe period while terminating when the container declares no probe.
 const TERMINATING_PROBE_PERIOD: Duration = Duration::from_secs(1);
+/// How often the kubelet retries a pod whose ConfigMaps/Secrets are missing (simulated).
+const CONFIG_RETRY: Duration = Duration::from_secs(10);
 /// Exit code of a process stopped by SIGTERM / killed by SIGKILL at the end of the grace period.
 const SIGTERM_EXIT: i32 = 143;
 const SIGKILL_EXIT: i32 = 137;
@@ -82,6 +85,7 @@ pub(super) async fn run(
         .collect();
     run.write_status();
     let life = async {
+        run.mount_volumes().await;
         sleep(run.scaled(SANDBOX_DELAY)).await;
         run.update(|state| {
             state.sandbox_ready = true;
@@ -384,10 +388,59 @@ impl PodRun {
         }
     }
 
+    /// Waits while the pod's configMap/secret volumes are missing (`FailedMount`, retried).
+    async fn mount_volumes(&self) {
+        while let Some(error) = config::missing_volume_source(&self.context.store, &self.pod) {
+            self.event(None, EventType::Warning, "FailedMount", error);
+            sleep(self.tick(CONFIG_RETRY)).await;
+        }
+    }
+
+    /// Waits while the container references a missing ConfigMap/Secret (`CreateContainerConfigError`).
+    async fn wait_for_config(&self, index: usize, name: &str, spec: &Value) {
+        while let Some(error) =
+            config::missing_env_source(&self.context.store, &self.namespace, spec)
+        {
+            self.update_container(index, |container| {
+                container.state = ContainerState::Waiting {
+                    reason: "CreateContainerConfigError".into(),
+                    message: Some(error.clone()),
+                };
+            });
+            self.event(
+                Some(name),
+                EventType::Warning,
+                "Failed",
+                format!("Error: {error}"),
+            );
+            sleep(self.tick(CONFIG_RETRY)).await;
+        }
+    }
+
     async fn run_container(&self, index: usize, behavior: &Behavior) {
         let spec = self.container_specs("containers").swap_remove(index);
         let name = self.container_name(index);
         let image = spec["image"].as_str().unwrap_or_default().to_owned();
+        if !config::valid_image_reference(&image) {
+            let message = format!(
+                "Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": invalid reference format"
+            );
+            self.update_container(index, |container| {
+                container.state = ContainerState::Waiting {
+                    reason: "InvalidImageName".into(),
+                    message: Some(message.clone()),
+                };
+            });
+            self.event(Some(&name), EventType::Warning, "InspectFailed", message);
+            self.event(
+                Some(&name),
+                EventType::Warning,
+                "Failed",
+                "Error: InvalidImageName".to_owned(),
+            );
+            self.notify(TransitionKind::ImagePullFailing { container: name });
+            return std::future::pending().await;
+        }
         match behavior.image_pull {
             ImagePull::Never => {
                 let message =
@@ -434,6 +487,7 @@ impl PodRun {
         let mut back_off: Option<Duration> = None;
         let mut starts = 0;
         loop {
+            self.wait_for_config(index, &name, &spec).await;
             sleep(self.scaled(behavior.start_delay)).await;
             starts += 1;
             let started_at = now_text();
