@@ -717,3 +717,77 @@ async fn missing_secret_volume_keeps_the_pod_creating_with_failed_mount() {
     ready_pod(&sim, "mounted").await;
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn init_containers_run_in_order_before_the_app_starts() {
+    let sim = Sim::start();
+    let mut initialized = template("initialized", "app:1", None);
+    initialized["spec"]["initContainers"] =
+        json!([{"name": "wait-db", "image": "busybox:1"}, {"name": "migrate", "image": "app:1"}]);
+    initialized["metadata"]["annotations"] =
+        json!({"sim.rollcall.dev/behavior-migrate": "exitAfter=3s;failFirstStarts=1"});
+    sim.create(&PODS, pod("initialized", initialized));
+    let initializing = sim
+        .wait_for("initializing", |sim| {
+            sim.get(&PODS, "initialized").filter(|pod| {
+                container_status(pod)["state"]["waiting"]["reason"] == "PodInitializing"
+            })
+        })
+        .await;
+    assert_eq!(initializing["status"]["phase"], "Pending");
+    let pod = ready_pod(&sim, "initialized").await;
+    let inits = pod["status"]["initContainerStatuses"].as_array().unwrap();
+    let migrate = inits
+        .iter()
+        .find(|status| status["name"] == "migrate")
+        .unwrap();
+    assert_eq!(migrate["state"]["terminated"]["reason"], "Completed");
+    assert_eq!(migrate["restartCount"], 1);
+    assert_eq!(condition(&pod, "Initialized").unwrap()["status"], "True");
+    let started: Vec<String> = sim
+        .events_about("initialized")
+        .iter()
+        .filter(|event| event["reason"] == "Started")
+        .map(|event| {
+            event["involvedObject"]["fieldPath"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        started,
+        [
+            "spec.initContainers{wait-db}",
+            "spec.initContainers{migrate}",
+            "spec.containers{app}"
+        ]
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn failing_init_container_of_a_never_restarting_pod_fails_the_pod() {
+    let sim = Sim::start();
+    let mut doomed = template("doomed", "app:1", None);
+    doomed["spec"]["restartPolicy"] = json!("Never");
+    doomed["spec"]["initContainers"] = json!([{"name": "check", "image": "busybox:1"}]);
+    doomed["metadata"]["annotations"] =
+        json!({"sim.rollcall.dev/behavior-check": "exitAfter=1s;exitCode=1"});
+    sim.create(&PODS, pod("doomed", doomed));
+    let pod = sim
+        .wait_for("failed", |sim| {
+            sim.get(&PODS, "doomed")
+                .filter(|pod| pod["status"]["phase"] == "Failed")
+        })
+        .await;
+    assert_eq!(
+        condition(&pod, "Initialized").unwrap()["message"],
+        "containers with incomplete status: [check]"
+    );
+    assert_eq!(
+        container_status(&pod)["state"]["waiting"]["reason"],
+        "PodInitializing"
+    );
+    sim.stop().await;
+}

@@ -2,6 +2,7 @@
 //! readiness probes), exits with restarts and CrashLoopBackOff back-off, logs, and termination with
 //! grace ending in a terminal phase and the final delete (kubelet 1.27+).
 
+use std::convert::Infallible;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ const BACK_OFF_MAX: Duration = Duration::from_secs(300);
 const BACK_OFF_RESET: Duration = Duration::from_secs(600);
 /// Readiness probe period while terminating when the container declares no probe.
 const TERMINATING_PROBE_PERIOD: Duration = Duration::from_secs(1);
+/// How long an init container without a behaviour runs before it completes (simulated).
+const INIT_RUNTIME: Duration = Duration::from_millis(500);
 /// How often the kubelet retries a pod whose ConfigMaps/Secrets are missing (simulated).
 const CONFIG_RETRY: Duration = Duration::from_secs(10);
 /// Exit code of a process stopped by SIGTERM / killed by SIGKILL at the end of the grace period.
@@ -49,6 +52,42 @@ struct PodState {
     sandbox_ready: bool,
     terminating: bool,
     was_ready: bool,
+}
+
+/// Which container of the pod: an init container or a regular one, by index in its spec list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Init(usize),
+    Main(usize),
+}
+
+impl Slot {
+    fn spec_field(self) -> &'static str {
+        match self {
+            Slot::Init(_) => "initContainers",
+            Slot::Main(_) => "containers",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Slot::Init(index) | Slot::Main(index) => index,
+        }
+    }
+
+    /// `involvedObject.fieldPath` of events about this container.
+    fn field_path(self, name: &str) -> String {
+        format!("spec.{}{{{name}}}", self.spec_field())
+    }
+}
+
+impl PodState {
+    fn container(&mut self, slot: Slot) -> &mut ContainerStatus {
+        match slot {
+            Slot::Init(index) => &mut self.init_containers[index],
+            Slot::Main(index) => &mut self.containers[index],
+        }
+    }
 }
 
 struct PodRun {
@@ -78,11 +117,15 @@ pub(super) async fn run(
         }
         return;
     }
-    let behaviors: Vec<Behavior> = run
-        .container_specs("containers")
-        .iter()
-        .map(|container| run.behavior_of(container))
-        .collect();
+    let behaviors_of = |slot: fn(usize) -> Slot, field: &str| -> Vec<Behavior> {
+        run.container_specs(field)
+            .iter()
+            .enumerate()
+            .map(|(index, container)| run.behavior_of(container, slot(index)))
+            .collect()
+    };
+    let init_behaviors = behaviors_of(Slot::Init, "initContainers");
+    let behaviors = behaviors_of(Slot::Main, "containers");
     run.write_status();
     let life = async {
         run.mount_volumes().await;
@@ -94,22 +137,19 @@ pub(super) async fn run(
                 (ip_index / 250) % 256,
                 ip_index % 250 + 2
             ));
-            let now = timestamp(Utc::now());
-            // Init containers are not simulated one by one: they complete with the sandbox.
-            for init in &mut state.init_containers {
-                init.container_id = new_container_id();
-                init.state = ContainerState::Terminated(Termination {
-                    exit_code: 0,
-                    started_at: now.clone(),
-                    finished_at: now.clone(),
-                });
-            }
         });
+        // Init containers run one after the other; one that fails for good (restartPolicy Never)
+        // leaves the pod Failed.
+        for (index, behavior) in init_behaviors.iter().enumerate() {
+            if !run.run_container(Slot::Init(index), behavior).await {
+                std::future::pending::<()>().await;
+            }
+        }
         join_all(
             behaviors
                 .iter()
                 .enumerate()
-                .map(|(index, behavior)| run.run_container(index, behavior)),
+                .map(|(index, behavior)| run.run_container(Slot::Main(index), behavior)),
         )
         .await;
         // Every container finished for good: the pod stays, terminal, until deleted.
@@ -206,9 +246,19 @@ impl PodRun {
                 })
                 .collect()
         };
+        let init_containers = statuses("initContainers");
+        let mut containers = statuses("containers");
+        if !init_containers.is_empty() {
+            for container in &mut containers {
+                container.state = ContainerState::Waiting {
+                    reason: "PodInitializing".into(),
+                    message: None,
+                };
+            }
+        }
         let state = PodState {
-            containers: statuses("containers"),
-            init_containers: statuses("initContainers"),
+            containers,
+            init_containers,
             pod_ip: None,
             sandbox_ready: false,
             terminating: false,
@@ -254,14 +304,17 @@ impl PodRun {
             .unwrap_or_default()
     }
 
-    fn container_name(&self, index: usize) -> String {
-        self.state.lock().expect("pod state").containers[index]
+    fn container_name(&self, slot: Slot) -> String {
+        self.state
+            .lock()
+            .expect("pod state")
+            .container(slot)
             .name
             .clone()
     }
 
     /// The container's behaviour; an invalid annotation is reported on the pod and ignored.
-    fn behavior_of(&self, container: &Value) -> Behavior {
+    fn behavior_of(&self, container: &Value, slot: Slot) -> Behavior {
         let annotations = self.pod["metadata"]["annotations"]
             .as_object()
             .map(|annotations| {
@@ -274,7 +327,7 @@ impl PodRun {
         let name = container["name"].as_str().unwrap_or_default();
         Behavior::for_container(&annotations, name).unwrap_or_else(|error| {
             self.event(
-                Some(name),
+                Some(&slot.field_path(name)),
                 EventType::Warning,
                 "InvalidBehavior",
                 format!("{error}; the container runs with the default behaviour"),
@@ -283,10 +336,17 @@ impl PodRun {
         })
     }
 
-    fn event(&self, container: Option<&str>, event_type: EventType, reason: &str, message: String) {
+    /// An event about the pod, or about one container when `field_path` names it.
+    fn event(
+        &self,
+        field_path: Option<&str>,
+        event_type: EventType,
+        reason: &str,
+        message: String,
+    ) {
         let mut involved = InvolvedObject::of(&PODS, &self.pod);
-        if let Some(container) = container {
-            involved = involved.with_field_path(format!("spec.containers{{{container}}}"));
+        if let Some(field_path) = field_path {
+            involved = involved.with_field_path(field_path.to_owned());
         }
         self.context
             .recorder
@@ -299,13 +359,11 @@ impl PodRun {
             .notify(kind, &self.namespace, &self.name);
     }
 
-    fn log(&self, index: usize, line: &str) {
+    fn log(&self, slot: Slot, line: &str) {
         let (name, restart_count) = {
-            let state = self.state.lock().expect("pod state");
-            (
-                state.containers[index].name.clone(),
-                state.containers[index].restart_count,
-            )
+            let mut state = self.state.lock().expect("pod state");
+            let container = state.container(slot);
+            (container.name.clone(), container.restart_count)
         };
         self.context
             .logs
@@ -317,16 +375,26 @@ impl PodRun {
         self.write_status();
     }
 
-    fn update_container(&self, index: usize, change: impl FnOnce(&mut ContainerStatus)) {
-        self.update(|state| change(&mut state.containers[index]));
+    fn update_container(&self, slot: Slot, change: impl FnOnce(&mut ContainerStatus)) {
+        self.update(|state| change(state.container(slot)));
     }
 
     /// Writes the pod status computed from the simulated state (a no-op write when nothing changed).
     fn write_status(&self) {
         let (phase, computed, containers, init_containers, pod_ip, ready) = {
             let state = self.state.lock().expect("pod state");
-            let phase = status::phase(&state.containers, self.restart_policy, state.terminating);
-            let computed = status::conditions(&state.containers, phase, state.sandbox_ready);
+            let phase = status::phase(
+                &state.init_containers,
+                &state.containers,
+                self.restart_policy,
+                state.terminating,
+            );
+            let computed = status::conditions(
+                &state.init_containers,
+                &state.containers,
+                phase,
+                state.sandbox_ready,
+            );
             let ready = computed
                 .iter()
                 .any(|(kind, ready, ..)| *kind == "Ready" && *ready);
@@ -397,18 +465,18 @@ impl PodRun {
     }
 
     /// Waits while the container references a missing ConfigMap/Secret (`CreateContainerConfigError`).
-    async fn wait_for_config(&self, index: usize, name: &str, spec: &Value) {
+    async fn wait_for_config(&self, slot: Slot, path: &str, spec: &Value) {
         while let Some(error) =
             config::missing_env_source(&self.context.store, &self.namespace, spec)
         {
-            self.update_container(index, |container| {
+            self.update_container(slot, |container| {
                 container.state = ContainerState::Waiting {
                     reason: "CreateContainerConfigError".into(),
                     message: Some(error.clone()),
                 };
             });
             self.event(
-                Some(name),
+                Some(path),
                 EventType::Warning,
                 "Failed",
                 format!("Error: {error}"),
@@ -417,23 +485,34 @@ impl PodRun {
         }
     }
 
-    async fn run_container(&self, index: usize, behavior: &Behavior) {
-        let spec = self.container_specs("containers").swap_remove(index);
-        let name = self.container_name(index);
+    /// Runs one container until it is done for good: true when it ended successfully (an init
+    /// container that completed), false when it failed without restart.
+    async fn run_container(&self, slot: Slot, behavior: &Behavior) -> bool {
+        let spec = self
+            .container_specs(slot.spec_field())
+            .swap_remove(slot.index());
+        let name = self.container_name(slot);
+        let path = slot.field_path(&name);
+        self.update_container(slot, |container| {
+            container.state = ContainerState::Waiting {
+                reason: "ContainerCreating".into(),
+                message: None,
+            };
+        });
         let image = spec["image"].as_str().unwrap_or_default().to_owned();
         if !config::valid_image_reference(&image) {
             let message = format!(
                 "Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": invalid reference format"
             );
-            self.update_container(index, |container| {
+            self.update_container(slot, |container| {
                 container.state = ContainerState::Waiting {
                     reason: "InvalidImageName".into(),
                     message: Some(message.clone()),
                 };
             });
-            self.event(Some(&name), EventType::Warning, "InspectFailed", message);
+            self.event(Some(&path), EventType::Warning, "InspectFailed", message);
             self.event(
-                Some(&name),
+                Some(&path),
                 EventType::Warning,
                 "Failed",
                 "Error: InvalidImageName".to_owned(),
@@ -445,20 +524,20 @@ impl PodRun {
             ImagePull::Never => {
                 let message =
                     format!("Container image \"{image}\" is not present with pull policy of Never");
-                self.update_container(index, |container| {
+                self.update_container(slot, |container| {
                     container.state = ContainerState::Waiting {
                         reason: "ErrImageNeverPull".into(),
                         message: Some(message.clone()),
                     };
                 });
                 self.event(
-                    Some(&name),
+                    Some(&path),
                     EventType::Warning,
                     "ErrImageNeverPull",
                     message,
                 );
                 self.event(
-                    Some(&name),
+                    Some(&path),
                     EventType::Warning,
                     "Failed",
                     "Error: ErrImageNeverPull".to_owned(),
@@ -466,10 +545,10 @@ impl PodRun {
                 self.notify(TransitionKind::ImagePullFailing { container: name });
                 return std::future::pending().await;
             }
-            ImagePull::Fail => return self.fail_pulls(index, &name, &image).await,
+            ImagePull::Fail => match self.fail_pulls(slot, &name, &path, &image).await {},
             ImagePull::Succeed => {
                 self.event(
-                    Some(&name),
+                    Some(&path),
                     EventType::Normal,
                     "Pulling",
                     format!("Pulling image \"{image}\""),
@@ -477,7 +556,7 @@ impl PodRun {
                 sleep(self.scaled(PULL_TIME)).await;
                 let took = format!("{}ms", PULL_TIME.as_millis());
                 self.event(
-                    Some(&name),
+                    Some(&path),
                     EventType::Normal,
                     "Pulled",
                     format!("Successfully pulled image \"{image}\" in {took} ({took} including waiting). Image size: 18273645 bytes."),
@@ -487,12 +566,12 @@ impl PodRun {
         let mut back_off: Option<Duration> = None;
         let mut starts = 0;
         loop {
-            self.wait_for_config(index, &name, &spec).await;
+            self.wait_for_config(slot, &path, &spec).await;
             sleep(self.scaled(behavior.start_delay)).await;
             starts += 1;
             let started_at = now_text();
             let started = Instant::now();
-            self.update_container(index, |container| {
+            self.update_container(slot, |container| {
                 if starts > 1 {
                     container.restart_count += 1;
                 }
@@ -509,26 +588,28 @@ impl PodRun {
             } else {
                 format!("Created container {name}")
             };
-            self.event(Some(&name), EventType::Normal, "Created", created);
+            self.event(Some(&path), EventType::Normal, "Created", created);
             self.event(
-                Some(&name),
+                Some(&path),
                 EventType::Normal,
                 "Started",
                 format!("Started container {name}"),
             );
-            let exit_code = self.run_instance(index, behavior, &spec, starts).await;
+            let exit_code = self.run_instance(slot, behavior, &spec, starts).await;
             let termination = Termination {
                 exit_code,
                 started_at,
                 finished_at: now_text(),
             };
-            self.update_container(index, |container| {
+            self.update_container(slot, |container| {
                 container.state = ContainerState::Terminated(termination.clone());
                 container.ready = false;
                 container.started = false;
             });
-            if !self.restart_policy.restarts_after(exit_code) {
-                return;
+            // A completed init container is done whatever the restart policy.
+            let init_done = matches!(slot, Slot::Init(_)) && exit_code == 0;
+            if init_done || !self.restart_policy.restarts_after(exit_code) {
+                return exit_code == 0;
             }
             if started.elapsed() >= self.scaled(BACK_OFF_RESET) {
                 back_off = None;
@@ -542,7 +623,7 @@ impl PodRun {
                         "back-off {} restarting failed container={name} pod={pod}",
                         go_duration(delay)
                     );
-                    self.update_container(index, |container| {
+                    self.update_container(slot, |container| {
                         container.last_termination = Some(termination.clone());
                         container.state = ContainerState::Waiting {
                             reason: "CrashLoopBackOff".into(),
@@ -550,7 +631,7 @@ impl PodRun {
                         };
                     });
                     self.event(
-                        Some(&name),
+                        Some(&path),
                         EventType::Warning,
                         "BackOff",
                         format!("Back-off restarting failed container {name} in pod {pod}"),
@@ -562,11 +643,11 @@ impl PodRun {
                     back_off = Some((delay * 2).min(BACK_OFF_MAX));
                 }
             }
-            self.update_container(index, |container| {
+            self.update_container(slot, |container| {
                 container.last_termination = Some(termination)
             });
             self.event(
-                Some(&name),
+                Some(&path),
                 EventType::Normal,
                 "Pulled",
                 format!("Container image \"{image}\" already present on machine"),
@@ -575,11 +656,11 @@ impl PodRun {
     }
 
     /// Pull failures forever: ErrImagePull, then ImagePullBackOff with the kubelet's back-off.
-    async fn fail_pulls(&self, index: usize, name: &str, image: &str) {
+    async fn fail_pulls(&self, slot: Slot, name: &str, path: &str, image: &str) -> Infallible {
         let mut delay = BACK_OFF_START;
         loop {
             self.event(
-                Some(name),
+                Some(path),
                 EventType::Normal,
                 "Pulling",
                 format!("Pulling image \"{image}\""),
@@ -589,18 +670,18 @@ impl PodRun {
                 "rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": not found"
             );
             self.event(
-                Some(name),
+                Some(path),
                 EventType::Warning,
                 "Failed",
                 format!("Failed to pull image \"{image}\": {error}"),
             );
             self.event(
-                Some(name),
+                Some(path),
                 EventType::Warning,
                 "Failed",
                 "Error: ErrImagePull".to_owned(),
             );
-            self.update_container(index, |container| {
+            self.update_container(slot, |container| {
                 container.state = ContainerState::Waiting {
                     reason: "ErrImagePull".into(),
                     message: Some(error),
@@ -608,14 +689,14 @@ impl PodRun {
             });
             sleep(self.scaled(PULL_ERROR_SHOWN)).await;
             let back_off = format!("Back-off pulling image \"{image}\"");
-            self.event(Some(name), EventType::Normal, "BackOff", back_off.clone());
+            self.event(Some(path), EventType::Normal, "BackOff", back_off.clone());
             self.event(
-                Some(name),
+                Some(path),
                 EventType::Warning,
                 "Failed",
                 "Error: ImagePullBackOff".to_owned(),
             );
-            self.update_container(index, |container| {
+            self.update_container(slot, |container| {
                 container.state = ContainerState::Waiting {
                     reason: "ImagePullBackOff".into(),
                     message: Some(back_off),
@@ -631,17 +712,16 @@ impl PodRun {
 
     /// One running instance: readiness (through the readiness probe's schedule when it has one), log
     /// lines, and its exit code when it exits by itself (never returns otherwise).
-    async fn run_instance(
-        &self,
-        index: usize,
-        behavior: &Behavior,
-        spec: &Value,
-        start: u32,
-    ) -> i32 {
+    async fn run_instance(&self, slot: Slot, behavior: &Behavior, spec: &Value, start: u32) -> i32 {
         let name = spec["name"].as_str().unwrap_or_default();
+        let path = slot.field_path(name);
+        let path = path.as_str();
         let started = Instant::now();
+        // An init container without a behaviour completes after a moment; readiness does not apply.
+        let is_init = matches!(slot, Slot::Init(_));
         let exit = behavior
             .exit_of_start(start)
+            .or(is_init.then_some((INIT_RUNTIME, 0)))
             .map(|(after, code)| (started + self.scaled(after), code));
         let probe = spec["readinessProbe"]
             .is_object()
@@ -652,8 +732,8 @@ impl PodRun {
                 .unwrap_or(default)
         };
         let period = self.tick(Duration::from_secs(seconds("periodSeconds", 10)));
-        let ready_at =
-            (!behavior.never_ready).then(|| started + self.scaled(behavior.ready_after()));
+        let ready_at = (!behavior.never_ready && !is_init)
+            .then(|| started + self.scaled(behavior.ready_after()));
         let mut next_check = match probe {
             Some(_) => {
                 Some(started + self.scaled(Duration::from_secs(seconds("initialDelaySeconds", 0))))
@@ -697,12 +777,12 @@ impl PodRun {
             }
             if next_check.is_some_and(|at| now >= at) {
                 if ready_at.is_some_and(|at| now >= at) {
-                    self.update_container(index, |container| container.ready = true);
+                    self.update_container(slot, |container| container.ready = true);
                     next_check = None;
                 } else if let Some(probe) = probe {
                     let pod_ip = self.pod_ip();
                     self.event(
-                        Some(name),
+                        Some(path),
                         EventType::Warning,
                         "Unhealthy",
                         format!("Readiness probe failed: {}", probe_failure(probe, &pod_ip)),
@@ -720,14 +800,14 @@ impl PodRun {
                     liveness_failures += 1;
                     let pod_ip = self.pod_ip();
                     self.event(
-                        Some(name),
+                        Some(path),
                         EventType::Warning,
                         "Unhealthy",
                         format!("Liveness probe failed: {}", probe_failure(probe, &pod_ip)),
                     );
                     if liveness_failures >= probe_seconds(probe, "failureThreshold", 3) {
                         self.event(
-                            Some(name),
+                            Some(path),
                             EventType::Normal,
                             "Killing",
                             format!("Container {name} failed liveness probe, will be restarted"),
@@ -746,7 +826,7 @@ impl PodRun {
             if let (Some(at), Some(text)) = (next_log, &behavior.log)
                 && now >= at
             {
-                self.log(index, text);
+                self.log(slot, text);
                 next_log = log_every.map(|every| at + every);
             }
         }
@@ -767,6 +847,17 @@ impl PodRun {
         let running: Vec<usize> = {
             let mut state = self.state.lock().expect("pod state");
             state.terminating = true;
+            let now = now_text();
+            for init in &mut state.init_containers {
+                if let ContainerState::Running { started_at } = &init.state {
+                    let termination = Termination {
+                        exit_code: SIGTERM_EXIT,
+                        started_at: started_at.clone(),
+                        finished_at: now.clone(),
+                    };
+                    init.state = ContainerState::Terminated(termination);
+                }
+            }
             for container in &mut state.containers {
                 // A container waiting for its restart is not restarted any more.
                 if let (ContainerState::Waiting { .. }, Some(last)) =
@@ -790,7 +881,7 @@ impl PodRun {
             return;
         }
         for index in &running {
-            let name = self.container_name(*index);
+            let name = self.container_name(Slot::Main(*index));
             self.event(
                 Some(&name),
                 EventType::Normal,
@@ -818,7 +909,7 @@ impl PodRun {
                         .as_u64()
                         .map_or(TERMINATING_PROBE_PERIOD, Duration::from_secs);
                     (
-                        self.container_name(*index),
+                        self.container_name(Slot::Main(*index)),
                         spec["readinessProbe"].clone(),
                         self.tick(period),
                     )
@@ -856,7 +947,7 @@ impl PodRun {
             stops.sort();
             for (after, index, exit_code) in stops {
                 sleep_until(began + after).await;
-                self.update_container(index, |container| {
+                self.update_container(Slot::Main(index), |container| {
                     let started_at = match &container.state {
                         ContainerState::Running { started_at } => started_at.clone(),
                         _ => now_text(),

@@ -151,12 +151,27 @@ impl RestartPolicy {
     }
 }
 
-/// `getPhase` (pkg/kubelet/kubelet_pods.go) for regular containers.
+fn completed(container: &ContainerStatus) -> bool {
+    matches!(&container.state, ContainerState::Terminated(termination) if termination.exit_code == 0)
+}
+
+/// `getPhase` (pkg/kubelet/kubelet_pods.go).
 pub(crate) fn phase(
+    init_containers: &[ContainerStatus],
     containers: &[ContainerStatus],
     restart_policy: RestartPolicy,
     pod_is_terminal: bool,
 ) -> &'static str {
+    if !pod_is_terminal && !init_containers.iter().all(completed) {
+        let init_failed = init_containers.iter().any(|container| {
+            matches!(&container.state, ContainerState::Terminated(termination) if termination.exit_code != 0)
+        });
+        return if init_failed && restart_policy == RestartPolicy::Never {
+            "Failed"
+        } else {
+            "Pending"
+        };
+    }
     let mut waiting = 0;
     let mut running = 0;
     let mut stopped = 0;
@@ -201,10 +216,30 @@ pub(crate) fn phase(
 /// Kubelet-owned conditions (pkg/kubelet/status/generate.go), in the kubelet's order; `PodScheduled`
 /// is left as the scheduler wrote it.
 pub(crate) fn conditions(
+    init_containers: &[ContainerStatus],
     containers: &[ContainerStatus],
     phase: &str,
     sandbox_ready: bool,
 ) -> Vec<(&'static str, bool, Option<&'static str>, Option<String>)> {
+    let incomplete: Vec<&str> = init_containers
+        .iter()
+        .filter(|container| !completed(container))
+        .map(|container| container.name.as_str())
+        .collect();
+    let initialized = if incomplete.is_empty() {
+        ("Initialized", true, None, None)
+    } else {
+        let message = format!(
+            "containers with incomplete status: [{}]",
+            incomplete.join(" ")
+        );
+        (
+            "Initialized",
+            false,
+            Some("ContainersNotInitialized"),
+            Some(message),
+        )
+    };
     let unready: Vec<&str> = containers
         .iter()
         .filter(|container| !container.ready)
@@ -232,7 +267,7 @@ pub(crate) fn conditions(
             None,
             None,
         ),
-        ("Initialized", true, None, None),
+        initialized,
         ("Ready", ready, reason, message.clone()),
         ("ContainersReady", ready, reason, message),
     ]
@@ -335,6 +370,7 @@ mod tests {
         };
         assert_eq!(
             phase(
+                &[],
                 &[container(creating.clone(), false)],
                 RestartPolicy::Always,
                 false
@@ -343,6 +379,7 @@ mod tests {
         );
         assert_eq!(
             phase(
+                &[],
                 &[container(running.clone(), false)],
                 RestartPolicy::Always,
                 false
@@ -355,19 +392,35 @@ mod tests {
             message: None,
         };
         assert_eq!(
-            phase(&[container(back_off, true)], RestartPolicy::Always, false),
+            phase(
+                &[],
+                &[container(back_off, true)],
+                RestartPolicy::Always,
+                false
+            ),
             "Running"
         );
         assert_eq!(
-            phase(&[container(exited(0), false)], RestartPolicy::Never, false),
+            phase(
+                &[],
+                &[container(exited(0), false)],
+                RestartPolicy::Never,
+                false
+            ),
             "Succeeded"
         );
         assert_eq!(
-            phase(&[container(exited(2), false)], RestartPolicy::Never, false),
+            phase(
+                &[],
+                &[container(exited(2), false)],
+                RestartPolicy::Never,
+                false
+            ),
             "Failed"
         );
         assert_eq!(
             phase(
+                &[],
                 &[container(exited(2), false)],
                 RestartPolicy::OnFailure,
                 false
@@ -377,6 +430,7 @@ mod tests {
         // a deleted pod is terminal whatever the restart policy (1.27+)
         assert_eq!(
             phase(
+                &[],
                 &[container(exited(143), false)],
                 RestartPolicy::Always,
                 true
@@ -384,12 +438,18 @@ mod tests {
             "Failed"
         );
         assert_eq!(
-            phase(&[container(exited(0), false)], RestartPolicy::Always, true),
+            phase(
+                &[],
+                &[container(exited(0), false)],
+                RestartPolicy::Always,
+                true
+            ),
             "Succeeded"
         );
         // one container still creating keeps the pod Pending
         assert_eq!(
             phase(
+                &[],
                 &[container(running, false), container(creating, false)],
                 RestartPolicy::Always,
                 false
@@ -399,11 +459,60 @@ mod tests {
     }
 
     #[test]
+    fn init_containers_keep_the_pod_pending_until_completed() {
+        let mut init = ContainerStatus::new("migrate", "app:1");
+        let web = ContainerStatus::new("web", "nginx:1");
+        assert_eq!(
+            phase(
+                &[init.clone()],
+                std::slice::from_ref(&web),
+                RestartPolicy::Always,
+                false
+            ),
+            "Pending"
+        );
+        let computed = conditions(&[init.clone()], std::slice::from_ref(&web), "Pending", true);
+        assert_eq!(
+            computed[1],
+            (
+                "Initialized",
+                false,
+                Some("ContainersNotInitialized"),
+                Some("containers with incomplete status: [migrate]".to_owned())
+            )
+        );
+        init.state = exited(1);
+        assert_eq!(
+            phase(
+                &[init.clone()],
+                std::slice::from_ref(&web),
+                RestartPolicy::Never,
+                false
+            ),
+            "Failed"
+        );
+        assert_eq!(
+            phase(
+                &[init.clone()],
+                std::slice::from_ref(&web),
+                RestartPolicy::Always,
+                false
+            ),
+            "Pending"
+        );
+        init.state = exited(0);
+        assert_eq!(
+            conditions(&[init], &[web], "Pending", true)[1],
+            ("Initialized", true, None, None)
+        );
+    }
+
+    #[test]
     fn conditions_name_unready_containers_and_complete_pods() {
         let mut web = ContainerStatus::new("web", "nginx:1");
         let sidecar = ContainerStatus::new("sidecar", "envoy:1");
         web.ready = true;
-        let computed = conditions(&[web.clone(), sidecar], "Running", true);
+        let computed = conditions(&[], &[web.clone(), sidecar], "Running", true);
         assert_eq!(
             computed[2],
             (
@@ -414,11 +523,11 @@ mod tests {
             )
         );
         assert_eq!(
-            conditions(&[web.clone()], "Running", true)[2],
+            conditions(&[], &[web.clone()], "Running", true)[2],
             ("Ready", true, None, None)
         );
         assert_eq!(
-            conditions(&[web], "Failed", true)[3].2,
+            conditions(&[], &[web], "Failed", true)[3].2,
             Some("PodCompleted")
         );
     }
