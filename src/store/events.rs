@@ -18,6 +18,21 @@ pub struct PublishedEvent {
     pub namespace: String,
     pub release: String,
     pub event: Event,
+    /// The event as JSON, serialized once for every subscriber.
+    pub json: String,
+}
+
+impl PublishedEvent {
+    pub fn new(cluster: String, namespace: String, release: String, event: Event) -> Self {
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        Self {
+            cluster,
+            namespace,
+            release,
+            event,
+            json,
+        }
+    }
 }
 
 /// A notification payload: `<origin instance>:<deploy>:<first seq>:<last seq>`.
@@ -132,13 +147,14 @@ impl EventTx {
                 data: new.data,
             })
             .collect();
-        self.appended
-            .extend(persisted.iter().map(|event| PublishedEvent {
-                cluster: cluster.clone(),
-                namespace: namespace.clone(),
-                release: release.clone(),
-                event: event.clone(),
-            }));
+        self.appended.extend(persisted.iter().map(|event| {
+            PublishedEvent::new(
+                cluster.clone(),
+                namespace.clone(),
+                release.clone(),
+                event.clone(),
+            )
+        }));
         Ok(persisted)
     }
 
@@ -189,12 +205,12 @@ pub async fn read_batch(
     .await?;
     rows.iter()
         .map(|row| {
-            Ok(PublishedEvent {
-                cluster: row.try_get("cluster")?,
-                namespace: row.try_get("namespace")?,
-                release: row.try_get("release")?,
-                event: Event::from_row(row)?,
-            })
+            Ok(PublishedEvent::new(
+                row.try_get("cluster")?,
+                row.try_get("namespace")?,
+                row.try_get("release")?,
+                Event::from_row(row)?,
+            ))
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
