@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Admin};
+use crate::controllers::ControllerControl;
 use crate::logs::LogBook;
 use crate::options::KubeVersion;
 use crate::store::{self, DeleteOptions, Propagation, ResourceType, Store, StoreError};
@@ -38,6 +39,7 @@ pub struct ApiState {
     pub logs: LogBook,
     pub kube_version: KubeVersion,
     pub admin: Admin,
+    pub controllers: ControllerControl,
     /// Cancelled when the cluster stops: ends streaming responses (watches, followed logs).
     pub shutdown: CancellationToken,
     /// The configuration each field manager last applied, by object uid (server-side apply).
@@ -50,6 +52,7 @@ impl ApiState {
         logs: LogBook,
         kube_version: KubeVersion,
         admin: Admin,
+        controllers: ControllerControl,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -57,6 +60,7 @@ impl ApiState {
             logs,
             kube_version,
             admin,
+            controllers,
             shutdown,
             applied: Arc::default(),
         }
