@@ -1,5 +1,6 @@
 //! The Kubernetes HTTP API of the simulated cluster (JSON responses; JSON, YAML and protobuf requests).
 
+mod defaults;
 pub mod discovery;
 pub mod error;
 mod patch;
@@ -477,6 +478,7 @@ fn create(
 ) -> Result<Response, ApiError> {
     let mut object = prepare(target, body)?;
     initial_status(target.rt(), &mut object);
+    defaults::apply(target.rt(), &mut object);
     if dry_run(params) {
         return Ok((StatusCode::CREATED, Json(object)).into_response());
     }
@@ -497,7 +499,15 @@ fn check_name(target: &Target, object: &Value) -> Result<(), ApiError> {
     }
 }
 
-fn write(state: &ApiState, target: &Target, object: Value, dry: bool) -> Result<Value, ApiError> {
+fn write(
+    state: &ApiState,
+    target: &Target,
+    mut object: Value,
+    dry: bool,
+) -> Result<Value, ApiError> {
+    if target.subresource.is_none() {
+        defaults::apply(target.rt(), &mut object);
+    }
     if dry {
         return Ok(object);
     }

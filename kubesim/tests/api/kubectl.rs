@@ -215,3 +215,67 @@ async fn kubectl_logs_current_previous_tail_and_follow() {
     assert!(ticks(&followed) >= 1);
     cluster.cluster.shutdown().await;
 }
+
+fn workload(kind: &str, name: &str, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: {kind}
+metadata:
+  name: {name}
+spec:
+{extra_spec}  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+        - name: app
+          image: nginx:1.27
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rollout_status_reports_completed_rollouts() {
+    let kubectl = kubectl_binary();
+    let cluster = TestCluster::start_with(ClusterOptions {
+        time_scale: 0.1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let cases = [
+        (
+            "Deployment",
+            "web",
+            "  replicas: 2\n",
+            "deployment \"web\" successfully rolled out",
+        ),
+        (
+            "StatefulSet",
+            "db",
+            "  replicas: 2\n  serviceName: db\n",
+            "partitioned roll out complete: 2 new pods have been updated...",
+        ),
+        (
+            "DaemonSet",
+            "agent",
+            "",
+            "daemon set \"agent\" successfully rolled out",
+        ),
+    ];
+    for (kind, name, spec, expected) in cases {
+        let file = cluster.dir.path().join(format!("{kind}.yaml"));
+        std::fs::write(&file, workload(kind, name, spec)).unwrap();
+        let resource = format!("{}/{name}", kind.to_lowercase());
+        let resource = resource.as_str();
+        cluster
+            .ok(&kubectl, &["apply", "-f", file.to_str().unwrap()])
+            .await;
+        let status = cluster
+            .ok(&kubectl, &["rollout", "status", resource, "--timeout=60s"])
+            .await;
+        assert!(status.trim_end().ends_with(expected), "{kind}: {status}");
+    }
+    cluster.cluster.shutdown().await;
+}
