@@ -8,6 +8,7 @@ mod pod_logs;
 mod protobuf;
 pub mod resources;
 mod selectors;
+mod table;
 mod watch;
 
 use std::collections::HashMap;
@@ -281,14 +282,25 @@ async fn serve(
         .unwrap_or("application/json");
     let subresource = target.subresource.as_deref();
     match (method.clone(), target.name.is_some(), subresource) {
-        (Method::GET, _, None) if target.legacy_watch => watch::serve(state, &target, params),
-        (Method::GET, false, _) if flag(params, "watch") => watch::serve(state, &target, params),
-        (Method::GET, false, _) => list(state, &target, params),
+        (Method::GET, _, None) if target.legacy_watch => {
+            watch::serve(state, &target, params, table_format(headers, params))
+        }
+        (Method::GET, false, _) if flag(params, "watch") => {
+            watch::serve(state, &target, params, table_format(headers, params))
+        }
+        (Method::GET, false, _) => list(state, &target, params, table_format(headers, params)),
         (Method::GET, true, Some("log")) => pod_logs::serve(state, &target, params).await,
         (Method::GET, true, Some("scale")) => {
             Ok(Json(scale_of(&get_object(state, &target)?)).into_response())
         }
-        (Method::GET, true, _) => Ok(Json(get_object(state, &target)?).into_response()),
+        (Method::GET, true, _) => {
+            let object = get_object(state, &target)?;
+            Ok(Json(match table_format(headers, params) {
+                Some(format) => format.table(target.rt(), &[object], state.store.revision()),
+                None => object,
+            })
+            .into_response())
+        }
         (Method::POST, false, None) => {
             create(state, &target, params, decode_body(content_type, body)?)
         }
@@ -381,14 +393,52 @@ fn list_response(rt: &ResourceType, items: Vec<Value>, revision: u64) -> Value {
     })
 }
 
-fn list(state: &ApiState, target: &Target, params: &Params) -> Result<Response, ApiError> {
+/// How a `kubectl get` wants its answer: a Table, with whole objects or their metadata in the rows.
+#[derive(Clone, Copy)]
+pub(crate) struct TableFormat {
+    include_object: bool,
+}
+
+impl TableFormat {
+    pub(crate) fn table(
+        self,
+        rt: &ResourceType,
+        objects: &[Value],
+        resource_version: u64,
+    ) -> Value {
+        table::table(rt, objects, resource_version, self.include_object)
+    }
+}
+
+fn table_format(headers: &HeaderMap, params: &Params) -> Option<TableFormat> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    table::wanted(accept).then(|| TableFormat {
+        include_object: params
+            .get("includeObject")
+            .is_some_and(|include| include == "Object"),
+    })
+}
+
+fn list(
+    state: &ApiState,
+    target: &Target,
+    params: &Params,
+    format: Option<TableFormat>,
+) -> Result<Response, ApiError> {
     let selectors = Selectors::parse(target.rt(), params)?;
     let (items, revision) = state.store.list(target.rt(), target.namespace.as_deref());
-    let items = items
+    let items: Vec<Value> = items
         .into_iter()
         .filter(|item| selectors.matches(item))
         .collect();
-    Ok(Json(list_response(target.rt(), items, revision)).into_response())
+    Ok(Json(match format {
+        Some(format) => format.table(target.rt(), &items, revision),
+        None => list_response(target.rt(), items, revision),
+    })
+    .into_response())
 }
 
 /// The object as the request addresses it: namespace from the URL, kind checked.

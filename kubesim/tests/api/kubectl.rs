@@ -277,5 +277,31 @@ async fn kubectl_rollout_status_reports_completed_rollouts() {
             .await;
         assert!(status.trim_end().ends_with(expected), "{kind}: {status}");
     }
+    // Server-side printing: the columns kubectl shows against a real cluster.
+    let pods = cluster
+        .ok(&kubectl, &["get", "pods", "-l", "app=web"])
+        .await;
+    let mut rows = pods.lines();
+    let header: Vec<&str> = rows.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{pods}"
+    );
+    assert!(
+        rows.all(|row| row.contains(" 1/1 ") && row.contains(" Running ")),
+        "{pods}"
+    );
+    let deployments = cluster.ok(&kubectl, &["get", "deployments"]).await;
+    assert!(
+        deployments.starts_with("NAME") && deployments.contains("UP-TO-DATE"),
+        "{deployments}"
+    );
+    assert!(
+        deployments
+            .lines()
+            .any(|row| row.starts_with("web") && row.contains(" 2/2 ")),
+        "{deployments}"
+    );
     cluster.cluster.shutdown().await;
 }
