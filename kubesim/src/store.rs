@@ -794,6 +794,10 @@ impl Inner {
             fields.insert("apiVersion".into(), rt.api_version().into());
             fields.insert("kind".into(), rt.kind.into());
         }
+        // The pod registry starts every pod Pending (pkg/registry/core/pod/strategy.go PrepareForCreate).
+        if *rt == PODS && object.pointer("/status/phase").is_none() {
+            object["status"]["phase"] = "Pending".into();
+        }
         let key = key_of(rt, &object);
         if rt.namespaced {
             match self.get(&NAMESPACES, &(String::new(), key.0.clone())) {
@@ -1311,6 +1315,8 @@ mod tests {
         assert_eq!(created["metadata"]["generation"], 1);
         assert_eq!(created["kind"], "Deployment");
         assert_eq!(created["apiVersion"], "apps/v1");
+        let pod = store.create(&PODS, bound_pod("p", None)).unwrap();
+        assert_eq!(pod["status"]["phase"], "Pending");
         assert!(!uid_of(&created).is_empty());
         assert!(created["metadata"]["creationTimestamp"].is_string());
 
