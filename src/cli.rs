@@ -16,8 +16,16 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run a simulated Kubernetes cluster (kubesim) until Ctrl-C or SIGTERM.
+    Sim(kubesim::cli::SimArgs),
+}
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Sim(args) => {
+            kubesim::cli::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
