@@ -58,6 +58,24 @@ impl Running {
         })
     }
 
+    /// `kubectl <args>` against this cluster, with its own kubeconfig and cache directory.
+    async fn kubectl(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let dir = tempfile::tempdir()?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        self.cluster.write_kubeconfig(&kubeconfig)?;
+        let program = std::env::var("KUBECTL_BIN").unwrap_or_else(|_| "kubectl".to_owned());
+        let run = tokio::process::Command::new(&program)
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .env("KUBECACHEDIR", dir.path().join("cache"))
+            .output();
+        let output = tokio::time::timeout(LIMIT, run).await?.map_err(|error| {
+            anyhow::anyhow!("{program} could not run ({error}): install kubectl (Debian package kubernetes-client) or set KUBECTL_BIN")
+        })?;
+        Ok(output)
+    }
+
     async fn shutdown(self) {
         self.stop.cancel();
         self.controllers.close();
@@ -270,6 +288,93 @@ async fn stateful_set_update_at_the_default_version_has_no_recreation_events() -
             .iter()
             .any(|reason| reason == "RecreatingFailedPod" || reason == "FailedDelete"),
         "{reasons:?}"
+    );
+    running.shutdown().await;
+    Ok(())
+}
+
+fn workload(kind: &str, name: &str, spec: Value) -> Value {
+    let mut object = json!({
+        "apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": template(name, "app:1", "readyAfter=2s")},
+    });
+    for (key, value) in spec.as_object().into_iter().flatten() {
+        object["spec"][key] = value.clone();
+    }
+    object
+}
+
+#[tokio::test]
+async fn kubectl_rollout_status_finishes_with_the_real_messages() -> anyhow::Result<()> {
+    let running = Running::start(KubeVersion::DEFAULT).await?;
+    let store = running.cluster.store();
+    use kubesim::store::{DAEMONSETS, DEPLOYMENTS, STATEFULSETS};
+    store.create(
+        &DEPLOYMENTS,
+        workload("Deployment", "web", json!({"replicas": 3})),
+    )?;
+    store.create(
+        &STATEFULSETS,
+        workload("StatefulSet", "db", json!({"replicas": 2, "serviceName": "db", "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}})),
+    )?;
+    store.create(
+        &DAEMONSETS,
+        workload(
+            "DaemonSet",
+            "agent",
+            json!({"updateStrategy": {"type": "RollingUpdate"}}),
+        ),
+    )?;
+    for (target, last_line) in [
+        (
+            "deployment/web",
+            "deployment \"web\" successfully rolled out",
+        ),
+        (
+            "statefulset/db",
+            "partitioned roll out complete: 2 new pods have been updated...",
+        ),
+        (
+            "daemonset/agent",
+            "daemon set \"agent\" successfully rolled out",
+        ),
+    ] {
+        let output = running
+            .kubectl(&["rollout", "status", target, "--timeout=60s"])
+            .await?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{target}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(stdout.lines().last(), Some(last_line), "{stdout}");
+    }
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn kubectl_rollout_status_reports_an_exceeded_progress_deadline() -> anyhow::Result<()> {
+    let running = Running::start(KubeVersion::DEFAULT).await?;
+    let mut stuck = workload(
+        "Deployment",
+        "stuck",
+        json!({"replicas": 1, "progressDeadlineSeconds": 5}),
+    );
+    stuck["spec"]["template"] = template("stuck", "app:1", "neverReady=true");
+    running
+        .cluster
+        .store()
+        .create(&kubesim::store::DEPLOYMENTS, stuck)?;
+    let output = running
+        .kubectl(&["rollout", "status", "deployment/stuck", "--timeout=60s"])
+        .await?;
+    assert!(!output.status.success());
+    // whether kubectl printed a "Waiting for ..." line first depends on when it started watching
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim_end(),
+        "error: deployment \"stuck\" exceeded its progress deadline"
     );
     running.shutdown().await;
     Ok(())
