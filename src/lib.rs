@@ -3,3 +3,4 @@
 //! Data flows one way: `http` → `domain` → `store` / `runner` → `tracker` → events → `store` → `http`.
 
 pub mod cli;
+pub mod tracker;
