@@ -3,4 +3,5 @@
 //! Data flows one way: `http` → `domain` → `store` / `runner` → `tracker` → events → `store` → `http`.
 
 pub mod cli;
+pub mod domain;
 pub mod tracker;

@@ -1,0 +1,3 @@
+//! Domain types, parsed once at the edge.
+
+pub mod policy;

@@ -1,0 +1,147 @@
+//! The deploy-level view: fail modes and track-termination modes applied across resources (§5.4).
+//!
+//! | fail mode | the resource fails (allowance exceeded, terminal signal, no activity) |
+//! |---|---|
+//! | `FailWholeDeployProcessImmediately` | the deploy fails at once |
+//! | `HopeUntilEndOfDeployProcess` | the resource is `failed` but still tracked and may recover; the deploy fails if it is still failed once every blocking resource has settled (ready or failed) |
+//! | `IgnoreAndContinueDeployProcess` | incidents never fail it; a terminal signal or the no-activity timeout does, handled as under Hope |
+//!
+//! `NonBlocking` resources are not waited for: the deploy succeeds once every blocking resource is ready,
+//! whatever they are doing. While the deploy is still running their failures count as above.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{
+    Delta, Failure, Incident, ResourceKey, ResourceStatus, ResourceTracker, State, TrackedObject,
+};
+use crate::domain::policy::FailMode;
+
+/// The deploy's tracking outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Verdict {
+    Succeeded,
+    Failed {
+        reason: String,
+        resource: ResourceKey,
+        message: String,
+    },
+}
+
+/// The final per-resource summary with evidence (the `report` event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    pub resources: Vec<ResourceReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceReport {
+    pub resource: ResourceKey,
+    pub status: ResourceStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    pub incidents: Vec<Incident>,
+}
+
+/// All resources of one deploy, and the verdict once it is certain.
+#[derive(Debug, Clone, Default)]
+pub struct DeployTracker {
+    resources: Vec<ResourceTracker>,
+    verdict: Option<Verdict>,
+}
+
+impl DeployTracker {
+    pub fn new(resources: Vec<ResourceTracker>) -> Self {
+        let mut tracker = DeployTracker {
+            resources,
+            verdict: None,
+        };
+        tracker.decide();
+        tracker
+    }
+
+    pub fn resources(&self) -> &[ResourceTracker] {
+        &self.resources
+    }
+
+    /// Decided once: later observations never change it.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        self.verdict.as_ref()
+    }
+
+    pub fn observe(&mut self, object: &TrackedObject, now: DateTime<Utc>) -> Vec<Delta> {
+        self.each(|resource| resource.observe(object, now))
+    }
+
+    pub fn observe_deleted(&mut self, object: &TrackedObject, now: DateTime<Utc>) -> Vec<Delta> {
+        self.each(|resource| resource.observe_deleted(object, now))
+    }
+
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Delta> {
+        self.each(|resource| resource.tick(now))
+    }
+
+    pub fn report(&self) -> Report {
+        Report {
+            verdict: self.verdict.clone(),
+            resources: self
+                .resources
+                .iter()
+                .map(|resource| ResourceReport {
+                    resource: resource.key().clone(),
+                    status: resource.status().clone(),
+                    failure: resource.failure().cloned(),
+                    incidents: resource.incidents().to_vec(),
+                })
+                .collect(),
+        }
+    }
+
+    fn each(&mut self, mut step: impl FnMut(&mut ResourceTracker) -> Vec<Delta>) -> Vec<Delta> {
+        let deltas = self.resources.iter_mut().flat_map(&mut step).collect();
+        self.decide();
+        deltas
+    }
+
+    fn decide(&mut self) {
+        if self.verdict.is_some() {
+            return;
+        }
+        let failed = |resource: &&ResourceTracker| resource.state() == State::Failed;
+        let immediate = self.resources.iter().filter(failed).find(|resource| {
+            resource.policy().fail_mode == FailMode::FailWholeDeployProcessImmediately
+        });
+        if let Some(resource) = immediate {
+            self.verdict = Some(failed_verdict(resource));
+            return;
+        }
+        let all_settled = self
+            .resources
+            .iter()
+            .filter(|resource| resource.is_blocking())
+            .all(|resource| matches!(resource.state(), State::Ready | State::Failed));
+        if all_settled {
+            self.verdict = Some(
+                self.resources
+                    .iter()
+                    .find(failed)
+                    .map_or(Verdict::Succeeded, failed_verdict),
+            );
+        }
+    }
+}
+
+fn failed_verdict(resource: &ResourceTracker) -> Verdict {
+    let (reason, message) = resource.failure().map_or_else(
+        || ("Failed".to_owned(), resource.status().message.clone()),
+        |failure| (failure.reason.clone(), failure.message.clone()),
+    );
+    Verdict::Failed {
+        reason,
+        resource: resource.key().clone(),
+        message,
+    }
+}

@@ -1,0 +1,476 @@
+//! Pods: which ones belong to a resource's current revision, and which of their states are incidents
+//! (DESIGN §5.2) — identified so that observing the same state again adds nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::object::{TrackedObject, controller_of};
+use super::time::{elapsed, from_time};
+use super::{Incident, PodSummary, ResourceKey};
+use crate::domain::policy::TrackingPolicy;
+
+const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+const CONTROLLER_REVISION_HASH: &str = "controller-revision-hash";
+const POD_TEMPLATE_GENERATION: &str = "pod-template-generation";
+const DAEMON_SET_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+const REVISION_HASH_LABEL: &str = "controller.kubernetes.io/hash";
+const DEPLOYMENT_REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// Container waiting reasons that are failures (kubelet, pkg/kubelet/images and kuberuntime).
+const FAILING_WAIT_REASONS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "RunContainerError",
+    "PreStartHookError",
+    "PostStartHookError",
+];
+/// Waiting reasons that no retry can fix: the pod spec itself must change.
+const TERMINAL_WAIT_REASONS: &[&str] = &["ErrImageNeverPull", "InvalidImageName"];
+
+/// Kubelet probe defaults (pkg/apis/core/v1/defaults.go).
+const DEFAULT_PROBE_PERIOD_SECONDS: i32 = 10;
+const DEFAULT_PROBE_FAILURE_THRESHOLD: i32 = 3;
+
+fn label<'a>(metadata: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+fn annotation<'a>(metadata: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    metadata.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Identity of a child object in the tracker's maps: its uid, or its name when a fixture has none.
+pub(crate) fn object_key(metadata: &ObjectMeta) -> String {
+    metadata
+        .uid
+        .clone()
+        .or_else(|| metadata.name.clone())
+        .unwrap_or_default()
+}
+
+pub(crate) fn pod_name(pod: &Pod) -> &str {
+    pod.metadata.name.as_deref().unwrap_or_default()
+}
+
+pub(crate) fn is_terminating(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+}
+
+/// A ReplicaSet named `<deployment>-<pod-template-hash>` (the hash never contains '-').
+pub(crate) fn is_replica_set_of(deployment: &str, replica_set: &str) -> bool {
+    replica_set
+        .strip_prefix(deployment)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hash| !hash.is_empty() && !hash.contains('-'))
+}
+
+/// Namespaces compared the way the API fills them in: absent means `default`.
+pub(crate) fn same_namespace(a: Option<&str>, b: Option<&str>) -> bool {
+    a.unwrap_or("default") == b.unwrap_or("default")
+}
+
+/// Whether `child` (a Pod, ReplicaSet or ControllerRevision) is controlled by the resource `key`
+/// (whose uid is `owner_uid` once seen), directly or — for a Deployment's pods — through one of its
+/// ReplicaSets.
+pub(crate) fn belongs_to(key: &ResourceKey, owner_uid: Option<&str>, child: &ObjectMeta) -> bool {
+    if !same_namespace(key.namespace.as_deref(), child.namespace.as_deref()) {
+        return false;
+    }
+    if key.kind == "Pod" {
+        return child.name.as_deref() == Some(key.name.as_str());
+    }
+    let Some(controller) = controller_of(child) else {
+        return false;
+    };
+    if key.kind == "Deployment" && controller.kind == "ReplicaSet" {
+        return is_replica_set_of(&key.name, &controller.name);
+    }
+    let uid_matches =
+        owner_uid.is_none_or(|uid| controller.uid.is_empty() || controller.uid == uid);
+    controller.kind == key.kind && controller.name == key.name && uid_matches
+}
+
+/// How to tell the pods of the revision being rolled out from the old ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CurrentRevision {
+    /// No revision information (yet): every pod of the resource counts.
+    Any,
+    /// Deployment: pods of the newest ReplicaSet.
+    ReplicaSet(String),
+    /// StatefulSet `status.updateRevision`, DaemonSet newest ControllerRevision hash.
+    RevisionHash(String),
+    /// DaemonSet template generation (`pod-template-generation` label).
+    TemplateGeneration(String),
+}
+
+impl CurrentRevision {
+    pub(crate) fn of(
+        resource: &TrackedObject,
+        replica_sets: &BTreeMap<String, ReplicaSet>,
+        revisions: &BTreeMap<String, ControllerRevision>,
+    ) -> CurrentRevision {
+        match resource {
+            TrackedObject::Deployment(_) => replica_sets
+                .values()
+                .max_by_key(|set| {
+                    let revision = annotation(&set.metadata, DEPLOYMENT_REVISION)
+                        .and_then(|text| text.parse::<i64>().ok())
+                        .unwrap_or(0);
+                    (
+                        revision,
+                        set.metadata.creation_timestamp.as_ref().map(from_time),
+                    )
+                })
+                .and_then(|set| set.metadata.name.clone())
+                .map_or(CurrentRevision::Any, CurrentRevision::ReplicaSet),
+            TrackedObject::StatefulSet(set) => set
+                .status
+                .as_ref()
+                .and_then(|status| status.update_revision.clone())
+                .filter(|revision| !revision.is_empty())
+                .map_or(CurrentRevision::Any, CurrentRevision::RevisionHash),
+            TrackedObject::DaemonSet(set) => {
+                if let Some(generation) = annotation(&set.metadata, DAEMON_SET_TEMPLATE_GENERATION)
+                {
+                    return CurrentRevision::TemplateGeneration(generation.to_owned());
+                }
+                revisions
+                    .values()
+                    .max_by_key(|revision| revision.revision)
+                    .and_then(|revision| {
+                        label(&revision.metadata, REVISION_HASH_LABEL)
+                            .map(str::to_owned)
+                            .or_else(|| {
+                                let name = revision.metadata.name.as_deref()?;
+                                Some(name.rsplit_once('-')?.1.to_owned())
+                            })
+                    })
+                    .map_or(CurrentRevision::Any, CurrentRevision::RevisionHash)
+            }
+            _ => CurrentRevision::Any,
+        }
+    }
+
+    pub(crate) fn includes(&self, pod: &Pod) -> bool {
+        let metadata = &pod.metadata;
+        match self {
+            CurrentRevision::Any => true,
+            CurrentRevision::ReplicaSet(name) => {
+                controller_of(metadata).is_some_and(|owner| &owner.name == name)
+                    || name
+                        .rsplit_once('-')
+                        .is_some_and(|(_, hash)| label(metadata, POD_TEMPLATE_HASH) == Some(hash))
+            }
+            CurrentRevision::RevisionHash(hash) => {
+                label(metadata, CONTROLLER_REVISION_HASH) == Some(hash.as_str())
+            }
+            CurrentRevision::TemplateGeneration(generation) => {
+                label(metadata, POD_TEMPLATE_GENERATION).is_none_or(|label| label == generation)
+            }
+        }
+    }
+}
+
+/// An incident found in a pod, with the identity that makes re-observation a no-op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub id: String,
+    pub incident: Incident,
+    pub terminal: bool,
+}
+
+fn container_spec<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|container| container.name == name)
+}
+
+/// How long readiness may fail after a container starts before it is an incident: the annotation, or
+/// what the probe itself tolerates (`initialDelaySeconds + periodSeconds × failureThreshold`).
+fn readiness_window(pod: &Pod, container: &str, policy: &TrackingPolicy) -> Option<Duration> {
+    if let Some(window) = policy.ignore_readiness_probe_fails_for.get(container) {
+        return Some(window.0);
+    }
+    let probe = container_spec(pod, container)?.readiness_probe.as_ref()?;
+    let seconds = probe.initial_delay_seconds.unwrap_or(0)
+        + probe.period_seconds.unwrap_or(DEFAULT_PROBE_PERIOD_SECONDS)
+            * probe
+                .failure_threshold
+                .unwrap_or(DEFAULT_PROBE_FAILURE_THRESHOLD);
+    Some(Duration::from_secs(u64::try_from(seconds).unwrap_or(0)))
+}
+
+struct PodContext<'a> {
+    pod: &'a Pod,
+    key: String,
+    name: &'a str,
+    now: DateTime<Utc>,
+    /// When the pod's Ready condition last turned False: a container that was ready and stops being so
+    /// gets the same tolerance as one that just started.
+    unready_since: Option<DateTime<Utc>>,
+}
+
+impl PodContext<'_> {
+    fn candidate(
+        &self,
+        container: Option<&str>,
+        identity: &str,
+        reason: &str,
+        message: String,
+        restart_count: Option<i32>,
+        previous_instance: bool,
+    ) -> Candidate {
+        Candidate {
+            id: format!(
+                "pod/{}/{}/{identity}",
+                self.key,
+                container.unwrap_or_default()
+            ),
+            terminal: TERMINAL_WAIT_REASONS.contains(&reason),
+            incident: Incident {
+                reason: reason.to_owned(),
+                message,
+                pod: Some(self.name.to_owned()),
+                container: container.map(str::to_owned),
+                restart_count,
+                previous_instance,
+                observed_at: self.now,
+            },
+        }
+    }
+
+    fn container_incidents(
+        &self,
+        status: &ContainerStatus,
+        policy: &TrackingPolicy,
+    ) -> Vec<Candidate> {
+        let name = status.name.as_str();
+        let restarts = status.restart_count;
+        let no_state = ContainerState::default();
+        let state = status.state.as_ref().unwrap_or(&no_state);
+        let mut found = Vec::new();
+        let last_terminated = status
+            .last_state
+            .as_ref()
+            .and_then(|state| state.terminated.as_ref());
+        if let Some(waiting) = &state.waiting {
+            let reason = waiting.reason.as_deref().unwrap_or_default();
+            if reason == "CrashLoopBackOff" {
+                // One crash is one incident: keyed by the dead instance, like its `terminated` state below.
+                // The kubelet has already counted this crash in `restarts`.
+                let instance = crash_instance(last_terminated, restarts - 1);
+                let exit = last_terminated
+                    .map(|terminated| format!(" (last exit code {})", terminated.exit_code))
+                    .unwrap_or_default();
+                found.push(self.candidate(
+                    Some(name),
+                    &format!("crash/{instance}"),
+                    reason,
+                    format!(
+                        "container {name:?} is crash looping{exit}, restarted {restarts} times"
+                    ),
+                    Some(restarts),
+                    true,
+                ));
+            } else if FAILING_WAIT_REASONS.contains(&reason) {
+                let detail = waiting.message.clone().unwrap_or_default();
+                found.push(self.candidate(
+                    Some(name),
+                    &format!("{reason}/{restarts}"),
+                    reason,
+                    if detail.is_empty() {
+                        format!("container {name:?} is waiting: {reason}")
+                    } else {
+                        format!("container {name:?} is waiting: {reason}: {detail}")
+                    },
+                    Some(restarts),
+                    false,
+                ));
+            }
+        }
+        if let Some(terminated) = &state.terminated
+            && terminated.exit_code != 0
+        {
+            let reason = terminated.reason.as_deref().unwrap_or("Error");
+            found.push(self.candidate(
+                Some(name),
+                &format!("crash/{}", crash_instance(Some(terminated), restarts)),
+                reason,
+                format!(
+                    "container {name:?} terminated with exit code {} ({reason})",
+                    terminated.exit_code
+                ),
+                Some(restarts),
+                false,
+            ));
+        }
+        if let Some(running) = &state.running
+            && !status.ready
+            && status.started != Some(false)
+            && let Some(window) = readiness_window(self.pod, name, policy)
+        {
+            let since = running.started_at.as_ref().map(from_time).map(|started| {
+                self.unready_since
+                    .map_or(started, |unready| unready.max(started))
+            });
+            if since.is_some_and(|since| elapsed(since, self.now) >= window) {
+                found.push(self.candidate(
+                    Some(name),
+                    &format!("readiness/{restarts}"),
+                    "ReadinessProbeFailed",
+                    format!(
+                        "container {name:?} has not passed its readiness probe {}s after starting",
+                        window.as_secs()
+                    ),
+                    Some(restarts),
+                    false,
+                ));
+            }
+        }
+        found
+    }
+}
+
+/// Names one container instance: its container id, else its start or finish time, else the
+/// restart counter it died at (`restarts` as reported next to the terminated state).
+fn crash_instance(terminated: Option<&ContainerStateTerminated>, restarts: i32) -> String {
+    terminated
+        .and_then(|terminated| {
+            terminated
+                .container_id
+                .clone()
+                .or_else(|| {
+                    terminated
+                        .started_at
+                        .as_ref()
+                        .map(|at| from_time(at).to_rfc3339())
+                })
+                .or_else(|| {
+                    terminated
+                        .finished_at
+                        .as_ref()
+                        .map(|at| from_time(at).to_rfc3339())
+                })
+        })
+        .unwrap_or_else(|| format!("restart-{restarts}"))
+}
+
+/// Incidents visible in a pod right now. Callers pass only current-revision, non-terminating pods.
+pub(crate) fn incidents(pod: &Pod, policy: &TrackingPolicy, now: DateTime<Utc>) -> Vec<Candidate> {
+    let context = PodContext {
+        pod,
+        key: object_key(&pod.metadata),
+        name: pod_name(pod),
+        now,
+        unready_since: pod
+            .status
+            .as_ref()
+            .and_then(|status| status.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .find(|condition| condition.type_ == "Ready" && condition.status == "False")
+            .and_then(|condition| condition.last_transition_time.as_ref())
+            .map(from_time),
+    };
+    let no_status = PodStatus::default();
+    let status = pod.status.as_ref().unwrap_or(&no_status);
+    let mut found: Vec<Candidate> = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .flat_map(|container| context.container_incidents(container, policy))
+        .collect();
+    if status.phase.as_deref() == Some("Failed") {
+        // Eviction and the like: the whole pod is gone for good.
+        let reason = status
+            .reason
+            .clone()
+            .unwrap_or_else(|| "PodFailed".to_owned());
+        found.push(context.candidate(
+            None,
+            "failed",
+            &reason,
+            format!(
+                "pod {:?} failed{}",
+                context.name,
+                status
+                    .message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ),
+            None,
+            false,
+        ));
+    }
+    found
+}
+
+/// What a pod shows; a change counts as activity for the no-activity timeout.
+pub(crate) fn summarize(pod: &Pod, current_revision: bool) -> PodSummary {
+    let no_status = PodStatus::default();
+    let status = pod.status.as_ref().unwrap_or(&no_status);
+    let containers = status.container_statuses.as_deref().unwrap_or_default();
+    let reason = containers.iter().find_map(|container| {
+        let state = container.state.as_ref()?;
+        state
+            .waiting
+            .as_ref()
+            .and_then(|waiting| waiting.reason.clone())
+            .or_else(|| {
+                state.terminated.as_ref().map(|terminated| {
+                    terminated
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| format!("exit code {}", terminated.exit_code))
+                })
+            })
+    });
+    PodSummary {
+        name: pod_name(pod).to_owned(),
+        phase: status.phase.clone().unwrap_or_else(|| "Pending".to_owned()),
+        ready: format!(
+            "{}/{}",
+            containers
+                .iter()
+                .filter(|container| container.ready)
+                .count(),
+            containers.len()
+        ),
+        restarts: containers
+            .iter()
+            .map(|container| container.restart_count)
+            .sum(),
+        reason,
+        current_revision,
+        terminating: is_terminating(pod),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_set_names_are_matched_by_hash_suffix() {
+        assert!(is_replica_set_of("web", "web-7c5ddbdf54"));
+        assert!(!is_replica_set_of("web", "web-api-7c5ddbdf54"));
+        assert!(!is_replica_set_of("web", "web-"));
+        assert!(!is_replica_set_of("web", "webapp-7c5d"));
+    }
+}

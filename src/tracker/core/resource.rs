@@ -1,0 +1,612 @@
+//! One tracked resource: everything observed about it, folded into a [`ResourceStatus`] and deltas.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
+use k8s_openapi::api::core::v1::{Event, Pod};
+
+use super::events::{self, EventClass};
+use super::object::TrackedObject;
+use super::pods::{self, CurrentRevision};
+use super::readiness::{self, Allowance, Progress, Readiness};
+use super::time::elapsed;
+use super::{
+    Change, Delta, EventSummary, Evidence, Failure, FailureKind, Incident, Level, PodSummary,
+    ResourceKey, ResourceStatus, State,
+};
+use crate::domain::policy::{FailMode, TrackTerminationMode, TrackingPolicy};
+
+/// How long a custom resource's status must stay empty before we take it as ready.
+pub const CUSTOM_RESOURCE_SETTLE: Duration = Duration::from_secs(10);
+/// Recent events kept as evidence for a failure report.
+const EVIDENCE_EVENTS: usize = 20;
+/// Events about pods not seen yet, kept until the pod arrives.
+const EARLY_POD_EVENTS: usize = 64;
+/// Events attached to one failure.
+const EVIDENCE_EVENTS_PER_FAILURE: usize = 10;
+
+/// Follows one resource. Feed it everything observed (the resource, its ReplicaSets or
+/// ControllerRevisions, pods, events); it keeps what belongs to it and ignores the rest.
+#[derive(Debug, Clone)]
+pub struct ResourceTracker {
+    key: ResourceKey,
+    policy: TrackingPolicy,
+    started_at: DateTime<Utc>,
+    object: Option<TrackedObject>,
+    was_deleted: bool,
+    replica_sets: BTreeMap<String, ReplicaSet>,
+    revisions: BTreeMap<String, ControllerRevision>,
+    pods: BTreeMap<String, Pod>,
+    pod_summaries: HashMap<String, PodSummary>,
+    incidents: Vec<Incident>,
+    seen_incidents: HashSet<String>,
+    relayed_events: HashMap<String, i32>,
+    recent_events: VecDeque<EventSummary>,
+    early_pod_events: VecDeque<Event>,
+    terminal_incident: Option<Incident>,
+    failure: Option<Failure>,
+    inactive: bool,
+    empty_status_since: Option<DateTime<Utc>>,
+    last_activity: DateTime<Utc>,
+    status: ResourceStatus,
+}
+
+impl ResourceTracker {
+    /// `started_at` is when tracking began: Events older than it are history, not evidence.
+    pub fn new(key: ResourceKey, policy: TrackingPolicy, started_at: DateTime<Utc>) -> Self {
+        let status = ResourceStatus {
+            state: State::Pending,
+            message: waiting_to_appear(&key),
+            ready: None,
+            failures: None,
+            incidents: 0,
+        };
+        ResourceTracker {
+            key,
+            policy,
+            started_at,
+            object: None,
+            was_deleted: false,
+            replica_sets: BTreeMap::new(),
+            revisions: BTreeMap::new(),
+            pods: BTreeMap::new(),
+            pod_summaries: HashMap::new(),
+            incidents: Vec::new(),
+            seen_incidents: HashSet::new(),
+            relayed_events: HashMap::new(),
+            recent_events: VecDeque::new(),
+            early_pod_events: VecDeque::new(),
+            terminal_incident: None,
+            failure: None,
+            inactive: false,
+            empty_status_since: None,
+            last_activity: started_at,
+            status,
+        }
+    }
+
+    pub fn key(&self) -> &ResourceKey {
+        &self.key
+    }
+
+    pub fn policy(&self) -> &TrackingPolicy {
+        &self.policy
+    }
+
+    pub fn status(&self) -> &ResourceStatus {
+        &self.status
+    }
+
+    pub fn state(&self) -> State {
+        self.status.state
+    }
+
+    /// The failure behind a `failed` state.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.as_ref()
+    }
+
+    pub fn incidents(&self) -> &[Incident] {
+        &self.incidents
+    }
+
+    /// Whether the deploy waits for this resource (`track-termination-mode`).
+    pub fn is_blocking(&self) -> bool {
+        self.policy.track_termination_mode == TrackTerminationMode::WaitUntilResourceReady
+    }
+
+    /// The current revision's pods that are not terminating: the only ones whose state counts.
+    pub fn current_pods(&self) -> impl Iterator<Item = &Pod> {
+        let current = self.current_revision();
+        self.pods
+            .values()
+            .filter(move |pod| !pods::is_terminating(pod) && current.includes(pod))
+    }
+
+    /// Takes in an added or modified object of any kind.
+    pub fn observe(&mut self, object: &TrackedObject, now: DateTime<Utc>) -> Vec<Delta> {
+        let owner_uid = self.owner_uid();
+        let mut relevant = false;
+        if object.key() == self.key {
+            self.object = Some(object.clone());
+            self.was_deleted = false;
+            relevant = true;
+        }
+        match object {
+            TrackedObject::Event(event) => return self.observe_event(event, now),
+            TrackedObject::Pod(pod) => return self.observe_pod(pod, now),
+            TrackedObject::ReplicaSet(set)
+                if pods::belongs_to(&self.key, owner_uid.as_deref(), &set.metadata) =>
+            {
+                self.replica_sets
+                    .insert(pods::object_key(&set.metadata), (**set).clone());
+                relevant = true;
+            }
+            TrackedObject::ControllerRevision(revision)
+                if pods::belongs_to(&self.key, owner_uid.as_deref(), &revision.metadata) =>
+            {
+                self.revisions
+                    .insert(pods::object_key(&revision.metadata), (**revision).clone());
+                relevant = true;
+            }
+            _ => {}
+        }
+        if relevant {
+            self.refresh(now)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Takes in a deleted object of any kind.
+    pub fn observe_deleted(&mut self, object: &TrackedObject, now: DateTime<Utc>) -> Vec<Delta> {
+        let metadata = object.metadata();
+        let removed = if object.key() == self.key {
+            self.object = None;
+            self.was_deleted = true;
+            true
+        } else {
+            let key = pods::object_key(metadata);
+            match object {
+                TrackedObject::Pod(_) => {
+                    self.pod_summaries.remove(&key);
+                    self.pods.remove(&key).is_some()
+                }
+                TrackedObject::ReplicaSet(_) => self.replica_sets.remove(&key).is_some(),
+                TrackedObject::ControllerRevision(_) => self.revisions.remove(&key).is_some(),
+                _ => false,
+            }
+        };
+        if removed {
+            self.last_activity = now;
+            self.refresh(now)
+        } else {
+            Vec::new()
+        }
+    }
+
+    pub fn observe_pod(&mut self, pod: &Pod, now: DateTime<Utc>) -> Vec<Delta> {
+        if !pods::belongs_to(&self.key, self.owner_uid().as_deref(), &pod.metadata) {
+            return Vec::new();
+        }
+        if self.key.kind == "Pod" {
+            self.object = Some(TrackedObject::from(pod.clone()));
+            self.was_deleted = false;
+        }
+        let key = pods::object_key(&pod.metadata);
+        self.pods.insert(key.clone(), pod.clone());
+        let summary = pods::summarize(pod, self.current_revision().includes(pod));
+        let mut deltas = Vec::new();
+        if self.pod_summaries.get(&key) != Some(&summary) {
+            self.last_activity = now;
+            self.pod_summaries.insert(key, summary.clone());
+            deltas.push(self.delta(Change::PodStatus { pod: summary }));
+        }
+        deltas.extend(self.refresh(now));
+        // Events and pods come from different watches: replay what was said about this pod before it arrived.
+        let (about_pod, others): (VecDeque<Event>, VecDeque<Event>) =
+            std::mem::take(&mut self.early_pod_events)
+                .into_iter()
+                .partition(|event| is_about(event, pod));
+        self.early_pod_events = others;
+        for event in about_pod {
+            deltas.extend(self.observe_event(&event, now));
+        }
+        deltas
+    }
+
+    pub fn observe_event(&mut self, event: &Event, now: DateTime<Utc>) -> Vec<Delta> {
+        if events::last_seen(event).is_some_and(|at| at < self.started_at) {
+            return Vec::new();
+        }
+        let Some(pod) = self.event_subject(event) else {
+            if self.may_be_about_an_unseen_pod(event) {
+                if self.early_pod_events.len() == EARLY_POD_EVENTS {
+                    self.early_pod_events.pop_front();
+                }
+                self.early_pod_events.push_back(event.clone());
+            }
+            return Vec::new();
+        };
+        let identity = events::identity(event);
+        let occurrences = events::occurrences(event);
+        let previously = self.relayed_events.insert(identity.clone(), occurrences);
+        if previously.is_some_and(|relayed| relayed >= occurrences) {
+            return Vec::new();
+        }
+        let class = events::classify(event);
+        let summary = events::summarize(event, &class);
+        if self.recent_events.len() == EVIDENCE_EVENTS {
+            self.recent_events.pop_front();
+        }
+        self.recent_events.push_back(summary.clone());
+        let warning = summary.type_ == "Warning" && !matches!(class, EventClass::Benign(_));
+        let mut deltas = vec![self.delta(Change::K8sEvent {
+            event: summary.clone(),
+            level: if warning { Level::Warning } else { Level::Info },
+        })];
+        let first_time = previously.is_none();
+        match class {
+            EventClass::Incident => {
+                let incident = Incident {
+                    reason: summary.reason,
+                    message: summary.message,
+                    pod,
+                    container: None,
+                    restart_count: None,
+                    previous_instance: false,
+                    observed_at: now,
+                };
+                let readiness = self.readiness(now);
+                let allowance = self.allowance(&readiness);
+                self.record(
+                    format!("event/{identity}"),
+                    incident,
+                    false,
+                    allowance,
+                    now,
+                    &mut deltas,
+                );
+            }
+            EventClass::Warning if first_time => deltas.push(self.delta(Change::Warning {
+                reason: summary.reason,
+                message: summary.message,
+                pod,
+            })),
+            _ => {}
+        }
+        deltas.extend(self.refresh(now));
+        deltas
+    }
+
+    /// Lets time pass: readiness-probe windows, the custom-resource settle window and the
+    /// no-activity timeout are judged here as well as on every observation.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Delta> {
+        let settled = matches!(self.status.state, State::Ready | State::Failed);
+        if !settled && elapsed(self.last_activity, now) >= self.policy.no_activity_timeout.0 {
+            self.inactive = true;
+        }
+        self.refresh(now)
+    }
+
+    fn may_be_about_an_unseen_pod(&self, event: &Event) -> bool {
+        let involved = &event.involved_object;
+        involved.kind.as_deref() == Some("Pod")
+            && pods::same_namespace(self.key.namespace.as_deref(), involved.namespace.as_deref())
+            && !self.pods.values().any(|pod| is_about(event, pod))
+    }
+
+    fn owner_uid(&self) -> Option<String> {
+        self.object
+            .as_ref()
+            .and_then(|object| object.metadata().uid.clone())
+    }
+
+    fn delta(&self, change: Change) -> Delta {
+        Delta {
+            resource: self.key.clone(),
+            change,
+        }
+    }
+
+    fn current_revision(&self) -> CurrentRevision {
+        self.object.as_ref().map_or(CurrentRevision::Any, |object| {
+            CurrentRevision::of(object, &self.replica_sets, &self.revisions)
+        })
+    }
+
+    /// What an event is about, if it is ours: `Some(None)` for the resource (or its current
+    /// ReplicaSet), `Some(Some(pod))` for one of its current pods.
+    fn event_subject(&self, event: &Event) -> Option<Option<String>> {
+        let involved = &event.involved_object;
+        if !pods::same_namespace(self.key.namespace.as_deref(), involved.namespace.as_deref())
+            && self.key.namespace.is_some()
+        {
+            return None;
+        }
+        let kind = involved.kind.as_deref().unwrap_or_default();
+        let name = involved.name.as_deref().unwrap_or_default();
+        if kind == self.key.kind && name == self.key.name {
+            let uid = self.owner_uid();
+            return match (uid.as_deref(), involved.uid.as_deref()) {
+                (Some(ours), Some(theirs)) if ours != theirs => None,
+                _ => Some(None),
+            };
+        }
+        match kind {
+            "ReplicaSet" if self.key.kind == "Deployment" => match self.current_revision() {
+                CurrentRevision::ReplicaSet(current) => (current == name).then_some(None),
+                _ => pods::is_replica_set_of(&self.key.name, name).then_some(None),
+            },
+            "Pod" => self
+                .current_pods()
+                .find(|pod| is_about(event, pod))
+                .map(|pod| Some(pods::pod_name(pod).to_owned())),
+            _ => None,
+        }
+    }
+
+    fn readiness(&mut self, now: DateTime<Utc>) -> Readiness {
+        let Some(object) = &self.object else {
+            return Readiness {
+                progress: Progress::Waiting,
+                message: if self.was_deleted {
+                    format!("{} {:?} was deleted", self.key.kind, self.key.name)
+                } else {
+                    waiting_to_appear(&self.key)
+                },
+                ready: None,
+                allowance: Allowance::PerReplica { replicas: 1 },
+            };
+        };
+        let mut readiness = readiness::assess(object);
+        if readiness.progress == Progress::Settling {
+            let since = *self.empty_status_since.get_or_insert(now);
+            if elapsed(since, now) >= CUSTOM_RESOURCE_SETTLE {
+                readiness.progress = Progress::Done;
+                readiness.message = format!(
+                    "{} {:?} reports no status; taken as ready after {}s without change",
+                    self.key.kind.to_lowercase(),
+                    self.key.name,
+                    CUSTOM_RESOURCE_SETTLE.as_secs()
+                );
+            } else {
+                readiness.progress = Progress::Waiting;
+            }
+        } else {
+            self.empty_status_since = None;
+        }
+        readiness
+    }
+
+    /// The allowance of incidents, `None` when incidents are evidence only (Jobs).
+    fn allowance(&self, readiness: &Readiness) -> Option<u32> {
+        match readiness.allowance {
+            Allowance::PerReplica { replicas } => Some(
+                self.policy
+                    .failures_allowed_per_replica
+                    .saturating_mul(replicas),
+            ),
+            Allowance::Backoff { .. } => None,
+        }
+    }
+
+    fn record(
+        &mut self,
+        id: String,
+        incident: Incident,
+        terminal: bool,
+        allowance: Option<u32>,
+        now: DateTime<Utc>,
+        deltas: &mut Vec<Delta>,
+    ) {
+        if !self.seen_incidents.insert(id) {
+            return;
+        }
+        if terminal && self.terminal_incident.is_none() {
+            self.terminal_incident = Some(incident.clone());
+        }
+        self.incidents.push(incident.clone());
+        self.last_activity = now;
+        let count = u32::try_from(self.incidents.len()).unwrap_or(u32::MAX);
+        let beyond = terminal || allowance.is_some_and(|allowed| count > allowed);
+        let level = if beyond && self.policy.fail_mode != FailMode::IgnoreAndContinueDeployProcess {
+            Level::Error
+        } else {
+            Level::Warning
+        };
+        deltas.push(self.delta(Change::Incident {
+            incident,
+            count,
+            allowance,
+            level,
+        }));
+    }
+
+    /// Recomputes incidents, readiness, failure and status; returns what changed.
+    fn refresh(&mut self, now: DateTime<Utc>) -> Vec<Delta> {
+        let mut deltas = Vec::new();
+        let readiness = self.readiness(now);
+        let allowance = self.allowance(&readiness);
+        let candidates: Vec<pods::Candidate> = self
+            .current_pods()
+            .flat_map(|pod| pods::incidents(pod, &self.policy, now))
+            .collect();
+        for candidate in candidates {
+            self.record(
+                candidate.id,
+                candidate.incident,
+                candidate.terminal,
+                allowance,
+                now,
+                &mut deltas,
+            );
+        }
+        let sticky = self.policy.fail_mode == FailMode::FailWholeDeployProcessImmediately;
+        let state = if self.failure.is_some() && sticky {
+            State::Failed
+        } else if readiness.progress == Progress::Done {
+            // Ready again (HopeUntilEndOfDeployProcess recovery): what failed before no longer matters.
+            self.failure = None;
+            self.terminal_incident = None;
+            self.inactive = false;
+            State::Ready
+        } else if let Some(failure) = self.detect_failure(&readiness, allowance) {
+            if self.failure.is_none() {
+                self.failure = Some(failure);
+            }
+            State::Failed
+        } else {
+            self.failure = None;
+            if self.object.is_some() {
+                State::Progressing
+            } else {
+                State::Pending
+            }
+        };
+        let count = u32::try_from(self.incidents.len()).unwrap_or(u32::MAX);
+        let failures = readiness.ready.and_then(|_| match readiness.allowance {
+            Allowance::PerReplica { .. } => {
+                allowance.map(|allowed| format!("{count}/{allowed} allowed"))
+            }
+            Allowance::Backoff { failed, limit } => Some(format!("{failed}/{limit} allowed")),
+        });
+        let status = ResourceStatus {
+            state,
+            message: match (&self.failure, state) {
+                (Some(failure), State::Failed) => failure.message.clone(),
+                _ => readiness.message,
+            },
+            ready: readiness
+                .ready
+                .map(|(ready, desired)| format!("{ready}/{desired}")),
+            failures,
+            incidents: count,
+        };
+        if status != self.status {
+            let previous = self.status.state;
+            self.status = status.clone();
+            self.last_activity = now;
+            deltas.push(self.delta(Change::Status {
+                status: status.clone(),
+            }));
+            if state != previous {
+                match (state, &self.failure) {
+                    (State::Ready, _) => deltas.push(self.delta(Change::Ready {
+                        message: status.message,
+                    })),
+                    (State::Failed, Some(failure)) => deltas.push(self.delta(Change::Failed {
+                        failure: failure.clone(),
+                    })),
+                    _ => {}
+                }
+            }
+        }
+        deltas
+    }
+
+    fn detect_failure(&self, readiness: &Readiness, allowance: Option<u32>) -> Option<Failure> {
+        let last_incident = self.incidents.last();
+        if let Progress::Failed { reason } = &readiness.progress {
+            return Some(Failure {
+                kind: FailureKind::Terminal,
+                reason: reason.clone(),
+                message: readiness.message.clone(),
+                evidence: self.evidence(last_incident),
+            });
+        }
+        if let Some(incident) = &self.terminal_incident {
+            return Some(Failure {
+                kind: FailureKind::Terminal,
+                reason: incident.reason.clone(),
+                message: incident.message.clone(),
+                evidence: self.evidence(Some(incident)),
+            });
+        }
+        let count = self.incidents.len();
+        if self.policy.fail_mode != FailMode::IgnoreAndContinueDeployProcess
+            && let (Some(allowed), Some(incident)) = (allowance, last_incident)
+            && count > allowed as usize
+        {
+            return Some(Failure {
+                kind: FailureKind::AllowanceExceeded,
+                reason: incident.reason.clone(),
+                message: format!("{count} failures, {allowed} allowed: {}", incident.message),
+                evidence: self.evidence(Some(incident)),
+            });
+        }
+        if self.inactive {
+            return Some(Failure {
+                kind: FailureKind::NoActivity,
+                reason: "NoActivityTimeout".to_owned(),
+                message: format!(
+                    "no activity for {}: {}",
+                    self.policy.no_activity_timeout, readiness.message
+                ),
+                evidence: self.evidence(last_incident),
+            });
+        }
+        None
+    }
+
+    /// The pod and container to show, and the Events about them (or about the resource itself).
+    fn evidence(&self, incident: Option<&Incident>) -> Evidence {
+        let (pod, container, previous_instance) = match incident {
+            Some(incident) => (
+                incident.pod.clone(),
+                incident.container.clone(),
+                incident.previous_instance,
+            ),
+            None => self
+                .current_pods()
+                .find_map(|pod| {
+                    let status = pod.status.as_ref()?;
+                    let container = status
+                        .container_statuses
+                        .iter()
+                        .flatten()
+                        .find(|container| !container.ready)?;
+                    Some((
+                        Some(pods::pod_name(pod).to_owned()),
+                        Some(container.name.clone()),
+                        false,
+                    ))
+                })
+                .unwrap_or((None, None, false)),
+        };
+        let about_us = |event: &&EventSummary| match &pod {
+            Some(pod) => event.involved_name == *pod || event.involved_kind != "Pod",
+            None => event.involved_kind != "Pod",
+        };
+        let related: Vec<EventSummary> = self
+            .recent_events
+            .iter()
+            .filter(about_us)
+            .cloned()
+            .collect();
+        let skip = related.len().saturating_sub(EVIDENCE_EVENTS_PER_FAILURE);
+        Evidence {
+            pod,
+            container,
+            previous_instance,
+            events: related.into_iter().skip(skip).collect(),
+            log_lines: Vec::new(),
+        }
+    }
+}
+
+fn waiting_to_appear(key: &ResourceKey) -> String {
+    format!("Waiting for {} {:?} to appear...", key.kind, key.name)
+}
+
+/// Whether `event` is about `pod` (by uid when the event names one, else by name).
+fn is_about(event: &Event, pod: &Pod) -> bool {
+    let involved = &event.involved_object;
+    involved.kind.as_deref() == Some("Pod")
+        && match involved.uid.as_deref() {
+            Some(uid) => pod.metadata.uid.as_deref() == Some(uid),
+            None => involved.name.as_deref() == pod.metadata.name.as_deref(),
+        }
+}
