@@ -8,7 +8,10 @@
 //! exponential back-off and reported as [`Observation::ApiError`], never as a verdict (DESIGN §5.3).
 
 mod backoff;
+pub mod event;
+pub mod logs;
 pub mod manifest;
+pub mod track;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -26,7 +29,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use backoff::WatchBackoff;
+pub use event::{EventKind, ResourceRef, TrackEvent};
+pub use logs::LogLimits;
 pub use manifest::{ManifestError, TrackedResource, parse_manifest};
+pub use track::{Deadlines, TrackError, TrackOptions, TrackOutcome, TrackReport, Tracking, track};
 
 /// Observations buffered per subscriber; a slower subscriber slows its watch rather than losing state.
 const SUBSCRIBER_BUFFER: usize = 256;
