@@ -25,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the tracker's status logic on saved objects and print its verdicts.
     Explain(ExplainArgs),
+    /// Run a simulated Kubernetes cluster (kubesim) until Ctrl-C or SIGTERM.
+    Sim(kubesim::cli::SimArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,6 +53,10 @@ pub enum ExplainFormat {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Explain(args) => run_explain(&args),
+        Command::Sim(args) => {
+            kubesim::cli::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
