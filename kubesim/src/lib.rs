@@ -12,9 +12,13 @@
 
 pub mod admin;
 pub mod api;
+pub mod behavior;
 pub mod cli;
+pub mod controllers;
+pub mod kubelet;
 pub mod logs;
 pub mod options;
+pub mod recorder;
 pub mod store;
 
 use std::net::SocketAddr;
