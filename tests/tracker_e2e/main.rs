@@ -5,4 +5,5 @@ mod failures;
 mod faults;
 mod healthy;
 mod policies;
+mod sharing;
 mod support;

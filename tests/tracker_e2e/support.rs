@@ -89,7 +89,6 @@ impl Sim {
 
     /// Server-side applies every object of `objects` and returns them as a manifest would list them.
     pub async fn apply(&self, objects: &[Value]) -> anyhow::Result<Vec<TrackedResource>> {
-        let mut manifest = String::new();
         for object in objects {
             let api_version = object["apiVersion"].as_str().context("apiVersion")?;
             let kind = object["kind"].as_str().context("kind")?;
@@ -104,10 +103,8 @@ impl Sim {
             )
             .await
             .with_context(|| format!("applying {kind} {name}"))?;
-            manifest.push_str("---\n");
-            manifest.push_str(&serde_yaml_ng::to_string(object)?);
         }
-        Ok(parse_manifest(&manifest, NAMESPACE)?)
+        manifest_of(objects)
     }
 
     /// Applies `objects` and tracks them to the end.
@@ -149,6 +146,16 @@ impl Sim {
             .await
             .expect("tracking ends before the safety timeout")
     }
+}
+
+/// The resources of `objects`, read back the way the runner reads `helm get manifest`.
+pub fn manifest_of(objects: &[Value]) -> anyhow::Result<Vec<TrackedResource>> {
+    let mut manifest = String::new();
+    for object in objects {
+        manifest.push_str("---\n");
+        manifest.push_str(&serde_yaml_ng::to_string(object)?);
+    }
+    Ok(parse_manifest(&manifest, NAMESPACE)?)
 }
 
 async fn collect(
