@@ -10,12 +10,9 @@ use kube::api::{ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Config};
-use kubesim::controllers::ControllerControl;
 use kubesim::options::{ClusterOptions, KubeVersion};
 use kubesim::{Cluster, ClusterHandle};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -23,8 +20,6 @@ const LIMIT: Duration = Duration::from_secs(60);
 struct Running {
     cluster: ClusterHandle,
     client: Client,
-    controllers: TaskTracker,
-    stop: CancellationToken,
 }
 
 impl Running {
@@ -34,28 +29,11 @@ impl Running {
             time_scale: 0.05,
             kube_version,
         };
-        let cluster = Cluster::start(options.clone()).await?;
-        // Until `Cluster::start` spawns them itself (requests-to-S1.md), the test starts the controllers on
-        // the cluster's store exactly as it will.
-        let (controllers, stop) = (TaskTracker::new(), CancellationToken::new());
-        let control = ControllerControl::new();
-        kubesim::controllers::spawn_all(
-            cluster.store().clone(),
-            cluster.logs().clone(),
-            options,
-            control,
-            &controllers,
-            stop.clone(),
-        );
+        let cluster = Cluster::start(options).await?;
         let mut config = Config::new(cluster.url().parse()?);
         config.default_namespace = "default".into();
         let client = Client::try_from(config)?;
-        Ok(Running {
-            cluster,
-            client,
-            controllers,
-            stop,
-        })
+        Ok(Running { cluster, client })
     }
 
     /// `kubectl <args>` against this cluster, with its own kubeconfig and cache directory.
@@ -77,9 +55,6 @@ impl Running {
     }
 
     async fn shutdown(self) {
-        self.stop.cancel();
-        self.controllers.close();
-        self.controllers.wait().await;
         self.cluster.shutdown().await;
     }
 }

@@ -17,7 +17,6 @@ use rollcall::tracker::watch::{
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub const NAMESPACE: &str = "default";
 /// Simulated durations run this much faster (a 1 s readiness delay takes 0.1 s).
@@ -31,8 +30,6 @@ pub struct Sim {
     pub control: ControllerControl,
     pub client: Client,
     pub hub: WatchHub,
-    controllers: TaskTracker,
-    stop: CancellationToken,
 }
 
 impl Sim {
@@ -47,20 +44,8 @@ impl Sim {
             kube_version,
             ..ClusterOptions::default()
         };
-        let cluster = Cluster::start(options.clone())
-            .await
-            .expect("kubesim starts");
-        let control = ControllerControl::new();
-        let controllers = TaskTracker::new();
-        let stop = CancellationToken::new();
-        kubesim::controllers::spawn_all(
-            cluster.store().clone(),
-            cluster.logs().clone(),
-            options,
-            control.clone(),
-            &controllers,
-            stop.clone(),
-        );
+        let cluster = Cluster::start(options).await.expect("kubesim starts");
+        let control = cluster.controllers().clone();
         let kubeconfig =
             Kubeconfig::from_yaml(&cluster.kubeconfig_yaml()).expect("kubeconfig parses");
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
@@ -73,17 +58,12 @@ impl Sim {
             control,
             client,
             hub,
-            controllers,
-            stop,
         }
     }
 
     /// Stops the watches, the control plane and the API server.
     pub async fn shutdown(self) {
         self.hub.shutdown().await;
-        self.stop.cancel();
-        self.controllers.close();
-        self.controllers.wait().await;
         self.cluster.shutdown().await;
     }
 
