@@ -1,10 +1,9 @@
 //! Verdict latency and API cost of tracking on kubesim (DESIGN §8).
 //!
 //! `cargo bench --bench verdict_latency` (`RUNS=100` for more samples). Latency runs from the
-//! simulator's decisive change, as kubesim records it (`RolloutComplete`; the pod's second
-//! `CrashLoopBackOff`, i.e. the crash beyond the allowance of 1), to the `report` event of `track()`.
-//! Tracking starts before the objects are applied, so its start-up is not counted. A verdict reached
-//! on the crash itself, just before kubesim records the back-off, counts as 0.
+//! simulator's decisive change, as kubesim records it (its `RolloutComplete` transition; the pod status
+//! write showing the second crash, one beyond the allowance of 1), to the `report` event of `track()`.
+//! Tracking starts before the objects are applied, so its start-up is not counted.
 
 #[allow(dead_code)] // shared with the end-to-end tests, of which the benchmark uses a part
 #[path = "../tests/tracker_e2e/support.rs"]
@@ -12,14 +11,17 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, DeleteParams};
 use kubesim::controllers::TransitionKind;
+use kubesim::store::PODS;
 use rollcall::domain::policy::TrackingOverrides;
 use rollcall::tracker::watch::{TrackOptions, track};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use support::{SAFETY_TIMEOUT, Sim, manifest_of, workload};
+use support::{NAMESPACE, SAFETY_TIMEOUT, Sim, manifest_of, workload};
 
 /// Time given to a new tracking to list and open its watches before the rollout begins.
 const WATCHES_SETTLE: Duration = Duration::from_millis(300);
@@ -98,13 +100,23 @@ async fn latencies(
         // Watches are up before the rollout starts: what is measured is reaction, not start-up.
         tokio::time::sleep(WATCHES_SETTLE).await;
         sim.apply(&[object]).await.expect("deployment applies");
-        let mut verdict_at = None;
-        while let Some(event) = tracking.next_event().await {
-            if event.kind.as_str() == "report" {
-                verdict_at = Some(Instant::now());
+        let verdict_at = tokio::time::timeout(SAFETY_TIMEOUT, async {
+            let mut verdict_at = None;
+            while let Some(event) = tracking.next_event().await {
+                if event.kind.as_str() == "report" {
+                    verdict_at = Some(Instant::now());
+                }
             }
-        }
-        tracking.finish().await.expect("tracking completes");
+            tracking.finish().await.expect("tracking completes");
+            verdict_at
+        })
+        .await
+        .expect("tracking ends in time");
+        // Finished rollouts (and crash loops) must not load the cluster for the next runs.
+        Api::<Deployment>::namespaced(sim.client.clone(), NAMESPACE)
+            .delete(&name, &DeleteParams::default())
+            .await
+            .expect("deployment deletes");
         let decisive_at = tokio::time::timeout(SAFETY_TIMEOUT, decided)
             .await
             .expect("kubesim records the decisive change in time")
@@ -115,36 +127,56 @@ async fn latencies(
     samples
 }
 
-/// Resolves with the instant kubesim records the decisive change of deployment `name`: its rollout
-/// complete, or a pod of it entering `CrashLoopBackOff` for the second time (the second crash: one
-/// beyond the allowance of 1).
+/// Resolves with the instant kubesim records the decisive change of deployment `name`: its
+/// `RolloutComplete` transition, or the pod status showing its second crash (a terminated container
+/// that has restarted before: one crash beyond the allowance of 1).
 fn watch_decisive_change(sim: &Sim, name: &str, decisive: Decisive) -> oneshot::Receiver<Instant> {
     let (sender, receiver) = oneshot::channel();
     let name = name.to_owned();
-    let pod_prefix = format!("{name}-");
-    let mut transitions = sim.control.subscribe();
-    tokio::spawn(async move {
-        let mut back_offs = 0;
-        while let Ok(transition) = transitions.recv().await {
-            let decided = match (&transition.kind, decisive) {
-                (TransitionKind::RolloutComplete { .. }, Decisive::RolloutComplete) => {
-                    transition.name == name
+    match decisive {
+        Decisive::RolloutComplete => {
+            let mut transitions = sim.control.subscribe();
+            tokio::spawn(async move {
+                while let Ok(transition) = transitions.recv().await {
+                    if transition.name == name
+                        && matches!(transition.kind, TransitionKind::RolloutComplete { .. })
+                    {
+                        let _receiver_gone = sender.send(transition.at);
+                        return;
+                    }
                 }
-                (TransitionKind::CrashLoopBackOff { .. }, Decisive::SecondCrash)
-                    if transition.name.starts_with(&pod_prefix) =>
-                {
-                    back_offs += 1;
-                    back_offs == 2
-                }
-                _ => false,
-            };
-            if decided {
-                let _receiver_gone = sender.send(transition.at);
-                return;
-            }
+            });
         }
-    });
+        Decisive::SecondCrash => {
+            let mut changes = sim.cluster.store().subscribe();
+            tokio::spawn(async move {
+                while let Ok(change) = changes.recv().await {
+                    let pod = &change.object;
+                    if change.resource == PODS
+                        && pod["metadata"]["labels"]["app"].as_str() == Some(name.as_str())
+                        && crashed_again(pod)
+                    {
+                        let _receiver_gone = sender.send(Instant::now());
+                        return;
+                    }
+                }
+            });
+        }
+    }
     receiver
+}
+
+fn crashed_again(pod: &Value) -> bool {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|status| {
+            status["state"]["terminated"].is_object()
+                && status["restartCount"]
+                    .as_i64()
+                    .is_some_and(|restarts| restarts >= 1)
+        })
 }
 
 fn print_latencies(label: &str, samples: &[Duration]) {
