@@ -14,7 +14,7 @@ use super::event::ResourceRef;
 use super::labels::Labels;
 use super::names::{ClusterName, Namespace, ReleaseName};
 use super::notify::{NotifySpec, NotifySubscription};
-use super::tracking::{TrackingOverrides, TrackingSpec};
+use super::policy::TrackingOverrides;
 use super::{FieldError, FieldErrors};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -75,7 +75,7 @@ pub struct DeployRequest {
     #[serde(default)]
     pub queue: QueueMode,
     #[serde(default)]
-    pub tracking: Option<TrackingSpec>,
+    pub tracking: Option<TrackingOverrides>,
     #[serde(default)]
     pub notify: Vec<NotifySpec>,
     #[serde(default)]
@@ -141,21 +141,15 @@ impl NewDeploy {
                     .expect("the default timeout is a valid duration"),
             ),
         };
-        let tracking = errors.take_all(TrackingOverrides::parse(
-            request.tracking.unwrap_or_default(),
-        ));
         let notify = errors.take_all(NotifySubscription::parse_all(request.notify));
         let labels = errors.take_all(Labels::parse(request.labels));
-        match (
-            release, namespace, cluster, chart, timeout, tracking, notify, labels,
-        ) {
+        match (release, namespace, cluster, chart, timeout, notify, labels) {
             (
                 Some(release),
                 Some(namespace),
                 Some(cluster),
                 Some(chart),
                 Some(timeout),
-                Some(tracking),
                 Some(notify),
                 Some(labels),
             ) if errors.is_empty() => Ok(Self {
@@ -168,7 +162,7 @@ impl NewDeploy {
                 timeout,
                 rollback_on_failure: request.rollback_on_failure,
                 queue: request.queue,
-                tracking,
+                tracking: request.tracking.unwrap_or_default(),
                 notify,
                 labels,
             }),
@@ -362,8 +356,7 @@ mod tests {
             "chart": {"path": "../x"},
             "timeout": "forever",
             "notify": [{"url": "mailto:x"}],
-            "labels": {"bad key": "v"},
-            "tracking": {"defaults": {"fail_mode": "x"}}
+            "labels": {"bad key": "v"}
         }))
         .unwrap();
         let errors = NewDeploy::parse(request, &ChartCatalog::default()).unwrap_err();
@@ -376,7 +369,6 @@ mod tests {
                 "cluster",
                 "chart.path",
                 "timeout",
-                "tracking.defaults.fail_mode",
                 "notify[0].url",
                 "labels.bad key"
             ]

@@ -11,7 +11,6 @@ pub mod labels;
 pub mod names;
 pub mod notify;
 pub mod policy;
-pub mod tracking;
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -20,7 +20,7 @@ use crate::domain::chart::ChartSource;
 use crate::domain::deploy::{DeployStatus, NewDeploy, Outcome, Phase, QueueMode, Verdict};
 use crate::domain::event::{EventType, Level, NewEvent};
 use crate::domain::notify::NotifySubscription;
-use crate::domain::tracking::TrackingOverrides;
+use crate::domain::policy::TrackingOverrides;
 
 /// A deploy as stored. Secret values are represented by their digest only.
 #[derive(Debug, Clone, Serialize, ToSchema)]
