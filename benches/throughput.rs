@@ -17,7 +17,9 @@ use rollcall::events::EventWriter;
 use tokio::sync::Mutex;
 
 fn unix_micros() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -35,7 +37,10 @@ async fn bench_app() -> TestApp {
 async fn writer_throughput(app: &TestApp, deploys: usize, events_per_deploy: usize) {
     let mut ids = Vec::new();
     for index in 0..deploys {
-        ids.push(app.submit(&deploy_body("bench", &format!("writer-{index}"))).await);
+        ids.push(
+            app.submit(&deploy_body("bench", &format!("writer-{index}")))
+                .await,
+        );
     }
     let started = Instant::now();
     let tasks: Vec<_> = ids
@@ -45,8 +50,11 @@ async fn writer_throughput(app: &TestApp, deploys: usize, events_per_deploy: usi
             tokio::spawn(async move {
                 let writer = EventWriter::open(&events, id).await.expect("open writer");
                 for index in 0..events_per_deploy {
-                    let event = NewEvent::new(EventType::ContainerLog, format!("log line {index} of a container"))
-                        .data(serde_json::json!({"container": "web", "line": index}));
+                    let event = NewEvent::new(
+                        EventType::ContainerLog,
+                        format!("log line {index} of a container"),
+                    )
+                    .data(serde_json::json!({"container": "web", "line": index}));
                     writer.emit(event).await.expect("emit");
                 }
                 writer.close().await.expect("close");
@@ -84,7 +92,9 @@ async fn sse_fan_out(app: &TestApp, subscribers: usize, events: usize) {
             ready.send(()).await.expect("ready");
             let mut mine = Vec::with_capacity(events);
             while mine.len() < events {
-                let Some(frame) = stream.next_frame(wait).await else { break };
+                let Some(frame) = stream.next_frame(wait).await else {
+                    break;
+                };
                 let sent = frame.json()["data"]["sent_at_micros"].as_i64().unwrap_or(0);
                 mine.push((unix_micros() - sent) as f64 / 1000.0);
             }
@@ -94,7 +104,9 @@ async fn sse_fan_out(app: &TestApp, subscribers: usize, events: usize) {
     for _ in 0..subscribers {
         ready_rx.recv().await.expect("subscriber ready");
     }
-    let writer = EventWriter::open(&app.state.events, id).await.expect("open writer");
+    let writer = EventWriter::open(&app.state.events, id)
+        .await
+        .expect("open writer");
     for index in 0..events {
         let event = NewEvent::new(EventType::ResourceStatus, format!("status {index}"))
             .data(serde_json::json!({"sent_at_micros": unix_micros()}));
@@ -119,7 +131,10 @@ async fn sse_fan_out(app: &TestApp, subscribers: usize, events: usize) {
 }
 
 async fn post_deploys(app: &TestApp, concurrency: usize, duration: Duration, max_requests: usize) {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().expect("client");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -132,10 +147,18 @@ async fn post_deploys(app: &TestApp, concurrency: usize, duration: Duration, max
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0usize;
-            while Instant::now() < deadline && counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < max_requests {
+            while Instant::now() < deadline
+                && counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < max_requests
+            {
                 let body = deploy_body("bench", &format!("post-{worker}-{}", latencies.len() % 50));
                 let sent = Instant::now();
-                match client.post(&url).bearer_auth(&token).json(&body).send().await {
+                match client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                {
                     Ok(response) if response.status() == 202 => {
                         latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
                     }
@@ -167,12 +190,19 @@ async fn post_deploys(app: &TestApp, concurrency: usize, duration: Duration, max
 #[tokio::main]
 async fn main() {
     // `cargo test --benches` runs bench targets too; a quick pass there, full figures under `cargo bench`.
-    let quick = std::env::args().any(|arg| arg == "--test") || !std::env::args().any(|arg| arg == "--bench");
+    let quick = std::env::args().any(|arg| arg == "--test")
+        || !std::env::args().any(|arg| arg == "--bench");
     let scale = if quick { 20 } else { 1 };
     let app = bench_app().await;
     writer_throughput(&app, 1, 200_000 / scale).await;
     writer_throughput(&app, 8, 25_000 / scale).await;
     sse_fan_out(&app, 1000 / scale, 100 / scale.min(10)).await;
-    post_deploys(&app, 32, Duration::from_secs(if quick { 1 } else { 10 }), 100_000).await;
+    post_deploys(
+        &app,
+        32,
+        Duration::from_secs(if quick { 1 } else { 10 }),
+        100_000,
+    )
+    .await;
     app.shutdown().await;
 }

@@ -70,6 +70,7 @@ pub struct FileLimits {
     pub body_limit_bytes: Option<usize>,
     pub db_max_connections: Option<u32>,
     pub sse_keep_alive_seconds: Option<u64>,
+    pub event_bus_capacity: Option<usize>,
 }
 
 /// A token known from configuration rather than the database.
@@ -90,6 +91,8 @@ pub struct Config {
     pub body_limit: usize,
     pub db_max_connections: u32,
     pub sse_keep_alive: Duration,
+    /// Live events buffered per instance for SSE subscribers before a slow one lags.
+    pub event_bus_capacity: usize,
     /// The bootstrap admin token first, then the file's tokens.
     pub static_tokens: Vec<StaticToken>,
 }
@@ -122,6 +125,7 @@ impl Config {
             body_limit: DEFAULT_BODY_LIMIT,
             db_max_connections: 10,
             sse_keep_alive: Duration::from_secs(15),
+            event_bus_capacity: 16 * 1024,
             static_tokens: Vec::new(),
         }
     }
@@ -157,6 +161,9 @@ impl Config {
         }
         if let Some(seconds) = file.limits.sse_keep_alive_seconds {
             config.sse_keep_alive = Duration::from_secs(seconds.max(1));
+        }
+        if let Some(capacity) = file.limits.event_bus_capacity {
+            config.event_bus_capacity = capacity.max(1);
         }
         if let Some(token) = &args.admin_token {
             config

@@ -74,6 +74,7 @@ pub async fn build_state(
     let metrics = Arc::new(Metrics::default());
     let events = EventHub::new(
         pool.clone(),
+        config.event_bus_capacity,
         tasks.clone(),
         shutdown.clone(),
         metrics.clone(),

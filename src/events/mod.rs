@@ -27,9 +27,6 @@ pub enum BusMessage {
     Resync,
 }
 
-/// Capacity of the in-process broadcast; a slower subscriber lags and catches up from the database.
-const BUS_CAPACITY: usize = 16 * 1024;
-
 /// Writes and delivers events. Cheap to clone.
 #[derive(Clone)]
 pub struct EventHub {
@@ -43,15 +40,18 @@ pub struct EventHub {
 }
 
 impl EventHub {
+    /// `bus_capacity` bounds the in-process broadcast; a slower subscriber lags and catches up
+    /// from the database.
     pub fn new(
         pool: PgPool,
+        bus_capacity: usize,
         tasks: TaskTracker,
         shutdown: CancellationToken,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             pool,
-            bus: broadcast::channel(BUS_CAPACITY).0,
+            bus: broadcast::channel(bus_capacity.max(1)).0,
             origin: Uuid::new_v4(),
             tasks,
             shutdown,

@@ -23,7 +23,7 @@ use crate::domain::deploy::{DeployRequest, DeployStatus, NewDeploy};
 use crate::domain::labels::parse_label_selector;
 use crate::startup::AppState;
 use crate::store::StoreError;
-use crate::store::deploys::{self, CreateDeploy, Deploy, DeployFilter, ResourceState};
+use crate::store::deploys::{self, CreateDeploy, Created, Deploy, DeployFilter, ResourceState};
 use crate::store::idempotency::{self, IdempotencyKey};
 
 pub const MAX_PAGE: i64 = 200;
@@ -196,8 +196,11 @@ async fn create_deploy(
     )
     .await;
     match (created, &key) {
-        (Ok(deploy), _) => {
+        (Ok(Created { deploy, superseded }), _) => {
             state.events.commit(tx).await?;
+            for cancelled in superseded {
+                state.secrets.take(cancelled);
+            }
             if let Some(secret) = new.secret_values {
                 state.secrets.put(deploy.id, secret);
             }
@@ -394,6 +397,8 @@ async fn cancel_deploy(
     let cancelled = deploys::cancel(&mut tx, deploy.id, &auth.0.name, &reason).await?;
     state.events.commit(tx).await?;
     let status = if cancelled.status == DeployStatus::Cancelled {
+        // It will never run: its secret values are no longer needed.
+        state.secrets.take(cancelled.id);
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED

@@ -148,9 +148,16 @@ pub struct CreateDeploy<'a> {
     pub idempotency: Option<&'a IdempotencyKey>,
 }
 
+/// A created deploy and the queued deploys it superseded (now cancelled).
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub deploy: Deploy,
+    pub superseded: Vec<Uuid>,
+}
+
 /// Inserts a queued deploy with its `deploy.queued` event, applying its queue mode: `reject` fails
 /// while the release has a queued or running deploy, `supersede` cancels the release's queued ones.
-pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Deploy, StoreError> {
+pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, StoreError> {
     let deploy = new.deploy;
     let (cluster, namespace, release) = (
         deploy.cluster.as_str(),
@@ -162,6 +169,7 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Deploy, S
         .bind(format!("{cluster}/{namespace}/{release}"))
         .execute(tx.conn())
         .await?;
+    let mut superseded = Vec::new();
     match deploy.queue {
         QueueMode::Fifo => {}
         QueueMode::Reject => {
@@ -199,10 +207,11 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Deploy, S
                     &format!("superseded by deploy {}", new.id),
                 )
                 .await?;
+                superseded.push(older);
             }
         }
     }
-    let inserted = sqlx::query_as::<_, Deploy>(
+    let mut inserted = sqlx::query_as::<_, Deploy>(
         "insert into deploys (id, cluster, namespace, release, chart, \"values\", secret_values_digest,
                               timeout_seconds, rollback_on_failure, queue_mode, tracking, notify, labels,
                               requested_by, status)
@@ -225,23 +234,26 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Deploy, S
     .bind(new.requested_by)
     .fetch_one(tx.conn())
     .await?;
-    tx.append(
-        new.id,
-        vec![
-            NewEvent::new(
-                EventType::DeployQueued,
-                format!("deploy of {release} queued"),
-            )
-            .data(serde_json::json!({ "requested_by": new.requested_by })),
-        ],
-    )
-    .await?;
+    let queued = tx
+        .append(
+            new.id,
+            vec![
+                NewEvent::new(
+                    EventType::DeployQueued,
+                    format!("deploy of {release} queued"),
+                )
+                .data(serde_json::json!({ "requested_by": new.requested_by })),
+            ],
+        )
+        .await?;
+    inserted.last_event_seq = queued.last().map_or(0, |event| event.seq);
     if let Some(key) = new.idempotency {
         idempotency::insert(tx.conn(), key, new.id).await?;
     }
-    get(tx.conn(), new.id)
-        .await?
-        .ok_or(StoreError::DeployNotFound(inserted.id))
+    Ok(Created {
+        deploy: inserted,
+        superseded,
+    })
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Deploy>, StoreError> {
@@ -339,6 +351,34 @@ pub async fn start(
     )
     .await?;
     lock(tx.conn(), id).await
+}
+
+/// Claims the oldest queued deploy that may run now (its release has no active deploy and no older
+/// queued one) and starts it for `owner`. Concurrent workers skip each other's rows.
+pub async fn claim_next(
+    tx: &mut EventTx,
+    owner: &str,
+    lease_until: DateTime<Utc>,
+) -> Result<Option<Deploy>, StoreError> {
+    let next: Option<Uuid> = sqlx::query_scalar(
+        "select d.id from deploys d
+         where d.status = 'queued'
+           and not exists (
+               select 1 from deploys other
+               where other.cluster = d.cluster and other.namespace = d.namespace
+                 and other.release = d.release
+                 and (other.status in ('running', 'cancelling')
+                      or (other.status = 'queued' and other.id < d.id)))
+         order by d.id
+         limit 1
+         for update skip locked",
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    match next {
+        Some(id) => Ok(Some(start(tx, id, owner, lease_until).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Moves a running deploy to another phase, with its `phase` event.

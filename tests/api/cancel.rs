@@ -126,3 +126,25 @@ async fn unknown_deploys_are_404() {
         assert_eq!(response.status(), 404);
     }
 }
+
+#[tokio::test]
+async fn workers_claim_queued_deploys_in_order_one_per_release() {
+    let app = spawn_app().await;
+    let web_1 = app.submit(&deploy_body("prod", "web")).await;
+    let web_2 = app.submit(&deploy_body("prod", "web")).await;
+    let api = app.submit(&deploy_body("prod", "api")).await;
+    let lease = chrono::Utc::now() + chrono::Duration::seconds(30);
+    let claim = || async {
+        let mut tx = app.state.events.begin().await.unwrap();
+        let claimed = deploys::claim_next(&mut tx, "worker", lease).await.unwrap();
+        app.state.events.commit(tx).await.unwrap();
+        claimed.map(|deploy| deploy.id)
+    };
+    assert_eq!(claim().await, Some(web_1));
+    // web_2 waits behind the running web_1.
+    assert_eq!(claim().await, Some(api));
+    assert_eq!(claim().await, None);
+    assert_eq!(app.deploy(web_1).await["status"], "running");
+    assert_eq!(app.deploy(web_1).await["lease_owner"], "worker");
+    assert_eq!(app.deploy(web_2).await["status"], "queued");
+}

@@ -333,11 +333,17 @@ async fn queue_reject_answers_409_with_the_blocking_deploy() {
 #[tokio::test]
 async fn queue_supersede_cancels_older_queued_deploys_of_the_release() {
     let app = spawn_app().await;
-    let older = app.submit(&deploy_body("prod", "web")).await;
+    let mut with_secret = deploy_body("prod", "web");
+    with_secret["secret_values"] = json!({"token": "s3cret"});
+    let older = app.submit(&with_secret).await;
     let other_release = app.submit(&deploy_body("prod", "api")).await;
     let mut body = deploy_body("prod", "web");
     body["queue"] = json!("supersede");
     let newer = app.submit(&body).await;
+    assert!(
+        app.state.secrets.take(older).is_none(),
+        "a superseded deploy's secrets are dropped"
+    );
     let older = app.deploy(older).await;
     assert_eq!(older["status"], "cancelled");
     assert!(

@@ -275,3 +275,38 @@ async fn firehose_streams_matching_deploys_only() {
     assert_eq!(frame.id, Some(format!("{prod}:1")));
     assert_eq!(frame.json()["deploy_id"], prod.to_string());
 }
+
+#[tokio::test]
+async fn a_lagging_subscriber_catches_up_from_the_database() {
+    let app = spawn_app_with(|config| config.event_bus_capacity = 4).await;
+    let id = app.submit(&deploy_body("prod", "web")).await;
+    let mut stream = SseStream::connect(app.get(&events_path(id), &app.admin_token)).await;
+    assert_eq!(
+        stream.next_frame(WAIT).await.unwrap().id.as_deref(),
+        Some("1")
+    );
+    // One batch of 300 events overflows the 4-slot broadcast at once.
+    let writer = EventWriter::open(&app.state.events, id).await.unwrap();
+    for index in 0..300 {
+        writer.emit(log_line(index)).await.unwrap();
+    }
+    writer.close().await.unwrap();
+    run_to_success(&app, id).await;
+    let frames = stream
+        .frames_until(WAIT, |f| f.event.as_deref() == Some("end"))
+        .await;
+    assert_eq!(seqs(&frames), (2..=304).collect::<Vec<_>>());
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("rollcall_sse_lagged_total 0\n"),
+        "{metrics}"
+    );
+}
