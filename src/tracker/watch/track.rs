@@ -1,0 +1,516 @@
+//! `track()`: follows a release's resources through shared watches into the decision core, and turns
+//! what the core decides into §3 events, ending with a report.
+
+use std::collections::{BTreeSet, HashMap};
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::stream::{self, Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::discovery::{ApiResource, Scope};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::event::{EventKind, ResourceRef, TrackEvent, to_json};
+use super::logs::{LogLimits, LogStreams, last_lines};
+use super::manifest::TrackedResource;
+use super::{Observation, WatchBackoff, WatchHub, api_resource};
+use crate::domain::policy::{PolicyError, PolicyTarget, TrackingOverrides, TrackingPolicy};
+use crate::tracker::core::{
+    Change, Delta, DeployTracker, Level, ResourceKey, ResourceReport, ResourceTracker, State,
+    TrackedObject, Verdict,
+};
+
+/// Events buffered between the tracker and the runner persisting them.
+const EVENT_BUFFER: usize = 1024;
+
+/// When tracking gives up.
+#[derive(Debug, Clone)]
+pub struct Deadlines {
+    /// The whole tracking: past it the outcome is `timed_out`.
+    pub overall: Duration,
+    /// How often the core is asked about time-based rules (no-activity timeout, settle windows).
+    pub tick: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            overall: Duration::from_secs(15 * 60),
+            tick: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Everything `track()` can be tuned with.
+#[derive(Debug, Clone, Default)]
+pub struct TrackOptions {
+    pub deadlines: Deadlines,
+    pub logs: LogLimits,
+    /// When the deploy began (before helm ran): Kubernetes Events older than this are history, not
+    /// evidence. Defaults to the moment `track()` is called.
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("tracking task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// How tracking ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum TrackOutcome {
+    Succeeded,
+    Failed {
+        reason: String,
+        resource: ResourceRef,
+        message: String,
+    },
+    /// The overall deadline passed with these blocking resources not settled.
+    TimedOut {
+        waiting_for: Vec<ResourceRef>,
+    },
+    Cancelled,
+}
+
+/// The final report (also the data of the last event, `report`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackReport {
+    pub outcome: TrackOutcome,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Per resource: status, failure with evidence (log lines included), incidents.
+    pub resources: Vec<ResourceReport>,
+    /// Errors of our own API calls, retried (never a verdict).
+    pub api_errors: u64,
+}
+
+impl TrackReport {
+    pub fn succeeded(&self) -> bool {
+        self.outcome == TrackOutcome::Succeeded
+    }
+}
+
+/// A running tracking: read its events until they end, then [`Tracking::finish`] for the report.
+pub struct Tracking {
+    events: mpsc::Receiver<TrackEvent>,
+    task: JoinHandle<TrackReport>,
+}
+
+impl Tracking {
+    /// The next event; `None` once the `report` event has been read.
+    pub async fn next_event(&mut self) -> Option<TrackEvent> {
+        self.events.recv().await
+    }
+
+    /// Waits for the end, discarding events not read yet, and returns the report.
+    pub async fn finish(mut self) -> Result<TrackReport, TrackError> {
+        while self.events.recv().await.is_some() {}
+        Ok(self.task.await?)
+    }
+}
+
+/// Starts tracking `resources` (from [`super::parse_manifest`]) until every blocking one is ready, one
+/// fails as its policy says, the deadline passes or `cancel` fires. Policies are resolved first: an
+/// invalid annotation fails here, before anything is watched.
+pub fn track(
+    hub: &WatchHub,
+    resources: Vec<TrackedResource>,
+    overrides: &TrackingOverrides,
+    options: TrackOptions,
+    cancel: CancellationToken,
+) -> Result<Tracking, TrackError> {
+    let resolved = resources
+        .into_iter()
+        .map(|resource| {
+            let policy = overrides.resolve(&PolicyTarget {
+                kind: &resource.kind,
+                namespace: resource.namespace.as_deref(),
+                name: &resource.name,
+                annotations: &resource.annotations,
+            })?;
+            Ok((resource, policy))
+        })
+        .collect::<Result<Vec<_>, PolicyError>>()?;
+    let (sender, events) = mpsc::channel(EVENT_BUFFER);
+    let run = Run {
+        hub: hub.clone(),
+        started_at: options.since.unwrap_or_else(Utc::now),
+        options,
+        cancel,
+        events: sender,
+        api_errors: 0,
+        failure_logs: HashMap::new(),
+    };
+    let task = tokio::spawn(run.run(resolved));
+    Ok(Tracking { events, task })
+}
+
+type Feed = Pin<Box<dyn Stream<Item = Observation> + Send>>;
+
+struct Run {
+    hub: WatchHub,
+    options: TrackOptions,
+    cancel: CancellationToken,
+    events: mpsc::Sender<TrackEvent>,
+    started_at: DateTime<Utc>,
+    api_errors: u64,
+    /// Last lines of the failing container, per failed resource.
+    failure_logs: HashMap<ResourceKey, Vec<String>>,
+}
+
+enum Stop {
+    Verdict(Verdict),
+    TimedOut,
+    Cancelled,
+}
+
+impl Run {
+    async fn run(mut self, resolved: Vec<(TrackedResource, TrackingPolicy)>) -> TrackReport {
+        let deadline = tokio::time::Instant::now() + self.options.deadlines.overall;
+        let mut trackers = Vec::new();
+        let mut feeds: Vec<Feed> = Vec::new();
+        let mut watched = BTreeSet::new();
+        for (resource, policy) in resolved {
+            let Some((api, scope)) = self.discover(&resource, deadline).await else {
+                let stop = if self.cancel.is_cancelled() {
+                    Stop::Cancelled
+                } else {
+                    Stop::TimedOut
+                };
+                return self.finish(&DeployTracker::new(trackers), stop).await;
+            };
+            let namespace = match scope {
+                Scope::Namespaced => resource.namespace.clone(),
+                Scope::Cluster => None,
+            };
+            let key = ResourceKey::new(
+                &resource.api_version,
+                &resource.kind,
+                namespace.as_deref(),
+                &resource.name,
+            );
+            self.emit(TrackEvent::new(
+                EventKind::ResourceAdded,
+                Level::Info,
+                format!("tracking {key}"),
+                Some(ResourceRef::from(&key)),
+                json!({"api_version": key.api_version, "policy": to_json(&policy)}),
+            ))
+            .await;
+            for (namespace, api) in watches_for(namespace.as_deref(), &api) {
+                if watched.insert((namespace.clone(), api.api_version.clone(), api.kind.clone())) {
+                    feeds.push(self.feed(namespace.as_deref(), &api));
+                }
+            }
+            trackers.push(ResourceTracker::new(key, policy, self.started_at));
+        }
+        let mut deploy = DeployTracker::new(trackers);
+        let mut logs = LogStreams::new(
+            self.hub.client().clone(),
+            self.options.logs.clone(),
+            self.events.clone(),
+        );
+        let stop = self.follow(&mut deploy, &mut logs, feeds, deadline).await;
+        logs.stop().await;
+        self.finish(&deploy, stop).await
+    }
+
+    /// Resolves a kind, retrying (with back-off, each failure a warning) until the deadline.
+    async fn discover(
+        &mut self,
+        resource: &TrackedResource,
+        deadline: tokio::time::Instant,
+    ) -> Option<(ApiResource, Scope)> {
+        let mut backoff = WatchBackoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        loop {
+            match self
+                .hub
+                .resolve(&resource.api_version, &resource.kind)
+                .await
+            {
+                Ok(found) => return Some(found),
+                Err(error) => {
+                    self.api_error(error.to_string()).await;
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+                    tokio::select! {
+                        () = self.cancel.cancelled() => return None,
+                        () = tokio::time::sleep_until(deadline) => return None,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn feed(&self, namespace: Option<&str>, api: &ApiResource) -> Feed {
+        self.hub.subscribe(namespace, api).into_stream().boxed()
+    }
+
+    async fn follow(
+        &mut self,
+        deploy: &mut DeployTracker,
+        logs: &mut LogStreams,
+        feeds: Vec<Feed>,
+        deadline: tokio::time::Instant,
+    ) -> Stop {
+        let mut observations = stream::select_all(feeds);
+        let mut tick = tokio::time::interval(self.options.deadlines.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if let Some(verdict) = deploy.verdict() {
+                return Stop::Verdict(verdict.clone());
+            }
+            let deltas = tokio::select! {
+                () = self.cancel.cancelled() => return Stop::Cancelled,
+                () = tokio::time::sleep_until(deadline) => return Stop::TimedOut,
+                _ = tick.tick() => deploy.tick(Utc::now()),
+                observation = observations.next() => match observation {
+                    Some(observation) => self.observe(deploy, logs, observation).await,
+                    // Every watch ended: only the hub's shutdown does that.
+                    None => return Stop::Cancelled,
+                },
+            };
+            for delta in deltas {
+                self.relay(delta).await;
+            }
+        }
+    }
+
+    async fn observe(
+        &mut self,
+        deploy: &mut DeployTracker,
+        logs: &mut LogStreams,
+        observation: Observation,
+    ) -> Vec<Delta> {
+        let (object, deleted) = match observation {
+            Observation::Applied(object) => (object, false),
+            Observation::Deleted(object) => (object, true),
+            Observation::ApiError { watch, message } => {
+                self.api_error(format!("watch {watch}: {message}")).await;
+                return Vec::new();
+            }
+        };
+        let tracked = match to_tracked(&object) {
+            Ok(tracked) => tracked,
+            Err(message) => {
+                self.emit(TrackEvent::new(
+                    EventKind::TrackerWarning,
+                    Level::Warning,
+                    message,
+                    None,
+                    json!({}),
+                ))
+                .await;
+                return Vec::new();
+            }
+        };
+        let now = Utc::now();
+        let deltas = if deleted {
+            deploy.observe_deleted(&tracked, now)
+        } else {
+            deploy.observe(&tracked, now)
+        };
+        if let TrackedObject::Pod(pod) = &tracked
+            && !deleted
+        {
+            Self::follow_logs(deploy, logs, pod);
+        }
+        deltas
+    }
+
+    /// Follows the logs of new containers in the pods the resources currently count.
+    fn follow_logs(deploy: &DeployTracker, logs: &mut LogStreams, pod: &Pod) {
+        let uid = pod.uid();
+        for resource in deploy.resources() {
+            if resource.current_pods().any(|current| current.uid() == uid) {
+                logs.follow(
+                    &ResourceRef::from(resource.key()),
+                    &resource.policy().logs,
+                    resource.current_pods(),
+                );
+            }
+        }
+    }
+
+    /// Emits a delta's event; a failure first gets the failing container's last log lines.
+    async fn relay(&mut self, mut delta: Delta) {
+        if let Change::Failed { failure } = &mut delta.change {
+            let evidence = &mut failure.evidence;
+            if let (Some(pod), Some(namespace)) = (&evidence.pod, &delta.resource.namespace) {
+                match last_lines(
+                    self.hub.client(),
+                    namespace,
+                    pod,
+                    evidence.container.as_deref(),
+                    evidence.previous_instance,
+                    self.options.logs.failure_tail_lines,
+                )
+                .await
+                {
+                    Ok(lines) => {
+                        evidence.log_lines.clone_from(&lines);
+                        self.failure_logs.insert(delta.resource.clone(), lines);
+                    }
+                    Err(error) => self.api_error(format!("logs of pod {pod}: {error}")).await,
+                }
+            }
+        }
+        self.emit(TrackEvent::from_delta(&delta)).await;
+    }
+
+    async fn api_error(&mut self, message: String) {
+        self.api_errors += 1;
+        let count = self.api_errors;
+        self.emit(TrackEvent::new(
+            EventKind::TrackerWarning,
+            Level::Warning,
+            format!("{message} (retrying)"),
+            None,
+            json!({"api_errors": count}),
+        ))
+        .await;
+    }
+
+    async fn emit(&self, event: TrackEvent) {
+        // The receiver gone means nobody reads: tracking goes on to its report regardless.
+        let _closed = self.events.send(event).await;
+    }
+
+    async fn finish(self, deploy: &DeployTracker, stop: Stop) -> TrackReport {
+        let core_report = deploy.report();
+        let outcome = match stop {
+            Stop::Verdict(Verdict::Succeeded) => TrackOutcome::Succeeded,
+            Stop::Verdict(Verdict::Failed {
+                reason,
+                resource,
+                message,
+            }) => TrackOutcome::Failed {
+                reason,
+                resource: ResourceRef::from(&resource),
+                message,
+            },
+            Stop::TimedOut => TrackOutcome::TimedOut {
+                waiting_for: deploy
+                    .resources()
+                    .iter()
+                    .filter(|resource| {
+                        resource.is_blocking()
+                            && !matches!(resource.state(), State::Ready | State::Failed)
+                    })
+                    .map(|resource| ResourceRef::from(resource.key()))
+                    .collect(),
+            },
+            Stop::Cancelled => TrackOutcome::Cancelled,
+        };
+        let mut resources = core_report.resources;
+        for resource in &mut resources {
+            if let (Some(failure), Some(lines)) = (
+                &mut resource.failure,
+                self.failure_logs.get(&resource.resource),
+            ) {
+                failure.evidence.log_lines.clone_from(lines);
+            }
+        }
+        let report = TrackReport {
+            outcome,
+            started_at: self.started_at,
+            finished_at: Utc::now(),
+            resources,
+            api_errors: self.api_errors,
+        };
+        let (level, message) = match &report.outcome {
+            TrackOutcome::Succeeded => (Level::Info, "all resources ready".to_owned()),
+            TrackOutcome::Failed {
+                resource, message, ..
+            } => (Level::Error, format!("{resource} failed: {message}")),
+            TrackOutcome::TimedOut { waiting_for } => (
+                Level::Error,
+                format!(
+                    "deadline passed waiting for {} resource(s)",
+                    waiting_for.len()
+                ),
+            ),
+            TrackOutcome::Cancelled => (Level::Warning, "tracking cancelled".to_owned()),
+        };
+        self.emit(TrackEvent::new(
+            EventKind::Report,
+            level,
+            message,
+            None,
+            to_json(&report),
+        ))
+        .await;
+        report
+    }
+}
+
+/// The watches a resource needs: its own kind, and in its namespace the pods, the events, and the
+/// objects that tell which pods are the current revision.
+fn watches_for(namespace: Option<&str>, api: &ApiResource) -> Vec<(Option<String>, ApiResource)> {
+    let mut watches = vec![(namespace.map(str::to_owned), api.clone())];
+    if let Some(namespace) = namespace {
+        let own = Some(namespace.to_owned());
+        watches.push((own.clone(), api_resource::<Pod>()));
+        watches.push((own.clone(), api_resource::<Event>()));
+        match (api.group.as_str(), api.kind.as_str()) {
+            ("apps", "Deployment") => watches.push((own, api_resource::<ReplicaSet>())),
+            ("apps", "StatefulSet" | "DaemonSet") => {
+                watches.push((own, api_resource::<ControllerRevision>()));
+            }
+            _ => {}
+        }
+    }
+    watches
+}
+
+fn to_tracked(object: &DynamicObject) -> Result<TrackedObject, String> {
+    let value = serde_json::to_value(object).map_err(|error| error.to_string())?;
+    TrackedObject::from_value(value)
+        .map_err(|error| format!("unreadable object {}: {error}", object.name_any()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deployment_needs_its_replica_sets_pods_and_events() {
+        let watches = watches_for(
+            Some("prod"),
+            &api_resource::<k8s_openapi::api::apps::v1::Deployment>(),
+        );
+        let kinds: Vec<&str> = watches.iter().map(|(_, api)| api.kind.as_str()).collect();
+        assert_eq!(kinds, ["Deployment", "Pod", "Event", "ReplicaSet"]);
+        assert!(
+            watches
+                .iter()
+                .all(|(namespace, _)| namespace.as_deref() == Some("prod"))
+        );
+    }
+
+    #[test]
+    fn a_cluster_scoped_kind_needs_only_its_own_watch() {
+        let crd = ApiResource {
+            group: "apiextensions.k8s.io".to_owned(),
+            version: "v1".to_owned(),
+            api_version: "apiextensions.k8s.io/v1".to_owned(),
+            kind: "CustomResourceDefinition".to_owned(),
+            plural: "customresourcedefinitions".to_owned(),
+        };
+        let watches = watches_for(None, &crd);
+        assert_eq!(watches.len(), 1);
+        assert_eq!(watches[0].0, None);
+    }
+}
