@@ -90,12 +90,12 @@ fn resume_point(headers: &HeaderMap, after: Option<i64>) -> Result<i64, ApiError
     }
 }
 
-fn sse_event(event: &Event, id: String) -> SseEvent {
+/// An SSE frame from the event's JSON (serialized once per event, not once per subscriber).
+fn sse_event(event: &Event, json: &str, id: String) -> SseEvent {
     SseEvent::default()
         .id(id)
         .event(event.kind.as_str())
-        .json_data(event)
-        .unwrap_or_else(|_| SseEvent::default().comment("unserializable event"))
+        .data(json)
 }
 
 fn end_event(last_seq: i64) -> SseEvent {
@@ -186,7 +186,8 @@ fn deploy_stream(
                 let full = page.len() as i64 == CATCH_UP_PAGE;
                 for event in page {
                     last = event.seq;
-                    yield Ok(sse_event(&event, event.seq.to_string()));
+                    let json = serde_json::to_string(&event).unwrap_or_default();
+                    yield Ok(sse_event(&event, &json, event.seq.to_string()));
                     if event.kind.is_terminal() {
                         yield Ok(end_event(last));
                         return;
@@ -211,7 +212,7 @@ fn deploy_stream(
                             continue 'catch_up;
                         }
                         last = event.seq;
-                        yield Ok(sse_event(event, event.seq.to_string()));
+                        yield Ok(sse_event(event, &published.json, event.seq.to_string()));
                         if event.kind.is_terminal() {
                             yield Ok(end_event(last));
                             return;
@@ -279,7 +280,7 @@ async fn firehose(
                         });
                     if visible {
                         let event = &published.event;
-                        yield Ok(sse_event(event, format!("{}:{}", event.deploy_id, event.seq)));
+                        yield Ok(sse_event(event, &published.json, format!("{}:{}", event.deploy_id, event.seq)));
                     }
                 }
                 Ok(BusMessage::Resync) => {}

@@ -164,12 +164,15 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
         deploy.namespace.as_str(),
         deploy.release.as_str(),
     );
-    // Creations for one release take turns, so that reject and supersede see a settled queue.
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("{cluster}/{namespace}/{release}"))
-        .execute(tx.conn())
-        .await?;
     let mut superseded = Vec::new();
+    if deploy.queue != QueueMode::Fifo {
+        // Reject and supersede decide on the release's queue: creations for it take turns. A
+        // fifo deploy changes nothing for the others and need not wait.
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("{cluster}/{namespace}/{release}"))
+            .execute(tx.conn())
+            .await?;
+    }
     match deploy.queue {
         QueueMode::Fifo => {}
         QueueMode::Reject => {

@@ -18,6 +18,21 @@ pub struct PublishedEvent {
     pub namespace: String,
     pub release: String,
     pub event: Event,
+    /// The event as JSON, serialized once for every subscriber.
+    pub json: String,
+}
+
+impl PublishedEvent {
+    pub fn new(cluster: String, namespace: String, release: String, event: Event) -> Self {
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        Self {
+            cluster,
+            namespace,
+            release,
+            event,
+            json,
+        }
+    }
 }
 
 /// A notification payload: `<origin instance>:<deploy>:<first seq>:<last seq>`.
@@ -30,13 +45,6 @@ pub struct BatchNotice {
 }
 
 impl BatchNotice {
-    pub fn encode(&self) -> String {
-        format!(
-            "{}:{}:{}:{}",
-            self.origin, self.deploy_id, self.first_seq, self.last_seq
-        )
-    }
-
     pub fn decode(payload: &str) -> Option<Self> {
         let mut parts = payload.split(':');
         let notice = Self {
@@ -86,25 +94,48 @@ impl EventTx {
             return Ok(Vec::new());
         }
         let count = events.len() as i64;
+        // One round trip: claim the seqs under the deploy row's lock, insert the batch, and queue
+        // the NOTIFY (`<origin>:<deploy>:<first>:<last>`, see `BatchNotice`) for commit time.
         let claimed = sqlx::query(
-            "update deploys set last_event_seq = last_event_seq + $2, updated_at = now()
-             where id = $1
-             returning last_event_seq, cluster, namespace, release",
+            "with claimed as (
+                 update deploys set last_event_seq = last_event_seq + $2, updated_at = now()
+                 where id = $1
+                 returning last_event_seq, cluster, namespace, release
+             ), inserted as (
+                 insert into deploy_events (deploy_id, seq, type, at, level, resource, message, data)
+                 select $1, claimed.last_event_seq - $2 + batch.position, batch.type, batch.at,
+                        batch.level, batch.resource, batch.message, batch.data
+                 from claimed,
+                      unnest($3::text[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::text[], $8::jsonb[])
+                          with ordinality as batch(type, at, level, resource, message, data, position)
+             ), notified as (
+                 select pg_notify($9, $10 || ':' || $1::text || ':' || (last_event_seq - $2 + 1)::text
+                                      || ':' || last_event_seq::text)
+                 from claimed
+             )
+             select last_event_seq, cluster, namespace, release, (select count(*) from notified) as notices
+             from claimed",
         )
         .bind(deploy_id)
         .bind(count)
+        .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.level.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.resource.as_ref().map(Json)).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.message.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| &e.data).collect::<Vec<_>>())
+        .bind(NOTIFY_CHANNEL)
+        .bind(self.origin.to_string())
         .fetch_optional(&mut *self.tx)
         .await?
         .ok_or(StoreError::DeployNotFound(deploy_id))?;
         let last_seq: i64 = claimed.try_get("last_event_seq")?;
-        let first_seq = last_seq - count + 1;
         let cluster: String = claimed.try_get("cluster")?;
         let namespace: String = claimed.try_get("namespace")?;
         let release: String = claimed.try_get("release")?;
-
         let persisted: Vec<Event> = events
             .into_iter()
-            .zip(first_seq..)
+            .zip(last_seq - count + 1..)
             .map(|(new, seq)| Event {
                 deploy_id,
                 seq,
@@ -116,45 +147,14 @@ impl EventTx {
                 data: new.data,
             })
             .collect();
-        sqlx::query(
-            "insert into deploy_events (deploy_id, seq, type, at, level, resource, message, data)
-             select $1, seq, type, at, level, resource, message, data
-             from unnest($2::bigint[], $3::text[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::text[], $8::jsonb[])
-                  as batch(seq, type, at, level, resource, message, data)",
-        )
-        .bind(deploy_id)
-        .bind(persisted.iter().map(|e| e.seq).collect::<Vec<_>>())
-        .bind(persisted.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-        .bind(persisted.iter().map(|e| e.at).collect::<Vec<_>>())
-        .bind(persisted.iter().map(|e| e.level.as_str()).collect::<Vec<_>>())
-        .bind(
-            persisted
-                .iter()
-                .map(|e| e.resource.as_ref().map(Json))
-                .collect::<Vec<_>>(),
-        )
-        .bind(persisted.iter().map(|e| e.message.as_str()).collect::<Vec<_>>())
-        .bind(persisted.iter().map(|e| &e.data).collect::<Vec<_>>())
-        .execute(&mut *self.tx)
-        .await?;
-        let notice = BatchNotice {
-            origin: self.origin,
-            deploy_id,
-            first_seq,
-            last_seq,
-        };
-        sqlx::query("select pg_notify($1, $2)")
-            .bind(NOTIFY_CHANNEL)
-            .bind(notice.encode())
-            .execute(&mut *self.tx)
-            .await?;
-        self.appended
-            .extend(persisted.iter().map(|event| PublishedEvent {
-                cluster: cluster.clone(),
-                namespace: namespace.clone(),
-                release: release.clone(),
-                event: event.clone(),
-            }));
+        self.appended.extend(persisted.iter().map(|event| {
+            PublishedEvent::new(
+                cluster.clone(),
+                namespace.clone(),
+                release.clone(),
+                event.clone(),
+            )
+        }));
         Ok(persisted)
     }
 
@@ -205,12 +205,12 @@ pub async fn read_batch(
     .await?;
     rows.iter()
         .map(|row| {
-            Ok(PublishedEvent {
-                cluster: row.try_get("cluster")?,
-                namespace: row.try_get("namespace")?,
-                release: row.try_get("release")?,
-                event: Event::from_row(row)?,
-            })
+            Ok(PublishedEvent::new(
+                row.try_get("cluster")?,
+                row.try_get("namespace")?,
+                row.try_get("release")?,
+                Event::from_row(row)?,
+            ))
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
@@ -244,18 +244,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn notices_round_trip_and_reject_garbage() {
+    fn notices_decode_and_reject_garbage() {
         let notice = BatchNotice {
             origin: Uuid::new_v4(),
             deploy_id: Uuid::new_v4(),
             first_seq: 3,
             last_seq: 9,
         };
-        assert_eq!(BatchNotice::decode(&notice.encode()), Some(notice));
+        let encoded = format!("{}:{}:3:9", notice.origin, notice.deploy_id);
+        assert_eq!(BatchNotice::decode(&encoded), Some(notice));
         assert_eq!(BatchNotice::decode("x:y"), None);
-        assert_eq!(
-            BatchNotice::decode(&format!("{}:extra", notice.encode())),
-            None
-        );
+        assert_eq!(BatchNotice::decode(&format!("{encoded}:extra")), None);
     }
 }
