@@ -33,6 +33,8 @@ pub enum Command {
     Openapi,
     /// Run the tracker's status logic on saved objects and print its verdicts.
     Explain(ExplainArgs),
+    /// Run a simulated Kubernetes cluster (kubesim) until Ctrl-C or SIGTERM.
+    Sim(kubesim::cli::SimArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +67,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain(args) => run_explain(&args),
+        Command::Sim(args) => {
+            kubesim::cli::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -254,7 +254,8 @@ async fn stream_container(
 }
 
 /// The last lines of a container, for a failure report: the previous instance for a crash loop
-/// (`kubectl logs --previous`), falling back to the current one when there is none.
+/// (`kubectl logs --previous`). When the preferred instance has nothing (no previous instance yet, or
+/// the container restarted since the crash was seen) the other one is read.
 pub async fn last_lines(
     client: &Client,
     namespace: &str,
@@ -264,20 +265,28 @@ pub async fn last_lines(
     lines: i64,
 ) -> Result<Vec<String>, kube::Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let params = |previous| LogParams {
-        container: container.map(str::to_owned),
-        previous,
-        tail_lines: Some(lines),
-        ..LogParams::default()
+    let read = |previous| {
+        let params = LogParams {
+            container: container.map(str::to_owned),
+            previous,
+            tail_lines: Some(lines),
+            ..LogParams::default()
+        };
+        let api = api.clone();
+        async move { api.logs(pod, &params).await }
     };
-    let text = match api.logs(pod, &params(previous)).await {
-        Err(error) if previous => {
-            tracing::debug!(%pod, %error, "no previous instance logs, reading the current instance");
-            api.logs(pod, &params(false)).await?
-        }
-        result => result?,
-    };
-    Ok(text.lines().map(str::to_owned).collect())
+    let preferred = read(previous).await;
+    if let Ok(text) = &preferred
+        && !text.is_empty()
+    {
+        return Ok(text.lines().map(str::to_owned).collect());
+    }
+    match read(!previous).await {
+        Ok(text) if !text.is_empty() => Ok(text.lines().map(str::to_owned).collect()),
+        other => preferred
+            .or(other)
+            .map(|text| text.lines().map(str::to_owned).collect()),
+    }
 }
 
 #[cfg(test)]

@@ -394,10 +394,18 @@ async fn run_watch<S>(
     let mut stream = std::pin::pin!(stream);
     loop {
         let next = tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => None,
             next = stream.next() => next,
         };
-        let Some(next) = next else { return };
+        let Some(next) = next else {
+            // Subscribers' streams end with the watch (hub shutdown).
+            state
+                .lock()
+                .expect("watch state poisoned")
+                .subscribers
+                .clear();
+            return;
+        };
         // State and the subscriber list are read under one lock, so that a subscriber joining now
         // gets each change exactly once: in its initial snapshot or through its channel.
         let (observations, subscribers) = {

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::pin::Pin;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use futures::stream::{self, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, Pod};
@@ -146,7 +146,8 @@ pub fn track(
     let (sender, events) = mpsc::channel(EVENT_BUFFER);
     let run = Run {
         hub: hub.clone(),
-        started_at: options.since.unwrap_or_else(Utc::now),
+        // Event timestamps (lastTimestamp) have whole seconds: an Event of the first second must count.
+        started_at: options.since.unwrap_or_else(Utc::now).trunc_subsecs(0),
         options,
         cancel,
         events: sender,

@@ -1,0 +1,365 @@
+//! Fault injection and request counters: test-controlled, outside the Kubernetes API (`/sim/...`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ApiState;
+use crate::api::error::ApiError;
+use crate::store::{DeleteOptions, PODS, StoreError};
+
+#[derive(Clone, Debug)]
+struct InjectedFailures {
+    remaining: u32,
+    status: StatusCode,
+    path_contains: Option<String>,
+}
+
+#[derive(Default)]
+struct AdminState {
+    failures: Option<InjectedFailures>,
+    latency: Duration,
+    counts: BTreeMap<(String, String), u64>,
+    /// Cancelled to end every open watch; replaced by a fresh token right after.
+    watches: CancellationToken,
+}
+
+/// Faults and counters shared by the HTTP server and the cluster handle; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Admin {
+    state: Arc<Mutex<AdminState>>,
+}
+
+/// Requests served, by verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
+/// `deletecollection`) and by resource (`deployments.apps`, `pods/log`, or the path of a non-resource
+/// request such as `/version`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub total: u64,
+    pub by_verb: BTreeMap<String, u64>,
+    pub by_resource: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl RequestCounts {
+    pub fn count(&self, verb: &str, resource: &str) -> u64 {
+        self.by_resource
+            .get(resource)
+            .and_then(|verbs| verbs.get(verb))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Admin {
+    fn lock(&self) -> MutexGuard<'_, AdminState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next `count` API requests (whose path contains `path_contains`, if given) fail with `status`
+    /// (e.g. 500 or 429) as a Kubernetes `Status`.
+    pub fn fail_next(&self, count: u32, status: StatusCode, path_contains: Option<String>) {
+        self.lock().failures = Some(InjectedFailures {
+            remaining: count,
+            status,
+            path_contains,
+        });
+    }
+
+    /// Every API request waits this long before it is served.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    pub fn clear_faults(&self) {
+        let mut state = self.lock();
+        state.failures = None;
+        state.latency = Duration::ZERO;
+    }
+
+    /// Ends every open watch; clients reconnect from their last resourceVersion.
+    pub fn drop_watches(&self) {
+        let mut state = self.lock();
+        state.watches.cancel();
+        state.watches = CancellationToken::new();
+    }
+
+    pub(crate) fn watch_token(&self) -> CancellationToken {
+        self.lock().watches.clone()
+    }
+
+    pub(crate) fn latency(&self) -> Duration {
+        self.lock().latency
+    }
+
+    /// Consumes one injected failure if it applies to this path.
+    pub(crate) fn take_failure(&self, path: &str) -> Option<StatusCode> {
+        let mut state = self.lock();
+        let failures = state.failures.as_mut()?;
+        if failures
+            .path_contains
+            .as_deref()
+            .is_some_and(|needle| !path.contains(needle))
+        {
+            return None;
+        }
+        let status = failures.status;
+        failures.remaining -= 1;
+        if failures.remaining == 0 {
+            state.failures = None;
+        }
+        Some(status)
+    }
+
+    pub(crate) fn count(&self, verb: &str, resource: &str) {
+        *self
+            .lock()
+            .counts
+            .entry((verb.to_owned(), resource.to_owned()))
+            .or_default() += 1;
+    }
+
+    pub fn request_counts(&self) -> RequestCounts {
+        let mut counts = RequestCounts::default();
+        for ((verb, resource), count) in &self.lock().counts {
+            counts.total += count;
+            *counts.by_verb.entry(verb.clone()).or_default() += count;
+            *counts
+                .by_resource
+                .entry(resource.clone())
+                .or_default()
+                .entry(verb.clone())
+                .or_default() += count;
+        }
+        counts
+    }
+
+    pub fn reset_request_counts(&self) {
+        self.lock().counts.clear();
+    }
+}
+
+/// The verb and resource a request counts as, from its method and path alone.
+pub(crate) fn classify(method: &Method, uri: &Uri) -> (String, String) {
+    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    let rest = match segments.as_slice() {
+        ["api", _version, rest @ ..] => Some(("", rest)),
+        ["apis", group, _version, rest @ ..] => Some((*group, rest)),
+        _ => None,
+    };
+    let Some((group, rest)) = rest.filter(|(_, rest)| !rest.is_empty()) else {
+        return ("get".into(), uri.path().to_owned());
+    };
+    let (legacy_watch, rest) = match rest {
+        ["watch", rest @ ..] => (true, rest),
+        rest => (false, rest),
+    };
+    let (resource, name, subresource) = match rest {
+        ["namespaces", _, sub @ ("status" | "finalize")] => ("namespaces", Some(()), Some(*sub)),
+        ["namespaces", _, resource, rest @ ..] => {
+            (*resource, rest.first().map(|_| ()), rest.get(1).copied())
+        }
+        [resource, rest @ ..] => (*resource, rest.first().map(|_| ()), rest.get(1).copied()),
+        [] => unreachable!("filtered above"),
+    };
+    let watch = legacy_watch
+        || uri.query().is_some_and(|query| {
+            query
+                .split('&')
+                .any(|pair| pair == "watch=true" || pair == "watch=1")
+        });
+    let verb = match (method.as_str(), name.is_some()) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        (other, _) => return (other.to_lowercase(), uri.path().to_owned()),
+    };
+    let mut resource = if group.is_empty() {
+        resource.to_owned()
+    } else {
+        format!("{resource}.{group}")
+    };
+    if let Some(subresource) = subresource {
+        resource = format!("{resource}/{subresource}");
+    }
+    (verb.into(), resource)
+}
+
+#[derive(Deserialize)]
+struct FailRequest {
+    count: u32,
+    #[serde(default = "internal_error")]
+    status: u16,
+    path_contains: Option<String>,
+}
+
+fn internal_error() -> u16 {
+    500
+}
+
+#[derive(Deserialize)]
+struct LatencyRequest {
+    millis: u64,
+}
+
+/// `/sim/...`: the same operations as the handle, for a `rollcall sim` process.
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/requests", get(requests).delete(reset_requests))
+        .route("/watches/drop", post(drop_watches))
+        .route("/compact", post(compact))
+        .route("/faults/fail", post(fail))
+        .route("/faults/latency", post(latency))
+        .route("/faults", axum::routing::delete(clear))
+        .route("/pods/{namespace}/{name}/delete", post(delete_pod))
+}
+
+async fn requests(State(state): State<ApiState>) -> Json<RequestCounts> {
+    Json(state.admin.request_counts())
+}
+
+async fn reset_requests(State(state): State<ApiState>) -> StatusCode {
+    state.admin.reset_request_counts();
+    StatusCode::NO_CONTENT
+}
+
+async fn drop_watches(State(state): State<ApiState>) -> StatusCode {
+    state.admin.drop_watches();
+    StatusCode::NO_CONTENT
+}
+
+async fn compact(State(state): State<ApiState>) -> Json<serde_json::Value> {
+    state.store.compact();
+    Json(json!({"compactedAt": state.store.revision().to_string()}))
+}
+
+async fn fail(State(state): State<ApiState>, Json(request): Json<FailRequest>) -> Response {
+    match StatusCode::from_u16(request.status) {
+        Ok(status) if request.count > 0 => {
+            state
+                .admin
+                .fail_next(request.count, status, request.path_contains);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => ApiError::BadRequest("count must be > 0 and status a valid HTTP status".into())
+            .into_response(),
+    }
+}
+
+async fn latency(State(state): State<ApiState>, Json(request): Json<LatencyRequest>) -> StatusCode {
+    state
+        .admin
+        .set_latency(Duration::from_millis(request.millis));
+    StatusCode::NO_CONTENT
+}
+
+async fn clear(State(state): State<ApiState>) -> StatusCode {
+    state.admin.clear_faults();
+    StatusCode::NO_CONTENT
+}
+
+/// Removes a pod at once, as if its node vanished: no grace, no controller involvement.
+pub(crate) fn delete_pod_behind_controllers(
+    state: &ApiState,
+    namespace: &str,
+    name: &str,
+) -> Result<serde_json::Value, StoreError> {
+    state
+        .store
+        .delete(&PODS, Some(namespace), name, DeleteOptions::immediate())
+        .map(|deleted| deleted.object)
+}
+
+async fn delete_pod(
+    State(state): State<ApiState>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    match delete_pod_behind_controllers(&state, &namespace, &name) {
+        Ok(pod) => Json(pod).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classified(method: Method, uri: &str) -> (String, String) {
+        classify(&method, &uri.parse().unwrap())
+    }
+
+    #[test]
+    fn requests_are_classified_by_verb_and_resource() {
+        let c = |v: &str, r: &str| (v.to_owned(), r.to_owned());
+        assert_eq!(
+            classified(Method::GET, "/api/v1/namespaces/default/pods"),
+            c("list", "pods")
+        );
+        assert_eq!(
+            classified(
+                Method::GET,
+                "/apis/apps/v1/namespaces/default/deployments?watch=true&x=1"
+            ),
+            c("watch", "deployments.apps")
+        );
+        assert_eq!(
+            classified(
+                Method::PATCH,
+                "/apis/apps/v1/namespaces/d/deployments/web/status"
+            ),
+            c("patch", "deployments.apps/status")
+        );
+        assert_eq!(
+            classified(Method::GET, "/api/v1/namespaces/d/pods/p/log"),
+            c("get", "pods/log")
+        );
+        assert_eq!(
+            classified(Method::DELETE, "/api/v1/namespaces/x"),
+            c("delete", "namespaces")
+        );
+        assert_eq!(classified(Method::GET, "/version"), c("get", "/version"));
+    }
+
+    #[test]
+    fn injected_failures_apply_to_matching_paths_and_run_out() {
+        let admin = Admin::default();
+        admin.fail_next(2, StatusCode::TOO_MANY_REQUESTS, Some("deployments".into()));
+        assert_eq!(admin.take_failure("/api/v1/pods"), None);
+        assert_eq!(
+            admin.take_failure("/apis/apps/v1/deployments"),
+            Some(StatusCode::TOO_MANY_REQUESTS)
+        );
+        assert_eq!(
+            admin.take_failure("/apis/apps/v1/deployments"),
+            Some(StatusCode::TOO_MANY_REQUESTS)
+        );
+        assert_eq!(admin.take_failure("/apis/apps/v1/deployments"), None);
+    }
+
+    #[test]
+    fn counts_aggregate_by_verb_and_resource() {
+        let admin = Admin::default();
+        admin.count("get", "pods");
+        admin.count("get", "pods");
+        admin.count("list", "pods");
+        let counts = admin.request_counts();
+        assert_eq!(counts.total, 3);
+        assert_eq!(counts.by_verb["get"], 2);
+        assert_eq!(counts.count("list", "pods"), 1);
+        admin.reset_request_counts();
+        assert_eq!(admin.request_counts().total, 0);
+    }
+}

@@ -1,0 +1,277 @@
+//! The real helm binaries against the simulator (helm-requests/README.md lists what they send).
+
+use kubesim::store::{CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICES};
+use serde_json::Value;
+
+use crate::support::{TestCluster, chart, helm_binary, helm3_binary};
+
+fn release_secrets(cluster: &TestCluster) -> Vec<String> {
+    let (secrets, _) = cluster.cluster.store().list(&SECRETS, Some("default"));
+    secrets
+        .iter()
+        .filter(|secret| {
+            secret
+                .pointer("/metadata/labels/owner")
+                .and_then(Value::as_str)
+                == Some("helm")
+        })
+        .map(|secret| secret["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn config_mode(cluster: &TestCluster) -> String {
+    let config = cluster
+        .cluster
+        .store()
+        .get(&CONFIGMAPS, Some("default"), "demo-config")
+        .expect("the chart's ConfigMap exists");
+    config["data"]["mode"].as_str().unwrap().to_owned()
+}
+
+fn deployment_env(cluster: &TestCluster) -> Value {
+    let deployment = cluster
+        .cluster
+        .store()
+        .get(&DEPLOYMENTS, Some("default"), "demo")
+        .expect("the chart's Deployment exists");
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_v4_release_lifecycle_leaves_the_right_objects() {
+    let helm = helm_binary();
+    let cluster = TestCluster::start().await;
+    let chart = chart("demo");
+    let chart = chart.to_str().unwrap();
+
+    cluster
+        .ok(
+            &helm,
+            &["upgrade", "--install", "demo", chart, "-n", "default"],
+        )
+        .await;
+    assert_eq!(config_mode(&cluster), "one");
+    assert!(
+        cluster
+            .cluster
+            .store()
+            .get(&SERVICES, Some("default"), "demo")
+            .is_some()
+    );
+    assert_eq!(release_secrets(&cluster), ["sh.helm.release.v1.demo.v1"]);
+    let first_uid = cluster
+        .cluster
+        .store()
+        .get(&DEPLOYMENTS, Some("default"), "demo")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+
+    cluster
+        .ok(
+            &helm,
+            &[
+                "upgrade",
+                "--install",
+                "demo",
+                chart,
+                "-n",
+                "default",
+                "--set",
+                "config.mode=two",
+                "--set",
+                "env[0].name=MODE,env[0].value=two",
+            ],
+        )
+        .await;
+    assert_eq!(config_mode(&cluster), "two");
+    assert_eq!(
+        deployment_env(&cluster),
+        serde_json::json!([{"name": "MODE", "value": "two"}])
+    );
+    let deployment = cluster
+        .cluster
+        .store()
+        .get(&DEPLOYMENTS, Some("default"), "demo")
+        .unwrap();
+    assert_eq!(
+        deployment["metadata"]["uid"], first_uid,
+        "server-side apply updates in place"
+    );
+    assert_eq!(deployment["metadata"]["generation"], 2);
+
+    cluster
+        .ok(
+            &helm,
+            &["upgrade", "demo", chart, "-n", "default", "--reuse-values"],
+        )
+        .await;
+    let unchanged = cluster
+        .cluster
+        .store()
+        .get(&DEPLOYMENTS, Some("default"), "demo")
+        .unwrap();
+    assert_eq!(
+        unchanged["metadata"]["generation"], 2,
+        "a no-change upgrade does not change the spec"
+    );
+
+    cluster
+        .ok(&helm, &["rollback", "demo", "1", "-n", "default"])
+        .await;
+    assert_eq!(config_mode(&cluster), "one");
+    assert_eq!(
+        deployment_env(&cluster),
+        serde_json::json!([{"name": "MODE", "value": "one"}])
+    );
+
+    let history = cluster
+        .ok(&helm, &["history", "demo", "-n", "default", "-o", "json"])
+        .await;
+    let history: Vec<Value> = serde_json::from_str(&history).unwrap();
+    let statuses: Vec<&str> = history
+        .iter()
+        .map(|revision| revision["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["superseded", "superseded", "superseded", "deployed"]
+    );
+
+    let manifest = cluster
+        .ok(&helm, &["get", "manifest", "demo", "-n", "default"])
+        .await;
+    assert!(
+        manifest.contains("kind: Deployment") && manifest.contains("kind: ConfigMap"),
+        "{manifest}"
+    );
+    let status = cluster
+        .ok(&helm, &["status", "demo", "-n", "default"])
+        .await;
+    assert!(
+        status.contains("STATUS: deployed") && status.contains("REVISION: 4"),
+        "{status}"
+    );
+
+    cluster
+        .ok(&helm, &["uninstall", "demo", "-n", "default"])
+        .await;
+    assert!(
+        cluster
+            .cluster
+            .store()
+            .get(&DEPLOYMENTS, Some("default"), "demo")
+            .is_none()
+    );
+    assert!(
+        cluster
+            .cluster
+            .store()
+            .get(&CONFIGMAPS, Some("default"), "demo-config")
+            .is_none()
+    );
+    assert!(release_secrets(&cluster).is_empty());
+
+    let counts = cluster.cluster.request_counts();
+    assert!(
+        counts.count("patch", "deployments.apps") >= 3,
+        "helm 4 applies server-side: {counts:?}"
+    );
+    cluster.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_v3_upgrade_uses_strategic_merge_patches() {
+    let helm = helm3_binary();
+    let cluster = TestCluster::start().await;
+    let chart = chart("demo");
+    let chart = chart.to_str().unwrap();
+
+    cluster
+        .ok(
+            &helm,
+            &[
+                "upgrade",
+                "--install",
+                "demo",
+                chart,
+                "-n",
+                "default",
+                "--set",
+                "env[0].name=MODE,env[0].value=one,env[1].name=EXTRA,env[1].value=x",
+            ],
+        )
+        .await;
+    assert_eq!(
+        deployment_env(&cluster),
+        serde_json::json!([{"name": "MODE", "value": "one"}, {"name": "EXTRA", "value": "x"}])
+    );
+    cluster.cluster.reset_request_counts();
+
+    cluster
+        .ok(
+            &helm,
+            &[
+                "upgrade",
+                "demo",
+                chart,
+                "-n",
+                "default",
+                "--set",
+                "config.mode=two",
+            ],
+        )
+        .await;
+    assert_eq!(config_mode(&cluster), "two");
+    assert_eq!(
+        deployment_env(&cluster),
+        serde_json::json!([{"name": "MODE", "value": "one"}])
+    );
+    let counts = cluster.cluster.request_counts();
+    assert!(counts.count("patch", "deployments.apps") >= 1, "{counts:?}");
+    assert!(counts.count("patch", "configmaps") >= 1, "{counts:?}");
+
+    let status = cluster
+        .ok(&helm, &["status", "demo", "-n", "default"])
+        .await;
+    assert!(
+        status.contains("STATUS: deployed") && status.contains("REVISION: 2"),
+        "{status}"
+    );
+    cluster
+        .ok(&helm, &["uninstall", "demo", "-n", "default"])
+        .await;
+    assert!(release_secrets(&cluster).is_empty());
+    cluster.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_template_validate_and_install_into_a_new_namespace() {
+    let helm = helm_binary();
+    let cluster = TestCluster::start().await;
+    let chart = chart("demo");
+    let chart = chart.to_str().unwrap();
+
+    let rendered = cluster
+        .ok(&helm, &["template", "demo", chart, "--validate"])
+        .await;
+    assert!(rendered.contains("kind: Deployment"), "{rendered}");
+
+    cluster
+        .ok(
+            &helm,
+            &["install", "demo", chart, "-n", "team", "--create-namespace"],
+        )
+        .await;
+    assert!(
+        cluster
+            .cluster
+            .store()
+            .get(&DEPLOYMENTS, Some("team"), "demo")
+            .is_some()
+    );
+    let list = cluster.ok(&helm, &["list", "-A", "-o", "json"]).await;
+    let releases: Vec<Value> = serde_json::from_str(&list).unwrap();
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["namespace"], "team");
+    cluster.cluster.shutdown().await;
+}

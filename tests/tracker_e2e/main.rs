@@ -1,0 +1,9 @@
+//! End-to-end tracking on kubesim: objects applied with kube-rs, followed by `track()` through shared
+//! watches, one test per tracking row of the DESIGN §8 scenario matrix.
+
+mod failures;
+mod faults;
+mod healthy;
+mod policies;
+mod sharing;
+mod support;

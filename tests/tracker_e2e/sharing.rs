@@ -1,0 +1,63 @@
+//! Watches, not polling (DESIGN §5.5): one watch per (namespace, kind) shared by every resource and by
+//! concurrent deploys, and no periodic LIST.
+
+use rollcall::domain::policy::TrackingOverrides;
+use rollcall::tracker::watch::{TrackOptions, track};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{SAFETY_TIMEOUT, Sim, workload};
+
+#[tokio::test]
+async fn concurrent_deploys_share_one_watch_per_kind() {
+    let sim = Sim::start().await;
+    let first = sim
+        .apply(&[
+            workload("Deployment", "web", 1, "readyAfter=2s"),
+            workload("Deployment", "api", 1, "readyAfter=2s"),
+        ])
+        .await
+        .expect("first release applies");
+    let second = sim
+        .apply(&[workload("Deployment", "worker", 2, "readyAfter=2s")])
+        .await
+        .expect("second release applies");
+    sim.cluster.reset_request_counts();
+    let start = |resources| {
+        track(
+            &sim.hub,
+            resources,
+            &TrackingOverrides::default(),
+            TrackOptions::default(),
+            CancellationToken::new(),
+        )
+        .expect("valid policies")
+    };
+    let (first, second) = (start(first), start(second));
+    let (first, second) = tokio::time::timeout(SAFETY_TIMEOUT, async {
+        tokio::join!(first.finish(), second.finish())
+    })
+    .await
+    .expect("both deploys end");
+    assert!(first.expect("first report").succeeded());
+    assert!(second.expect("second report").succeeded());
+
+    let counts = sim.cluster.request_counts();
+    for resource in ["deployments.apps", "replicasets.apps", "pods", "events"] {
+        assert_eq!(
+            counts.count("list", resource),
+            1,
+            "one list of {resource}: {counts:?}"
+        );
+        assert_eq!(
+            counts.count("watch", resource),
+            1,
+            "one watch of {resource}: {counts:?}"
+        );
+    }
+    assert_eq!(
+        sim.hub.active_watches(),
+        0,
+        "watches stop with their last deploy"
+    );
+    sim.shutdown().await;
+}
