@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiState;
 use crate::api::error::ApiError;
-use crate::store::{DeleteOptions, PODS, StoreError};
+use crate::store::{DeleteOptions, PODS, Store, StoreError};
 
 #[derive(Clone, Debug)]
 struct InjectedFailures {
@@ -225,6 +225,8 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/faults/latency", post(latency))
         .route("/faults", axum::routing::delete(clear))
         .route("/pods/{namespace}/{name}/delete", post(delete_pod))
+        .route("/controllers/pause", post(pause_controllers))
+        .route("/controllers/resume", post(resume_controllers))
 }
 
 async fn requests(State(state): State<ApiState>) -> Json<RequestCounts> {
@@ -273,21 +275,30 @@ async fn clear(State(state): State<ApiState>) -> StatusCode {
 
 /// Removes a pod at once, as if its node vanished: no grace, no controller involvement.
 pub(crate) fn delete_pod_behind_controllers(
-    state: &ApiState,
+    store: &Store,
     namespace: &str,
     name: &str,
 ) -> Result<serde_json::Value, StoreError> {
-    state
-        .store
+    store
         .delete(&PODS, Some(namespace), name, DeleteOptions::immediate())
         .map(|deleted| deleted.object)
+}
+
+async fn pause_controllers(State(state): State<ApiState>) -> StatusCode {
+    state.controllers.pause();
+    StatusCode::NO_CONTENT
+}
+
+async fn resume_controllers(State(state): State<ApiState>) -> StatusCode {
+    state.controllers.resume();
+    StatusCode::NO_CONTENT
 }
 
 async fn delete_pod(
     State(state): State<ApiState>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
-    match delete_pod_behind_controllers(&state, &namespace, &name) {
+    match delete_pod_behind_controllers(&state.store, &namespace, &name) {
         Ok(pod) => Json(pod).into_response(),
         Err(error) => ApiError::from(error).into_response(),
     }

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use admin::{Admin, RequestCounts};
+use controllers::ControllerControl;
 use logs::LogBook;
 use options::ClusterOptions;
 use store::{Store, StoreError, WatchEventType};
@@ -80,11 +81,13 @@ impl Cluster {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let admin = Admin::default();
+        let control = ControllerControl::new();
         let state = api::ApiState::new(
             store.clone(),
             logs.clone(),
             options.kube_version,
             admin.clone(),
+            control.clone(),
             shutdown.clone(),
         );
         tasks.spawn(forget_logs_of_removed_pods(
@@ -92,6 +95,14 @@ impl Cluster {
             logs.clone(),
             shutdown.clone(),
         ));
+        controllers::spawn_all(
+            store.clone(),
+            logs.clone(),
+            options.clone(),
+            control.clone(),
+            &tasks,
+            shutdown.clone(),
+        );
         let server_shutdown = shutdown.clone();
         tasks.spawn(async move {
             let served = axum::serve(listener, api::router(state))
@@ -108,6 +119,7 @@ impl Cluster {
             store,
             logs,
             admin,
+            controllers: control,
             shutdown,
             tasks,
         })
@@ -163,6 +175,7 @@ pub struct ClusterHandle {
     store: Store,
     logs: LogBook,
     admin: Admin,
+    controllers: ControllerControl,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -207,6 +220,12 @@ impl ClusterHandle {
     /// Faults and counters (the same as the `/sim/...` endpoints).
     pub fn admin(&self) -> &Admin {
         &self.admin
+    }
+
+    /// Pause/resume of the controllers and the stream of notable transitions (pod ready, crash loop,
+    /// rollout complete, ...) for benchmarks.
+    pub fn controllers(&self) -> &ControllerControl {
+        &self.controllers
     }
 
     /// Ends every open watch (clients re-watch from their last resourceVersion).

@@ -794,6 +794,10 @@ impl Inner {
             fields.insert("apiVersion".into(), rt.api_version().into());
             fields.insert("kind".into(), rt.kind.into());
         }
+        // The pod registry starts every pod Pending (pkg/registry/core/pod/strategy.go PrepareForCreate).
+        if *rt == PODS && object.pointer("/status/phase").is_none() {
+            object["status"]["phase"] = "Pending".into();
+        }
         let key = key_of(rt, &object);
         if rt.namespaced {
             match self.get(&NAMESPACES, &(String::new(), key.0.clone())) {
@@ -901,17 +905,31 @@ impl Inner {
         if next == current {
             return Ok(current);
         }
-        Ok(self.replace(rt, &current, next))
+        Ok(self.write(rt, &current, next, scope == UpdateScope::Main))
     }
 
     /// Writes a changed object: generation bump, resourceVersion, event; then removes it if it was
     /// terminating and lost its last finalizer.
-    fn replace(&mut self, rt: &ResourceType, current: &Value, mut next: Value) -> Value {
+    fn replace(&mut self, rt: &ResourceType, current: &Value, next: Value) -> Value {
+        self.write(rt, current, next, false)
+    }
+
+    /// `user_write`: a write of the main resource through the API, where a Deployment's annotation
+    /// change also bumps its generation (annotations are copied to ReplicaSets; apps strategy.go).
+    /// Controllers write annotations through `/status`, which does not.
+    fn write(
+        &mut self,
+        rt: &ResourceType,
+        current: &Value,
+        mut next: Value,
+        user_write: bool,
+    ) -> Value {
         let generation = current
             .pointer("/metadata/generation")
             .and_then(Value::as_i64);
         if rt.tracks_generation() {
-            let annotations_changed = *rt == DEPLOYMENTS
+            let annotations_changed = user_write
+                && *rt == DEPLOYMENTS
                 && current.pointer("/metadata/annotations")
                     != next.pointer("/metadata/annotations");
             let bump = spec_part(current) != spec_part(&next) || annotations_changed;
@@ -1297,6 +1315,8 @@ mod tests {
         assert_eq!(created["metadata"]["generation"], 1);
         assert_eq!(created["kind"], "Deployment");
         assert_eq!(created["apiVersion"], "apps/v1");
+        let pod = store.create(&PODS, bound_pod("p", None)).unwrap();
+        assert_eq!(pod["status"]["phase"], "Pending");
         assert!(!uid_of(&created).is_empty());
         assert!(created["metadata"]["creationTimestamp"].is_string());
 
@@ -1344,6 +1364,26 @@ mod tests {
         labelled["metadata"]["labels"] = json!({"a": "b"});
         let labelled = store.update(&DEPLOYMENTS, labelled).unwrap();
         assert_eq!(labelled["metadata"]["generation"], 2);
+    }
+
+    #[test]
+    fn deployment_annotations_bump_generation_only_on_user_writes() {
+        let store = Store::new();
+        store
+            .create(&DEPLOYMENTS, owned("X", "web", &json!({})))
+            .unwrap();
+        let by_controller = store
+            .modify(&DEPLOYMENTS, Some("default"), "web", |d| {
+                d["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
+            })
+            .unwrap();
+        assert_eq!(by_controller["metadata"]["generation"], 1);
+        let mut by_user = by_controller.clone();
+        by_user["metadata"]["annotations"]["team"] = "a".into();
+        assert_eq!(
+            store.update(&DEPLOYMENTS, by_user).unwrap()["metadata"]["generation"],
+            2
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The Kubernetes HTTP API of the simulated cluster (JSON responses; JSON, YAML and protobuf requests).
 
+mod defaults;
 pub mod discovery;
 pub mod error;
 mod patch;
@@ -7,6 +8,7 @@ mod pod_logs;
 mod protobuf;
 pub mod resources;
 mod selectors;
+mod table;
 mod watch;
 
 use std::collections::HashMap;
@@ -23,6 +25,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Admin};
+use crate::controllers::ControllerControl;
 use crate::logs::LogBook;
 use crate::options::KubeVersion;
 use crate::store::{self, DeleteOptions, Propagation, ResourceType, Store, StoreError};
@@ -38,6 +41,7 @@ pub struct ApiState {
     pub logs: LogBook,
     pub kube_version: KubeVersion,
     pub admin: Admin,
+    pub controllers: ControllerControl,
     /// Cancelled when the cluster stops: ends streaming responses (watches, followed logs).
     pub shutdown: CancellationToken,
     /// The configuration each field manager last applied, by object uid (server-side apply).
@@ -50,6 +54,7 @@ impl ApiState {
         logs: LogBook,
         kube_version: KubeVersion,
         admin: Admin,
+        controllers: ControllerControl,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -57,6 +62,7 @@ impl ApiState {
             logs,
             kube_version,
             admin,
+            controllers,
             shutdown,
             applied: Arc::default(),
         }
@@ -276,14 +282,25 @@ async fn serve(
         .unwrap_or("application/json");
     let subresource = target.subresource.as_deref();
     match (method.clone(), target.name.is_some(), subresource) {
-        (Method::GET, _, None) if target.legacy_watch => watch::serve(state, &target, params),
-        (Method::GET, false, _) if flag(params, "watch") => watch::serve(state, &target, params),
-        (Method::GET, false, _) => list(state, &target, params),
+        (Method::GET, _, None) if target.legacy_watch => {
+            watch::serve(state, &target, params, table_format(headers, params))
+        }
+        (Method::GET, false, _) if flag(params, "watch") => {
+            watch::serve(state, &target, params, table_format(headers, params))
+        }
+        (Method::GET, false, _) => list(state, &target, params, table_format(headers, params)),
         (Method::GET, true, Some("log")) => pod_logs::serve(state, &target, params).await,
         (Method::GET, true, Some("scale")) => {
             Ok(Json(scale_of(&get_object(state, &target)?)).into_response())
         }
-        (Method::GET, true, _) => Ok(Json(get_object(state, &target)?).into_response()),
+        (Method::GET, true, _) => {
+            let object = get_object(state, &target)?;
+            Ok(Json(match table_format(headers, params) {
+                Some(format) => format.table(target.rt(), &[object], state.store.revision()),
+                None => object,
+            })
+            .into_response())
+        }
         (Method::POST, false, None) => {
             create(state, &target, params, decode_body(content_type, body)?)
         }
@@ -376,14 +393,52 @@ fn list_response(rt: &ResourceType, items: Vec<Value>, revision: u64) -> Value {
     })
 }
 
-fn list(state: &ApiState, target: &Target, params: &Params) -> Result<Response, ApiError> {
+/// How a `kubectl get` wants its answer: a Table, with whole objects or their metadata in the rows.
+#[derive(Clone, Copy)]
+pub(crate) struct TableFormat {
+    include_object: bool,
+}
+
+impl TableFormat {
+    pub(crate) fn table(
+        self,
+        rt: &ResourceType,
+        objects: &[Value],
+        resource_version: u64,
+    ) -> Value {
+        table::table(rt, objects, resource_version, self.include_object)
+    }
+}
+
+fn table_format(headers: &HeaderMap, params: &Params) -> Option<TableFormat> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    table::wanted(accept).then(|| TableFormat {
+        include_object: params
+            .get("includeObject")
+            .is_some_and(|include| include == "Object"),
+    })
+}
+
+fn list(
+    state: &ApiState,
+    target: &Target,
+    params: &Params,
+    format: Option<TableFormat>,
+) -> Result<Response, ApiError> {
     let selectors = Selectors::parse(target.rt(), params)?;
     let (items, revision) = state.store.list(target.rt(), target.namespace.as_deref());
-    let items = items
+    let items: Vec<Value> = items
         .into_iter()
         .filter(|item| selectors.matches(item))
         .collect();
-    Ok(Json(list_response(target.rt(), items, revision)).into_response())
+    Ok(Json(match format {
+        Some(format) => format.table(target.rt(), &items, revision),
+        None => list_response(target.rt(), items, revision),
+    })
+    .into_response())
 }
 
 /// The object as the request addresses it: namespace from the URL, kind checked.
@@ -473,6 +528,7 @@ fn create(
 ) -> Result<Response, ApiError> {
     let mut object = prepare(target, body)?;
     initial_status(target.rt(), &mut object);
+    defaults::apply(target.rt(), &mut object);
     if dry_run(params) {
         return Ok((StatusCode::CREATED, Json(object)).into_response());
     }
@@ -493,7 +549,15 @@ fn check_name(target: &Target, object: &Value) -> Result<(), ApiError> {
     }
 }
 
-fn write(state: &ApiState, target: &Target, object: Value, dry: bool) -> Result<Value, ApiError> {
+fn write(
+    state: &ApiState,
+    target: &Target,
+    mut object: Value,
+    dry: bool,
+) -> Result<Value, ApiError> {
+    if target.subresource.is_none() {
+        defaults::apply(target.rt(), &mut object);
+    }
     if dry {
         return Ok(object);
     }

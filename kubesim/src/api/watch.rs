@@ -20,7 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::error::ApiError;
-use crate::api::{ApiState, Selectors, Target};
+use crate::api::{ApiState, Selectors, TableFormat, Target};
 use crate::store::{ResourceType, StoreError, StoredEvent};
 
 /// The apiserver picks 30–60 minutes when the client gives no timeout.
@@ -56,6 +56,8 @@ struct Watch {
     /// Changes up to this resourceVersion were already sent (or are in the initial snapshot).
     sent_up_to: u64,
     bookmarks: bool,
+    /// `kubectl get -w` asks for each object as a one-row Table.
+    format: Option<TableFormat>,
     deadline: Instant,
     dropped: CancellationToken,
     shutdown: CancellationToken,
@@ -73,10 +75,24 @@ impl Watch {
             && self.selectors.matches(&event.object)
     }
 
+    fn object_frame(&self, event_type: &str, object: &Value, resource_version: u64) -> Bytes {
+        match self.format {
+            Some(format) => frame(
+                event_type,
+                &format.table(&self.rt, std::slice::from_ref(object), resource_version),
+            ),
+            None => frame(event_type, object),
+        }
+    }
+
     fn queue(&mut self, event: &StoredEvent) {
         if self.wants(event) {
-            self.pending
-                .push_back(frame(event.event_type.as_str(), &event.object));
+            let frame = self.object_frame(
+                event.event_type.as_str(),
+                &event.object,
+                event.resource_version,
+            );
+            self.pending.push_back(frame);
         }
         self.sent_up_to = self.sent_up_to.max(event.resource_version);
     }
@@ -110,6 +126,7 @@ pub(crate) fn serve(
     state: &ApiState,
     target: &Target,
     params: &Params,
+    format: Option<TableFormat>,
 ) -> Result<Response, ApiError> {
     let rt = *target.rt();
     let selectors = Selectors::parse(&rt, params)?;
@@ -129,7 +146,8 @@ pub(crate) fn serve(
         .transpose()?;
     let dropped = state.admin.watch_token();
 
-    let mut pending = VecDeque::new();
+    let mut initial = Vec::new();
+    let mut initial_events_end = None;
     let (events, sent_up_to, missed) = match resource_version {
         Some(resource_version) if !send_initial_events => {
             match state.store.watch_since(resource_version) {
@@ -150,15 +168,15 @@ pub(crate) fn serve(
                     object.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
                 })
             };
-            for object in objects
-                .iter()
-                .filter(|object| selectors.matches(object))
-                .filter(name_matches)
-            {
-                pending.push_back(frame("ADDED", object));
-            }
+            initial.extend(
+                objects
+                    .iter()
+                    .filter(|object| selectors.matches(object))
+                    .filter(name_matches)
+                    .cloned(),
+            );
             if send_initial_events && bookmarks {
-                pending.push_back(bookmark(&rt, revision, true));
+                initial_events_end = Some(bookmark(&rt, revision, true));
             }
             (events, revision, Vec::new())
         }
@@ -168,14 +186,20 @@ pub(crate) fn serve(
         namespace: target.namespace.clone(),
         name: target.name.clone(),
         selectors,
-        pending,
+        pending: VecDeque::new(),
         events,
         sent_up_to,
         bookmarks,
+        format,
         deadline: Instant::now() + timeout,
         dropped,
         shutdown: state.shutdown.clone(),
     };
+    for object in &initial {
+        let frame = watch.object_frame("ADDED", object, sent_up_to);
+        watch.pending.push_back(frame);
+    }
+    watch.pending.extend(initial_events_end);
     for event in &missed {
         watch.queue(event);
     }

@@ -1,5 +1,6 @@
 //! The real helm binaries against the simulator (helm-requests/README.md lists what they send).
 
+use kubesim::options::ClusterOptions;
 use kubesim::store::{CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICES};
 use serde_json::Value;
 
@@ -273,5 +274,80 @@ async fn helm_template_validate_and_install_into_a_new_namespace() {
     let releases: Vec<Value> = serde_json::from_str(&list).unwrap();
     assert_eq!(releases.len(), 1);
     assert_eq!(releases[0]["namespace"], "team");
+    cluster.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_wait_succeeds_for_a_healthy_chart_and_times_out_on_a_crash_loop() {
+    let helm = helm_binary();
+    let cluster = TestCluster::start_with(ClusterOptions {
+        time_scale: 0.1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let chart = chart("demo");
+    let chart = chart.to_str().unwrap();
+
+    cluster
+        .ok(
+            &helm,
+            &[
+                "upgrade",
+                "--install",
+                "demo",
+                chart,
+                "-n",
+                "default",
+                "--set",
+                "replicas=2",
+                "--wait",
+                "--timeout",
+                "60s",
+            ],
+        )
+        .await;
+    let deployment = cluster
+        .cluster
+        .store()
+        .get(&DEPLOYMENTS, Some("default"), "demo")
+        .unwrap();
+    assert_eq!(
+        deployment["status"]["readyReplicas"], 2,
+        "--wait returned before the pods were ready"
+    );
+
+    let crashing = cluster
+        .run(
+            &helm,
+            &[
+                "upgrade",
+                "demo",
+                chart,
+                "-n",
+                "default",
+                "--set",
+                "replicas=2",
+                "--set",
+                "behavior=crashAfter=1s",
+                "--wait",
+                "--timeout",
+                "5s",
+            ],
+        )
+        .await;
+    assert!(
+        !crashing.status.success(),
+        "helm --wait accepted a crash-looping rollout"
+    );
+    let stderr = String::from_utf8_lossy(&crashing.stderr);
+    assert!(
+        stderr.contains("context deadline exceeded") || stderr.contains("timed out"),
+        "{stderr}"
+    );
+    let history = cluster
+        .ok(&helm, &["history", "demo", "-n", "default", "-o", "json"])
+        .await;
+    let history: Vec<Value> = serde_json::from_str(&history).unwrap();
+    assert_eq!(history.last().unwrap()["status"], "failed");
     cluster.cluster.shutdown().await;
 }

@@ -3,6 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use kubesim::options::ClusterOptions;
 use kubesim::store::{CONFIGMAPS, DEPLOYMENTS, PODS};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -82,7 +83,7 @@ async fn kubectl_apply_get_and_delete() {
     let table = cluster.ok(&kubectl, &["get", "configmaps"]).await;
     assert!(table.lines().any(|line| line.starts_with("web")), "{table}");
     let all = cluster.ok(&kubectl, &["get", "all", "-A"]).await;
-    assert!(all.lines().any(|line| line.contains(" web ")), "{all}");
+    assert!(all.contains("deployment.apps/web"), "{all}");
 
     let server_side = cluster
         .ok(&kubectl, &["apply", "--server-side", "-f", path])
@@ -152,76 +153,155 @@ async fn kubectl_get_watch_prints_each_change() {
     cluster.cluster.shutdown().await;
 }
 
-fn running_pod(restart_count: u32) -> serde_json::Value {
-    json!({
-        "metadata": {"name": "web-0", "namespace": "default"},
-        "spec": {"nodeName": "node-0", "containers": [{"name": "app", "image": "nginx"}]},
-        "status": {"phase": "Running", "containerStatuses": [{"name": "app", "ready": true, "restartCount": restart_count, "image": "nginx", "imageID": "", "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}
-    })
+fn restart_count(cluster: &TestCluster) -> u64 {
+    cluster
+        .cluster
+        .store()
+        .get(&PODS, Some("default"), "web-0")
+        .and_then(|pod| {
+            pod.pointer("/status/containerStatuses/0/restartCount")
+                .and_then(|count| count.as_u64())
+        })
+        .unwrap_or(0)
+}
+
+fn ticks(output: &str) -> usize {
+    assert!(output.lines().all(|line| line == "tick"), "{output}");
+    output.lines().count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_logs_current_previous_tail_and_follow() {
     let kubectl = kubectl_binary();
-    let cluster = TestCluster::start().await;
-    let store = cluster.cluster.store();
-    let logs = cluster.cluster.logs();
-    store.create(&PODS, running_pod(1)).unwrap();
-    logs.append("default", "web-0", "app", 0, "crashed run");
-    logs.append("default", "web-0", "app", 1, "line one");
-    logs.append("default", "web-0", "app", 1, "line two");
+    let cluster = TestCluster::start_with(ClusterOptions {
+        time_scale: 0.1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    // The kubelet writes "tick" at each start and every 50ms; the container crashes after 2s (0.2s scaled).
+    cluster
+        .cluster
+        .store()
+        .create(
+            &PODS,
+            json!({
+                "metadata": {"name": "web-0", "namespace": "default", "annotations": {"sim.rollcall.dev/behavior": "log=tick;logEvery=500ms;crashAfter=2s"}},
+                "spec": {"containers": [{"name": "app", "image": "nginx"}]}
+            }),
+        )
+        .unwrap();
+    eventually("the container to restart", || restart_count(&cluster) >= 1).await;
 
+    assert!(ticks(&cluster.ok(&kubectl, &["logs", "web-0", "--previous"]).await) >= 1);
+    assert!(ticks(&cluster.ok(&kubectl, &["logs", "web-0"]).await) >= 1);
     assert_eq!(
-        cluster.ok(&kubectl, &["logs", "web-0"]).await,
-        "line one\nline two\n"
-    );
-    assert_eq!(
-        cluster.ok(&kubectl, &["logs", "web-0", "--previous"]).await,
-        "crashed run\n"
-    );
-    assert_eq!(
-        cluster.ok(&kubectl, &["logs", "web-0", "--tail=1"]).await,
-        "line two\n"
+        ticks(&cluster.ok(&kubectl, &["logs", "web-0", "--tail=1"]).await),
+        1
     );
     let stamped = cluster
         .ok(&kubectl, &["logs", "web-0", "--timestamps"])
         .await;
     assert!(
-        stamped.lines().all(|line| line.contains("Z line")),
+        stamped.lines().all(|line| line.ends_with("Z tick")),
         "{stamped}"
     );
-    let missing = cluster
+    let wrong_container = cluster
         .run(&kubectl, &["logs", "web-0", "-c", "nope"])
         .await;
-    assert!(!missing.status.success());
+    assert!(!wrong_container.status.success());
 
-    let counts = cluster.cluster.admin().clone();
-    let before = counts.request_counts().count("get", "pods/log");
-    let follow = cluster
-        .command(&kubectl)
-        .args(["logs", "-f", "web-0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    eventually("kubectl to start following", || {
-        counts.request_counts().count("get", "pods/log") > before
+    // A followed stream ends when the container instance stops (here: its next crash).
+    let followed = cluster.ok(&kubectl, &["logs", "-f", "web-0"]).await;
+    assert!(ticks(&followed) >= 1);
+    cluster.cluster.shutdown().await;
+}
+
+fn workload(kind: &str, name: &str, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: {kind}
+metadata:
+  name: {name}
+spec:
+{extra_spec}  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+        - name: app
+          image: nginx:1.27
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rollout_status_reports_completed_rollouts() {
+    let kubectl = kubectl_binary();
+    let cluster = TestCluster::start_with(ClusterOptions {
+        time_scale: 0.1,
+        ..ClusterOptions::default()
     })
     .await;
-    logs.append("default", "web-0", "app", 1, "line three");
-    store
-        .modify(&PODS, Some("default"), "web-0", |pod| {
-            pod["status"]["containerStatuses"][0]["state"] =
-                json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
-        })
-        .unwrap();
-    let output = tokio::time::timeout(Duration::from_secs(30), follow.wait_with_output())
-        .await
-        .expect("kubectl logs -f ends when the container stops")
-        .unwrap();
-    assert!(output.status.success());
+    let cases = [
+        (
+            "Deployment",
+            "web",
+            "  replicas: 2\n",
+            "deployment \"web\" successfully rolled out",
+        ),
+        (
+            "StatefulSet",
+            "db",
+            "  replicas: 2\n  serviceName: db\n",
+            "partitioned roll out complete: 2 new pods have been updated...",
+        ),
+        (
+            "DaemonSet",
+            "agent",
+            "",
+            "daemon set \"agent\" successfully rolled out",
+        ),
+    ];
+    for (kind, name, spec, expected) in cases {
+        let file = cluster.dir.path().join(format!("{kind}.yaml"));
+        std::fs::write(&file, workload(kind, name, spec)).unwrap();
+        let resource = format!("{}/{name}", kind.to_lowercase());
+        let resource = resource.as_str();
+        cluster
+            .ok(&kubectl, &["apply", "-f", file.to_str().unwrap()])
+            .await;
+        let status = cluster
+            .ok(&kubectl, &["rollout", "status", resource, "--timeout=60s"])
+            .await;
+        assert!(status.trim_end().ends_with(expected), "{kind}: {status}");
+    }
+    // Server-side printing: the columns kubectl shows against a real cluster.
+    let pods = cluster
+        .ok(&kubectl, &["get", "pods", "-l", "app=web"])
+        .await;
+    let mut rows = pods.lines();
+    let header: Vec<&str> = rows.next().unwrap().split_whitespace().collect();
     assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "line one\nline two\nline three\n"
+        header,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{pods}"
+    );
+    assert!(
+        rows.all(|row| row.contains(" 1/1 ") && row.contains(" Running ")),
+        "{pods}"
+    );
+    let deployments = cluster.ok(&kubectl, &["get", "deployments"]).await;
+    assert!(
+        deployments.starts_with("NAME") && deployments.contains("UP-TO-DATE"),
+        "{deployments}"
+    );
+    assert!(
+        deployments
+            .lines()
+            .any(|row| row.starts_with("web") && row.contains(" 2/2 ")),
+        "{deployments}"
     );
     cluster.cluster.shutdown().await;
 }
