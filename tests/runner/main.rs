@@ -8,6 +8,7 @@ mod common;
 mod deploys;
 mod helm_process;
 mod leases;
+mod scenarios;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -27,8 +27,7 @@ async fn setup() -> Setup {
     .expect("kubesim starts");
     let kubeconfig = home.path().join("kubeconfig");
     std::fs::write(&kubeconfig, cluster.kubeconfig_yaml()).unwrap();
-    let app =
-        spawn_app_with(|config| with_runner(config, Some(kubeconfig), home.path())).await;
+    let app = spawn_app_with(|config| with_runner(config, Some(kubeconfig), home.path())).await;
     Setup {
         app,
         cluster,
