@@ -259,3 +259,54 @@ async fn cancel_while_helm_runs_stops_it_and_ends_cancelled_with_who_and_why() {
     );
     assert_eq!(sequence.last().unwrap(), "deploy.cancelled");
 }
+
+#[tokio::test]
+async fn bad_input_is_refused_before_anything_runs() {
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig(home.path(), &refusing_server());
+    let app = spawn_app_with(|config| with_runner(config, Some(kubeconfig), home.path())).await;
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let bodies = [
+        (
+            json!({"release": "Bad_Name", "namespace": "prod", "chart": {"path": "web"}}),
+            422,
+            "release",
+        ),
+        (
+            json!({"release": "shop", "namespace": "prod", "chart": {"path": "../../etc"}}),
+            422,
+            "chart.path",
+        ),
+        (
+            json!({"release": "shop", "namespace": "prod", "chart": {"path": "web"}, "values": [1]}),
+            422,
+            "values",
+        ),
+        (
+            json!({"release": "shop", "namespace": "prod", "chart": {"path": "web"}, "colour": "red"}),
+            422,
+            "colour",
+        ),
+        (
+            json!({"release": "shop", "namespace": "prod", "chart": {"path": "web"}, "values": {"blob": huge}}),
+            413,
+            "",
+        ),
+    ];
+    for (body, status, field) in bodies {
+        let response = app
+            .post("/v1/deploys", &app.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        let problem: Value = response.json().await.unwrap();
+        assert!(
+            problem.to_string().contains(field),
+            "{field} not named: {problem}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(deploy_count(&app).await, 0, "nothing queued, nothing run");
+}

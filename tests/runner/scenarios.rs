@@ -139,3 +139,44 @@ async fn a_crash_loop_fails_and_is_rolled_back_to_the_previous_revision() {
     );
     setup.shutdown().await;
 }
+
+#[tokio::test]
+async fn cancel_while_tracking_stops_and_leaves_the_release_deployed() {
+    let setup = setup().await;
+    let id = setup
+        .app
+        .submit(&json!({
+            "release": "stuck",
+            "namespace": "default",
+            "chart": {"path": "web"},
+            "values": {"behavior": "neverReady=true"},
+            "timeout": "60s",
+        }))
+        .await;
+    super::wait_for(&setup.app, id, "tracking", |d| d["phase"] == "tracking").await;
+    let response = setup
+        .app
+        .post(&format!("/v1/deploys/{id}/cancel"), &setup.app.admin_token)
+        .json(&json!({"reason": "not needed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let deploy = wait_for_end(&setup.app, id).await;
+    assert_eq!(deploy["status"], "cancelled", "{deploy}");
+    assert_eq!(deploy["cancel_reason"], "not needed");
+    let sequence = event_sequence(&events(&setup.app, id).await);
+    assert!(
+        has_in_order(
+            &sequence,
+            &["phase:tracking", "deploy.cancelling", "deploy.cancelled"]
+        ),
+        "{sequence:?}"
+    );
+    // helm finished its upgrade before tracking began: nothing is left pending to repair.
+    assert!(
+        !sequence.iter().any(|kind| kind == "rollback.started"),
+        "{sequence:?}"
+    );
+    setup.shutdown().await;
+}
