@@ -153,11 +153,16 @@ async fn two_processes_run_one_release_one_deploy_at_a_time_in_fifo_order() {
     for id in &ids {
         let deploy = wait_for_end(&first, *id).await;
         assert_eq!(deploy["verdict"]["reason"], "api_error", "{deploy}");
-        runs.push((
-            timestamp(&deploy, "started_at"),
-            timestamp(&deploy, "finished_at"),
-            deploy["lease_owner"].clone(),
-        ));
+        // Event times are taken when each step happens (the columns hold transaction start times).
+        let events = events(&first, *id).await;
+        let at = |kind: &str| {
+            let event = events
+                .iter()
+                .find(|e| e["type"] == kind)
+                .unwrap_or_else(|| panic!("no {kind} event"));
+            timestamp(event, "at")
+        };
+        runs.push((at("deploy.started"), at("deploy.failed")));
     }
     // In submission order, each starts only after the previous one finished: fifo, no overlap.
     for pair in runs.windows(2) {
