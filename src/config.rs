@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::domain::auth::{Scope, TargetPattern};
+use crate::runner::{HelmConfig, RunnerOptions};
 use crate::telemetry::LogFormat;
 
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -41,6 +42,41 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes (default 1 MiB, or the config file's limit).
     #[arg(long, env = "ROLLCALL_BODY_LIMIT")]
     pub body_limit: Option<usize>,
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+}
+
+/// How this process runs deploys.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunnerArgs {
+    /// kubeconfig of the clusters deployed to: `default` is its current context, other cluster
+    /// names are its contexts.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The helm binary (v4 or v3).
+    #[arg(long, env = "HELM_BIN", default_value = "helm")]
+    pub helm_bin: PathBuf,
+    /// Deploys this process runs at once.
+    #[arg(long, env = "ROLLCALL_PARALLELISM", default_value_t = 8)]
+    pub parallelism: usize,
+    /// Roll back failed deploys unless the request says otherwise.
+    #[arg(long, env = "ROLLCALL_ROLLBACK_ON_FAILURE")]
+    pub rollback_on_failure: bool,
+    /// Serve the API only; other replicas run the deploys.
+    #[arg(long, env = "ROLLCALL_NO_RUNNER")]
+    pub no_runner: bool,
+}
+
+impl Default for RunnerArgs {
+    fn default() -> Self {
+        RunnerArgs {
+            kubeconfig: None,
+            helm_bin: PathBuf::from("helm"),
+            parallelism: 8,
+            rollback_on_failure: false,
+            no_runner: false,
+        }
+    }
 }
 
 /// The TOML file.
@@ -95,6 +131,10 @@ pub struct Config {
     pub event_bus_capacity: usize,
     /// The bootstrap admin token first, then the file's tokens.
     pub static_tokens: Vec<StaticToken>,
+    /// How helm is run (also for `?dry_run=true`).
+    pub helm: HelmConfig,
+    /// `None`: this process runs no deploys (API only).
+    pub runner: Option<RunnerOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +167,8 @@ impl Config {
             sse_keep_alive: Duration::from_secs(15),
             event_bus_capacity: 16 * 1024,
             static_tokens: Vec::new(),
+            helm: HelmConfig::new("helm", None),
+            runner: None,
         }
     }
 
@@ -152,6 +194,13 @@ impl Config {
         let mut config = Self::new(args.database.database_url);
         config.listen = args.listen;
         config.chart_dir = args.chart_dir;
+        let runner = args.runner;
+        config.helm = HelmConfig::new(runner.helm_bin, runner.kubeconfig);
+        config.runner = (!runner.no_runner).then(|| RunnerOptions {
+            parallelism: runner.parallelism.max(1),
+            rollback_on_failure: runner.rollback_on_failure,
+            ..RunnerOptions::default()
+        });
         config.body_limit = args
             .body_limit
             .or(file.limits.body_limit_bytes)

@@ -15,6 +15,7 @@ use crate::domain::chart::ChartCatalog;
 use crate::domain::deploy::SecretValues;
 use crate::events::{EventHub, listener};
 use crate::http::auth::Authenticator;
+use crate::runner::{self, Helm, RunnerError};
 use crate::store::{self, StoreError};
 use crate::telemetry::Metrics;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub secrets: Arc<SecretStash>,
     pub config: Arc<Config>,
+    /// The helm driver (deploys and `?dry_run=true`).
+    pub helm: Arc<Helm>,
     /// Cancelled at shutdown: SSE streams end, writers flush, background tasks stop.
     pub shutdown: CancellationToken,
     /// Owns every background task; shutdown waits for them.
@@ -61,6 +64,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
+    #[error("cannot start the runner: {0}")]
+    Runner(#[from] RunnerError),
 }
 
 /// Connects, migrates and starts the event relay; `shutdown` ends everything started here.
@@ -81,7 +86,9 @@ pub async fn build_state(
     );
     let relay = listener::listen(&events).await?;
     tasks.spawn(listener::relay(events.clone(), relay));
-    Ok(AppState {
+    let runner = config.runner.clone();
+    let state = AppState {
+        helm: Arc::new(Helm::new(config.helm.clone())),
         auth: Arc::new(Authenticator::new(
             pool.clone(),
             config.static_tokens.clone(),
@@ -94,7 +101,11 @@ pub async fn build_state(
         config: Arc::new(config),
         shutdown,
         tasks,
-    })
+    };
+    if let Some(options) = runner {
+        runner::spawn(&state, options).await?;
+    }
+    Ok(state)
 }
 
 pub fn app(state: AppState) -> Router {

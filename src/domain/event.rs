@@ -39,6 +39,7 @@ event_types! {
     DeploySucceeded => "deploy.succeeded",
     DeployFailed => "deploy.failed",
     DeployCancelled => "deploy.cancelled",
+    DeployRecovered => "deploy.recovered",
     Phase => "phase",
     HelmOutput => "helm.output",
     ResourceAdded => "resource.added",
@@ -46,6 +47,7 @@ event_types! {
     ResourceReady => "resource.ready",
     ResourceFailure => "resource.failure",
     ResourceFailed => "resource.failed",
+    ResourceWarning => "resource.warning",
     PodStatus => "pod.status",
     K8sEvent => "k8s.event",
     ContainerLog => "container.log",
@@ -54,6 +56,7 @@ event_types! {
     RollbackSucceeded => "rollback.succeeded",
     RollbackFailed => "rollback.failed",
     Report => "report",
+    TrackerWarning => "tracker.warning",
 }
 
 impl EventType {

@@ -21,6 +21,9 @@ use crate::domain::FieldError;
 use crate::domain::auth::{ReleaseRef, Scope};
 use crate::domain::deploy::{DeployRequest, DeployStatus, NewDeploy};
 use crate::domain::labels::parse_label_selector;
+use crate::runner::{
+    self, HelmError, PlannedResource, Redactor, ReleaseTarget, RenderFailure, RenderRequest,
+};
 use crate::startup::AppState;
 use crate::store::StoreError;
 use crate::store::deploys::{self, CreateDeploy, Created, Deploy, DeployFilter, ResourceState};
@@ -73,10 +76,68 @@ pub struct CancelRequest {
     pub reason: Option<String>,
 }
 
-/// `POST /v1/deploys` takes no query parameters yet (`dry_run` arrives with the runner).
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct CreateParams {}
+pub struct CreateParams {
+    /// Render the chart and resolve every resource's tracking policy; nothing is applied or queued.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The answer to `?dry_run=true`: what the deploy would track, and how.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunResult {
+    pub resources: Vec<PlannedResource>,
+}
+
+/// Renders the chart as the runner would (`helm template` with the same values, no cluster) and
+/// validates the tracking policy of every resource. Failures are the request's fault: 422.
+async fn dry_run(state: &AppState, new: &NewDeploy) -> Result<Response, ApiError> {
+    let request = RenderRequest {
+        target: ReleaseTarget {
+            cluster: new.cluster.as_str().to_owned(),
+            namespace: new.namespace.as_str().to_owned(),
+            release: new.release.as_str().to_owned(),
+        },
+        chart: &new.chart,
+        values: &new.values,
+        secrets: new.secret_values.as_ref(),
+        tracking: &new.tracking,
+    };
+    let rendered = runner::render(
+        &state.helm,
+        &state.catalog,
+        &request,
+        DRY_RUN_TIME_LIMIT,
+        &Redactor::new(new.secret_values.as_ref()),
+        &state.shutdown,
+    )
+    .await;
+    match rendered {
+        Ok((_, resources)) => {
+            Ok((StatusCode::OK, axum::Json(DryRunResult { resources })).into_response())
+        }
+        Err(
+            failure @ (RenderFailure::Plan(_)
+            | RenderFailure::Helm(
+                HelmError::Failed { .. } | HelmError::ChartNotInCatalog(_),
+            )),
+        ) => {
+            let field = match &failure {
+                RenderFailure::Plan(_) => "tracking",
+                _ => "chart",
+            };
+            Err(ApiError::Unprocessable {
+                detail: format!("the chart cannot be deployed ({})", failure.reason()),
+                errors: vec![FieldError::new(field, failure.to_string())],
+            })
+        }
+        Err(failure) => Err(ApiError::internal(failure)),
+    }
+}
+
+/// How long `helm template` may take for a dry run.
+const DRY_RUN_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn accepted(deploy: &Deploy, replayed: bool) -> Response {
     let self_ = format!("/v1/deploys/{}", deploy.id);
@@ -144,6 +205,7 @@ async fn replay(state: &AppState, key: &IdempotencyKey) -> Result<Option<Respons
     request_body = DeployRequest,
     responses(
         (status = 202, body = DeployAccepted, headers(("Location" = String))),
+        (status = 200, body = DryRunResult, description = "`?dry_run=true`: the resources and their effective tracking policy"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -155,7 +217,9 @@ async fn replay(state: &AppState, key: &IdempotencyKey) -> Result<Option<Respons
 async fn create_deploy(
     State(state): State<AppState>,
     auth: Auth,
-    Query(CreateParams {}): Query<CreateParams>,
+    Query(CreateParams {
+        dry_run: is_dry_run,
+    }): Query<CreateParams>,
     headers: HeaderMap,
     body: JsonBytes,
 ) -> Result<Response, ApiError> {
@@ -170,6 +234,9 @@ async fn create_deploy(
             release: new.release.as_str(),
         },
     )?;
+    if is_dry_run {
+        return dry_run(&state, &new).await;
+    }
     let key = match idempotency_key(&headers)? {
         Some(key) => Some(IdempotencyKey {
             token_id: auth.0.id.clone(),

@@ -263,6 +263,7 @@ async fn tokens_from_the_config_file_are_recognised_by_their_digest() {
         config: Some(file.path().to_owned()),
         chart_dir: None,
         body_limit: None,
+        runner: Default::default(),
     };
     let file_tokens = Config::from_args(args).unwrap().static_tokens;
     let app = spawn_app_with(move |config| config.static_tokens.extend(file_tokens)).await;

@@ -1,0 +1,850 @@
+//! The helm driver: the real `helm` binary run as a child in its own process group, arguments as a
+//! vector (never a shell), values in 0600 files, isolated `HELM_*` directories, output streamed line
+//! by line with secret values redacted, a time limit, and failures classified into verdict reasons.
+
+use std::ffi::OsString;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::chart::{ChartCatalog, ChartSource};
+use crate::domain::deploy::SecretValues;
+
+/// The largest stdout kept (a rendered manifest); more is an error rather than unbounded memory.
+const MAX_STDOUT: usize = 32 * 1024 * 1024;
+/// Lines of stderr kept for the error message.
+const STDERR_TAIL: usize = 40;
+/// Longest error message put into a verdict.
+const MAX_MESSAGE: usize = 2000;
+/// Secret values shorter than this are not redacted: they would blank out ordinary words.
+const MIN_SECRET_LEN: usize = 3;
+
+/// How to run helm.
+#[derive(Debug, Clone)]
+pub struct HelmConfig {
+    /// The binary (`helm` on PATH by default).
+    pub bin: PathBuf,
+    /// The kubeconfig; named clusters are its contexts, `default` its current context.
+    pub kubeconfig: Option<PathBuf>,
+    /// Parent of helm's isolated cache, config and data directories and of per-run value files.
+    pub home: PathBuf,
+    /// Between SIGTERM and SIGKILL of a stopped helm.
+    pub kill_grace: Duration,
+}
+
+impl HelmConfig {
+    /// `helm` from PATH, the current kubeconfig, a home of its own in the temp directory.
+    pub fn new(bin: impl Into<PathBuf>, kubeconfig: Option<PathBuf>) -> Self {
+        HelmConfig {
+            bin: bin.into(),
+            kubeconfig,
+            home: std::env::temp_dir().join(format!("rollcall-helm-{}", uuid::Uuid::new_v4())),
+            kill_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HelmError {
+    #[error("cannot start {bin}: {source}")]
+    Spawn {
+        bin: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("helm {command}: {source}")]
+    Io {
+        command: &'static str,
+        source: std::io::Error,
+    },
+    #[error("helm {command} failed: {message}")]
+    Failed {
+        command: &'static str,
+        reason: FailureReason,
+        message: String,
+    },
+    #[error("helm {command} did not finish within {limit:?}")]
+    TimedOut {
+        command: &'static str,
+        limit: Duration,
+    },
+    #[error("helm {command} was stopped: the deploy is cancelled")]
+    Cancelled { command: &'static str },
+    #[error("helm {command} printed more than {MAX_STDOUT} bytes")]
+    OutputTooLarge { command: &'static str },
+    #[error("helm {command} printed output that is not understood: {message}")]
+    Unexpected {
+        command: &'static str,
+        message: String,
+    },
+    #[error("{bin} is not a supported helm (v3 or v4 needed): {found}")]
+    Version { bin: PathBuf, found: String },
+    #[error("chart {0:?} is not in the chart catalog")]
+    ChartNotInCatalog(String),
+}
+
+impl HelmError {
+    /// The verdict reason of a deploy that failed with this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HelmError::Failed { reason, .. } => reason.as_str(),
+            HelmError::TimedOut { .. } => "helm_timeout",
+            HelmError::Cancelled { .. } => "cancelled",
+            HelmError::ChartNotInCatalog(_) => FailureReason::ChartUnavailable.as_str(),
+            HelmError::Spawn { .. }
+            | HelmError::Io { .. }
+            | HelmError::OutputTooLarge { .. }
+            | HelmError::Unexpected { .. }
+            | HelmError::Version { .. } => "helm_error",
+        }
+    }
+}
+
+/// Why a helm command failed, read from its stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    /// The chart's templates or values do not render.
+    RenderError,
+    /// Another operation holds the release (`pending-install`, `pending-upgrade`, `pending-rollback`).
+    ReleaseLocked,
+    /// The Kubernetes API refused or could not be reached.
+    ApiError,
+    /// The chart could not be fetched (repository, registry, version).
+    ChartUnavailable,
+    /// Any other failure; the message says what helm said.
+    HelmFailed,
+}
+
+impl FailureReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::RenderError => "render_error",
+            FailureReason::ReleaseLocked => "release_locked",
+            FailureReason::ApiError => "api_error",
+            FailureReason::ChartUnavailable => "chart_unavailable",
+            FailureReason::HelmFailed => "helm_failed",
+        }
+    }
+}
+
+/// Classifies helm's stderr (v3 and v4 wording; samples in the tests).
+pub fn classify(stderr: &str) -> FailureReason {
+    let text = stderr.to_ascii_lowercase();
+    let any = |needles: &[&str]| needles.iter().any(|needle| text.contains(needle));
+    if any(&[
+        "another operation (install/upgrade/rollback) is in progress",
+        "has no deployed releases",
+    ]) {
+        FailureReason::ReleaseLocked
+    } else if any(&[
+        "parse error",
+        "executing \"",
+        "template: ",
+        "error converting yaml to json",
+        "failed to parse",
+        "render error",
+        "execution error at",
+        "values don't meet the specifications",
+    ]) {
+        FailureReason::RenderError
+    } else if any(&[
+        "not a valid chart repository",
+        "failed to perform \"fetchreference\"",
+        "failed to download",
+        "chart not found",
+        "no chart version found",
+        "no chart name found",
+        "path \"",
+    ]) {
+        FailureReason::ChartUnavailable
+    } else if any(&[
+        "kubernetes cluster unreachable",
+        "the server ",
+        "connection refused",
+        "is forbidden",
+        "unauthorized",
+        "i/o timeout",
+        "context deadline exceeded",
+        "admission webhook",
+        "is invalid",
+        "conflict",
+    ]) {
+        FailureReason::ApiError
+    } else {
+        FailureReason::HelmFailed
+    }
+}
+
+/// The `Error:` lines of helm's stderr (or its last lines), prefix removed, bounded.
+fn error_message(stderr_tail: &[String]) -> String {
+    let start = stderr_tail
+        .iter()
+        .position(|line| line.starts_with("Error:"))
+        .unwrap_or(0);
+    let mut message = stderr_tail[start..]
+        .iter()
+        .map(|line| line.trim())
+        .filter(|line| !line.is_empty() && !line.starts_with("Use --debug flag"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let Some(rest) = message.strip_prefix("Error: ") {
+        message = rest.to_owned();
+    }
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    if message.is_empty() {
+        "helm exited with an error and printed nothing".to_owned()
+    } else {
+        message
+    }
+}
+
+/// Hides secret values (and their base64 form, as a Secret's `data` would carry them) in helm's
+/// output before it becomes an event or a verdict.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Longest first, so that a secret containing another is hidden whole.
+    needles: Vec<String>,
+}
+
+pub const REDACTED: &str = "[redacted]";
+
+impl Redactor {
+    pub fn new(secrets: Option<&SecretValues>) -> Self {
+        Self::from_values(secrets.map(SecretValues::expose))
+    }
+
+    fn from_values(secrets: Option<&serde_json::Map<String, serde_json::Value>>) -> Self {
+        let mut needles = Vec::new();
+        if let Some(secrets) = secrets {
+            for value in secrets.values() {
+                collect_leaves(value, &mut needles);
+            }
+        }
+        let encoded: Vec<String> = needles
+            .iter()
+            .map(|needle| base64::engine::general_purpose::STANDARD.encode(needle))
+            .collect();
+        needles.extend(encoded);
+        needles.retain(|needle| needle.len() >= MIN_SECRET_LEN);
+        needles.sort_by_key(|needle| std::cmp::Reverse(needle.len()));
+        needles.dedup();
+        Redactor { needles }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        self.needles.iter().fold(text.to_owned(), |text, needle| {
+            text.replace(needle, REDACTED)
+        })
+    }
+}
+
+fn collect_leaves(value: &serde_json::Value, into: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(text) => into.push(text.clone()),
+        serde_json::Value::Number(number) => into.push(number.to_string()),
+        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_leaves(item, into)),
+        serde_json::Value::Object(map) => map.values().for_each(|item| collect_leaves(item, into)),
+        serde_json::Value::Bool(_) | serde_json::Value::Null => {}
+    }
+}
+
+/// A private directory (0700) holding one run's value files (0600); removed when dropped.
+#[derive(Debug)]
+pub struct ValuesFiles {
+    dir: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+impl ValuesFiles {
+    /// Writes `values`, then the secret values (which win), as JSON (valid YAML) files.
+    pub fn write(
+        home: &Path,
+        values: &serde_json::Map<String, serde_json::Value>,
+        secrets: Option<&SecretValues>,
+    ) -> std::io::Result<Self> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(home)?;
+        let dir = home.join(format!("run-{}", uuid::Uuid::new_v4()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let mut written = ValuesFiles {
+            dir,
+            files: Vec::new(),
+        };
+        written.add("values.json", values)?;
+        if let Some(secrets) = secrets {
+            written.add("secret-values.json", secrets.expose())?;
+        }
+        Ok(written)
+    }
+
+    fn add(
+        &mut self,
+        name: &str,
+        values: &serde_json::Map<String, serde_json::Value>,
+    ) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let path = self.dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        file.write_all(&serde_json::to_vec(values).map_err(std::io::Error::other)?)?;
+        self.files.push(path);
+        Ok(())
+    }
+
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    fn args(&self) -> Vec<OsString> {
+        self.files
+            .iter()
+            .flat_map(|file| [OsString::from("-f"), file.clone().into_os_string()])
+            .collect()
+    }
+}
+
+impl Drop for ValuesFiles {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), %error, "cannot remove a values directory");
+        }
+    }
+}
+
+/// The release a command is about.
+#[derive(Debug, Clone)]
+pub struct ReleaseTarget {
+    /// `default` is the kubeconfig's current context, any other name a context of that name.
+    pub cluster: String,
+    pub namespace: String,
+    pub release: String,
+}
+
+/// Which of helm's streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+impl OutputStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One line of helm output, already redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    pub stream: OutputStream,
+    pub text: String,
+}
+
+/// One helm command, ready to run.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// `template`, `upgrade`, ...: names the command in errors.
+    pub command: &'static str,
+    pub args: Vec<OsString>,
+    pub time_limit: Duration,
+    /// Stream stdout lines as output (false where stdout is data: a manifest or JSON).
+    pub stream_stdout: bool,
+}
+
+/// A release as `helm history -o json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HistoryEntry {
+    pub revision: i32,
+    pub status: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A release as `helm status -o json` / `helm upgrade -o json` print it (the fields used here).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReleaseInfo {
+    pub version: i32,
+    pub info: ReleaseStatusInfo,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReleaseStatusInfo {
+    pub status: String,
+}
+
+impl ReleaseInfo {
+    /// Left mid-operation by a helm that died: `pending-install`, `pending-upgrade`, `pending-rollback`.
+    pub fn is_pending(&self) -> bool {
+        self.info.status.starts_with("pending")
+    }
+}
+
+/// The helm binary and how it is run.
+#[derive(Debug, Clone)]
+pub struct Helm {
+    config: HelmConfig,
+}
+
+impl Helm {
+    pub fn new(config: HelmConfig) -> Self {
+        Helm { config }
+    }
+
+    pub fn config(&self) -> &HelmConfig {
+        &self.config
+    }
+
+    /// `helm version --short`, checked to be v3 or v4; returns the version.
+    pub async fn check_version(&self) -> Result<String, HelmError> {
+        let invocation = Invocation {
+            command: "version",
+            args: vec!["version".into(), "--short".into()],
+            time_limit: Duration::from_secs(30),
+            stream_stdout: false,
+        };
+        let output = self
+            .run(
+                invocation,
+                &Redactor::default(),
+                None,
+                &CancellationToken::new(),
+            )
+            .await?;
+        let found = output.trim().to_owned();
+        if found.starts_with("v3.") || found.starts_with("v4.") {
+            Ok(found)
+        } else {
+            Err(HelmError::Version {
+                bin: self.config.bin.clone(),
+                found,
+            })
+        }
+    }
+
+    /// The chart arguments: a catalog path, `NAME --repo URL --version V`, or `oci://... --version V`.
+    pub fn chart_args(
+        source: &ChartSource,
+        catalog: &ChartCatalog,
+    ) -> Result<Vec<OsString>, HelmError> {
+        Ok(match source {
+            ChartSource::Path { path } => {
+                let resolved = catalog
+                    .resolve(path)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| HelmError::ChartNotInCatalog(path.clone()))?;
+                vec![resolved.into_os_string()]
+            }
+            ChartSource::Repo {
+                repo,
+                name,
+                version,
+            } => vec![
+                name.into(),
+                "--repo".into(),
+                repo.into(),
+                "--version".into(),
+                version.into(),
+            ],
+            ChartSource::Oci { oci, version } => {
+                vec![oci.into(), "--version".into(), version.into()]
+            }
+        })
+    }
+
+    fn kube_args(&self, target: &ReleaseTarget) -> Vec<OsString> {
+        let mut args = vec!["--namespace".into(), target.namespace.clone().into()];
+        if let Some(kubeconfig) = &self.config.kubeconfig {
+            args.extend(["--kubeconfig".into(), kubeconfig.clone().into_os_string()]);
+        }
+        if target.cluster != crate::domain::names::ClusterName::default_cluster().as_str() {
+            args.extend(["--kube-context".into(), target.cluster.clone().into()]);
+        }
+        args
+    }
+
+    /// `helm template`: renders locally, touching no cluster.
+    pub fn template(
+        &self,
+        target: &ReleaseTarget,
+        chart: Vec<OsString>,
+        values: &ValuesFiles,
+        time_limit: Duration,
+    ) -> Invocation {
+        let mut args: Vec<OsString> = vec!["template".into(), target.release.clone().into()];
+        args.extend(chart);
+        args.extend(["--namespace".into(), target.namespace.clone().into()]);
+        args.extend(values.args());
+        Invocation {
+            command: "template",
+            args,
+            time_limit,
+            stream_stdout: false,
+        }
+    }
+
+    /// `helm upgrade --install` without helm's own waiting (hooks still run, bounded by
+    /// `hook_timeout`); prints the release as JSON.
+    pub fn upgrade(
+        &self,
+        target: &ReleaseTarget,
+        chart: Vec<OsString>,
+        values: &ValuesFiles,
+        hook_timeout: Duration,
+    ) -> Invocation {
+        let mut args: Vec<OsString> = vec![
+            "upgrade".into(),
+            "--install".into(),
+            target.release.clone().into(),
+        ];
+        args.extend(chart);
+        args.extend(self.kube_args(target));
+        args.extend(values.args());
+        args.extend([
+            "--timeout".into(),
+            format!("{}s", hook_timeout.as_secs().max(1)).into(),
+            "--output".into(),
+            "json".into(),
+        ]);
+        Invocation {
+            command: "upgrade",
+            args,
+            time_limit: hook_timeout + Duration::from_secs(30),
+            stream_stdout: false,
+        }
+    }
+
+    pub fn get_manifest(&self, target: &ReleaseTarget, revision: i32) -> Invocation {
+        let mut args: Vec<OsString> = vec![
+            "get".into(),
+            "manifest".into(),
+            target.release.clone().into(),
+            "--revision".into(),
+            revision.to_string().into(),
+        ];
+        args.extend(self.kube_args(target));
+        self.query("get manifest", args)
+    }
+
+    pub fn history(&self, target: &ReleaseTarget) -> Invocation {
+        let mut args: Vec<OsString> = vec![
+            "history".into(),
+            target.release.clone().into(),
+            "--output".into(),
+            "json".into(),
+            "--max".into(),
+            "256".into(),
+        ];
+        args.extend(self.kube_args(target));
+        self.query("history", args)
+    }
+
+    pub fn status(&self, target: &ReleaseTarget) -> Invocation {
+        let mut args: Vec<OsString> = vec![
+            "status".into(),
+            target.release.clone().into(),
+            "--output".into(),
+            "json".into(),
+        ];
+        args.extend(self.kube_args(target));
+        self.query("status", args)
+    }
+
+    pub fn rollback(&self, target: &ReleaseTarget, revision: i32, timeout: Duration) -> Invocation {
+        let mut args: Vec<OsString> = vec![
+            "rollback".into(),
+            target.release.clone().into(),
+            revision.to_string().into(),
+            "--timeout".into(),
+            format!("{}s", timeout.as_secs().max(1)).into(),
+        ];
+        args.extend(self.kube_args(target));
+        Invocation {
+            command: "rollback",
+            args,
+            time_limit: timeout + Duration::from_secs(30),
+            stream_stdout: true,
+        }
+    }
+
+    /// Removes a release that never had a good revision (a first install left `pending-install`).
+    pub fn uninstall(&self, target: &ReleaseTarget, timeout: Duration) -> Invocation {
+        let mut args: Vec<OsString> = vec!["uninstall".into(), target.release.clone().into()];
+        args.extend(self.kube_args(target));
+        Invocation {
+            command: "uninstall",
+            args,
+            time_limit: timeout,
+            stream_stdout: true,
+        }
+    }
+
+    fn query(&self, command: &'static str, args: Vec<OsString>) -> Invocation {
+        Invocation {
+            command,
+            args,
+            time_limit: Duration::from_secs(120),
+            stream_stdout: false,
+        }
+    }
+
+    /// Runs an invocation to its end, sending redacted output lines to `lines` (when given);
+    /// returns stdout. Past the time limit or on `cancel`, helm's process group gets SIGTERM, then
+    /// SIGKILL after the grace period.
+    pub async fn run(
+        &self,
+        invocation: Invocation,
+        redactor: &Redactor,
+        lines: Option<&mpsc::Sender<OutputLine>>,
+        cancel: &CancellationToken,
+    ) -> Result<String, HelmError> {
+        let command = invocation.command;
+        let io = |source| HelmError::Io { command, source };
+        let mut child = self.spawn(&invocation.args)?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+        let deadline = tokio::time::Instant::now() + invocation.time_limit;
+        let mut collected = String::new();
+        let mut stderr_tail: Vec<String> = Vec::new();
+        let (mut stdout_open, mut stderr_open) = (true, true);
+        let status = loop {
+            tokio::select! {
+                line = next_line(&mut stdout, stdout_open) => match line.map_err(io)? {
+                    Some(line) => {
+                        if collected.len() + line.len() > MAX_STDOUT {
+                            stop_group(&mut child, self.config.kill_grace).await;
+                            return Err(HelmError::OutputTooLarge { command });
+                        }
+                        if invocation.stream_stdout {
+                            send(lines, OutputStream::Stdout, redactor.redact(&line)).await;
+                        }
+                        collected.push_str(&line);
+                        collected.push('\n');
+                    }
+                    None => stdout_open = false,
+                },
+                line = next_line(&mut stderr, stderr_open) => match line.map_err(io)? {
+                    Some(line) => {
+                        let line = redactor.redact(&line);
+                        send(lines, OutputStream::Stderr, line.clone()).await;
+                        if stderr_tail.len() == STDERR_TAIL {
+                            stderr_tail.remove(0);
+                        }
+                        stderr_tail.push(line);
+                    }
+                    None => stderr_open = false,
+                },
+                status = child.wait(), if !stdout_open && !stderr_open => break status.map_err(io)?,
+                () = tokio::time::sleep_until(deadline) => {
+                    stop_group(&mut child, self.config.kill_grace).await;
+                    return Err(HelmError::TimedOut { command, limit: invocation.time_limit });
+                }
+                () = cancel.cancelled() => {
+                    stop_group(&mut child, self.config.kill_grace).await;
+                    return Err(HelmError::Cancelled { command });
+                }
+            }
+        };
+        if status.success() {
+            Ok(collected)
+        } else {
+            let stderr_text = stderr_tail.join("\n");
+            Err(HelmError::Failed {
+                command,
+                reason: classify(&stderr_text),
+                message: error_message(&stderr_tail),
+            })
+        }
+    }
+
+    /// Runs a query whose stdout is JSON.
+    pub async fn run_json<T: serde::de::DeserializeOwned>(
+        &self,
+        invocation: Invocation,
+        cancel: &CancellationToken,
+    ) -> Result<T, HelmError> {
+        let command = invocation.command;
+        let output = self
+            .run(invocation, &Redactor::default(), None, cancel)
+            .await?;
+        serde_json::from_str(&output).map_err(|error| HelmError::Unexpected {
+            command,
+            message: error.to_string(),
+        })
+    }
+
+    fn spawn(&self, args: &[OsString]) -> Result<Child, HelmError> {
+        let home = &self.config.home;
+        let mut command = Command::new(&self.config.bin);
+        command
+            .args(args)
+            // Nothing inherited but PATH: helm's settings come from the arguments and these dirs.
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        command.spawn().map_err(|source| HelmError::Spawn {
+            bin: self.config.bin.clone(),
+            source,
+        })
+    }
+}
+
+async fn next_line<R: AsyncRead + Unpin>(
+    lines: &mut Lines<BufReader<R>>,
+    open: bool,
+) -> std::io::Result<Option<String>> {
+    if open {
+        lines.next_line().await
+    } else {
+        std::future::pending().await
+    }
+}
+
+async fn send(lines: Option<&mpsc::Sender<OutputLine>>, stream: OutputStream, text: String) {
+    if let Some(lines) = lines {
+        // A reader that went away only loses the live copy of the output.
+        let _closed = lines.send(OutputLine { stream, text }).await;
+    }
+}
+
+/// SIGTERM to helm's whole process group (helm plugins and post-renderers included), SIGKILL to
+/// the group when helm is still alive after `grace`.
+pub async fn stop_group(child: &mut Child, grace: Duration) {
+    let Some(pid) = child.id() else { return };
+    signal_group(pid, libc::SIGTERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        signal_group(pid, libc::SIGKILL);
+        let _ = child.wait().await;
+    }
+}
+
+fn signal_group(leader: u32, signal: libc::c_int) {
+    let Ok(group) = libc::pid_t::try_from(leader) else {
+        return;
+    };
+    // SAFETY: kill(2) with a negative pid signals the process group; it has no memory effects.
+    let result = unsafe { libc::kill(-group, signal) };
+    if result != 0 {
+        tracing::debug!(group, signal, error = %std::io::Error::last_os_error(), "signalling helm's process group");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Real stderr of helm v4.3.1 and v3.19.0 for each class.
+    #[test]
+    fn real_helm_errors_are_classified() {
+        let samples = [
+            (
+                "Error: demo/templates/bad.yaml:1:10\n  executing \"demo/templates/bad.yaml\" at <.Values.nope.deeper>:\n    nil pointer evaluating interface {}.deeper\n\nUse --debug flag to render out invalid YAML",
+                FailureReason::RenderError,
+            ),
+            (
+                "Error: template: demo/templates/bad.yaml:1:10: executing \"demo/templates/bad.yaml\" at <.Values.nope.deeper>: nil pointer evaluating interface {}.deeper",
+                FailureReason::RenderError,
+            ),
+            (
+                "Error: YAML parse error on demo/templates/badyaml.yaml: error converting YAML to JSON: yaml: line 4: did not find expected key",
+                FailureReason::RenderError,
+            ),
+            (
+                "Error: failed to parse badvals.yaml: cannot unmarshal yaml document: error converting YAML to JSON: yaml: line 1: did not find expected node content",
+                FailureReason::RenderError,
+            ),
+            (
+                "Error: kubernetes cluster unreachable: Get \"http://127.0.0.1:1/version\": dial tcp 127.0.0.1:1: connect: connection refused",
+                FailureReason::ApiError,
+            ),
+            (
+                "Error: Kubernetes cluster unreachable: Get \"http://127.0.0.1:1/version\": dial tcp 127.0.0.1:1: connect: connection refused",
+                FailureReason::ApiError,
+            ),
+            (
+                "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress",
+                FailureReason::ReleaseLocked,
+            ),
+            (
+                "Error: failed to perform \"FetchReference\" on source: Get \"https://127.0.0.1:1/v2/x/y/manifests/1.0.0\": dial tcp 127.0.0.1:1: connect: connection refused",
+                FailureReason::ChartUnavailable,
+            ),
+            (
+                "Error: looks like \"http://127.0.0.1:1\" is not a valid chart repository or cannot be reached: Get \"http://127.0.0.1:1/index.yaml\": dial tcp 127.0.0.1:1: connect: connection refused",
+                FailureReason::ChartUnavailable,
+            ),
+            ("Error: something new", FailureReason::HelmFailed),
+        ];
+        for (stderr, expected) in samples {
+            assert_eq!(classify(stderr), expected, "{stderr}");
+        }
+    }
+
+    #[test]
+    fn error_message_keeps_the_error_lines_without_the_debug_hint() {
+        let tail: Vec<String> = [
+            "walk.go:75: found symbolic link",
+            "Error: demo/templates/bad.yaml:1:10",
+            "  executing \"x\" at <.Values.nope>:",
+            "",
+            "Use --debug flag to render out invalid YAML",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(
+            error_message(&tail),
+            "demo/templates/bad.yaml:1:10 executing \"x\" at <.Values.nope>:"
+        );
+        assert_eq!(
+            error_message(&[]),
+            "helm exited with an error and printed nothing"
+        );
+    }
+
+    #[test]
+    fn redaction_hides_plain_and_base64_secrets_longest_first() {
+        let secrets = serde_json::json!({
+            "db": {"password": "hunter22", "users": ["alice-secret"]},
+            "pin": 4242,
+            "x": "ab"
+        });
+        let redactor = Redactor::from_values(secrets.as_object());
+        let encoded = base64::engine::general_purpose::STANDARD.encode("hunter22");
+        let line = format!("password=hunter22 data={encoded} user=alice-secret pin=4242 x=ab");
+        assert_eq!(
+            redactor.redact(&line),
+            "password=[redacted] data=[redacted] user=[redacted] pin=[redacted] x=ab"
+        );
+        assert_eq!(Redactor::default().redact("hunter22"), "hunter22");
+    }
+}

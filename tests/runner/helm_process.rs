@@ -1,0 +1,161 @@
+//! The helm driver on its own: value files, the real `helm template`, process groups, time limits.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rollcall::domain::chart::{ChartCatalog, ChartSource};
+use rollcall::runner::{Helm, HelmConfig, HelmError, Redactor, ReleaseTarget, ValuesFiles};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{charts_dir, helm_bin};
+
+fn target() -> ReleaseTarget {
+    ReleaseTarget {
+        cluster: "default".into(),
+        namespace: "prod".into(),
+        release: "shop".into(),
+    }
+}
+
+fn helm_at(bin: PathBuf, home: &Path) -> Helm {
+    Helm::new(HelmConfig {
+        home: home.join("helm"),
+        kill_grace: Duration::from_millis(500),
+        ..HelmConfig::new(bin, None)
+    })
+}
+
+/// A stand-in for helm (a shell script), for process behaviour that real helm shows only with a
+/// cluster that hangs.
+fn script(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("fake-helm");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn alive(pid: i32) -> bool {
+    // /proc/<pid> disappears once the process is reaped; a zombie counts as dead.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.split_whitespace().nth(2).is_none_or(|s| s != "Z"))
+}
+
+#[tokio::test]
+async fn helm_template_reads_values_from_a_private_file_removed_afterwards() {
+    let home = tempfile::tempdir().unwrap();
+    let helm = helm_at(helm_bin(), home.path());
+    let values = json!({"name": "storefront", "replicas": 5});
+    let files = ValuesFiles::write(&helm.config().home, values.as_object().unwrap(), None).unwrap();
+    let file = files.files()[0].clone();
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let dir_mode = std::fs::metadata(file.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
+
+    let chart = Helm::chart_args(
+        &ChartSource::Path { path: "web".into() },
+        &ChartCatalog::new(Some(charts_dir())),
+    )
+    .unwrap();
+    let invocation = helm.template(&target(), chart, &files, Duration::from_secs(60));
+    let manifest = helm
+        .run(
+            invocation,
+            &Redactor::default(),
+            None,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert!(manifest.contains("name: storefront"), "{manifest}");
+    assert!(manifest.contains("replicas: 5"), "{manifest}");
+    drop(files);
+    assert!(!file.exists(), "the values file is removed after the run");
+}
+
+#[tokio::test]
+async fn the_real_helm_version_is_accepted_and_other_programs_are_not() {
+    let home = tempfile::tempdir().unwrap();
+    let version = helm_at(helm_bin(), home.path())
+        .check_version()
+        .await
+        .unwrap();
+    assert!(version.starts_with('v'), "{version}");
+    let impostor = script(home.path(), "echo 'kubectl v1.31'");
+    let error = helm_at(impostor, home.path())
+        .check_version()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HelmError::Version { .. }), "{error}");
+}
+
+async fn run_script(
+    body: &str,
+    time_limit: Duration,
+    cancel: CancellationToken,
+) -> (HelmError, i32) {
+    let home = tempfile::tempdir().unwrap();
+    let pid_file = home.path().join("child.pid");
+    let bin = script(
+        home.path(),
+        &format!("sleep 600 &\necho $! > {}\n{body}", pid_file.display()),
+    );
+    let helm = helm_at(bin, home.path());
+    let invocation = rollcall::runner::helm::Invocation {
+        command: "upgrade",
+        args: Vec::new(),
+        time_limit,
+        stream_stdout: true,
+    };
+    let error = helm
+        .run(invocation, &Redactor::default(), None, &cancel)
+        .await
+        .unwrap_err();
+    let child: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (error, child)
+}
+
+#[tokio::test]
+async fn cancelling_helm_stops_its_whole_process_group() {
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        trigger.cancel();
+    });
+    let (error, child) = run_script("wait", Duration::from_secs(60), cancel).await;
+    assert!(matches!(error, HelmError::Cancelled { .. }), "{error}");
+    assert_eq!(error.reason(), "cancelled");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while alive(child) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!alive(child), "helm's child {child} survived");
+}
+
+#[tokio::test]
+async fn helm_that_ignores_sigterm_is_killed_after_its_time_limit() {
+    let (error, child) = run_script(
+        "trap '' TERM\nwhile true; do sleep 1; done",
+        Duration::from_millis(300),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(matches!(error, HelmError::TimedOut { .. }), "{error}");
+    assert_eq!(error.reason(), "helm_timeout");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while alive(child) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!alive(child), "helm's child {child} survived SIGKILL");
+}

@@ -1,0 +1,143 @@
+//! Runner tests: the real helm binary, a real PostgreSQL and rollcall over HTTP. Scenarios that need
+//! a cluster to reach a verdict wait for the simulated cluster; these cover what helm and the
+//! database decide on their own (rendering, policy validation, API errors, cancellation, leases).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod deploys;
+mod helm_process;
+mod leases;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rollcall::config::Config;
+use rollcall::runner::{HelmConfig, RunnerOptions};
+use serde_json::Value;
+use uuid::Uuid;
+
+use common::app::TestApp;
+
+/// Generous: only guards against a hung test.
+const SAFETY_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub fn charts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/charts")
+}
+
+/// The helm binary under test: `HELM_BIN`, else `helm` on PATH; fails with how to install it.
+pub fn helm_bin() -> PathBuf {
+    let bin = std::env::var_os("HELM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("helm"));
+    let works = std::process::Command::new(&bin)
+        .arg("version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    assert!(
+        works,
+        "these tests need the real helm: install it (scripts/install-helm, or \
+         https://helm.sh/docs/intro/install/) or point HELM_BIN at it"
+    );
+    bin
+}
+
+/// A kubeconfig whose only cluster is `server`, in a directory of its own.
+pub fn kubeconfig(dir: &std::path::Path, server: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\"}}\n\
+         contexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n\
+         users:\n- name: u\n  user: {{}}\n"
+    );
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
+}
+
+/// An address where nothing listens (connections are refused).
+pub fn refusing_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    drop(listener);
+    format!("http://{address}")
+}
+
+/// Configures helm, the chart catalog and a runner with short leases.
+pub fn with_runner(config: &mut Config, kubeconfig: Option<PathBuf>, home: &std::path::Path) {
+    config.chart_dir = Some(charts_dir());
+    config.helm = HelmConfig {
+        home: home.join("helm"),
+        kill_grace: Duration::from_secs(2),
+        ..HelmConfig::new(helm_bin(), kubeconfig)
+    };
+    config.runner = Some(RunnerOptions {
+        lease: Duration::from_secs(3),
+        poll_interval: Duration::from_millis(50),
+        ..RunnerOptions::default()
+    });
+}
+
+/// Polls the deploy until `done` holds for it.
+pub async fn wait_for(app: &TestApp, id: Uuid, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + SAFETY_TIMEOUT;
+    loop {
+        let deploy = app.deploy(id).await;
+        if done(&deploy) {
+            return deploy;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deploy {id} never became {what}: {deploy}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn wait_for_end(app: &TestApp, id: Uuid) -> Value {
+    wait_for(app, id, "finished", |deploy| {
+        matches!(
+            deploy["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        )
+    })
+    .await
+}
+
+/// Every event of a deploy, in order.
+pub async fn events(app: &TestApp, id: Uuid) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = app
+            .get(
+                &format!("/v1/deploys/{id}/events?after={after}&limit=200"),
+                &app.admin_token,
+            )
+            .header("accept", "application/json")
+            .send()
+            .await
+            .expect("GET events")
+            .json()
+            .await
+            .expect("JSON events");
+        let items = page["items"].as_array().expect("items").clone();
+        if items.is_empty() {
+            return events;
+        }
+        after = items.last().expect("an item")["seq"].as_i64().expect("seq");
+        events.extend(items);
+    }
+}
+
+/// The event types, with `phase` events as `phase:<name>`.
+pub fn event_sequence(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|event| match event["type"].as_str().expect("type") {
+            "phase" => format!("phase:{}", event["data"]["phase"].as_str().expect("phase")),
+            kind => kind.to_owned(),
+        })
+        .collect()
+}
