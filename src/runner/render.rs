@@ -5,7 +5,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::policy::{PolicyError, PolicyTarget, TrackingOverrides, TrackingPolicy};
+use crate::domain::policy::{PolicyError, TrackingOverrides, TrackingPolicy};
 use crate::tracker::watch::{ManifestError, TrackedResource, parse_manifest};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,12 +48,7 @@ pub fn plan(
     let planned = resources
         .iter()
         .map(|resource| {
-            let policy = overrides.resolve(&PolicyTarget {
-                kind: &resource.kind,
-                namespace: resource.namespace.as_deref(),
-                name: &resource.name,
-                annotations: &resource.annotations,
-            })?;
+            let policy = resource.resolve_policy(overrides)?;
             Ok(PlannedResource {
                 api_version: resource.api_version.clone(),
                 kind: resource.kind.clone(),

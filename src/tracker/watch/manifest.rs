@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::domain::policy::{PolicyError, PolicyTarget, TrackingOverrides, TrackingPolicy};
+
 /// One resource to follow, as the chart declared it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackedResource {
@@ -16,6 +18,21 @@ pub struct TrackedResource {
     pub name: String,
     /// The policy annotations (`rollcall.dev/...`, `werf.io/...`) live here.
     pub annotations: BTreeMap<String, String>,
+}
+
+impl TrackedResource {
+    /// Its effective tracking policy: the request's overrides combined with its annotations.
+    pub fn resolve_policy(
+        &self,
+        overrides: &TrackingOverrides,
+    ) -> Result<TrackingPolicy, PolicyError> {
+        overrides.resolve(&PolicyTarget {
+            kind: &self.kind,
+            namespace: self.namespace.as_deref(),
+            name: &self.name,
+            annotations: &self.annotations,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

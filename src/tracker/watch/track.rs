@@ -22,7 +22,7 @@ use super::event::{EventKind, ResourceRef, TrackEvent, to_json};
 use super::logs::{LogLimits, LogStreams, last_lines};
 use super::manifest::TrackedResource;
 use super::{Observation, WatchBackoff, WatchHub, api_resource};
-use crate::domain::policy::{PolicyError, PolicyTarget, TrackingOverrides, TrackingPolicy};
+use crate::domain::policy::{PolicyError, TrackingOverrides, TrackingPolicy};
 use crate::tracker::core::{
     Change, Delta, DeployTracker, Level, ResourceKey, ResourceReport, ResourceTracker, State,
     TrackedObject, Verdict,
@@ -134,12 +134,7 @@ pub fn track(
     let resolved = resources
         .into_iter()
         .map(|resource| {
-            let policy = overrides.resolve(&PolicyTarget {
-                kind: &resource.kind,
-                namespace: resource.namespace.as_deref(),
-                name: &resource.name,
-                annotations: &resource.annotations,
-            })?;
+            let policy = resource.resolve_policy(overrides)?;
             Ok((resource, policy))
         })
         .collect::<Result<Vec<_>, PolicyError>>()?;
