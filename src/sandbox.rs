@@ -110,7 +110,10 @@ pub async fn run(args: SandboxArgs, shutdown: CancellationToken) -> anyhow::Resu
         Some(url) => (url, None),
         None => {
             allow_postgres_through(&data_dir)?;
-            let postgres = LocalPostgres::start(&data_dir.join("pg")).await?;
+            let pg_dir = data_dir.join("pg");
+            let postgres =
+                tokio::task::spawn_blocking(move || LocalPostgres::start(&pg_dir, "")).await??;
+            postgres.create_database().await?;
             (postgres.url(), Some(postgres))
         }
     };

@@ -50,8 +50,9 @@ pub struct LocalPostgres {
 
 impl LocalPostgres {
     /// Starts the cluster in `dir/data` (created by initdb unless it exists), with its unix socket
-    /// in `dir`, and makes sure database [`DATABASE`] exists.
-    pub async fn start(dir: &Path) -> Result<Self, LocalPostgresError> {
+    /// in `dir`; `server_options` are added to the postgres command line (e.g. `-c fsync=off`).
+    /// Blocks while the server starts.
+    pub fn start(dir: &Path, server_options: &str) -> Result<Self, LocalPostgresError> {
         let bin = find_postgres_bin().ok_or(LocalPostgresError::NotInstalled)?;
         let io = |source| LocalPostgresError::Io {
             path: dir.to_owned(),
@@ -88,6 +89,7 @@ impl LocalPostgres {
                         "--auth=trust",
                         "-E",
                         "UTF8",
+                        "--no-sync",
                         "--no-instructions",
                     ]),
                 "initdb",
@@ -98,7 +100,7 @@ impl LocalPostgres {
         for _ in 0..5 {
             let port = free_port().map_err(io)?;
             let options = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 {server_options}",
                 dir.display()
             );
             let started = run(
@@ -112,15 +114,13 @@ impl LocalPostgres {
             );
             match started {
                 Ok(()) => {
-                    let server = LocalPostgres {
+                    return Ok(LocalPostgres {
                         bin,
                         data,
                         port,
                         as_root,
                         running: true,
-                    };
-                    server.create_database().await?;
-                    return Ok(server);
+                    });
                 }
                 // Another process may have taken the port between probing and binding.
                 Err(error) => last_error = error.to_string(),
@@ -146,7 +146,13 @@ impl LocalPostgres {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
-    async fn create_database(&self) -> Result<(), LocalPostgresError> {
+    /// The cluster's data directory (its `postmaster.pid` names the server process).
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// Creates database [`DATABASE`] unless it exists.
+    pub async fn create_database(&self) -> Result<(), LocalPostgresError> {
         let mut connection = sqlx::PgConnection::connect(&self.admin_url()).await?;
         let exists: bool =
             sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
