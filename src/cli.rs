@@ -35,6 +35,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Run a simulated Kubernetes cluster (kubesim) until Ctrl-C or SIGTERM.
     Sim(kubesim::cli::SimArgs),
+    /// Try rollcall out: a simulated cluster, a private PostgreSQL, demo charts and the server.
+    Sandbox(crate::sandbox::SandboxArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             kubesim::cli::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sandbox(args) => sandbox(args).await,
     }
 }
 
@@ -89,6 +92,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     crate::startup::run(config, listener, shutdown).await?;
     tracing::info!("rollcall stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sandbox(args: crate::sandbox::SandboxArgs) -> anyhow::Result<ExitCode> {
+    crate::telemetry::init(crate::telemetry::LogFormat::Text);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    crate::sandbox::run(args, shutdown).await?;
+    tracing::info!("sandbox stopped");
     Ok(ExitCode::SUCCESS)
 }
 

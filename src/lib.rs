@@ -8,6 +8,7 @@ pub mod domain;
 pub mod events;
 pub mod http;
 pub mod runner;
+pub mod sandbox;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -5,11 +5,11 @@
 //! removes the directory as soon as the test process is gone, however it ended, so no server is
 //! ever left behind.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use rollcall::sandbox::LocalPostgres;
 use sqlx::Connection;
 
 struct Server {
@@ -58,163 +58,34 @@ fn start_server() -> Result<Server, String> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return Ok(Server { admin_url: url });
     }
-    let bin = find_postgres_bin().ok_or_else(|| {
-        "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or in \
-         /usr/lib/postgresql/*/bin. Install them (`apt-get install postgresql`) or set DATABASE_URL \
-         to a server where the tests may create databases."
-            .to_owned()
-    })?;
     let dir = tempfile::Builder::new()
         .prefix("rollcall-test-pg-")
         .tempdir()
         .map_err(|error| format!("cannot create a temporary directory: {error}"))?
         .keep();
-    let as_root = is_root();
-    if as_root {
-        // initdb and postgres refuse to run as root: the server runs as the postgres user.
-        run(
-            Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir),
-            "chown",
-        )?;
-    }
-    let data = dir.join("data");
-    run(
-        postgres_command(&bin, "initdb", as_root)
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "--no-instructions",
-            ]),
-        "initdb",
-    )?;
-    watch_over(&bin, &dir, &data, as_root)?;
-    let mut last_error = String::new();
-    for _ in 0..5 {
-        let port = free_port()?;
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB",
-            dir.display()
-        );
-        let started = run(
-            postgres_command(&bin, "pg_ctl", as_root)
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(dir.join("server.log"))
-                .args(["-o", &options, "-w", "-t", "60", "start"]),
-            "pg_ctl start",
-        );
-        match started {
-            Ok(()) => {
-                return Ok(Server {
-                    admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-                });
-            }
-            // Another process may have taken the port between probing and binding.
-            Err(error) => last_error = error,
-        }
-    }
-    Err(format!(
-        "the test PostgreSQL did not start: {last_error}; see {}",
-        dir.join("server.log").display()
-    ))
+    let server = LocalPostgres::start(
+        &dir,
+        "-c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+         -c shared_buffers=64MB",
+    )
+    .map_err(|error| format!("the test PostgreSQL did not start: {error}"))?;
+    watch_over(server.data_dir(), &dir)?;
+    let admin_url = server.admin_url();
+    // The watchdog stops the server when this process is gone; dropping it here would stop it now.
+    std::mem::forget(server);
+    Ok(Server { admin_url })
 }
 
-fn find_postgres_bin() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
-    });
-    on_path.or_else(|| {
-        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
-            .filter(|bin| bin.join("initdb").is_file())
-            .collect();
-        versions.sort_by_key(|bin| {
-            bin.parent()
-                .and_then(|v| v.file_name())
-                .and_then(|v| v.to_str())
-                .and_then(|v| v.parse::<u32>().ok())
-                .unwrap_or(0)
-        });
-        versions.pop()
-    })
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-fn postgres_command(bin: &Path, program: &str, as_root: bool) -> Command {
-    if as_root {
-        let mut command = Command::new("runuser");
-        command
-            .args(["-u", "postgres", "--"])
-            .arg(bin.join(program));
-        command
-    } else {
-        Command::new(bin.join(program))
-    }
-}
-
-fn run(command: &mut Command, what: &str) -> Result<(), String> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| format!("{what} could not run: {error}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} failed ({}): {}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .map_err(|error| format!("no free port: {error}"))
-}
-
-/// Starts a detached shell that waits for this process to end, then stops the server and removes
-/// its directory.
-fn watch_over(bin: &Path, dir: &Path, data: &Path, as_root: bool) -> Result<(), String> {
-    let pg_ctl = bin.join("pg_ctl");
-    let stop = if as_root {
-        format!(
-            "runuser -u postgres -- '{}' -D '{}' -m immediate stop",
-            pg_ctl.display(),
-            data.display()
-        )
-    } else {
-        format!(
-            "'{}' -D '{}' -m immediate stop",
-            pg_ctl.display(),
-            data.display()
-        )
-    };
+/// Starts a detached shell that waits for this process to end, then stops the server (SIGQUIT:
+/// immediate shutdown) and removes its directory.
+fn watch_over(data: &Path, dir: &Path) -> Result<(), String> {
     let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+         kill -QUIT \"$(head -n 1 '{pidfile}')\" 2>/dev/null; \
+         i=0; while [ -e '{pidfile}' ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done; \
+         rm -rf '{dir}'",
         pid = std::process::id(),
+        pidfile = data.join("postmaster.pid").display(),
         dir = dir.display()
     );
     Command::new("sh")
