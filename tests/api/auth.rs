@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::common::app::{TestApp, deploy_body, spawn_app, spawn_app_with};
+use crate::common::app::{Answer, TestApp, deploy_body, spawn_app, spawn_app_with};
 use rollcall::config::{Config, DatabaseArgs, ServeArgs};
 use rollcall::telemetry::LogFormat;
 
@@ -75,28 +75,17 @@ async fn a_token_without_the_scope_is_403_and_changes_nothing() {
     assert_eq!(
         app.post("/v1/deploys", &reader)
             .json(&deploy_body("prod", "web"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         403
     );
     assert_eq!(
         app.post(&format!("/v1/deploys/{id}/cancel"), &deployer)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         403
     );
-    assert_eq!(
-        app.get("/v1/deploys", &deployer)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    assert_eq!(app.get("/v1/deploys", &deployer).status_code().await, 403);
     assert_eq!(app.deploy(id).await["status"], "queued");
     assert_eq!(deploy_count(&app).await, 1);
 }
@@ -105,28 +94,14 @@ async fn a_token_without_the_scope_is_403_and_changes_nothing() {
 async fn revoked_tokens_stop_working_at_once() {
     let app = spawn_app().await;
     let (id, token) = app.token(&["read"], &["*/*/*"]).await;
-    assert_eq!(
-        app.get("/v1/deploys", &token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/v1/deploys", &token).status_code().await, 200);
     let revoke = app
         .delete(&format!("/v1/tokens/{id}"), &app.admin_token)
         .send()
         .await
         .unwrap();
     assert_eq!(revoke.status(), 204);
-    assert_eq!(
-        app.get("/v1/deploys", &token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(app.get("/v1/deploys", &token).status_code().await, 401);
     let again = app
         .delete(&format!("/v1/tokens/{id}"), &app.admin_token)
         .send()
@@ -191,14 +166,7 @@ async fn lists_show_only_deploys_within_the_read_targets() {
     let staging = app.submit(&deploy_body("staging", "web")).await;
     let (_, prod_reader) = app.token(&["read"], &["default/prod/*"]).await;
 
-    let page: Value = app
-        .get("/v1/deploys", &prod_reader)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get("/v1/deploys", &prod_reader).json_body().await;
     let ids: Vec<&str> = page["items"]
         .as_array()
         .unwrap()
@@ -206,37 +174,24 @@ async fn lists_show_only_deploys_within_the_read_targets() {
         .map(|d| d["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [prod.to_string()]);
-    let releases: Value = app
-        .get("/v1/releases", &prod_reader)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let releases: Value = app.get("/v1/releases", &prod_reader).json_body().await;
     assert_eq!(releases["items"].as_array().unwrap().len(), 1);
     assert_eq!(
         app.get(&format!("/v1/deploys/{staging}"), &prod_reader)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         403
     );
     assert_eq!(
         app.get(&format!("/v1/deploys/{staging}/events"), &prod_reader)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         403
     );
     assert_eq!(
         app.get("/v1/releases/staging/web", &prod_reader)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         403
     );
 }
@@ -270,28 +225,22 @@ async fn tokens_from_the_config_file_are_recognised_by_their_digest() {
     assert_eq!(
         app.post("/v1/deploys", secret)
             .json(&deploy_body("prod", "web"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         202
     );
     assert_eq!(
         app.post("/v1/deploys", secret)
             .json(&deploy_body("dev", "web"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         403
     );
     assert_eq!(
         app.post("/v1/deploys", "config-file-token-secreT")
             .json(&deploy_body("prod", "web"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .status_code()
+            .await,
         401
     );
 }

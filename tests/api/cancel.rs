@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::app::{deploy_body, spawn_app};
+use crate::common::app::{Answer, deploy_body, spawn_app};
 use rollcall::store::deploys;
 
 #[tokio::test]
@@ -25,12 +25,8 @@ async fn cancelling_a_queued_deploy_records_who_why_and_an_event() {
     let events: Value = app
         .get(&format!("/v1/deploys/{id}/events"), &app.admin_token)
         .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let types: Vec<&str> = events["items"]
         .as_array()
         .unwrap()

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::app::{TestApp, deploy_body, spawn_app, spawn_app_with};
+use crate::common::app::{Answer, TestApp, deploy_body, spawn_app, spawn_app_with};
 
 async fn post_raw(
     app: &TestApp,
@@ -69,14 +69,7 @@ async fn accepted_deploy_is_queued_with_location_and_links() {
     );
     assert_eq!(body["links"]["events"], format!("{location}/events"));
 
-    let deploy: Value = app
-        .get(&location, &app.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deploy: Value = app.get(&location, &app.admin_token).json_body().await;
     assert_eq!(deploy["status"], "queued");
     assert_eq!(deploy["cluster"], "default");
     assert_eq!(deploy["timeout_seconds"], 600);

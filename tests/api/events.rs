@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::common::app::{TestApp, deploy_body, spawn_app, spawn_app_with};
+use crate::common::app::{Answer, TestApp, deploy_body, spawn_app, spawn_app_with};
 use crate::common::sse::{SseFrame, SseStream};
 use rollcall::domain::deploy::{Outcome, Phase};
 use rollcall::domain::event::{EventType, Level, NewEvent, ResourceRef};
@@ -219,12 +219,8 @@ async fn json_pages_walk_the_events() {
                 &app.admin_token,
             )
             .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .json_body()
+            .await;
         seen.extend(
             page["items"]
                 .as_array()

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use crate::common::app::{TestApp, deploy_body, spawn_app};
+use crate::common::app::{Answer, TestApp, deploy_body, spawn_app};
 
 async fn list(app: &TestApp, query: &str) -> Value {
     let response = app
@@ -125,14 +125,7 @@ async fn releases_show_their_last_deploy_and_history() {
     let second = app.submit(&deploy_body("prod", "web")).await.to_string();
     let api = app.submit(&deploy_body("prod", "api")).await.to_string();
 
-    let releases: Value = app
-        .get("/v1/releases", &app.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let releases: Value = app.get("/v1/releases", &app.admin_token).json_body().await;
     let latest: HashSet<String> = releases["items"]
         .as_array()
         .unwrap()
@@ -143,12 +136,8 @@ async fn releases_show_their_last_deploy_and_history() {
 
     let web: Value = app
         .get("/v1/releases/prod/web", &app.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(web["last_deploy"]["id"], second.as_str());
     let history: Vec<&str> = web["history"]
         .as_array()

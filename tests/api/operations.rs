@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::common::app::spawn_app;
+use crate::common::app::{Answer, spawn_app};
 
 #[tokio::test]
 async fn health_and_readiness_need_no_token() {
@@ -89,15 +89,7 @@ async fn docs_page_and_openapi_document_are_served() {
     let docs = app.client.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("<html"));
-    let spec: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = app.client.get(app.url("/openapi.json")).json_body().await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(spec["paths"]["/v1/deploys"]["post"].is_object());
 }

@@ -153,3 +153,22 @@ impl Drop for TestApp {
         self.shutdown.cancel();
     }
 }
+
+/// Shorthands for requests whose answer a test reads only in part.
+pub trait Answer {
+    /// Sends the request and returns the status code.
+    fn status_code(self) -> impl Future<Output = u16>;
+    /// Sends the request and returns the JSON body, whatever the status.
+    fn json_body(self) -> impl Future<Output = Value>;
+}
+
+impl Answer for reqwest::RequestBuilder {
+    async fn status_code(self) -> u16 {
+        self.send().await.expect("request sent").status().as_u16()
+    }
+
+    async fn json_body(self) -> Value {
+        let response = self.send().await.expect("request sent");
+        response.json().await.expect("a JSON body")
+    }
+}
