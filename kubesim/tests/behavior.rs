@@ -25,9 +25,21 @@ fn event_messages(sim: &Sim, pod: &str, reason: &str) -> Vec<String> {
         .collect()
 }
 
+/// Starts a bare pod `name` whose one container runs `image` with `behavior`.
+fn run_pod(sim: &Sim, name: &str, image: &str, behavior: &str) {
+    sim.create(&PODS, pod(name, template(name, image, Some(behavior))));
+}
+
+/// Waits until pod `name` satisfies `condition`.
+async fn pod_when(sim: &Sim, name: &str, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
+    sim.wait_for(what, |sim| {
+        sim.get(&PODS, name).filter(|pod| condition(pod))
+    })
+    .await
+}
+
 async fn ready_pod(sim: &Sim, name: &str) -> Value {
-    sim.wait_for("pod ready", |sim| sim.get(&PODS, name).filter(is_ready))
-        .await
+    pod_when(sim, name, "pod ready", is_ready).await
 }
 
 #[tokio::test]
@@ -145,16 +157,8 @@ async fn start_delay_keeps_the_container_creating() {
 async fn ready_after_delays_readiness_of_a_running_container() {
     let sim = Sim::start();
     let created = Instant::now();
-    sim.create(
-        &PODS,
-        pod(
-            "warming",
-            template("warming", "app:1", Some("readyAfter=15s")),
-        ),
-    );
-    let running_pod = sim
-        .wait_for("running", |sim| sim.get(&PODS, "warming").filter(running))
-        .await;
+    run_pod(&sim, "warming", "app:1", "readyAfter=15s");
+    let running_pod = pod_when(&sim, "warming", "running", running).await;
     assert!(!is_ready(&running_pod));
     assert_eq!(
         condition(&running_pod, "Ready").unwrap()["reason"],
@@ -201,24 +205,16 @@ async fn never_ready_container_fails_its_readiness_probe() {
 async fn crash_after_exits_and_backs_off_in_crash_loop() {
     let sim = Sim::start();
     let mut transitions = sim.control.subscribe();
-    sim.create(
-        &PODS,
-        pod(
-            "crasher",
-            template(
-                "crasher",
-                "app:1",
-                Some("crashAfter=1s;exitCode=3;log=booting"),
-            ),
-        ),
+    run_pod(
+        &sim,
+        "crasher",
+        "app:1",
+        "crashAfter=1s;exitCode=3;log=booting",
     );
-    let pod = sim
-        .wait_for("crash loop", |sim| {
-            sim.get(&PODS, "crasher").filter(|pod| {
-                container_status(pod)["state"]["waiting"]["reason"] == "CrashLoopBackOff"
-            })
-        })
-        .await;
+    let pod = pod_when(&sim, "crasher", "crash loop", |pod| {
+        container_status(pod)["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    })
+    .await;
     let status = container_status(&pod);
     let pod_ref = format!("crasher_default({})", uid(&pod));
     assert_eq!(
@@ -302,24 +298,16 @@ async fn exit_code_with_exit_after_fails_the_pod() {
 #[tokio::test]
 async fn image_pull_fail_ends_in_image_pull_back_off() {
     let sim = Sim::start();
-    sim.create(
-        &PODS,
-        pod(
-            "badimage",
-            template(
-                "badimage",
-                "registry.example/missing:1",
-                Some("imagePull=fail"),
-            ),
-        ),
+    run_pod(
+        &sim,
+        "badimage",
+        "registry.example/missing:1",
+        "imagePull=fail",
     );
-    let pod = sim
-        .wait_for("image pull back-off", |sim| {
-            sim.get(&PODS, "badimage").filter(|pod| {
-                container_status(pod)["state"]["waiting"]["reason"] == "ImagePullBackOff"
-            })
-        })
-        .await;
+    let pod = pod_when(&sim, "badimage", "image pull back-off", |pod| {
+        container_status(pod)["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    })
+    .await;
     assert_eq!(
         container_status(&pod)["state"]["waiting"]["message"],
         "Back-off pulling image \"registry.example/missing:1\""
@@ -345,20 +333,11 @@ async fn image_pull_fail_ends_in_image_pull_back_off() {
 #[tokio::test]
 async fn image_pull_never_reports_err_image_never_pull() {
     let sim = Sim::start();
-    sim.create(
-        &PODS,
-        pod(
-            "local",
-            template("local", "local/app:dev", Some("imagePull=never")),
-        ),
-    );
-    let pod = sim
-        .wait_for("never pull", |sim| {
-            sim.get(&PODS, "local").filter(|pod| {
-                container_status(pod)["state"]["waiting"]["reason"] == "ErrImageNeverPull"
-            })
-        })
-        .await;
+    run_pod(&sim, "local", "local/app:dev", "imagePull=never");
+    let pod = pod_when(&sim, "local", "never pull", |pod| {
+        container_status(pod)["state"]["waiting"]["reason"] == "ErrImageNeverPull"
+    })
+    .await;
     assert_eq!(
         container_status(&pod)["state"]["waiting"]["message"],
         "Container image \"local/app:dev\" is not present with pull policy of Never"
@@ -373,19 +352,11 @@ async fn image_pull_never_reports_err_image_never_pull() {
 #[tokio::test]
 async fn fail_first_starts_fails_then_runs_for_good() {
     let sim = Sim::start();
-    sim.create(
-        &PODS,
-        pod(
-            "flaky",
-            template("flaky", "app:1", Some("failFirstStarts=2")),
-        ),
-    );
-    let pod = sim
-        .wait_for("ready after failures", |sim| {
-            sim.get(&PODS, "flaky")
-                .filter(|pod| is_ready(pod) && container_status(pod)["restartCount"] == 2)
-        })
-        .await;
+    run_pod(&sim, "flaky", "app:1", "failFirstStarts=2");
+    let pod = pod_when(&sim, "flaky", "ready after failures", |pod| {
+        is_ready(pod) && container_status(pod)["restartCount"] == 2
+    })
+    .await;
     assert_eq!(
         container_status(&pod)["lastState"]["terminated"]["exitCode"],
         1
@@ -405,13 +376,7 @@ async fn fail_first_starts_fails_then_runs_for_good() {
 #[tokio::test]
 async fn termination_delay_keeps_a_deleted_pod_terminating_then_failed() {
     let sim = Sim::start();
-    sim.create(
-        &PODS,
-        pod(
-            "lingering",
-            template("lingering", "app:1", Some("terminationDelay=10s")),
-        ),
-    );
+    run_pod(&sim, "lingering", "app:1", "terminationDelay=10s");
     let pod = ready_pod(&sim, "lingering").await;
     let history = sim.record_pods();
     let deleted_at = Instant::now();
@@ -476,25 +441,18 @@ async fn termination_delay_beyond_the_grace_period_ends_in_sigkill() {
 #[tokio::test]
 async fn not_ready_while_terminating_drops_readiness_at_deletion() {
     let sim = Sim::start();
-    sim.create(
-        &PODS,
-        pod(
-            "draining",
-            template(
-                "draining",
-                "app:1",
-                Some("terminationDelay=20s;notReadyWhileTerminating=true"),
-            ),
-        ),
+    run_pod(
+        &sim,
+        "draining",
+        "app:1",
+        "terminationDelay=20s;notReadyWhileTerminating=true",
     );
     ready_pod(&sim, "draining").await;
     sim.delete(&PODS, "draining");
-    let pod = sim
-        .wait_for("unready while terminating", |sim| {
-            sim.get(&PODS, "draining")
-                .filter(|pod| pod["metadata"]["deletionTimestamp"].is_string() && !is_ready(pod))
-        })
-        .await;
+    let pod = pod_when(&sim, "draining", "unready while terminating", |pod| {
+        pod["metadata"]["deletionTimestamp"].is_string() && !is_ready(pod)
+    })
+    .await;
     assert_eq!(pod["status"]["phase"], "Running");
     assert!(running(&pod));
     sim.stop().await;
@@ -535,13 +493,7 @@ async fn fail_readiness_while_terminating_emits_unhealthy_events() {
 #[tokio::test]
 async fn log_and_log_every_write_lines_to_the_log_book() {
     let sim = Sim::start();
-    sim.create(
-        &PODS,
-        pod(
-            "chatty",
-            template("chatty", "app:1", Some("log=tick;logEvery=1s")),
-        ),
-    );
+    run_pod(&sim, "chatty", "app:1", "log=tick;logEvery=1s");
     sim.wait_until("log lines", |sim| {
         sim.logs.lines("default", "chatty", "app", 0).len() >= 4
     })
@@ -558,10 +510,7 @@ async fn log_and_log_every_write_lines_to_the_log_book() {
 #[tokio::test]
 async fn invalid_behavior_is_reported_and_the_pod_runs_with_defaults() {
     let sim = Sim::start();
-    sim.create(
-        &PODS,
-        pod("typo", template("typo", "app:1", Some("readyAfter=soon"))),
-    );
+    run_pod(&sim, "typo", "app:1", "readyAfter=soon");
     ready_pod(&sim, "typo").await;
     assert_eq!(
         event_messages(&sim, "typo", "InvalidBehavior"),
@@ -581,19 +530,16 @@ async fn container_specific_annotation_applies_to_that_container_only() {
     two["metadata"]["annotations"] =
         json!({"sim.rollcall.dev/behavior-sidecar": "neverReady=true"});
     sim.create(&PODS, pod("two", two));
-    let pod = sim
-        .wait_for("app ready, sidecar not", |sim| {
-            sim.get(&PODS, "two").filter(|pod| {
-                pod["status"]["containerStatuses"]
-                    .as_array()
-                    .is_some_and(|statuses| {
-                        statuses
-                            .iter()
-                            .any(|status| status["name"] == "app" && status["ready"] == true)
-                    })
+    let pod = pod_when(&sim, "two", "app ready, sidecar not", |pod| {
+        pod["status"]["containerStatuses"]
+            .as_array()
+            .is_some_and(|statuses| {
+                statuses
+                    .iter()
+                    .any(|status| status["name"] == "app" && status["ready"] == true)
             })
-        })
-        .await;
+    })
+    .await;
     assert!(!is_ready(&pod));
     assert_eq!(
         condition(&pod, "ContainersReady").unwrap()["message"],
@@ -608,12 +554,10 @@ async fn fail_liveness_after_gets_the_container_killed_and_restarted() {
     let mut sick = template("sick", "app:1", Some("failLivenessAfter=5s"));
     sick["spec"]["containers"][0]["livenessProbe"] = json!({"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 2, "failureThreshold": 2});
     sim.create(&PODS, pod("sick", sick));
-    let pod = sim
-        .wait_for("restarted", |sim| {
-            sim.get(&PODS, "sick")
-                .filter(|pod| container_status(pod)["restartCount"].as_i64() >= Some(1))
-        })
-        .await;
+    let pod = pod_when(&sim, "sick", "restarted", |pod| {
+        container_status(pod)["restartCount"].as_i64() >= Some(1)
+    })
+    .await;
     assert_eq!(
         container_status(&pod)["lastState"]["terminated"]["exitCode"],
         137
@@ -642,13 +586,10 @@ async fn invalid_image_name_is_reported_and_never_pulled() {
         &PODS,
         pod("typo-image", template("typo-image", "Nginx:1.25", None)),
     );
-    let pod = sim
-        .wait_for("invalid image", |sim| {
-            sim.get(&PODS, "typo-image").filter(|pod| {
-                container_status(pod)["state"]["waiting"]["reason"] == "InvalidImageName"
-            })
-        })
-        .await;
+    let pod = pod_when(&sim, "typo-image", "invalid image", |pod| {
+        container_status(pod)["state"]["waiting"]["reason"] == "InvalidImageName"
+    })
+    .await;
     assert_eq!(
         container_status(&pod)["state"]["waiting"]["message"],
         "Failed to apply default image tag \"Nginx:1.25\": couldn't parse image name \"Nginx:1.25\": invalid reference format"
@@ -667,13 +608,10 @@ async fn missing_config_map_blocks_the_container_until_it_exists() {
     let mut configured = template("configured", "app:1", None);
     configured["spec"]["containers"][0]["env"] = json!([{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}]);
     sim.create(&PODS, pod("configured", configured));
-    let pod = sim
-        .wait_for("config error", |sim| {
-            sim.get(&PODS, "configured").filter(|pod| {
-                container_status(pod)["state"]["waiting"]["reason"] == "CreateContainerConfigError"
-            })
-        })
-        .await;
+    let pod = pod_when(&sim, "configured", "config error", |pod| {
+        container_status(pod)["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    })
+    .await;
     assert_eq!(
         container_status(&pod)["state"]["waiting"]["message"],
         "configmap \"settings\" not found"
@@ -727,13 +665,10 @@ async fn init_containers_run_in_order_before_the_app_starts() {
     initialized["metadata"]["annotations"] =
         json!({"sim.rollcall.dev/behavior-migrate": "exitAfter=3s;failFirstStarts=1"});
     sim.create(&PODS, pod("initialized", initialized));
-    let initializing = sim
-        .wait_for("initializing", |sim| {
-            sim.get(&PODS, "initialized").filter(|pod| {
-                container_status(pod)["state"]["waiting"]["reason"] == "PodInitializing"
-            })
-        })
-        .await;
+    let initializing = pod_when(&sim, "initialized", "initializing", |pod| {
+        container_status(pod)["state"]["waiting"]["reason"] == "PodInitializing"
+    })
+    .await;
     assert_eq!(initializing["status"]["phase"], "Pending");
     let pod = ready_pod(&sim, "initialized").await;
     let inits = pod["status"]["initContainerStatuses"].as_array().unwrap();
@@ -775,12 +710,10 @@ async fn failing_init_container_of_a_never_restarting_pod_fails_the_pod() {
     doomed["metadata"]["annotations"] =
         json!({"sim.rollcall.dev/behavior-check": "exitAfter=1s;exitCode=1"});
     sim.create(&PODS, pod("doomed", doomed));
-    let pod = sim
-        .wait_for("failed", |sim| {
-            sim.get(&PODS, "doomed")
-                .filter(|pod| pod["status"]["phase"] == "Failed")
-        })
-        .await;
+    let pod = pod_when(&sim, "doomed", "failed", |pod| {
+        pod["status"]["phase"] == "Failed"
+    })
+    .await;
     assert_eq!(
         condition(&pod, "Initialized").unwrap()["message"],
         "containers with incomplete status: [check]"
