@@ -1,10 +1,27 @@
 //! The real helm binaries against the simulator (helm-requests/README.md lists what they send).
 
 use kubesim::options::ClusterOptions;
-use kubesim::store::{CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICES};
+use kubesim::store::{CONFIGMAPS, DEPLOYMENTS, ResourceType, SECRETS, SERVICES};
 use serde_json::Value;
 
 use crate::support::{TestCluster, chart, helm_binary, helm3_binary};
+
+fn object(
+    cluster: &TestCluster,
+    resource: &ResourceType,
+    namespace: &str,
+    name: &str,
+) -> Option<Value> {
+    cluster.cluster.store().get(resource, Some(namespace), name)
+}
+
+/// The revisions of release `demo`, oldest first, as `helm history -o json` prints them.
+async fn history(cluster: &TestCluster, helm: &str) -> Vec<Value> {
+    let history = cluster
+        .ok(helm, &["history", "demo", "-n", "default", "-o", "json"])
+        .await;
+    serde_json::from_str(&history).expect("helm history prints JSON")
+}
 
 fn release_secrets(cluster: &TestCluster) -> Vec<String> {
     let (secrets, _) = cluster.cluster.store().list(&SECRETS, Some("default"));
@@ -21,20 +38,14 @@ fn release_secrets(cluster: &TestCluster) -> Vec<String> {
 }
 
 fn config_mode(cluster: &TestCluster) -> String {
-    let config = cluster
-        .cluster
-        .store()
-        .get(&CONFIGMAPS, Some("default"), "demo-config")
+    let config = object(cluster, &CONFIGMAPS, "default", "demo-config")
         .expect("the chart's ConfigMap exists");
     config["data"]["mode"].as_str().unwrap().to_owned()
 }
 
 fn deployment_env(cluster: &TestCluster) -> Value {
-    let deployment = cluster
-        .cluster
-        .store()
-        .get(&DEPLOYMENTS, Some("default"), "demo")
-        .expect("the chart's Deployment exists");
+    let deployment =
+        object(cluster, &DEPLOYMENTS, "default", "demo").expect("the chart's Deployment exists");
     deployment["spec"]["template"]["spec"]["containers"][0]["env"].clone()
 }
 
@@ -52,20 +63,10 @@ async fn helm_v4_release_lifecycle_leaves_the_right_objects() {
         )
         .await;
     assert_eq!(config_mode(&cluster), "one");
-    assert!(
-        cluster
-            .cluster
-            .store()
-            .get(&SERVICES, Some("default"), "demo")
-            .is_some()
-    );
+    assert!(object(&cluster, &SERVICES, "default", "demo").is_some());
     assert_eq!(release_secrets(&cluster), ["sh.helm.release.v1.demo.v1"]);
-    let first_uid = cluster
-        .cluster
-        .store()
-        .get(&DEPLOYMENTS, Some("default"), "demo")
-        .unwrap()["metadata"]["uid"]
-        .clone();
+    let first_uid =
+        object(&cluster, &DEPLOYMENTS, "default", "demo").unwrap()["metadata"]["uid"].clone();
 
     cluster
         .ok(
@@ -89,11 +90,7 @@ async fn helm_v4_release_lifecycle_leaves_the_right_objects() {
         deployment_env(&cluster),
         serde_json::json!([{"name": "MODE", "value": "two"}])
     );
-    let deployment = cluster
-        .cluster
-        .store()
-        .get(&DEPLOYMENTS, Some("default"), "demo")
-        .unwrap();
+    let deployment = object(&cluster, &DEPLOYMENTS, "default", "demo").unwrap();
     assert_eq!(
         deployment["metadata"]["uid"], first_uid,
         "server-side apply updates in place"
@@ -106,11 +103,7 @@ async fn helm_v4_release_lifecycle_leaves_the_right_objects() {
             &["upgrade", "demo", chart, "-n", "default", "--reuse-values"],
         )
         .await;
-    let unchanged = cluster
-        .cluster
-        .store()
-        .get(&DEPLOYMENTS, Some("default"), "demo")
-        .unwrap();
+    let unchanged = object(&cluster, &DEPLOYMENTS, "default", "demo").unwrap();
     assert_eq!(
         unchanged["metadata"]["generation"], 2,
         "a no-change upgrade does not change the spec"
@@ -125,10 +118,7 @@ async fn helm_v4_release_lifecycle_leaves_the_right_objects() {
         serde_json::json!([{"name": "MODE", "value": "one"}])
     );
 
-    let history = cluster
-        .ok(&helm, &["history", "demo", "-n", "default", "-o", "json"])
-        .await;
-    let history: Vec<Value> = serde_json::from_str(&history).unwrap();
+    let history = history(&cluster, &helm).await;
     let statuses: Vec<&str> = history
         .iter()
         .map(|revision| revision["status"].as_str().unwrap())
@@ -156,20 +146,8 @@ async fn helm_v4_release_lifecycle_leaves_the_right_objects() {
     cluster
         .ok(&helm, &["uninstall", "demo", "-n", "default"])
         .await;
-    assert!(
-        cluster
-            .cluster
-            .store()
-            .get(&DEPLOYMENTS, Some("default"), "demo")
-            .is_none()
-    );
-    assert!(
-        cluster
-            .cluster
-            .store()
-            .get(&CONFIGMAPS, Some("default"), "demo-config")
-            .is_none()
-    );
+    assert!(object(&cluster, &DEPLOYMENTS, "default", "demo").is_none());
+    assert!(object(&cluster, &CONFIGMAPS, "default", "demo-config").is_none());
     assert!(release_secrets(&cluster).is_empty());
 
     let counts = cluster.cluster.request_counts();
@@ -263,13 +241,7 @@ async fn helm_template_validate_and_install_into_a_new_namespace() {
             &["install", "demo", chart, "-n", "team", "--create-namespace"],
         )
         .await;
-    assert!(
-        cluster
-            .cluster
-            .store()
-            .get(&DEPLOYMENTS, Some("team"), "demo")
-            .is_some()
-    );
+    assert!(object(&cluster, &DEPLOYMENTS, "team", "demo").is_some());
     let list = cluster.ok(&helm, &["list", "-A", "-o", "json"]).await;
     let releases: Vec<Value> = serde_json::from_str(&list).unwrap();
     assert_eq!(releases.len(), 1);
@@ -306,11 +278,7 @@ async fn helm_wait_succeeds_for_a_healthy_chart_and_times_out_on_a_crash_loop() 
             ],
         )
         .await;
-    let deployment = cluster
-        .cluster
-        .store()
-        .get(&DEPLOYMENTS, Some("default"), "demo")
-        .unwrap();
+    let deployment = object(&cluster, &DEPLOYMENTS, "default", "demo").unwrap();
     assert_eq!(
         deployment["status"]["readyReplicas"], 2,
         "--wait returned before the pods were ready"
@@ -344,10 +312,7 @@ async fn helm_wait_succeeds_for_a_healthy_chart_and_times_out_on_a_crash_loop() 
         stderr.contains("context deadline exceeded") || stderr.contains("timed out"),
         "{stderr}"
     );
-    let history = cluster
-        .ok(&helm, &["history", "demo", "-n", "default", "-o", "json"])
-        .await;
-    let history: Vec<Value> = serde_json::from_str(&history).unwrap();
+    let history = history(&cluster, &helm).await;
     assert_eq!(history.last().unwrap()["status"], "failed");
     cluster.cluster.shutdown().await;
 }
