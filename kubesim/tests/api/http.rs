@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use kubesim::store::{CONFIGMAPS, SECRETS};
+use kubesim::store::{CONFIGMAPS, SECRETS, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -37,6 +37,16 @@ async fn frames(response: reqwest::Response, count: usize) -> Vec<Value> {
         )
     });
     frames
+}
+
+/// Creates an empty ConfigMap `name` in namespace `default`.
+fn create_config_map(store: &Store, name: &str) -> Value {
+    store
+        .create(
+            &CONFIGMAPS,
+            json!({"metadata": {"name": name, "namespace": "default"}}),
+        )
+        .expect("ConfigMap created")
 }
 
 #[tokio::test]
@@ -193,18 +203,8 @@ async fn discovery_and_openapi_describe_the_served_resources() {
 async fn streaming_list_ends_initial_events_with_a_bookmark() {
     let cluster = TestCluster::start().await;
     let store = cluster.cluster.store();
-    store
-        .create(
-            &CONFIGMAPS,
-            json!({"metadata": {"name": "a", "namespace": "default"}}),
-        )
-        .unwrap();
-    store
-        .create(
-            &CONFIGMAPS,
-            json!({"metadata": {"name": "b", "namespace": "default"}}),
-        )
-        .unwrap();
+    create_config_map(store, "a");
+    create_config_map(store, "b");
     let response = cluster
         .http()
         .get(cluster.url("/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=30"))
@@ -214,12 +214,7 @@ async fn streaming_list_ends_initial_events_with_a_bookmark() {
     assert_eq!(response.status(), StatusCode::OK);
     let watch = tokio::spawn(frames(response, 4));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    store
-        .create(
-            &CONFIGMAPS,
-            json!({"metadata": {"name": "c", "namespace": "default"}}),
-        )
-        .unwrap();
+    create_config_map(store, "c");
     let frames = watch.await.unwrap();
     let types: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["ADDED", "ADDED", "BOOKMARK", "ADDED"]);
@@ -235,18 +230,8 @@ async fn streaming_list_ends_initial_events_with_a_bookmark() {
 async fn watch_from_a_compacted_version_gets_an_expired_error_event() {
     let cluster = TestCluster::start().await;
     let store = cluster.cluster.store();
-    let first = store
-        .create(
-            &CONFIGMAPS,
-            json!({"metadata": {"name": "a", "namespace": "default"}}),
-        )
-        .unwrap();
-    store
-        .create(
-            &CONFIGMAPS,
-            json!({"metadata": {"name": "b", "namespace": "default"}}),
-        )
-        .unwrap();
+    let first = create_config_map(store, "a");
+    create_config_map(store, "b");
     let rv = first["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
