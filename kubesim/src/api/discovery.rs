@@ -71,15 +71,18 @@ const VERBS: &[&str] = &[
     "watch",
 ];
 
-/// The `APIResourceList` of one group version, or `None` when it is not served.
-pub fn resource_list(store: &Store, group: &str, version: &str) -> Option<Value> {
+/// The resources served under one group version, or `None` when there are none.
+fn served_resources(store: &Store, group: &str, version: &str) -> Option<Vec<ResourceInfo>> {
     let infos: Vec<ResourceInfo> = resources::all(store)
         .into_iter()
         .filter(|info| info.rt.group == group && info.rt.version == version)
         .collect();
-    if infos.is_empty() {
-        return None;
-    }
+    (!infos.is_empty()).then_some(infos)
+}
+
+/// The `APIResourceList` of one group version, or `None` when it is not served.
+pub fn resource_list(store: &Store, group: &str, version: &str) -> Option<Value> {
+    let infos = served_resources(store, group, version)?;
     let mut entries = Vec::new();
     for info in &infos {
         let mut entry = json!({
@@ -165,13 +168,7 @@ pub fn openapi_root(store: &Store) -> Value {
 /// A document with one path per resource whose operations carry `x-kubernetes-group-version-kind` and
 /// the `fieldValidation` parameter: enough for helm and kubectl to rely on server-side field validation.
 pub fn openapi_group_version(store: &Store, group: &str, version: &str) -> Option<Value> {
-    let infos: Vec<ResourceInfo> = resources::all(store)
-        .into_iter()
-        .filter(|info| info.rt.group == group && info.rt.version == version)
-        .collect();
-    if infos.is_empty() {
-        return None;
-    }
+    let infos = served_resources(store, group, version)?;
     let mut paths = Map::new();
     for info in &infos {
         let gvk = json!({"group": group, "version": version, "kind": info.rt.kind});
