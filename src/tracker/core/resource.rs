@@ -557,7 +557,12 @@ impl ResourceTracker {
             Some(incident) => (
                 incident.pod.clone(),
                 incident.container.clone(),
-                incident.previous_instance,
+                // Judged on the pod as it is now: the log is read now, not when the incident was seen.
+                self.current_pods()
+                    .find(|pod| Some(pods::pod_name(pod)) == incident.pod.as_deref())
+                    .map_or(incident.previous_instance, |pod| {
+                        pods::logs_of_previous_instance(pod, incident)
+                    }),
             ),
             None => self
                 .current_pods()
