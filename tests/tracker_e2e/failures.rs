@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use kubesim::store::PODS;
 use rollcall::domain::policy::TrackingOverrides;
-use rollcall::tracker::watch::Deadlines;
+use rollcall::tracker::watch::{Deadlines, TrackOptions};
 use serde_json::{Value, json};
 
 use crate::support::{NAMESPACE, SAFETY_TIMEOUT, Sim, annotated, job, workload};
@@ -113,8 +113,10 @@ async fn crash_loop_judged_during_back_off_reports_the_previous_instance_logs() 
         .track(
             resources,
             &TrackingOverrides::default(),
-            Deadlines::default(),
-            since,
+            TrackOptions {
+                since: Some(since),
+                ..TrackOptions::default()
+            },
             |_| {},
         )
         .await;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -109,24 +109,22 @@ impl Sim {
     ) -> Outcome {
         let since = Utc::now();
         let resources = self.apply(objects).await.expect("objects apply");
-        self.track(resources, overrides, deadlines, since, during)
-            .await
-    }
-
-    /// Tracks resources applied earlier (at `since`) to the end.
-    pub async fn track(
-        &self,
-        resources: Vec<TrackedResource>,
-        overrides: &TrackingOverrides,
-        deadlines: Deadlines,
-        since: DateTime<Utc>,
-        during: impl FnOnce(&ClusterHandle),
-    ) -> Outcome {
         let options = TrackOptions {
             deadlines,
             since: Some(since),
             ..TrackOptions::default()
         };
+        self.track(resources, overrides, options, during).await
+    }
+
+    /// Tracks resources applied earlier to the end.
+    pub async fn track(
+        &self,
+        resources: Vec<TrackedResource>,
+        overrides: &TrackingOverrides,
+        options: TrackOptions,
+        during: impl FnOnce(&ClusterHandle),
+    ) -> Outcome {
         let tracking = track(
             &self.hub,
             resources,
