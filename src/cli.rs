@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DatabaseArgs, ServeArgs};
+use crate::config::{Config, DatabaseArgs, FileConfig, ServeArgs};
+use crate::tracker::core::CustomResourceRules;
 use crate::tracker::explain;
 
 #[derive(Debug, Parser)]
@@ -52,6 +53,9 @@ pub struct ExplainArgs {
     /// Judge as of this time (RFC 3339) instead of now: readiness-probe windows depend on it.
     #[arg(long)]
     pub at: Option<DateTime<Utc>>,
+    /// The server's TOML config file: its `[[tracking.custom_resources]]` rules are applied.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -144,8 +148,17 @@ fn run_explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         std::fs::read_to_string(&args.file)
             .with_context(|| format!("reading {}", args.file.display()))?
     };
+    let rules = match &args.config {
+        Some(path) => FileConfig::read(path)?.custom_resource_rules(path)?,
+        None => CustomResourceRules::default(),
+    };
     let objects = explain::parse_stream(&text)?;
-    let explanations = explain::explain(&objects, args.since, args.at.unwrap_or_else(Utc::now))?;
+    let explanations = explain::explain(
+        &objects,
+        args.since,
+        args.at.unwrap_or_else(Utc::now),
+        &rules,
+    )?;
     let rendered = match args.output {
         ExplainFormat::Json => serde_json::to_string_pretty(&explanations)? + "\n",
         ExplainFormat::Text => explain::render_text(&explanations),

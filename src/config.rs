@@ -2,7 +2,7 @@
 //! for tokens and limits.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::domain::auth::{Scope, TargetPattern};
 use crate::runner::{HelmConfig, RunnerOptions};
 use crate::telemetry::LogFormat;
+use crate::tracker::core::{CustomResourceRuleSpec, CustomResourceRules, RuleError};
 
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -87,6 +88,17 @@ pub struct FileConfig {
     pub tokens: Vec<FileToken>,
     #[serde(default)]
     pub limits: FileLimits,
+    #[serde(default)]
+    pub tracking: FileTracking,
+}
+
+/// `[tracking]`: how the tracker reads what it cannot know by itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTracking {
+    /// `[[tracking.custom_resources]]`: per-GroupKind readiness and failure rules (DESIGN §5.1).
+    #[serde(default)]
+    pub custom_resources: Vec<CustomResourceRuleSpec>,
 }
 
 /// A token from the config file; only its sha256 is written there
@@ -135,6 +147,8 @@ pub struct Config {
     pub helm: HelmConfig,
     /// `None`: this process runs no deploys (API only).
     pub runner: Option<RunnerOptions>,
+    /// Custom-resource rules for every deploy's tracking.
+    pub custom_resources: CustomResourceRules,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +167,11 @@ pub enum ConfigError {
     Token { name: String, message: String },
     #[error("chart directory {0} is not a directory")]
     ChartDir(PathBuf),
+    #[error("config file {path}: {source}")]
+    CustomResource {
+        path: PathBuf,
+        source: Box<RuleError>,
+    },
 }
 
 impl Config {
@@ -169,22 +188,18 @@ impl Config {
             static_tokens: Vec::new(),
             helm: HelmConfig::new("helm", None),
             runner: None,
+            custom_resources: CustomResourceRules::default(),
         }
     }
 
     pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
-        let file = match &args.config {
+        let (file, custom_resources) = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|source| ConfigError::Parse {
-                    path: path.clone(),
-                    source: Box::new(source),
-                })?
+                let mut file = FileConfig::read(path)?;
+                let rules = file.custom_resource_rules(path)?;
+                (file, rules)
             }
-            None => FileConfig::default(),
+            None => (FileConfig::default(), CustomResourceRules::default()),
         };
         if let Some(dir) = &args.chart_dir
             && !dir.is_dir()
@@ -193,6 +208,7 @@ impl Config {
         }
         let mut config = Self::new(args.database.database_url);
         config.listen = args.listen;
+        config.custom_resources = custom_resources;
         config.chart_dir = args.chart_dir;
         let runner = args.runner;
         config.helm = HelmConfig::new(runner.helm_bin, runner.kubeconfig);
@@ -223,6 +239,32 @@ impl Config {
             config.static_tokens.push(StaticToken::from_file(token)?);
         }
         Ok(config)
+    }
+}
+
+impl FileConfig {
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// The checked `[[tracking.custom_resources]]` rules (taken out of the file); errors name the
+    /// entry and field.
+    pub fn custom_resource_rules(
+        &mut self,
+        path: &Path,
+    ) -> Result<CustomResourceRules, ConfigError> {
+        CustomResourceRules::from_specs(std::mem::take(&mut self.tracking.custom_resources))
+            .map_err(|source| ConfigError::CustomResource {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })
     }
 }
 
@@ -299,5 +341,75 @@ mod tests {
         };
         assert!(StaticToken::from_file(bad).is_err());
         assert!(toml::from_str::<FileConfig>("unknown = 1").is_err());
+    }
+
+    fn rules_of(text: &str) -> Result<CustomResourceRules, String> {
+        let mut file: FileConfig = toml::from_str(text).map_err(|error| error.to_string())?;
+        file.custom_resource_rules(Path::new("rollcall.toml"))
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn custom_resource_rules_are_read_and_checked() {
+        let rules = rules_of(
+            r#"
+            [[tracking.custom_resources]]
+            group = "example.com"
+            kind = "Widget"
+            ready_when = [{condition = "Available", status = "True"}]
+            failed_when = [{condition = "Degraded", status = "True"}]
+            failed_phases = ["Broken"]
+            terminal = false
+
+            [[tracking.custom_resources]]
+            group = "db.example.com"
+            kind = "Database"
+            ready_phases = ["Online"]
+            "#,
+        )
+        .expect("valid rules");
+        assert_eq!(rules.len(), 2);
+        let widget = rules.get("example.com", "Widget").expect("widget rule");
+        assert_eq!(widget.failed_when[0].to_string(), "Degraded=True");
+        assert_eq!(widget.failed_phases, ["broken"]);
+        assert!(!widget.terminal);
+        assert!(
+            rules
+                .get("db.example.com", "Database")
+                .expect("db")
+                .terminal
+        );
+    }
+
+    #[test]
+    fn invalid_custom_resource_rules_name_the_entry_and_field() {
+        let error = rules_of(
+            r#"
+            [[tracking.custom_resources]]
+            group = "example.com"
+            kind = "Widget"
+            ready_when = [{condition = "Available", status = "True"}]
+
+            [[tracking.custom_resources]]
+            group = "example.com"
+            kind = "Gadget"
+            failed_when = [{condition = "Degraded", status = "maybe"}]
+            "#,
+        )
+        .expect_err("invalid status");
+        assert_eq!(
+            error,
+            "config file rollcall.toml: tracking.custom_resources[1] (example.com/Gadget): failed_when[0].status: expected True, False or Unknown, got \"maybe\""
+        );
+        let unknown_field = rules_of(
+            r#"
+            [[tracking.custom_resources]]
+            group = "example.com"
+            kind = "Widget"
+            ready_if = []
+            "#,
+        )
+        .expect_err("unknown field");
+        assert!(unknown_field.contains("ready_if"), "{unknown_field}");
     }
 }

@@ -182,3 +182,54 @@ fn malformed_objects_are_reported_with_their_document() {
     assert!(stderr.contains("document 2"), "{stderr}");
     assert!(stderr.contains("Deployment web"), "{stderr}");
 }
+
+#[test]
+fn config_rules_decide_custom_resources() {
+    let widgets = fixture("widgets.yaml");
+    let generic = explain_json(&widgets, &[]);
+    assert_eq!(find(&generic, "Widget", "starting")["state"], "ready");
+    assert_eq!(find(&generic, "Widget", "broken")["state"], "ready");
+
+    let rules = fixture("widget-rules.toml");
+    let ruled = explain_json(&widgets, &["--config", rules.to_str().unwrap()]);
+    let starting = find(&ruled, "Widget", "starting");
+    assert_eq!(starting["state"], "progressing", "{starting:#}");
+    assert_eq!(
+        starting["message"],
+        "Waiting for widget \"starting\": Available=True..."
+    );
+    let broken = find(&ruled, "Widget", "broken");
+    assert_eq!(broken["state"], "failed", "{broken:#}");
+    assert_eq!(broken["terminal"], true);
+    assert_eq!(
+        broken["message"],
+        "widget \"broken\" is Degraded=True: QuotaExceeded: no capacity left"
+    );
+}
+
+#[test]
+fn invalid_config_rules_name_the_entry_and_field() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "[[tracking.custom_resources]]\ngroup = \"example.com\"\nkind = \"Widget\"\n\
+         ready_when = [{condition = \"\", status = \"True\"}]\n",
+    )
+    .unwrap();
+    let widgets = fixture("widgets.yaml");
+    let output = rollcall(&[
+        "explain",
+        "-f",
+        widgets.to_str().unwrap(),
+        "--config",
+        config.path().to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "tracking.custom_resources[0] (example.com/Widget): ready_when[0].condition: must name a condition type"
+        ),
+        "{stderr}"
+    );
+}

@@ -29,6 +29,7 @@ struct AdminState {
     failures: Option<InjectedFailures>,
     latency: Duration,
     counts: BTreeMap<(String, String), u64>,
+    previous_logs: u64,
     /// Cancelled to end every open watch; replaced by a fresh token right after.
     watches: CancellationToken,
 }
@@ -47,6 +48,10 @@ pub struct RequestCounts {
     pub total: u64,
     pub by_verb: BTreeMap<String, u64>,
     pub by_resource: BTreeMap<String, BTreeMap<String, u64>>,
+    /// `pods/log` requests for the previous container instance (`previous=true`, `kubectl logs -p`),
+    /// also counted in `by_resource`.
+    #[serde(default)]
+    pub previous_logs: u64,
 }
 
 impl RequestCounts {
@@ -64,8 +69,9 @@ impl Admin {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The next `count` API requests (whose path contains `path_contains`, if given) fail with `status`
-    /// (e.g. 500 or 429) as a Kubernetes `Status`.
+    /// The next `count` API requests (whose path and query contain `path_contains`, if given: e.g.
+    /// `watch=true` for watches) fail with `status` (e.g. 500, 429, or 410 `Expired` as the watch cache
+    /// answers a resourceVersion it no longer holds) as a Kubernetes `Status`.
     pub fn fail_next(&self, count: u32, status: StatusCode, path_contains: Option<String>) {
         self.lock().failures = Some(InjectedFailures {
             remaining: count,
@@ -100,7 +106,7 @@ impl Admin {
         self.lock().latency
     }
 
-    /// Consumes one injected failure if it applies to this path.
+    /// Consumes one injected failure if it applies to this path (with its query).
     pub(crate) fn take_failure(&self, path: &str) -> Option<StatusCode> {
         let mut state = self.lock();
         let failures = state.failures.as_mut()?;
@@ -119,17 +125,24 @@ impl Admin {
         Some(status)
     }
 
-    pub(crate) fn count(&self, verb: &str, resource: &str) {
-        *self
-            .lock()
-            .counts
-            .entry((verb.to_owned(), resource.to_owned()))
-            .or_default() += 1;
+    /// Counts one API request by its verb and resource.
+    pub(crate) fn count(&self, method: &Method, uri: &Uri) {
+        let (verb, resource) = classify(method, uri);
+        let previous_log = resource == "pods/log" && query_flag(uri, "previous");
+        let mut state = self.lock();
+        *state.counts.entry((verb, resource)).or_default() += 1;
+        if previous_log {
+            state.previous_logs += 1;
+        }
     }
 
     pub fn request_counts(&self) -> RequestCounts {
-        let mut counts = RequestCounts::default();
-        for ((verb, resource), count) in &self.lock().counts {
+        let state = self.lock();
+        let mut counts = RequestCounts {
+            previous_logs: state.previous_logs,
+            ..RequestCounts::default()
+        };
+        for ((verb, resource), count) in &state.counts {
             counts.total += count;
             *counts.by_verb.entry(verb.clone()).or_default() += count;
             *counts
@@ -143,7 +156,9 @@ impl Admin {
     }
 
     pub fn reset_request_counts(&self) {
-        self.lock().counts.clear();
+        let mut state = self.lock();
+        state.counts.clear();
+        state.previous_logs = 0;
     }
 }
 
@@ -170,12 +185,7 @@ pub(crate) fn classify(method: &Method, uri: &Uri) -> (String, String) {
         [resource, rest @ ..] => (*resource, rest.first().map(|_| ()), rest.get(1).copied()),
         [] => unreachable!("filtered above"),
     };
-    let watch = legacy_watch
-        || uri.query().is_some_and(|query| {
-            query
-                .split('&')
-                .any(|pair| pair == "watch=true" || pair == "watch=1")
-        });
+    let watch = legacy_watch || query_flag(uri, "watch");
     let verb = match (method.as_str(), name.is_some()) {
         ("GET", _) if watch => "watch",
         ("GET", true) => "get",
@@ -196,6 +206,16 @@ pub(crate) fn classify(method: &Method, uri: &Uri) -> (String, String) {
         resource = format!("{resource}/{subresource}");
     }
     (verb.into(), resource)
+}
+
+/// Whether the query sets the boolean parameter `name` (`true` or `1`).
+fn query_flag(uri: &Uri, name: &str) -> bool {
+    uri.query().is_some_and(|query| {
+        query.split('&').any(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(key, value)| key == name && (value == "true" || value == "1"))
+        })
+    })
 }
 
 #[derive(Deserialize)]
@@ -358,19 +378,30 @@ mod tests {
             Some(StatusCode::TOO_MANY_REQUESTS)
         );
         assert_eq!(admin.take_failure("/apis/apps/v1/deployments"), None);
+        admin.fail_next(1, StatusCode::GONE, Some("watch=true".into()));
+        assert_eq!(admin.take_failure("/api/v1/namespaces/d/pods"), None);
+        assert_eq!(
+            admin.take_failure("/api/v1/namespaces/d/pods?watch=true&resourceVersion=7"),
+            Some(StatusCode::GONE)
+        );
     }
 
     #[test]
     fn counts_aggregate_by_verb_and_resource() {
         let admin = Admin::default();
-        admin.count("get", "pods");
-        admin.count("get", "pods");
-        admin.count("list", "pods");
+        let count = |uri: &str| admin.count(&Method::GET, &uri.parse().unwrap());
+        count("/api/v1/namespaces/d/pods/a");
+        count("/api/v1/namespaces/d/pods/b");
+        count("/api/v1/namespaces/d/pods");
+        count("/api/v1/namespaces/d/pods/a/log?container=app&previous=true");
+        count("/api/v1/namespaces/d/pods/a/log?container=app&previous=false");
         let counts = admin.request_counts();
-        assert_eq!(counts.total, 3);
-        assert_eq!(counts.by_verb["get"], 2);
+        assert_eq!(counts.total, 5);
+        assert_eq!(counts.by_verb["get"], 4);
         assert_eq!(counts.count("list", "pods"), 1);
+        assert_eq!(counts.count("get", "pods/log"), 2);
+        assert_eq!(counts.previous_logs, 1);
         admin.reset_request_counts();
-        assert_eq!(admin.request_counts().total, 0);
+        assert_eq!(admin.request_counts(), RequestCounts::default());
     }
 }

@@ -27,6 +27,10 @@ pub enum ImagePull {
     Never,
 }
 
+/// In a `log` line, replaced by the writing instance's restart count, so that tests can tell a
+/// crash-looping container's runs apart (`log=starting run {restartCount}`).
+pub const RESTART_COUNT_PLACEHOLDER: &str = "{restartCount}";
+
 /// How one container behaves; absent keys keep the defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Behavior {
@@ -47,7 +51,8 @@ pub struct Behavior {
     pub termination_delay: Option<Duration>,
     pub not_ready_while_terminating: bool,
     pub fail_readiness_while_terminating: bool,
-    /// A line written to the container log at each start (and every `log_every`).
+    /// A line written to the container log at each start (and every `log_every`);
+    /// [`RESTART_COUNT_PLACEHOLDER`] in it names the container instance.
     pub log: Option<String>,
     pub log_every: Option<Duration>,
     /// From this long after each start the container's livenessProbe fails, until the kubelet kills

@@ -461,6 +461,7 @@ impl Job<'_> {
                 ..Deadlines::default()
             },
             since: self.deploy.started_at,
+            custom_resources: self.runner.state.config.custom_resources.clone(),
             ..TrackOptions::default()
         };
         let mut tracking = match track(

@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::core::{Incident, ObjectError, ResourceTracker, State, TrackedObject};
+use super::core::{
+    CustomResourceRules, Incident, ObjectError, ResourceTracker, State, TrackedObject,
+};
 use crate::domain::policy::{PolicyError, PolicyTarget, TrackingOverrides};
 
 #[derive(Debug, thiserror::Error)]
@@ -85,11 +87,13 @@ pub fn parse_stream(text: &str) -> Result<Vec<TrackedObject>, ExplainError> {
 }
 
 /// Runs the core over `objects` as if they had all been observed at `now`, tracking since `since`
-/// (default: the beginning of time, so that every Event in the file counts).
+/// (default: the beginning of time, so that every Event in the file counts), reading custom
+/// resources by `rules` where configured.
 pub fn explain(
     objects: &[TrackedObject],
     since: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
+    rules: &CustomResourceRules,
 ) -> Result<Vec<Explanation>, ExplainError> {
     let started_at = since.unwrap_or(DateTime::<Utc>::MIN_UTC);
     let overrides = TrackingOverrides::default();
@@ -114,7 +118,8 @@ pub fn explain(
                 name: &key.name,
                 annotations: object.annotations(),
             })?;
-            let mut tracker = ResourceTracker::new(key.clone(), policy, started_at);
+            let mut tracker =
+                ResourceTracker::new(key.clone(), policy, started_at).with_custom_rules(rules);
             for observed in &ordered {
                 tracker.observe(observed, now);
             }

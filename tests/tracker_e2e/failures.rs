@@ -1,10 +1,14 @@
 //! Failing rollouts fail, for the right reason, with the evidence.
 
-use rollcall::domain::policy::TrackingOverrides;
-use rollcall::tracker::watch::Deadlines;
-use serde_json::json;
+use std::time::Duration;
 
-use crate::support::{Sim, annotated, job, workload};
+use chrono::Utc;
+use kubesim::store::PODS;
+use rollcall::domain::policy::TrackingOverrides;
+use rollcall::tracker::watch::{Deadlines, TrackOptions};
+use serde_json::{Value, json};
+
+use crate::support::{NAMESPACE, SAFETY_TIMEOUT, Sim, annotated, job, workload};
 
 #[tokio::test]
 async fn image_pull_failure_fails_the_deployment() {
@@ -60,6 +64,88 @@ async fn crash_loop_fails_after_allowance_with_previous_logs() {
             .iter()
             .any(|line| line.contains("starting web v1")),
         "the crashed container's last lines are in the report: {failure:?}"
+    );
+    sim.shutdown().await;
+}
+
+/// The pod of `app` once its container waits in CrashLoopBackOff with at least `restarts` restarts.
+async fn crash_loop_back_off(sim: &Sim, app: &str, restarts: u64) -> Value {
+    tokio::time::timeout(SAFETY_TIMEOUT, async {
+        loop {
+            let (pods, _) = sim.cluster.store().list(&PODS, Some(NAMESPACE));
+            let backing_off = pods.into_iter().find(|pod| {
+                let status = &pod["status"]["containerStatuses"][0];
+                pod["metadata"]["labels"]["app"] == app
+                    && status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+                    && status["restartCount"].as_u64() >= Some(restarts)
+            });
+            if let Some(pod) = backing_off {
+                return pod;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the container reaches CrashLoopBackOff")
+}
+
+#[tokio::test]
+async fn crash_loop_judged_during_back_off_reports_the_previous_instance_logs() {
+    let sim = Sim::start().await;
+    let since = Utc::now();
+    let web = annotated(
+        workload(
+            "Deployment",
+            "web",
+            1,
+            "crashAfter=500ms;log=starting web run {restartCount}",
+        ),
+        "rollcall.dev/failures-allowed-per-replica",
+        "0",
+    );
+    let resources = sim.apply(&[web]).await.expect("applies");
+    // Three restarts in, the back-off is 40s (4s at this time scale): tracking starts, and its
+    // verdict lands, while the container waits to restart. restartCount numbers the crashed run.
+    let pod = crash_loop_back_off(&sim, "web", 3).await;
+    let crashed_run = pod["status"]["containerStatuses"][0]["restartCount"].clone();
+    sim.cluster.reset_request_counts();
+    let outcome = sim
+        .track(
+            resources,
+            &TrackingOverrides::default(),
+            TrackOptions {
+                since: Some(since),
+                ..TrackOptions::default()
+            },
+            |_| {},
+        )
+        .await;
+    let counts = sim.cluster.request_counts();
+    assert_eq!(outcome.result(), "failed", "{}", outcome.explain());
+    assert_eq!(
+        outcome.reason(),
+        "CrashLoopBackOff",
+        "{}",
+        outcome.explain()
+    );
+    let failure = outcome.report.resources[0]
+        .failure
+        .as_ref()
+        .expect("the report holds the failure");
+    assert!(failure.evidence.previous_instance, "{failure:?}");
+    let expected = format!("starting web run {crashed_run}");
+    assert!(
+        !failure.evidence.log_lines.is_empty()
+            && failure
+                .evidence
+                .log_lines
+                .iter()
+                .all(|line| *line == expected),
+        "only the crashed (previous) instance's lines, {expected:?}: {failure:?}"
+    );
+    assert!(
+        counts.previous_logs >= 1,
+        "the log was asked for the previous instance: {counts:?}"
     );
     sim.shutdown().await;
 }

@@ -57,6 +57,25 @@ async fn dropped_watches_and_410_keep_a_healthy_verdict() {
 }
 
 #[tokio::test]
+async fn watch_requests_answered_410_relist_and_keep_a_healthy_verdict() {
+    let (outcome, counts) = deploy_with_faults("readyAfter=3s", |cluster| {
+        // Every watch ends and its re-watch is answered 410 Gone as the HTTP status (not an ERROR
+        // event in the stream): retrying that resourceVersion can never succeed, only a re-list can.
+        cluster.fail_next(4, StatusCode::GONE, Some("watch=true"));
+        cluster.drop_watches();
+    })
+    .await;
+    assert_eq!(outcome.result(), "succeeded", "{}", outcome.explain());
+    assert!(outcome.report.api_errors > 0, "{}", outcome.explain());
+    for resource in ["deployments.apps", "replicasets.apps", "pods", "events"] {
+        assert!(
+            counts.count("list", resource) > 0,
+            "the {resource} watch re-listed after its 410: {counts:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn server_error_bursts_keep_a_healthy_verdict_and_are_counted() {
     let (outcome, _) = deploy_with_faults("readyAfter=3s", |cluster| {
         cluster.drop_watches();

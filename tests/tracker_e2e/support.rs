@@ -114,6 +114,17 @@ impl Sim {
             since: Some(since),
             ..TrackOptions::default()
         };
+        self.track(resources, overrides, options, during).await
+    }
+
+    /// Tracks resources applied earlier to the end.
+    pub async fn track(
+        &self,
+        resources: Vec<TrackedResource>,
+        overrides: &TrackingOverrides,
+        options: TrackOptions,
+        during: impl FnOnce(&ClusterHandle),
+    ) -> Outcome {
         let tracking = track(
             &self.hub,
             resources,

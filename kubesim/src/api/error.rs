@@ -63,6 +63,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::Injected(code) if *code == StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
+            ApiError::Injected(code) if *code == StatusCode::GONE => "Expired",
             ApiError::Injected(_) => "InternalError",
         }
     }
@@ -123,6 +124,10 @@ impl ApiError {
 
     fn message(&self) -> String {
         match self {
+            // What the watch cache answers for a resourceVersion it no longer holds.
+            ApiError::Injected(code) if *code == StatusCode::GONE => {
+                "injected fault: too old resource version".to_owned()
+            }
             ApiError::Injected(code) => format!("injected fault: {code}"),
             other => other.to_string(),
         }
@@ -161,6 +166,14 @@ mod tests {
             status["details"],
             json!({"name": "web", "group": "apps", "kind": "deployments"})
         );
+    }
+
+    #[test]
+    fn an_injected_gone_is_an_expired_status() {
+        let status = ApiError::Injected(StatusCode::GONE).status();
+        assert_eq!(status["code"], 410);
+        assert_eq!(status["reason"], "Expired");
+        assert_eq!(status["status"], "Failure");
     }
 
     #[test]

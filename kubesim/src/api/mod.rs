@@ -108,13 +108,16 @@ async fn count_and_inject_faults(
     request: Request,
     next: Next,
 ) -> Response {
-    let (verb, resource) = admin::classify(request.method(), request.uri());
-    state.admin.count(&verb, &resource);
+    state.admin.count(request.method(), request.uri());
     let latency = state.admin.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    if let Some(status) = state.admin.take_failure(request.uri().path()) {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.uri().path(), |target| target.as_str());
+    if let Some(status) = state.admin.take_failure(target) {
         return ApiError::Injected(status).into_response();
     }
     next.run(request).await

@@ -108,15 +108,27 @@ pub(crate) async fn serve(
     let restarts = restart_count(&pod, &container);
     let previous = super::flag(params, "previous");
     let waiting = waiting_reason(&pod, &container);
+    // The run `lastState.terminated` describes (the kubelet serves it for `previous`): while the
+    // container waits to restart (CrashLoopBackOff) `restartCount` still numbers that run, once it
+    // runs again the run before.
+    let last_terminated = container_status(&pod, &container)
+        .and_then(|status| status.pointer("/lastState/terminated"))
+        .and_then(|_| {
+            if waiting.is_some() {
+                Some(restarts)
+            } else {
+                restarts.checked_sub(1)
+            }
+        });
     let instance = if previous {
-        restarts.checked_sub(1).ok_or_else(|| {
+        last_terminated.ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "previous terminated container \"{container}\" in pod \"{name}\" not found"
             ))
         })?
     } else if let Some(reason) = waiting.as_deref() {
         // A container waiting to restart (CrashLoopBackOff) shows its last run, as the kubelet does.
-        restarts.checked_sub(1).ok_or_else(|| {
+        last_terminated.ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
             ))

@@ -16,7 +16,7 @@ use super::config;
 use super::status::{
     self, ContainerState, ContainerStatus, RestartPolicy, Termination, go_duration,
 };
-use crate::behavior::{Behavior, ImagePull};
+use crate::behavior::{Behavior, ImagePull, RESTART_COUNT_PLACEHOLDER};
 use crate::controllers::{Context, TransitionKind, pod_util};
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::timestamp;
@@ -365,9 +365,10 @@ impl PodRun {
             let container = state.container(slot);
             (container.name.clone(), container.restart_count)
         };
+        let line = line.replace(RESTART_COUNT_PLACEHOLDER, &restart_count.to_string());
         self.context
             .logs
-            .append(&self.namespace, &self.name, &name, restart_count, line);
+            .append(&self.namespace, &self.name, &name, restart_count, &line);
     }
 
     fn update(&self, change: impl FnOnce(&mut PodState)) {

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use kubesim::store::{CONFIGMAPS, SECRETS, Store};
+use kubesim::store::{CONFIGMAPS, PODS, SECRETS, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::TestCluster;
+use crate::support::{TestCluster, eventually};
 
 const PROTOBUF_SECRET: &[u8] =
     include_bytes!("../../src/api/testdata/helm-release-secret-post.bin");
@@ -321,7 +321,7 @@ async fn injected_failures_and_request_counters_over_the_admin_endpoints() {
 
     let store = cluster.cluster.store();
     store
-        .create(&kubesim::store::PODS, json!({"metadata": {"name": "p", "namespace": "default"}, "spec": {"nodeName": "node-0", "containers": [{"name": "app", "image": "x"}]}}))
+        .create(&PODS, json!({"metadata": {"name": "p", "namespace": "default"}, "spec": {"nodeName": "node-0", "containers": [{"name": "app", "image": "x"}]}}))
         .unwrap();
     let removed = http
         .post(cluster.url("/sim/pods/default/p/delete"))
@@ -330,10 +330,81 @@ async fn injected_failures_and_request_counters_over_the_admin_endpoints() {
         .unwrap();
     assert_eq!(removed.status(), StatusCode::OK);
     assert!(
-        store
-            .get(&kubesim::store::PODS, Some("default"), "p")
-            .is_none(),
+        store.get(&PODS, Some("default"), "p").is_none(),
         "removed without grace"
     );
+    cluster.cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_injected_gone_answers_watches_only_with_an_expired_status() {
+    let cluster = TestCluster::start().await;
+    cluster
+        .cluster
+        .fail_next(1, StatusCode::GONE, Some("watch=true"));
+    let http = cluster.http();
+    let listed = http
+        .get(cluster.url("/api/v1/namespaces/default/configmaps"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let watched = http
+        .get(cluster.url("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(watched.status(), StatusCode::GONE);
+    let status: Value = watched.json().await.unwrap();
+    assert_eq!(
+        (&status["kind"], &status["code"], &status["reason"]),
+        (&json!("Status"), &json!(410), &json!("Expired"))
+    );
+    cluster.cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn previous_logs_during_crash_loop_back_off_are_the_crashed_run() {
+    let cluster = TestCluster::start_with(kubesim::options::ClusterOptions {
+        time_scale: 0.1,
+        ..kubesim::options::ClusterOptions::default()
+    })
+    .await;
+    cluster
+        .cluster
+        .store()
+        .create(
+            &PODS,
+            json!({
+                "metadata": {"name": "crasher", "namespace": "default", "annotations": {
+                    "sim.rollcall.dev/behavior": "crashAfter=500ms;log=run {restartCount}"}},
+                "spec": {"containers": [{"name": "app", "image": "nginx"}]}
+            }),
+        )
+        .unwrap();
+    let backing_off = || {
+        cluster
+            .cluster
+            .store()
+            .get(&PODS, Some("default"), "crasher")
+            .is_some_and(|pod| {
+                pod.pointer("/status/containerStatuses/0/state/waiting/reason")
+                    == Some(&json!("CrashLoopBackOff"))
+            })
+    };
+    eventually("the crash loop back-off", backing_off).await;
+    let http = cluster.http();
+    let log = |query: &'static str| {
+        let request = http.get(cluster.url(&format!(
+            "/api/v1/namespaces/default/pods/crasher/log{query}"
+        )));
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    // restartCount 1 numbers the run that crashed (as the kubelet reports it during back-off):
+    // `previous` and the current log both show it, as `kubectl logs [-p]` do.
+    assert_eq!(log("?previous=true").await, "run 1\n");
+    assert_eq!(log("").await, "run 1\n");
+    assert!(backing_off(), "still backing off while the logs were read");
+    assert_eq!(cluster.cluster.request_counts().previous_logs, 1);
     cluster.cluster.shutdown().await;
 }

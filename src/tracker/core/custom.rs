@@ -1,11 +1,13 @@
 //! Custom resources, read like kstatus does: observedGeneration, then the `Stalled`, `Ready` and
 //! `Reconciling` conditions, then common `status.phase` words. An empty status proves nothing (the
-//! operator may not have looked yet), so the tracker lets it settle first.
+//! operator may not have looked yet), so the tracker lets it settle first. A configured
+//! [`CustomResourceRule`] replaces the parts of this reading it decides (readiness, failure).
 
 use serde_json::Value;
 
+use super::custom_rules::{ConditionMatch, CustomResourceRule};
 use super::object::GenericObject;
-use super::readiness::{Progress, Readiness};
+use super::readiness::{FailureSignal, Progress, Readiness};
 
 const READY_PHASES: &[&str] = &[
     "ready",
@@ -26,6 +28,7 @@ struct Condition<'a> {
     status: &'a str,
     reason: &'a str,
     message: &'a str,
+    last_transition: &'a str,
 }
 
 fn condition<'a>(status: &'a Value, type_: &str) -> Option<Condition<'a>> {
@@ -41,6 +44,7 @@ fn condition<'a>(status: &'a Value, type_: &str) -> Option<Condition<'a>> {
             status: text(condition, "status"),
             reason: text(condition, "reason"),
             message: text(condition, "message"),
+            last_transition: text(condition, "lastTransitionTime"),
         })
 }
 
@@ -53,80 +57,184 @@ fn describe(condition: &Condition<'_>) -> String {
     }
 }
 
-pub(crate) fn readiness(object: &GenericObject) -> Readiness {
-    let kind = object.kind.to_lowercase();
-    let name = object.metadata.name.as_deref().unwrap_or_default();
-    let status = &object.status;
-    let waiting = |message: String| Readiness {
-        progress: Progress::Waiting,
-        message,
-        ready: None,
-        allowance: super::readiness::Allowance::PerReplica { replicas: 1 },
-    };
-    let with = |progress: Progress, message: String| Readiness {
-        progress,
-        ..waiting(message)
-    };
-    if status.as_object().is_none_or(serde_json::Map::is_empty) {
-        return with(
-            Progress::Settling,
-            format!("Waiting for {kind} {name:?} to report a status..."),
-        );
+fn holds(status: &Value, expected: &ConditionMatch) -> bool {
+    condition(status, &expected.condition)
+        .is_some_and(|found| found.status == expected.status.as_str())
+}
+
+fn phase(status: &Value) -> Option<&str> {
+    status.get("phase").and_then(Value::as_str)
+}
+
+/// One custom resource as the messages name it.
+struct Subject<'a> {
+    kind: String,
+    name: &'a str,
+    generation: i64,
+}
+
+impl Subject<'_> {
+    fn waiting(&self, message: String) -> Readiness {
+        Readiness::new(Progress::Waiting, message)
     }
-    let generation = object.metadata.generation.unwrap_or(0);
+
+    /// What `rule` says is failing, if anything: the first matching `failed_when` condition, else a
+    /// failed phase.
+    fn rule_failure(&self, rule: &CustomResourceRule, status: &Value) -> Option<FailureSignal> {
+        let Subject { kind, name, .. } = self;
+        let by_condition = rule.failed_when.iter().find_map(|expected| {
+            let found = condition(status, &expected.condition)
+                .filter(|found| found.status == expected.status.as_str())?;
+            Some(FailureSignal {
+                // A condition that flips back and forth is one incident per transition.
+                id: format!("custom/condition/{expected}/{}", found.last_transition),
+                reason: if found.reason.is_empty() {
+                    expected.condition.clone()
+                } else {
+                    found.reason.to_owned()
+                },
+                message: format!("{kind} {name:?} is {expected}{}", describe(&found)),
+            })
+        });
+        by_condition.or_else(|| {
+            let phase = phase(status)?;
+            rule.failed_phases
+                .contains(&phase.to_lowercase())
+                .then(|| FailureSignal {
+                    id: format!("custom/phase/{}/{}", phase.to_lowercase(), self.generation),
+                    reason: phase.to_owned(),
+                    message: format!("{kind} {name:?} is {phase}"),
+                })
+        })
+    }
+
+    fn rule_readiness(&self, rule: &CustomResourceRule, status: &Value) -> Readiness {
+        let Subject { kind, name, .. } = self;
+        let mut missing: Vec<String> = rule
+            .ready_when
+            .iter()
+            .filter(|expected| !holds(status, expected))
+            .map(ToString::to_string)
+            .collect();
+        let current_phase = phase(status).unwrap_or_default();
+        if !rule.ready_phases.is_empty()
+            && !rule.ready_phases.contains(&current_phase.to_lowercase())
+        {
+            missing.push(format!("phase {}", rule.ready_phases.join("|")));
+        }
+        if missing.is_empty() {
+            Readiness::new(Progress::Done, format!("{kind} {name:?} is ready"))
+        } else {
+            self.waiting(format!(
+                "Waiting for {kind} {name:?}: {}...",
+                missing.join(", ")
+            ))
+        }
+    }
+}
+
+/// `rule`: the configured rule of this kind, if any; what it does not decide is read generically.
+pub(crate) fn readiness(object: &GenericObject, rule: Option<&CustomResourceRule>) -> Readiness {
+    let subject = Subject {
+        kind: object.kind.to_lowercase(),
+        name: object.metadata.name.as_deref().unwrap_or_default(),
+        generation: object.metadata.generation.unwrap_or(0),
+    };
+    let Subject {
+        kind,
+        name,
+        generation,
+    } = &subject;
+    let status = &object.status;
+    let ready_rule = rule.filter(|rule| rule.decides_readiness());
+    let failure_rule = rule.filter(|rule| rule.decides_failure());
+    if status.as_object().is_none_or(serde_json::Map::is_empty) {
+        // A rule knows what ready looks like: an empty status simply is not it yet.
+        return match ready_rule {
+            Some(rule) => subject.rule_readiness(rule, status),
+            None => Readiness::new(
+                Progress::Settling,
+                format!("Waiting for {kind} {name:?} to report a status..."),
+            ),
+        };
+    }
     if let Some(observed) = status.get("observedGeneration").and_then(Value::as_i64)
-        && observed < generation
+        && observed < *generation
     {
-        return waiting(format!(
+        return subject.waiting(format!(
             "Waiting for {kind} {name:?} spec update to be observed ({observed} of {generation})..."
         ));
     }
-    if let Some(stalled) = condition(status, "Stalled").filter(|c| c.status == "True") {
-        let reason = if stalled.reason.is_empty() {
-            "Stalled"
-        } else {
-            stalled.reason
-        };
-        return with(
-            Progress::Failed {
-                reason: reason.to_owned(),
-            },
-            format!("{kind} {name:?} is stalled{}", describe(&stalled)),
-        );
+    match failure_rule {
+        Some(rule) => {
+            if let Some(signal) = subject.rule_failure(rule, status) {
+                return if rule.terminal {
+                    Readiness::new(
+                        Progress::Failed {
+                            reason: signal.reason,
+                        },
+                        signal.message,
+                    )
+                } else {
+                    Readiness {
+                        signal: Some(signal.clone()),
+                        ..subject.waiting(signal.message)
+                    }
+                };
+            }
+        }
+        None => {
+            if let Some(stalled) = condition(status, "Stalled").filter(|c| c.status == "True") {
+                let reason = if stalled.reason.is_empty() {
+                    "Stalled"
+                } else {
+                    stalled.reason
+                };
+                return Readiness::new(
+                    Progress::Failed {
+                        reason: reason.to_owned(),
+                    },
+                    format!("{kind} {name:?} is stalled{}", describe(&stalled)),
+                );
+            }
+        }
+    }
+    if let Some(rule) = ready_rule {
+        return subject.rule_readiness(rule, status);
     }
     if let Some(reconciling) = condition(status, "Reconciling").filter(|c| c.status == "True") {
-        return waiting(format!(
+        return subject.waiting(format!(
             "{kind} {name:?} is reconciling{}",
             describe(&reconciling)
         ));
     }
     if let Some(ready) = condition(status, "Ready") {
         return if ready.status == "True" {
-            with(Progress::Done, format!("{kind} {name:?} is ready"))
+            Readiness::new(Progress::Done, format!("{kind} {name:?} is ready"))
         } else {
-            waiting(format!(
+            subject.waiting(format!(
                 "Waiting for {kind} {name:?} to be ready{}...",
                 describe(&ready)
             ))
         };
     }
-    if let Some(phase) = status.get("phase").and_then(Value::as_str) {
+    if let Some(phase) = phase(status) {
         let lower = phase.to_lowercase();
         return if READY_PHASES.contains(&lower.as_str()) {
-            with(Progress::Done, format!("{kind} {name:?} is {phase}"))
-        } else if FAILED_PHASES.contains(&lower.as_str()) {
-            with(
+            Readiness::new(Progress::Done, format!("{kind} {name:?} is {phase}"))
+        } else if failure_rule.is_none() && FAILED_PHASES.contains(&lower.as_str()) {
+            Readiness::new(
                 Progress::Failed {
                     reason: phase.to_owned(),
                 },
                 format!("{kind} {name:?} is {phase}"),
             )
         } else {
-            waiting(format!("Waiting for {kind} {name:?}: phase {phase}..."))
+            subject.waiting(format!("Waiting for {kind} {name:?}: phase {phase}..."))
         };
     }
     // A status without any signal we know: as kstatus, trust that the operator has caught up.
-    with(
+    Readiness::new(
         Progress::Done,
         format!("{kind} {name:?} has a status without conditions"),
     )
@@ -150,7 +258,7 @@ mod tests {
     }
 
     fn progress(generation: i64, status: Value) -> Progress {
-        readiness(&custom(generation, status)).progress
+        readiness(&custom(generation, status), None).progress
     }
 
     #[test]
@@ -193,5 +301,145 @@ mod tests {
         assert_eq!(progress(1, Value::Null), Progress::Settling);
         assert_eq!(progress(1, serde_json::json!({})), Progress::Settling);
         assert_eq!(progress(1, serde_json::json!({"url": "x"})), Progress::Done);
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::policy::TrackingPolicy;
+    use crate::tracker::core::object::TrackedObject;
+    use crate::tracker::core::testkit::t;
+    use crate::tracker::core::{
+        CUSTOM_RESOURCE_SETTLE, ConditionSpec, CustomResourceRuleSpec, CustomResourceRules,
+        FailureKind, ResourceTracker, State,
+    };
+
+    fn widget(status: Value) -> TrackedObject {
+        TrackedObject::from_value(json!({
+            "apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w", "namespace": "prod", "generation": 1}, "status": status
+        }))
+        .unwrap()
+    }
+
+    fn condition(type_: &str, status: &str, since: &str) -> Value {
+        json!({"type": type_, "status": status, "reason": format!("{type_}Reason"),
+               "lastTransitionTime": since})
+    }
+
+    fn rules(terminal: bool) -> CustomResourceRules {
+        let matching = |condition: &str| ConditionSpec {
+            condition: condition.to_owned(),
+            status: "True".to_owned(),
+        };
+        CustomResourceRules::from_specs(vec![CustomResourceRuleSpec {
+            group: "example.com".to_owned(),
+            kind: "Widget".to_owned(),
+            ready_when: vec![matching("Available")],
+            failed_when: vec![matching("Degraded")],
+            terminal: Some(terminal),
+            ..CustomResourceRuleSpec::default()
+        }])
+        .unwrap()
+    }
+
+    fn tracker(terminal: bool) -> ResourceTracker {
+        ResourceTracker::new(widget(Value::Null).key(), TrackingPolicy::default(), t(0))
+            .with_custom_rules(&rules(terminal))
+    }
+
+    #[test]
+    fn configured_conditions_decide_readiness_instead_of_ready() {
+        let mut tracker = tracker(true);
+        // The generic reading would call this ready; the rule waits for Available.
+        tracker.observe(
+            &widget(json!({"conditions": [condition("Ready", "True", "a")]})),
+            t(1),
+        );
+        assert_eq!(tracker.state(), State::Progressing);
+        assert_eq!(
+            tracker.status().message,
+            "Waiting for widget \"w\": Available=True..."
+        );
+        tracker.observe(
+            &widget(json!({"conditions": [condition("Available", "True", "b")]})),
+            t(2),
+        );
+        assert_eq!(tracker.state(), State::Ready);
+    }
+
+    #[test]
+    fn an_empty_status_is_not_ready_under_a_rule_even_after_the_settle_window() {
+        let mut tracker = tracker(true);
+        tracker.observe(&widget(json!({})), t(1));
+        tracker.tick(t(1) + CUSTOM_RESOURCE_SETTLE * 3);
+        assert_eq!(tracker.state(), State::Progressing);
+    }
+
+    #[test]
+    fn a_terminal_failure_condition_fails_at_once() {
+        let mut tracker = tracker(true);
+        tracker.observe(
+            &widget(json!({"conditions": [condition("Degraded", "True", "a")]})),
+            t(1),
+        );
+        assert_eq!(tracker.state(), State::Failed);
+        let failure = tracker.failure().expect("failure");
+        assert_eq!(failure.kind, FailureKind::Terminal);
+        assert_eq!(failure.reason, "DegradedReason");
+        assert_eq!(
+            failure.message,
+            "widget \"w\" is Degraded=True: DegradedReason"
+        );
+    }
+
+    #[test]
+    fn a_non_terminal_failure_condition_is_an_incident_per_transition() {
+        let mut tracker = tracker(false);
+        let degraded =
+            |since| widget(json!({"conditions": [condition("Degraded", "True", since)]}));
+        for _ in 0..3 {
+            tracker.observe(&degraded("a"), t(1));
+        }
+        assert_eq!(tracker.incidents().len(), 1, "re-reading adds nothing");
+        assert_eq!(tracker.state(), State::Progressing, "1 incident allowed");
+        tracker.observe(
+            &widget(json!({"conditions": [condition("Degraded", "False", "b")]})),
+            t(2),
+        );
+        tracker.observe(&degraded("c"), t(3));
+        assert_eq!(tracker.state(), State::Failed);
+        let failure = tracker.failure().expect("failure");
+        assert_eq!(failure.kind, FailureKind::AllowanceExceeded);
+        assert_eq!(failure.reason, "DegradedReason");
+    }
+
+    #[test]
+    fn a_rule_with_failure_phases_only_keeps_the_generic_readiness() {
+        let rules = CustomResourceRules::from_specs(vec![CustomResourceRuleSpec {
+            group: "example.com".to_owned(),
+            kind: "Widget".to_owned(),
+            failed_phases: vec!["Broken".to_owned()],
+            ..CustomResourceRuleSpec::default()
+        }])
+        .unwrap();
+        let rule = rules.get("example.com", "Widget");
+        let read = |status: Value| match widget(status) {
+            TrackedObject::Custom(object) => readiness(&object, rule).progress,
+            other => panic!("custom resource expected, got {other:?}"),
+        };
+        assert_eq!(
+            read(json!({"phase": "broken"})),
+            Progress::Failed {
+                reason: "broken".to_owned()
+            }
+        );
+        // "Failed" is no longer a generic failure word for this kind: the rule decides failures.
+        assert_eq!(read(json!({"phase": "Failed"})), Progress::Waiting);
+        assert_eq!(read(json!({"phase": "Running"})), Progress::Done);
+        assert_eq!(read(Value::Null), Progress::Settling);
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! 1. For each resource of the release, resolve its policy
 //!    ([`crate::domain::policy::TrackingOverrides::resolve`] with the manifest's annotations) and build
-//!    `ResourceTracker::new(key, policy, tracking_started_at)`; hand them all to [`DeployTracker::new`].
+//!    `ResourceTracker::new(key, policy, tracking_started_at)` (plus
+//!    [`ResourceTracker::with_custom_rules`] for the configured custom-resource rules); hand them all to
+//!    [`DeployTracker::new`].
 //! 2. Convert every watch event into a [`TrackedObject`] — `TrackedObject::from(pod)` for typed objects,
 //!    [`TrackedObject::from_value`] for `DynamicObject`s — and call [`DeployTracker::observe`] (added or
 //!    modified) or [`DeployTracker::observe_deleted`]. Feed the tracked objects themselves, their
@@ -22,6 +24,7 @@
 //!    from: [`ResourceTracker::current_pods`] and the policy's `logs` selection.
 
 mod custom;
+mod custom_rules;
 mod deploy;
 mod events;
 mod object;
@@ -40,6 +43,10 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use custom_rules::{
+    ConditionMatch, ConditionSpec, ConditionStatus, CustomResourceRule, CustomResourceRuleSpec,
+    CustomResourceRules, RuleError, RuleFieldError,
+};
 pub use deploy::{DeployTracker, Report, ResourceReport, Verdict};
 pub use object::{ObjectError, TrackedObject};
 pub use resource::{CUSTOM_RESOURCE_SETTLE, ResourceTracker};

@@ -128,6 +128,11 @@ typed_kinds!(
     Event
 );
 
+/// Kubernetes' own API groups: what is in them is never a custom resource.
+pub(crate) fn is_built_in_group(group: &str) -> bool {
+    BUILT_IN_GROUPS.contains(&group)
+}
+
 fn typed<K: DeserializeOwned>(value: serde_json::Value) -> Result<K, ObjectError> {
     let kind = text_at(&value, "kind");
     let name = value
@@ -173,7 +178,7 @@ impl TrackedObject {
             .transpose()?
             .unwrap_or_default();
         let built_in =
-            BUILT_IN_GROUPS.contains(&api_version.rsplit_once('/').map_or("", |(group, _)| group));
+            is_built_in_group(api_version.rsplit_once('/').map_or("", |(group, _)| group));
         let generic = GenericObject {
             status: value
                 .get("status")

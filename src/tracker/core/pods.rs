@@ -370,6 +370,34 @@ fn crash_instance(terminated: Option<&ContainerStateTerminated>, restarts: i32) 
 }
 
 /// Incidents visible in a pod right now. Callers pass only current-revision, non-terminating pods.
+/// Whether the logs worth showing for `incident` are now the previous container instance's
+/// (`kubectl logs --previous`): the container waits to restart after a crash (during back-off the
+/// kubelet serves the crashed run as `previous`), or has started again since the incident.
+pub(crate) fn logs_of_previous_instance(pod: &Pod, incident: &Incident) -> bool {
+    let status = pod
+        .status
+        .as_ref()
+        .and_then(|status| status.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|status| Some(&status.name) == incident.container.as_ref());
+    let Some(status) = status else {
+        return incident.previous_instance;
+    };
+    let backing_off = status
+        .state
+        .as_ref()
+        .is_some_and(|state| state.waiting.is_some())
+        && status
+            .last_state
+            .as_ref()
+            .is_some_and(|state| state.terminated.is_some());
+    let restarted_since = incident
+        .restart_count
+        .is_some_and(|count| status.restart_count > count);
+    incident.previous_instance || backing_off || restarted_since
+}
+
 pub(crate) fn incidents(pod: &Pod, policy: &TrackingPolicy, now: DateTime<Utc>) -> Vec<Candidate> {
     let context = PodContext {
         pod,

@@ -9,6 +9,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::custom;
+use super::custom_rules::CustomResourceRule;
 use super::object::TrackedObject;
 
 /// Job `backoffLimit` when the spec leaves it out (API default).
@@ -35,6 +36,16 @@ pub(crate) enum Allowance {
     Backoff { failed: i32, limit: i32 },
 }
 
+/// A failure the resource reports about itself that counts as one incident against the allowance
+/// (a non-terminal custom-resource rule), identified like pod incidents so that re-reading it adds
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FailureSignal {
+    pub id: String,
+    pub reason: String,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Readiness {
     pub progress: Progress,
@@ -42,15 +53,17 @@ pub(crate) struct Readiness {
     /// (ready, desired), shown as "ready/desired".
     pub ready: Option<(i64, i64)>,
     pub allowance: Allowance,
+    pub signal: Option<FailureSignal>,
 }
 
 impl Readiness {
-    fn new(progress: Progress, message: String) -> Self {
+    pub(crate) fn new(progress: Progress, message: String) -> Self {
         Readiness {
             progress,
             message,
             ready: None,
             allowance: Allowance::PerReplica { replicas: 1 },
+            signal: None,
         }
     }
 
@@ -85,7 +98,8 @@ fn generation(metadata: &ObjectMeta) -> i64 {
     metadata.generation.unwrap_or(0)
 }
 
-pub(crate) fn assess(object: &TrackedObject) -> Readiness {
+/// `rule`: the configured rule of the object's kind, for custom resources.
+pub(crate) fn assess(object: &TrackedObject, rule: Option<&CustomResourceRule>) -> Readiness {
     match object {
         TrackedObject::Deployment(deployment) => deployment_readiness(deployment),
         TrackedObject::StatefulSet(set) => stateful_set_readiness(set),
@@ -96,7 +110,7 @@ pub(crate) fn assess(object: &TrackedObject) -> Readiness {
         TrackedObject::Service(service) => service_readiness(service),
         TrackedObject::PersistentVolumeClaim(claim) => claim_readiness(claim),
         TrackedObject::CustomResourceDefinition(definition) => definition_readiness(definition),
-        TrackedObject::Custom(object) => custom::readiness(object),
+        TrackedObject::Custom(object) => custom::readiness(object, rule),
         TrackedObject::ControllerRevision(_)
         | TrackedObject::Event(_)
         | TrackedObject::Passive(_) => {

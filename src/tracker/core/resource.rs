@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, Pod};
 
+use super::custom_rules::{CustomResourceRule, CustomResourceRules};
 use super::events::{self, EventClass};
 use super::object::TrackedObject;
 use super::pods::{self, CurrentRevision};
@@ -33,6 +34,8 @@ const EVIDENCE_EVENTS_PER_FAILURE: usize = 10;
 pub struct ResourceTracker {
     key: ResourceKey,
     policy: TrackingPolicy,
+    /// How a custom resource of this kind is read, when configuration says so.
+    custom_rule: Option<CustomResourceRule>,
     started_at: DateTime<Utc>,
     object: Option<TrackedObject>,
     was_deleted: bool,
@@ -66,6 +69,7 @@ impl ResourceTracker {
         ResourceTracker {
             key,
             policy,
+            custom_rule: None,
             started_at,
             object: None,
             was_deleted: false,
@@ -85,6 +89,13 @@ impl ResourceTracker {
             last_activity: started_at,
             status,
         }
+    }
+
+    /// Reads the resource by the configured rule of its kind, if there is one (custom resources).
+    #[must_use]
+    pub fn with_custom_rules(mut self, rules: &CustomResourceRules) -> Self {
+        self.custom_rule = rules.for_resource(&self.key).cloned();
+        self
     }
 
     pub fn key(&self) -> &ResourceKey {
@@ -350,18 +361,16 @@ impl ResourceTracker {
 
     fn readiness(&mut self, now: DateTime<Utc>) -> Readiness {
         let Some(object) = &self.object else {
-            return Readiness {
-                progress: Progress::Waiting,
-                message: if self.was_deleted {
+            return Readiness::new(
+                Progress::Waiting,
+                if self.was_deleted {
                     format!("{} {:?} was deleted", self.key.kind, self.key.name)
                 } else {
                     waiting_to_appear(&self.key)
                 },
-                ready: None,
-                allowance: Allowance::PerReplica { replicas: 1 },
-            };
+            );
         };
-        let mut readiness = readiness::assess(object);
+        let mut readiness = readiness::assess(object, self.custom_rule.as_ref());
         if readiness.progress == Progress::Settling {
             let since = *self.empty_status_since.get_or_insert(now);
             if elapsed(since, now) >= CUSTOM_RESOURCE_SETTLE {
@@ -439,6 +448,25 @@ impl ResourceTracker {
                 candidate.id,
                 candidate.incident,
                 candidate.terminal,
+                allowance,
+                now,
+                &mut deltas,
+            );
+        }
+        if let Some(signal) = &readiness.signal {
+            let incident = Incident {
+                reason: signal.reason.clone(),
+                message: signal.message.clone(),
+                pod: None,
+                container: None,
+                restart_count: None,
+                previous_instance: false,
+                observed_at: now,
+            };
+            self.record(
+                signal.id.clone(),
+                incident,
+                false,
                 allowance,
                 now,
                 &mut deltas,
@@ -557,7 +585,12 @@ impl ResourceTracker {
             Some(incident) => (
                 incident.pod.clone(),
                 incident.container.clone(),
-                incident.previous_instance,
+                // Judged on the pod as it is now: the log is read now, not when the incident was seen.
+                self.current_pods()
+                    .find(|pod| Some(pods::pod_name(pod)) == incident.pod.as_deref())
+                    .map_or(incident.previous_instance, |pod| {
+                        pods::logs_of_previous_instance(pod, incident)
+                    }),
             ),
             None => self
                 .current_pods()

@@ -564,6 +564,11 @@ impl PodBuilder {
         self
     }
 
+    pub(crate) fn restarts(mut self, restarts: i32) -> Self {
+        self.container_status("app").restart_count = restarts;
+        self
+    }
+
     /// Crashed instance `instance` (its container id), now waiting in CrashLoopBackOff.
     pub(crate) fn crash_loop(self, restarts: i32, instance: &str) -> Self {
         let mut builder = self.waiting("CrashLoopBackOff", restarts);

@@ -695,6 +695,59 @@ mod incidents {
     }
 
     #[test]
+    fn a_crash_read_before_the_restart_shows_the_crashed_instance_itself() {
+        let mut tracker = web_rollout(policy(|p| p.failures_allowed_per_replica = 0));
+        let deltas = tracker.observe(&new_pod("web-new-a").terminated(1, "c0", 0).into(), t(5));
+        let failure = failed_delta(&deltas).expect("failed");
+        assert!(
+            !failure.evidence.previous_instance,
+            "the crashed instance is still the current one: {failure:?}"
+        );
+    }
+
+    #[test]
+    fn a_crash_judged_during_back_off_shows_the_previous_instance() {
+        // The crash was seen as `terminated`, but the verdict comes (no activity) while the
+        // container waits to restart: its log is the previous instance's.
+        let mut tracker = web_rollout(policy(|p| {
+            p.fail_mode = FailMode::IgnoreAndContinueDeployProcess;
+            p.no_activity_timeout = PolicyDuration(std::time::Duration::from_secs(30));
+        }));
+        observe_all(
+            &mut tracker,
+            [
+                new_pod("web-new-a").terminated(1, "c1", 1).into(),
+                new_pod("web-new-a").crash_loop(1, "c1").into(),
+            ],
+            t(5),
+        );
+        let deltas = tracker.tick(t(40));
+        let failure = failed_delta(&deltas).expect("failed");
+        assert_eq!(failure.reason, "NoActivityTimeout");
+        assert_eq!(failure.evidence.container.as_deref(), Some("app"));
+        assert!(failure.evidence.previous_instance, "{failure:?}");
+    }
+
+    #[test]
+    fn a_crash_judged_after_the_restart_shows_the_previous_instance() {
+        let mut tracker = web_rollout(policy(|p| {
+            p.fail_mode = FailMode::IgnoreAndContinueDeployProcess;
+            p.no_activity_timeout = PolicyDuration(std::time::Duration::from_secs(30));
+        }));
+        observe_all(
+            &mut tracker,
+            [
+                new_pod("web-new-a").terminated(1, "c0", 0).into(),
+                new_pod("web-new-a").running(t(6), false).restarts(1).into(),
+            ],
+            t(6),
+        );
+        let deltas = tracker.tick(t(40));
+        let failure = failed_delta(&deltas).expect("failed");
+        assert!(failure.evidence.previous_instance, "{failure:?}");
+    }
+
+    #[test]
     fn container_creation_errors_are_incidents() {
         for reason in [
             "CreateContainerConfigError",

@@ -3,8 +3,8 @@
 //! One kube-rs watch per (namespace, kind) in use, plus Pods and Events, shared by every resource of a
 //! deploy and by concurrent deploys of one process through a [`WatchHub`] (reference counted: the watch
 //! stops when its last subscriber goes). A watch lists once, then follows from the last resourceVersion;
-//! a dropped watch resumes from there, a `410 Gone` re-lists (objects missing from the new list are
-//! reported deleted), and errors of our own API calls (5xx, 429, connection drops) are retried with
+//! a dropped watch resumes from there, a `410 Gone` re-lists, whether it comes as an `ERROR` event or
+//! as the HTTP status of the watch request (objects missing from the new list are reported deleted), and errors of our own API calls (5xx, 429, connection drops) are retried with
 //! exponential back-off and reported as [`Observation::ApiError`], never as a verdict (DESIGN §5.3).
 
 mod backoff;
@@ -21,7 +21,7 @@ use futures::StreamExt;
 use kube::api::{Api, DynamicObject, TypeMeta};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
-use kube::runtime::utils::StreamBackoff;
+use kube::runtime::utils::{Backoff as _, StreamBackoff};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
@@ -244,18 +244,15 @@ impl WatchHub {
             None => Api::all_with(self.inner.client.clone(), &resource),
         };
         let timeout = u32::try_from(self.inner.options.watch_timeout.as_secs()).unwrap_or(290);
-        let config = watcher::Config::default().timeout(timeout);
-        let backoff = WatchBackoff::new(
-            self.inner.options.initial_backoff,
-            self.inner.options.max_backoff,
-        );
-        let stream = StreamBackoff::new(watcher(api, config), backoff);
-        self.inner.tasks.spawn(run_watch(
-            key.clone(),
-            stream,
-            Arc::clone(&state),
-            stop.clone(),
-        ));
+        let source = WatchSource {
+            key: key.clone(),
+            api,
+            config: watcher::Config::default().timeout(timeout),
+            options: self.inner.options.clone(),
+        };
+        self.inner
+            .tasks
+            .spawn(run_watch(source, Arc::clone(&state), stop.clone()));
         Arc::new(SharedWatch { key, state, stop })
     }
 }
@@ -383,50 +380,93 @@ fn uid(object: &DynamicObject) -> String {
     })
 }
 
-async fn run_watch<S>(
+/// What a watch task needs to (re)start its watcher.
+struct WatchSource {
     key: WatchKey,
-    stream: S,
-    state: Arc<Mutex<WatchState>>,
-    stop: CancellationToken,
-) where
-    S: futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send,
-{
-    let mut stream = std::pin::pin!(stream);
+    api: Api<DynamicObject>,
+    config: watcher::Config,
+    options: HubOptions,
+}
+
+impl WatchSource {
+    /// A watcher from scratch (list, then watch), its errors retried with back-off.
+    fn watcher(
+        &self,
+    ) -> impl futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + use<>
+    {
+        let backoff = WatchBackoff::new(self.options.initial_backoff, self.options.max_backoff);
+        StreamBackoff::new(watcher(self.api.clone(), self.config.clone()), backoff)
+    }
+}
+
+/// A watch request answered `410 Gone` as its HTTP status (the apiserver's watch cache no longer holds
+/// the resourceVersion). kube-runtime re-lists only for a 410 `ERROR` event inside the stream; for this
+/// one it would retry the same resourceVersion forever.
+fn is_expired_watch_start(error: &watcher::Error) -> bool {
+    matches!(error, watcher::Error::WatchStartFailed(kube::Error::Api(status)) if status.code == 410)
+}
+
+async fn run_watch(source: WatchSource, state: Arc<Mutex<WatchState>>, stop: CancellationToken) {
+    let key = &source.key;
+    // Between re-lists forced by a 410; reset once the new watch delivers a change.
+    let mut relist_backoff =
+        WatchBackoff::new(source.options.initial_backoff, source.options.max_backoff);
     loop {
-        let next = tokio::select! {
-            () = stop.cancelled() => None,
-            next = stream.next() => next,
-        };
-        let Some(next) = next else {
-            // Subscribers' streams end with the watch (hub shutdown).
-            state
-                .lock()
-                .expect("watch state poisoned")
-                .subscribers
-                .clear();
-            return;
-        };
-        // State and the subscriber list are read under one lock, so that a subscriber joining now
-        // gets each change exactly once: in its initial snapshot or through its channel.
-        let (observations, subscribers) = {
-            let mut state = state.lock().expect("watch state poisoned");
-            let observations = match next {
-                Ok(event) => state.apply(event),
-                Err(error) => {
-                    tracing::warn!(watch = %key, %error, "watch error, retrying with back-off");
-                    vec![Observation::ApiError {
-                        watch: key.clone(),
-                        message: error.to_string(),
-                    }]
-                }
+        let mut stream = std::pin::pin!(source.watcher());
+        let relist_after = loop {
+            let next = tokio::select! {
+                () = stop.cancelled() => None,
+                next = stream.next() => next,
             };
-            (observations, state.subscribers())
-        };
-        for observation in observations {
-            for subscriber in &subscribers {
-                // A closed subscriber is dropped from the list on the next change.
-                let _closed = subscriber.send(observation.clone()).await;
+            let Some(next) = next else {
+                // Subscribers' streams end with the watch (hub shutdown).
+                state
+                    .lock()
+                    .expect("watch state poisoned")
+                    .subscribers
+                    .clear();
+                return;
+            };
+            let expired = next.as_ref().is_err_and(is_expired_watch_start);
+            if matches!(
+                next,
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))
+            ) {
+                relist_backoff.reset();
             }
+            // State and the subscriber list are read under one lock, so that a subscriber joining now
+            // gets each change exactly once: in its initial snapshot or through its channel.
+            let (observations, subscribers) = {
+                let mut state = state.lock().expect("watch state poisoned");
+                let observations = match next {
+                    Ok(event) => state.apply(event),
+                    Err(error) => {
+                        tracing::warn!(watch = %key, %error, "watch error, retrying with back-off");
+                        vec![Observation::ApiError {
+                            watch: key.clone(),
+                            message: error.to_string(),
+                        }]
+                    }
+                };
+                (observations, state.subscribers())
+            };
+            for observation in observations {
+                for subscriber in &subscribers {
+                    // A closed subscriber is dropped from the list on the next change.
+                    let _closed = subscriber.send(observation.clone()).await;
+                }
+            }
+            if expired {
+                break relist_backoff.next().unwrap_or(source.options.max_backoff);
+            }
+        };
+        tracing::info!(watch = %key, delay = ?relist_after, "watch expired (410), re-listing");
+        tokio::select! {
+            () = stop.cancelled() => {
+                state.lock().expect("watch state poisoned").subscribers.clear();
+                return;
+            }
+            () = tokio::time::sleep(relist_after) => {}
         }
     }
 }
@@ -537,6 +577,26 @@ mod tests {
         assert_eq!(names(&relisted), ["applied kept"]);
         assert_eq!(names(&done), ["deleted removed"]);
         assert_eq!(state.objects.len(), 1);
+    }
+
+    #[test]
+    fn only_a_gone_watch_start_forces_a_relist() {
+        let api = |code| {
+            kube::Error::Api(
+                kube::core::Status::failure("too old resource version", "Expired")
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        assert!(is_expired_watch_start(&watcher::Error::WatchStartFailed(
+            api(410)
+        )));
+        assert!(!is_expired_watch_start(&watcher::Error::WatchStartFailed(
+            api(500)
+        )));
+        assert!(!is_expired_watch_start(&watcher::Error::InitialListFailed(
+            api(410)
+        )));
     }
 
     #[test]

@@ -24,8 +24,8 @@ use super::manifest::TrackedResource;
 use super::{Observation, WatchBackoff, WatchHub, api_resource};
 use crate::domain::policy::{PolicyError, TrackingOverrides, TrackingPolicy};
 use crate::tracker::core::{
-    Change, Delta, DeployTracker, Level, ResourceKey, ResourceReport, ResourceTracker, State,
-    TrackedObject, Verdict,
+    Change, CustomResourceRules, Delta, DeployTracker, Level, ResourceKey, ResourceReport,
+    ResourceTracker, State, TrackedObject, Verdict,
 };
 
 /// Events buffered between the tracker and the runner persisting them.
@@ -57,6 +57,8 @@ pub struct TrackOptions {
     /// When the deploy began (before helm ran): Kubernetes Events older than this are history, not
     /// evidence. Defaults to the moment `track()` is called.
     pub since: Option<DateTime<Utc>>,
+    /// How custom resources of configured kinds are read (`[[tracking.custom_resources]]`).
+    pub custom_resources: CustomResourceRules,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +212,10 @@ impl Run {
                     feeds.push(self.feed(namespace.as_deref(), &api));
                 }
             }
-            trackers.push(ResourceTracker::new(key, policy, self.started_at));
+            trackers.push(
+                ResourceTracker::new(key, policy, self.started_at)
+                    .with_custom_rules(&self.options.custom_resources),
+            );
         }
         let mut deploy = DeployTracker::new(trackers);
         let mut logs = LogStreams::new(
