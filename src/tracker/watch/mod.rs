@@ -87,7 +87,8 @@ pub enum Observation {
 /// How the hub's watches behave.
 #[derive(Debug, Clone)]
 pub struct HubOptions {
-    /// First retry delay after an API error; doubles up to `max_backoff`, reset by any success.
+    /// First retry delay after an API error, and between re-lists forced by a `410 Gone` watch
+    /// status; doubles up to `max_backoff`, reset by any success (for re-lists: a change received).
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     /// Server-side timeout of one watch request; the watch then resumes from its resourceVersion
@@ -419,12 +420,7 @@ async fn run_watch(source: WatchSource, state: Arc<Mutex<WatchState>>, stop: Can
                 next = stream.next() => next,
             };
             let Some(next) = next else {
-                // Subscribers' streams end with the watch (hub shutdown).
-                state
-                    .lock()
-                    .expect("watch state poisoned")
-                    .subscribers
-                    .clear();
+                end_subscriptions(&state);
                 return;
             };
             let expired = next.as_ref().is_err_and(is_expired_watch_start);
@@ -463,12 +459,21 @@ async fn run_watch(source: WatchSource, state: Arc<Mutex<WatchState>>, stop: Can
         tracing::info!(watch = %key, delay = ?relist_after, "watch expired (410), re-listing");
         tokio::select! {
             () = stop.cancelled() => {
-                state.lock().expect("watch state poisoned").subscribers.clear();
+                end_subscriptions(&state);
                 return;
             }
             () = tokio::time::sleep(relist_after) => {}
         }
     }
+}
+
+/// Subscribers' streams end with the watch (hub shutdown).
+fn end_subscriptions(state: &Mutex<WatchState>) {
+    state
+        .lock()
+        .expect("watch state poisoned")
+        .subscribers
+        .clear();
 }
 
 fn parse_gvk(api_version: &str, kind: &str) -> Result<GroupVersionKind, DiscoveryError> {
