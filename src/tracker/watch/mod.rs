@@ -4,7 +4,8 @@
 //! deploy and by concurrent deploys of one process through a [`WatchHub`] (reference counted: the watch
 //! stops when its last subscriber goes). A watch lists once, then follows from the last resourceVersion;
 //! a dropped watch resumes from there, a `410 Gone` re-lists, whether it comes as an `ERROR` event or
-//! as the HTTP status of the watch request (objects missing from the new list are reported deleted), and errors of our own API calls (5xx, 429, connection drops) are retried with
+//! as the HTTP status of the watch request (objects missing from the new list are reported deleted),
+//! and errors of our own API calls (5xx, 429, connection drops) are retried with
 //! exponential back-off and reported as [`Observation::ApiError`], never as a verdict (DESIGN §5.3).
 
 mod backoff;
