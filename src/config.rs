@@ -368,7 +368,6 @@ mod tests {
             "#,
         )
         .expect("valid rules");
-        assert_eq!(rules.len(), 2);
         let widget = rules.get("example.com", "Widget").expect("widget rule");
         assert_eq!(widget.failed_when[0].to_string(), "Degraded=True");
         assert_eq!(widget.failed_phases, ["broken"]);

@@ -771,6 +771,14 @@ impl PodRun {
             };
             sleep_until(next).await;
             let now = Instant::now();
+            // A line due before the exit was written before it, however late this task wakes up.
+            if let (Some(at), Some(text)) = (next_log, &behavior.log)
+                && now >= at
+                && exit.is_none_or(|(exit_at, _)| at <= exit_at)
+            {
+                self.log(slot, text);
+                next_log = log_every.map(|every| at + every);
+            }
             if let Some((at, code)) = exit
                 && now >= at
             {
@@ -823,12 +831,6 @@ impl PodRun {
                         10,
                     ))),
                 );
-            }
-            if let (Some(at), Some(text)) = (next_log, &behavior.log)
-                && now >= at
-            {
-                self.log(slot, text);
-                next_log = log_every.map(|every| at + every);
             }
         }
     }

@@ -293,14 +293,6 @@ impl CustomResourceRules {
             .map_or("", |(group, _)| group);
         self.get(group, &key.kind)
     }
-
-    pub fn len(&self) -> usize {
-        self.by_kind.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_kind.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -369,7 +369,6 @@ fn crash_instance(terminated: Option<&ContainerStateTerminated>, restarts: i32) 
         .unwrap_or_else(|| format!("restart-{restarts}"))
 }
 
-/// Incidents visible in a pod right now. Callers pass only current-revision, non-terminating pods.
 /// Whether the logs worth showing for `incident` are now the previous container instance's
 /// (`kubectl logs --previous`): the container waits to restart after a crash (during back-off the
 /// kubelet serves the crashed run as `previous`), or has started again since the incident.
@@ -398,6 +397,7 @@ pub(crate) fn logs_of_previous_instance(pod: &Pod, incident: &Incident) -> bool 
     incident.previous_instance || backing_off || restarted_since
 }
 
+/// Incidents visible in a pod right now. Callers pass only current-revision, non-terminating pods.
 pub(crate) fn incidents(pod: &Pod, policy: &TrackingPolicy, now: DateTime<Utc>) -> Vec<Candidate> {
     let context = PodContext {
         pod,

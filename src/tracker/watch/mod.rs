@@ -4,7 +4,8 @@
 //! deploy and by concurrent deploys of one process through a [`WatchHub`] (reference counted: the watch
 //! stops when its last subscriber goes). A watch lists once, then follows from the last resourceVersion;
 //! a dropped watch resumes from there, a `410 Gone` re-lists, whether it comes as an `ERROR` event or
-//! as the HTTP status of the watch request (objects missing from the new list are reported deleted), and errors of our own API calls (5xx, 429, connection drops) are retried with
+//! as the HTTP status of the watch request (objects missing from the new list are reported deleted),
+//! and errors of our own API calls (5xx, 429, connection drops) are retried with
 //! exponential back-off and reported as [`Observation::ApiError`], never as a verdict (DESIGN §5.3).
 
 mod backoff;
@@ -87,7 +88,8 @@ pub enum Observation {
 /// How the hub's watches behave.
 #[derive(Debug, Clone)]
 pub struct HubOptions {
-    /// First retry delay after an API error; doubles up to `max_backoff`, reset by any success.
+    /// First retry delay after an API error, and between re-lists forced by a `410 Gone` watch
+    /// status; doubles up to `max_backoff`, reset by any success (for re-lists: a change received).
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     /// Server-side timeout of one watch request; the watch then resumes from its resourceVersion
@@ -419,12 +421,7 @@ async fn run_watch(source: WatchSource, state: Arc<Mutex<WatchState>>, stop: Can
                 next = stream.next() => next,
             };
             let Some(next) = next else {
-                // Subscribers' streams end with the watch (hub shutdown).
-                state
-                    .lock()
-                    .expect("watch state poisoned")
-                    .subscribers
-                    .clear();
+                end_subscriptions(&state);
                 return;
             };
             let expired = next.as_ref().is_err_and(is_expired_watch_start);
@@ -463,12 +460,21 @@ async fn run_watch(source: WatchSource, state: Arc<Mutex<WatchState>>, stop: Can
         tracing::info!(watch = %key, delay = ?relist_after, "watch expired (410), re-listing");
         tokio::select! {
             () = stop.cancelled() => {
-                state.lock().expect("watch state poisoned").subscribers.clear();
+                end_subscriptions(&state);
                 return;
             }
             () = tokio::time::sleep(relist_after) => {}
         }
     }
+}
+
+/// Subscribers' streams end with the watch (hub shutdown).
+fn end_subscriptions(state: &Mutex<WatchState>) {
+    state
+        .lock()
+        .expect("watch state poisoned")
+        .subscribers
+        .clear();
 }
 
 fn parse_gvk(api_version: &str, kind: &str) -> Result<GroupVersionKind, DiscoveryError> {
