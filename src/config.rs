@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::domain::auth::{Scope, TargetPattern};
+use crate::domain::duration::BoundedDuration;
 use crate::runner::{HelmConfig, RunnerOptions};
 use crate::telemetry::LogFormat;
 
@@ -65,6 +66,18 @@ pub struct RunnerArgs {
     /// Serve the API only; other replicas run the deploys.
     #[arg(long, env = "ROLLCALL_NO_RUNNER")]
     pub no_runner: bool,
+    /// How long a deploy's lease lasts without renewal (e.g. `30s`): after a crash, another
+    /// process (or the restarted one) takes the deploy over once it runs out.
+    #[arg(long, env = "ROLLCALL_LEASE", default_value = "30s", value_parser = parse_lease)]
+    pub lease: Duration,
+}
+
+/// Shorter leases would expire between renewals (every third of the lease, at most every second)
+/// under an ordinary database hiccup.
+const MIN_LEASE: Duration = Duration::from_secs(1);
+
+fn parse_lease(text: &str) -> Result<Duration, String> {
+    BoundedDuration::parse(text, MIN_LEASE, Duration::from_secs(3600)).map(BoundedDuration::get)
 }
 
 impl Default for RunnerArgs {
@@ -75,6 +88,7 @@ impl Default for RunnerArgs {
             parallelism: 8,
             rollback_on_failure: false,
             no_runner: false,
+            lease: crate::runner::DEFAULT_LEASE,
         }
     }
 }
@@ -199,6 +213,7 @@ impl Config {
         config.runner = (!runner.no_runner).then(|| RunnerOptions {
             parallelism: runner.parallelism.max(1),
             rollback_on_failure: runner.rollback_on_failure,
+            lease: runner.lease,
             ..RunnerOptions::default()
         });
         config.body_limit = args

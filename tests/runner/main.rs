@@ -6,6 +6,7 @@
 mod common;
 
 mod deploys;
+mod drills;
 mod helm_process;
 mod leases;
 mod scenarios;
