@@ -288,6 +288,26 @@ impl StaticToken {
 mod tests {
     use super::*;
 
+    fn serve_args(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let base = ["serve", "--database-url", "postgres://localhost/x"];
+        <Serve as clap::Parser>::try_parse_from(base.iter().chain(extra)).map(|serve| serve.args)
+    }
+
+    #[test]
+    fn the_lease_is_a_human_duration_of_at_least_a_second() {
+        let config = Config::from_args(serve_args(&["--lease", "2s"]).unwrap()).unwrap();
+        assert_eq!(config.runner.unwrap().lease, Duration::from_secs(2));
+        let default = Config::from_args(serve_args(&[]).unwrap()).unwrap();
+        assert_eq!(default.runner.unwrap().lease, crate::runner::DEFAULT_LEASE);
+        assert!(serve_args(&["--lease", "500ms"]).is_err());
+        assert!(serve_args(&["--lease", "soon"]).is_err());
+    }
+
     #[test]
     fn file_tokens_are_checked() {
         let file: FileConfig = toml::from_str(

@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const SAFETY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -41,8 +41,15 @@ impl Drop for Sandbox {
     }
 }
 
-/// Reads the banner's `url:` and `token:` lines.
-fn read_banner(child: &mut Child) -> (String, String) {
+/// What the banner tells: its `url:` and `token:` lines and the body of its example deploy.
+struct Banner {
+    url: String,
+    token: String,
+    example: Value,
+}
+
+/// Reads the banner: `url:`, `token:`, then the example `curl` with its `-d '<JSON>'`.
+fn read_banner(child: &mut Child) -> Banner {
     let stdout = child.stdout.take().expect("piped stdout");
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
@@ -54,16 +61,25 @@ fn read_banner(child: &mut Child) -> (String, String) {
                 url = Some(value.to_owned());
             } else if let Some(value) = line.strip_prefix("token: ") {
                 token = Some(value.to_owned());
+            } else if let Some((_, rest)) = line.split_once("-d '")
+                && let Some((body, _)) = rest.split_once('\'')
+                && let (Some(url), Some(token)) = (url.take(), token.take())
+            {
+                let example = serde_json::from_str(body).expect("the example body is JSON");
+                sender
+                    .send(Banner {
+                        url,
+                        token,
+                        example,
+                    })
+                    .ok();
             }
             // Keep draining stdout after the banner so that the sandbox never writes to a closed pipe.
-            if let (Some(url), Some(token)) = (url.take_if(|_| token.is_some()), token.take()) {
-                sender.send((url, token)).ok();
-            }
         }
     });
     receiver
         .recv_timeout(SAFETY_TIMEOUT)
-        .expect("the sandbox printed no url and token (see its log above)")
+        .expect("the sandbox printed no url, token and example (see its log above)")
 }
 
 fn postgres_processes_for(dir: &Path) -> Vec<String> {
@@ -97,13 +113,18 @@ async fn sandbox_runs_a_web_deploy_and_stops_cleanly() {
         .spawn()
         .expect("start rollcall sandbox");
     let mut sandbox = Sandbox(child);
-    let (url, token) = read_banner(&mut sandbox.0);
+    let Banner {
+        url,
+        token,
+        example,
+    } = read_banner(&mut sandbox.0);
 
     let client = reqwest::Client::new();
     let accepted: Value = client
         .post(format!("{url}/v1/deploys"))
         .bearer_auth(&token)
-        .json(&json!({"release": "web", "namespace": "default", "chart": {"path": "web"}}))
+        // The banner's example, as a user pastes it: a namespace that helm creates.
+        .json(&example)
         .send()
         .await
         .expect("POST /v1/deploys")
@@ -134,6 +155,7 @@ async fn sandbox_runs_a_web_deploy_and_stops_cleanly() {
         }
     };
     assert_eq!(deploy["status"], "succeeded", "{deploy}");
+    assert_eq!(deploy["namespace"], example["namespace"]);
     assert!(
         data_dir.join("kubeconfig").is_file(),
         "the sandbox writes a kubeconfig"

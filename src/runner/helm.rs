@@ -818,6 +818,11 @@ mod tests {
                 "Error: looks like \"http://127.0.0.1:1\" is not a valid chart repository or cannot be reached: Get \"http://127.0.0.1:1/index.yaml\": dial tcp 127.0.0.1:1: connect: connection refused",
                 FailureReason::ChartUnavailable,
             ),
+            (
+                "Error: create: failed to create: namespaces \"fresh\" not found",
+                FailureReason::NamespaceNotFound,
+            ),
+            ("Error: release: not found", FailureReason::HelmFailed),
             ("Error: something new", FailureReason::HelmFailed),
         ];
         for (stderr, expected) in samples {

@@ -219,9 +219,10 @@ impl Env {
     }
 
     /// `helm status` of a release as the cluster holds it (`None`: no release).
-    fn helm_status(&self, release: &str) -> Option<String> {
+    async fn helm_status(&self, release: &str) -> Option<String> {
         let home = self.dir.path().join("test-helm");
-        let output = Command::new(helm_bin())
+        // Not blocking: the simulated cluster answering helm runs on this test's runtime.
+        let output = tokio::process::Command::new(helm_bin())
             .args([
                 "status",
                 release,
@@ -235,6 +236,7 @@ impl Env {
             .env("HELM_CONFIG_HOME", home.join("config"))
             .env("HELM_DATA_HOME", home.join("data"))
             .output()
+            .await
             .expect("run helm status");
         if !output.status.success() {
             return None;
@@ -246,7 +248,7 @@ impl Env {
     async fn wait_for_helm_status(&self, release: &str, wanted: &str) {
         let deadline = Instant::now() + DRILL_TIMEOUT;
         loop {
-            let status = self.helm_status(release);
+            let status = self.helm_status(release).await;
             if status.as_deref() == Some(wanted) {
                 return;
             }
@@ -647,7 +649,7 @@ async fn rollcall_killed_mid_deploy_and_restarted_brings_every_deploy_to_a_true_
     }
     for release in ["alpha", "beta", "gamma"] {
         assert_eq!(
-            env.helm_status(release).as_deref(),
+            env.helm_status(release).await.as_deref(),
             Some("deployed"),
             "{release}"
         );
