@@ -834,10 +834,21 @@ impl Job<'_> {
             json!({"repair": true, "status": status.info.status, "revision": status.version}),
         )
         .await?;
-        let target = match self.last_good_revision(Some(status.version), stop).await {
-            Ok(target) => target,
-            Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
-            Err(_) => None,
+        // A rollback left pending returns to its recorded target: the newest deployed revision
+        // before it may be the failed one it was rolling back from.
+        let recorded = match status.info.status.as_str() {
+            "pending-rollback" => deploys::get(self.runner.state.events.pool(), self.deploy.id)
+                .await?
+                .and_then(|deploy| deploy.rollback_target),
+            _ => None,
+        };
+        let target = match recorded {
+            Some(target) => Some(target),
+            None => match self.last_good_revision(Some(status.version), stop).await {
+                Ok(target) => target,
+                Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
+                Err(_) => None,
+            },
         };
         let (invocation, done) = match target {
             Some(target) => (

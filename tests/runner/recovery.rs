@@ -188,3 +188,78 @@ async fn a_rollback_that_had_completed_is_tracked_without_running_it_again() {
     );
     assert_eq!(history.len(), 3, "no second rollback: {history:?}");
 }
+
+/// The web app behind a migration Job that helm waits for before an install, upgrade or rollback
+/// (30 simulated seconds, 3 at this time scale).
+fn migrating_web(behavior: &str, rollback_on_failure: bool) -> Value {
+    json!({
+        "release": "shop",
+        "namespace": "default",
+        "chart": {"path": "migrating-web"},
+        "values": {"web": {"behavior": behavior}, "migration": {"behavior": "exitAfter=30s"}},
+        "timeout": "90s",
+        "rollback_on_failure": rollback_on_failure,
+    })
+}
+
+#[tokio::test]
+async fn a_cancel_while_helm_rolls_back_repairs_to_the_recorded_target_not_the_failed_revision() {
+    let home = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = start_kubesim(0.1, home.path()).await;
+    let app =
+        spawn_app_with(|config| with_runner(config, Some(kubeconfig.clone()), home.path())).await;
+    let healthy = app.submit(&migrating_web("readyAfter=1s", false)).await;
+    assert_eq!(wait_for_end(&app, healthy).await["status"], "succeeded");
+    let crashing = app
+        .submit(&migrating_web("crashAfter=1s;exitCode=1", true))
+        .await;
+    super::wait_for(&app, crashing, "rolling back", |d| {
+        d["phase"] == "rolling_back"
+    })
+    .await;
+    // helm waits for the migration before rolling back: the release is pending-rollback, and
+    // revision 2 (the failed one) is still marked deployed.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status: Value = serde_json::from_str(
+            &helm(
+                &kubeconfig,
+                home.path(),
+                &[
+                    "status",
+                    "shop",
+                    "--namespace",
+                    "default",
+                    "--output",
+                    "json",
+                ],
+            )
+            .await,
+        )
+        .unwrap();
+        if status["info"]["status"] == "pending-rollback" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never pending-rollback: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let response = app
+        .post(&format!("/v1/deploys/{crashing}/cancel"), &app.admin_token)
+        .json(&json!({"reason": "stop the rollback"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let deploy = wait_for_end(&app, crashing).await;
+    assert_eq!(deploy["status"], "cancelled", "{deploy}");
+    assert_eq!(deploy["rolled_back_to"], 1, "{deploy}");
+    let history = history(&kubeconfig, home.path()).await;
+    let newest = history.last().unwrap();
+    assert_eq!(newest["description"], "Rollback to 1", "{history:?}");
+    assert_eq!(newest["status"], "deployed", "{history:?}");
+    app.shutdown().await;
+    cluster.shutdown().await;
+}
