@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::domain::auth::{Scope, TargetPattern};
+use crate::domain::duration::BoundedDuration;
 use crate::runner::{HelmConfig, RunnerOptions};
 use crate::telemetry::LogFormat;
 use crate::tracker::core::{CustomResourceRuleSpec, CustomResourceRules, RuleError};
@@ -66,6 +67,18 @@ pub struct RunnerArgs {
     /// Serve the API only; other replicas run the deploys.
     #[arg(long, env = "ROLLCALL_NO_RUNNER")]
     pub no_runner: bool,
+    /// How long a deploy's lease lasts without renewal (e.g. `30s`): after a crash, another
+    /// process (or the restarted one) takes the deploy over once it runs out.
+    #[arg(long, env = "ROLLCALL_LEASE", default_value = "30s", value_parser = parse_lease)]
+    pub lease: Duration,
+}
+
+/// Shorter leases would expire between renewals (every third of the lease, at most every second)
+/// under an ordinary database hiccup.
+const MIN_LEASE: Duration = Duration::from_secs(1);
+
+fn parse_lease(text: &str) -> Result<Duration, String> {
+    BoundedDuration::parse(text, MIN_LEASE, Duration::from_secs(3600)).map(BoundedDuration::get)
 }
 
 impl Default for RunnerArgs {
@@ -76,6 +89,7 @@ impl Default for RunnerArgs {
             parallelism: 8,
             rollback_on_failure: false,
             no_runner: false,
+            lease: crate::runner::DEFAULT_LEASE,
         }
     }
 }
@@ -215,6 +229,7 @@ impl Config {
         config.runner = (!runner.no_runner).then(|| RunnerOptions {
             parallelism: runner.parallelism.max(1),
             rollback_on_failure: runner.rollback_on_failure,
+            lease: runner.lease,
             ..RunnerOptions::default()
         });
         config.body_limit = args
@@ -314,6 +329,26 @@ impl StaticToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn serve_args(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let base = ["serve", "--database-url", "postgres://localhost/x"];
+        <Serve as clap::Parser>::try_parse_from(base.iter().chain(extra)).map(|serve| serve.args)
+    }
+
+    #[test]
+    fn the_lease_is_a_human_duration_of_at_least_a_second() {
+        let config = Config::from_args(serve_args(&["--lease", "2s"]).unwrap()).unwrap();
+        assert_eq!(config.runner.unwrap().lease, Duration::from_secs(2));
+        let default = Config::from_args(serve_args(&[]).unwrap()).unwrap();
+        assert_eq!(default.runner.unwrap().lease, crate::runner::DEFAULT_LEASE);
+        assert!(serve_args(&["--lease", "500ms"]).is_err());
+        assert!(serve_args(&["--lease", "soon"]).is_err());
+    }
 
     #[test]
     fn file_tokens_are_checked() {

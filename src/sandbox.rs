@@ -201,11 +201,12 @@ fn banner(address: SocketAddr, token: &str, kubeconfig: &Path) -> String {
          kubeconfig: {kubeconfig}   (kubectl --kubeconfig {kubeconfig} get pods -A)\n\
          demo charts: {charts}\n\
          \n\
-         Deploy the web chart and follow its events:\n\
+         Deploy the web chart and follow its events (other namespaces than default do not \
+         exist yet: \"create_namespace\": true lets helm create one):\n\
          \n\
          TOKEN={token}; LOCATION=$(curl -sS -o /dev/null -w '%header{{location}}' -X POST \
          -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \
-         -d '{{\"release\":\"web\",\"namespace\":\"default\",\"chart\":{{\"path\":\"web\"}}}}' \
+         -d '{{\"release\":\"web\",\"namespace\":\"demo\",\"create_namespace\":true,\"chart\":{{\"path\":\"web\"}}}}' \
          {url}/v1/deploys) && curl -sSN -H 'Accept: text/event-stream' \
          -H \"Authorization: Bearer $TOKEN\" \"{url}$LOCATION/events\"\n",
         kubeconfig = kubeconfig.display(),

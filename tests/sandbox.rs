@@ -2,12 +2,12 @@
 //! server, runs a deploy of the demo `web` chart to success, and stops everything on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const SAFETY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -41,8 +41,15 @@ impl Drop for Sandbox {
     }
 }
 
-/// Reads the banner's `url:` and `token:` lines.
-fn read_banner(child: &mut Child) -> (String, String) {
+/// What the banner tells: its `url:` and `token:` lines and the body of its example deploy.
+struct Banner {
+    url: String,
+    token: String,
+    example: Value,
+}
+
+/// Reads the banner: `url:`, `token:`, then the example `curl` with its `-d '<JSON>'`.
+fn read_banner(child: &mut Child) -> Banner {
     let stdout = child.stdout.take().expect("piped stdout");
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
@@ -54,16 +61,25 @@ fn read_banner(child: &mut Child) -> (String, String) {
                 url = Some(value.to_owned());
             } else if let Some(value) = line.strip_prefix("token: ") {
                 token = Some(value.to_owned());
+            } else if let Some((_, rest)) = line.split_once("-d '")
+                && let Some((body, _)) = rest.split_once('\'')
+                && let (Some(url), Some(token)) = (url.take(), token.take())
+            {
+                let example = serde_json::from_str(body).expect("the example body is JSON");
+                sender
+                    .send(Banner {
+                        url,
+                        token,
+                        example,
+                    })
+                    .ok();
             }
             // Keep draining stdout after the banner so that the sandbox never writes to a closed pipe.
-            if let (Some(url), Some(token)) = (url.take_if(|_| token.is_some()), token.take()) {
-                sender.send((url, token)).ok();
-            }
         }
     });
     receiver
         .recv_timeout(SAFETY_TIMEOUT)
-        .expect("the sandbox printed no url and token (see its log above)")
+        .expect("the sandbox printed no url, token and example (see its log above)")
 }
 
 fn postgres_processes_for(dir: &Path) -> Vec<String> {
@@ -76,20 +92,24 @@ fn postgres_processes_for(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn sandbox_runs_a_web_deploy_and_stops_cleanly() {
+/// A data directory that the postgres user can reach (as root the server runs as that user).
+fn sandbox_dir() -> (tempfile::TempDir, PathBuf) {
     let temp = tempfile::tempdir().expect("temp dir");
-    // As root the server runs as the postgres user, which must be able to reach the data dir.
     std::fs::set_permissions(
         temp.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .expect("chmod the temp dir");
     let data_dir = temp.path().join("sandbox");
+    (temp, data_dir)
+}
+
+/// `rollcall sandbox` on `data_dir` until its banner is printed.
+fn start_sandbox(data_dir: &Path) -> (Sandbox, Banner) {
     let child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
         .args(["sandbox", "--listen", "127.0.0.1:0", "--time-scale", "0.1"])
         .arg("--data-dir")
-        .arg(&data_dir)
+        .arg(data_dir)
         .env_remove("DATABASE_URL")
         .env_remove("ROLLCALL_LISTEN")
         .stdin(Stdio::null())
@@ -97,13 +117,28 @@ async fn sandbox_runs_a_web_deploy_and_stops_cleanly() {
         .spawn()
         .expect("start rollcall sandbox");
     let mut sandbox = Sandbox(child);
-    let (url, token) = read_banner(&mut sandbox.0);
+    let banner = read_banner(&mut sandbox.0);
+    (sandbox, banner)
+}
+
+#[tokio::test]
+async fn sandbox_runs_a_web_deploy_and_stops_cleanly() {
+    let (_temp, data_dir) = sandbox_dir();
+    let (
+        mut sandbox,
+        Banner {
+            url,
+            token,
+            example,
+        },
+    ) = start_sandbox(&data_dir);
 
     let client = reqwest::Client::new();
     let accepted: Value = client
         .post(format!("{url}/v1/deploys"))
         .bearer_auth(&token)
-        .json(&json!({"release": "web", "namespace": "default", "chart": {"path": "web"}}))
+        // The banner's example, as a user pastes it: a namespace that helm creates.
+        .json(&example)
         .send()
         .await
         .expect("POST /v1/deploys")
@@ -134,10 +169,73 @@ async fn sandbox_runs_a_web_deploy_and_stops_cleanly() {
         }
     };
     assert_eq!(deploy["status"], "succeeded", "{deploy}");
+    assert_eq!(deploy["namespace"], example["namespace"]);
     assert!(
         data_dir.join("kubeconfig").is_file(),
         "the sandbox writes a kubeconfig"
     );
+
+    let status = sandbox.terminate();
+    assert!(status.success(), "the sandbox exited with {status}");
+    assert_eq!(
+        postgres_processes_for(&data_dir),
+        Vec::<String>::new(),
+        "PostgreSQL processes remain"
+    );
+}
+
+/// The postmaster pid that `data_dir`'s server recorded (first line of `postmaster.pid`).
+fn postmaster_pid(data_dir: &Path) -> libc::pid_t {
+    let text = std::fs::read_to_string(data_dir.join("pg/data/postmaster.pid"))
+        .expect("a running server's postmaster.pid");
+    text.lines()
+        .next()
+        .and_then(|line| line.trim().parse().ok())
+        .expect("a pid on the first line")
+}
+
+/// Running, not a zombie that nobody reaped yet (`/proc/<pid>/stat`: `pid (comm) state ...`).
+fn is_alive(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, after_comm) = stat.rsplit_once(')')?;
+            after_comm
+                .split_whitespace()
+                .next()
+                .map(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_sandbox_killed_with_sigkill_leaves_postgres_that_the_next_start_stops() {
+    let (_temp, data_dir) = sandbox_dir();
+    let (mut killed, _) = start_sandbox(&data_dir);
+    let leftover = postmaster_pid(&data_dir);
+    let pid = libc::pid_t::try_from(killed.0.id()).expect("pid fits");
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    killed.0.wait().expect("wait for the killed sandbox");
+    assert!(
+        is_alive(leftover),
+        "the scenario needs PostgreSQL to outlive its sandbox"
+    );
+
+    let (mut sandbox, banner) = start_sandbox(&data_dir);
+    let ready = reqwest::get(format!("{}/readyz", banner.url))
+        .await
+        .expect("GET /readyz");
+    assert_eq!(ready.status(), 200);
+    let deadline = Instant::now() + SAFETY_TIMEOUT;
+    while is_alive(leftover) {
+        assert!(
+            Instant::now() < deadline,
+            "the leftover PostgreSQL {leftover} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ne!(postmaster_pid(&data_dir), leftover);
 
     let status = sandbox.terminate();
     assert!(status.success(), "the sandbox exited with {status}");

@@ -56,6 +56,10 @@ pub struct DeployRequest {
     /// Helm release name (DNS-1123 label, ≤ 53 characters).
     pub release: String,
     pub namespace: String,
+    /// Create the namespace when it does not exist (`helm upgrade --create-namespace`); without
+    /// it, a deploy to a missing namespace fails.
+    #[serde(default)]
+    pub create_namespace: bool,
     /// Named cluster (kube context); default `default`.
     #[serde(default)]
     pub cluster: Option<String>,
@@ -87,6 +91,7 @@ pub struct DeployRequest {
 pub struct NewDeploy {
     pub cluster: ClusterName,
     pub namespace: Namespace,
+    pub create_namespace: bool,
     pub release: ReleaseName,
     pub chart: ChartSource,
     pub values: serde_json::Map<String, serde_json::Value>,
@@ -155,6 +160,7 @@ impl NewDeploy {
             ) if errors.is_empty() => Ok(Self {
                 cluster,
                 namespace,
+                create_namespace: request.create_namespace,
                 release,
                 chart,
                 values: request.values.unwrap_or_default(),

@@ -391,9 +391,13 @@ impl Job<'_> {
             command: "upgrade",
             source,
         })?;
-        let invocation = self
-            .helm()
-            .upgrade(&self.target, chart, &values, self.remaining());
+        let invocation = self.helm().upgrade(
+            &self.target,
+            chart,
+            &values,
+            self.remaining(),
+            self.deploy.create_namespace,
+        );
         let output = self.run_helm(invocation, &self.halt.any).await?;
         let release: ReleaseInfo =
             serde_json::from_str(&output).map_err(|error| HelmError::Unexpected {
@@ -568,12 +572,23 @@ impl Job<'_> {
         if !(self.deploy.rollback_on_failure || self.runner.options.rollback_on_failure) {
             return Ok(failed(failure, revision));
         }
-        self.phase(Phase::RollingBack).await?;
+        self.enter_rollback(&failure).await?;
         let rolled_back_to = self.roll_back(revision, &self.halt.any).await?;
         Ok(Finish {
             rolled_back_to,
             ..failed(failure, revision)
         })
+    }
+
+    /// The `rolling_back` phase, recorded together with the failure it rolls back from.
+    async fn enter_rollback(&self, failure: &Verdict) -> Result<(), Interrupted> {
+        self.writer.flush().await?;
+        let events = &self.runner.state.events;
+        let mut tx = events.begin().await?;
+        deploys::set_phase(&mut tx, self.deploy.id, Phase::RollingBack).await?;
+        store::runner::set_failure(&mut tx, self.deploy.id, failure).await?;
+        events.commit(tx).await?;
+        Ok(())
     }
 
     /// The newest good revision older than `failed` (any, when the failed one is unknown).
@@ -625,21 +640,48 @@ impl Job<'_> {
                 return Ok(None);
             }
         };
-        self.rollback_event(
-            EventType::RollbackStarted,
-            Level::Warning,
-            format!("rolling back to revision {target}"),
-            json!({"to_revision": target}),
-        )
-        .await?;
+        store::runner::set_rollback_target(self.runner.state.events.pool(), self.deploy.id, target)
+            .await?;
+        self.rollback_to(target, None, stop).await
+    }
+
+    /// `helm rollback` to `target`, then tracking of the revision it creates. `found`: what a
+    /// resumed rollback found the release in.
+    async fn rollback_to(
+        &self,
+        target: i32,
+        found: Option<&HistoryEntry>,
+        stop: &CancellationToken,
+    ) -> Result<Option<i32>, Interrupted> {
+        let (message, data) = match found {
+            None => (
+                format!("rolling back to revision {target}"),
+                json!({"to_revision": target}),
+            ),
+            Some(found) => (
+                format!(
+                    "resuming the rollback to revision {target}: the release is {} at revision {}",
+                    found.status, found.revision
+                ),
+                json!({
+                    "to_revision": target,
+                    "resumed": true,
+                    "repair": found.status.starts_with("pending"),
+                    "status": found.status,
+                    "revision": found.revision,
+                }),
+            ),
+        };
+        self.rollback_event(EventType::RollbackStarted, Level::Warning, message, data)
+            .await?;
         let rollback = self.helm().rollback(&self.target, target, self.remaining());
         let restored = match self.run_helm(rollback, stop).await {
             Ok(_) => self.current_revision(stop).await,
             Err(error) => Err(error),
         };
-        let restored = match restored {
-            Ok(restored) => restored,
-            Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
+        match restored {
+            Ok(restored) => self.track_rollback(target, restored, stop).await,
+            Err(HelmError::Cancelled { .. }) => Err(Interrupted::Halted),
             Err(error) => {
                 self.rollback_event(
                     EventType::RollbackFailed,
@@ -648,9 +690,18 @@ impl Job<'_> {
                     json!({"reason": error.reason(), "to_revision": target}),
                 )
                 .await?;
-                return Ok(None);
+                Ok(None)
             }
-        };
+        }
+    }
+
+    /// Tracks `restored`, the revision a rollback to `target` created, and records its verdict.
+    async fn track_rollback(
+        &self,
+        target: i32,
+        restored: i32,
+        stop: &CancellationToken,
+    ) -> Result<Option<i32>, Interrupted> {
         match self.track(restored, stop).await? {
             Ok(()) => {
                 self.rollback_event(
@@ -672,6 +723,60 @@ impl Job<'_> {
             }
         }
         Ok(Some(target))
+    }
+
+    /// A rollback whose process stopped: finished where helm got to. Done already (the newest
+    /// revision is the rollback to the recorded target): tracked. Left `pending-*` or never
+    /// started: helm rollback to the recorded target (not the newest deployed revision, which may
+    /// be the failed one), then tracked.
+    async fn resume_rollback(
+        &self,
+        failed_revision: Option<i32>,
+    ) -> Result<Option<i32>, Interrupted> {
+        let stop = &self.halt.any;
+        let Some(target) = self.deploy.rollback_target else {
+            return self.roll_back(failed_revision, stop).await;
+        };
+        let history: Vec<HistoryEntry> = match self
+            .helm()
+            .run_json(self.helm().history(&self.target), stop)
+            .await
+        {
+            Ok(history) => history,
+            Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
+            Err(error) => {
+                self.rollback_event(
+                    EventType::RollbackFailed,
+                    Level::Error,
+                    format!("cannot resume the rollback to revision {target}: {error}"),
+                    json!({"reason": error.reason(), "to_revision": target}),
+                )
+                .await?;
+                return Ok(None);
+            }
+        };
+        let newest = history.into_iter().max_by_key(|entry| entry.revision);
+        match newest {
+            Some(entry)
+                if entry.status == "deployed"
+                    && entry.description == format!("Rollback to {target}")
+                    && failed_revision.is_none_or(|failed| entry.revision > failed) =>
+            {
+                self.emit(
+                    NewEvent::new(
+                        EventType::HelmOutput,
+                        format!(
+                            "the rollback to revision {target} had completed (revision {}); tracking it",
+                            entry.revision
+                        ),
+                    )
+                    .data(json!({"command": "history", "to_revision": target, "revision": entry.revision})),
+                )
+                .await?;
+                self.track_rollback(target, entry.revision, stop).await
+            }
+            found => self.rollback_to(target, found.as_ref(), stop).await,
+        }
     }
 
     async fn rollback_event(
@@ -730,10 +835,21 @@ impl Job<'_> {
             json!({"repair": true, "status": status.info.status, "revision": status.version}),
         )
         .await?;
-        let target = match self.last_good_revision(Some(status.version), stop).await {
-            Ok(target) => target,
-            Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
-            Err(_) => None,
+        // A rollback left pending returns to its recorded target: the newest deployed revision
+        // before it may be the failed one it was rolling back from.
+        let recorded = match status.info.status.as_str() {
+            "pending-rollback" => deploys::get(self.runner.state.events.pool(), self.deploy.id)
+                .await?
+                .and_then(|deploy| deploy.rollback_target),
+            _ => None,
+        };
+        let target = match recorded {
+            Some(target) => Some(target),
+            None => match self.last_good_revision(Some(status.version), stop).await {
+                Ok(target) => target,
+                Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
+                Err(_) => None,
+            },
         };
         let (invocation, done) = match target {
             Some(target) => (
@@ -787,7 +903,8 @@ impl Job<'_> {
     }
 
     /// A deploy taken over from a process that died: a cancel in flight is completed, tracking is
-    /// re-attached to the revision helm made, anything else is repaired and run again.
+    /// re-attached to the revision helm made, a rollback is finished, anything else is repaired
+    /// and run again.
     async fn resume(&self) -> Flow {
         if self.deploy.status == DeployStatus::Cancelling {
             self.halt.trigger(HaltCause::Cancelled);
@@ -796,17 +913,17 @@ impl Job<'_> {
         match (self.deploy.phase, self.deploy.revision) {
             (Some(Phase::Tracking), Some(revision)) => self.track_revision(revision).await,
             (Some(Phase::RollingBack), revision) => {
-                let repaired = self.repair(&self.halt.any).await?;
-                Ok(Finish {
-                    rolled_back_to: repaired,
-                    ..failed(
-                        verdict(
-                            "interrupted",
-                            "the rollcall process rolling this deploy back stopped; the release was \
-                             checked and repaired",
-                        ),
-                        revision,
+                let failure = self.deploy.verdict.clone().unwrap_or_else(|| {
+                    verdict(
+                        "interrupted",
+                        "the rollcall process rolling this deploy back stopped before recording \
+                         why it failed",
                     )
+                });
+                let rolled_back_to = self.resume_rollback(revision).await?;
+                Ok(Finish {
+                    rolled_back_to,
+                    ..failed(failure, revision)
                 })
             }
             _ => {

@@ -32,7 +32,8 @@ const MIN_SECRET_LEN: usize = 3;
 pub struct HelmConfig {
     /// The binary (`helm` on PATH by default).
     pub bin: PathBuf,
-    /// The kubeconfig; named clusters are its contexts, `default` its current context.
+    /// The kubeconfig: one file or a list joined like `PATH` (`KUBECONFIG` syntax, merged as
+    /// kubectl merges it); named clusters are its contexts, `default` its current context.
     pub kubeconfig: Option<PathBuf>,
     /// Parent of helm's isolated cache, config and data directories and of per-run value files.
     pub home: PathBuf,
@@ -114,6 +115,8 @@ pub enum FailureReason {
     RenderError,
     /// Another operation holds the release (`pending-install`, `pending-upgrade`, `pending-rollback`).
     ReleaseLocked,
+    /// The release's namespace does not exist (and `create_namespace` was not asked for).
+    NamespaceNotFound,
     /// The Kubernetes API refused or could not be reached.
     ApiError,
     /// The chart could not be fetched (repository, registry, version).
@@ -127,6 +130,7 @@ impl FailureReason {
         match self {
             FailureReason::RenderError => "render_error",
             FailureReason::ReleaseLocked => "release_locked",
+            FailureReason::NamespaceNotFound => "namespace_not_found",
             FailureReason::ApiError => "api_error",
             FailureReason::ChartUnavailable => "chart_unavailable",
             FailureReason::HelmFailed => "helm_failed",
@@ -164,6 +168,8 @@ pub fn classify(stderr: &str) -> FailureReason {
         "path \"",
     ]) {
         FailureReason::ChartUnavailable
+    } else if text.contains("namespaces \"") && text.contains("\" not found") {
+        FailureReason::NamespaceNotFound
     } else if any(&[
         "kubernetes cluster unreachable",
         "the server ",
@@ -476,9 +482,6 @@ impl Helm {
 
     fn kube_args(&self, target: &ReleaseTarget) -> Vec<OsString> {
         let mut args = vec!["--namespace".into(), target.namespace.clone().into()];
-        if let Some(kubeconfig) = &self.config.kubeconfig {
-            args.extend(["--kubeconfig".into(), kubeconfig.clone().into_os_string()]);
-        }
         if target.cluster != crate::domain::names::ClusterName::default_cluster().as_str() {
             args.extend(["--kube-context".into(), target.cluster.clone().into()]);
         }
@@ -506,13 +509,15 @@ impl Helm {
     }
 
     /// `helm upgrade --install` without helm's own waiting (hooks still run, bounded by
-    /// `hook_timeout`); prints the release as JSON.
+    /// `hook_timeout`); prints the release as JSON. `create_namespace`: helm creates a missing
+    /// namespace first.
     pub fn upgrade(
         &self,
         target: &ReleaseTarget,
         chart: Vec<OsString>,
         values: &ValuesFiles,
         hook_timeout: Duration,
+        create_namespace: bool,
     ) -> Invocation {
         let mut args: Vec<OsString> = vec![
             "upgrade".into(),
@@ -521,6 +526,9 @@ impl Helm {
         ];
         args.extend(chart);
         args.extend(self.kube_args(target));
+        if create_namespace {
+            args.push("--create-namespace".into());
+        }
         args.extend(values.args());
         args.extend([
             "--timeout".into(),
@@ -700,13 +708,20 @@ impl Helm {
         let mut command = Command::new(&self.config.bin);
         command
             .args(args)
-            // Nothing inherited but PATH: helm's settings come from the arguments and these dirs.
+            // Nothing inherited but PATH: helm's settings come from the arguments, these dirs and the
+            // kubeconfig below.
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", home)
             .env("HELM_CACHE_HOME", home.join("cache"))
             .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", home.join("data"))
+            .env("HELM_DATA_HOME", home.join("data"));
+        // Through the environment, not `--kubeconfig` (one file only): helm merges a list of
+        // files the way kubectl does, as the watch hubs do (`clusters::load_kubeconfig`).
+        if let Some(kubeconfig) = &self.config.kubeconfig {
+            command.env("KUBECONFIG", kubeconfig);
+        }
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -803,6 +818,11 @@ mod tests {
                 "Error: looks like \"http://127.0.0.1:1\" is not a valid chart repository or cannot be reached: Get \"http://127.0.0.1:1/index.yaml\": dial tcp 127.0.0.1:1: connect: connection refused",
                 FailureReason::ChartUnavailable,
             ),
+            (
+                "Error: create: failed to create: namespaces \"fresh\" not found",
+                FailureReason::NamespaceNotFound,
+            ),
+            ("Error: release: not found", FailureReason::HelmFailed),
             ("Error: something new", FailureReason::HelmFailed),
         ];
         for (stderr, expected) in samples {

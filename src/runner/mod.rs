@@ -28,6 +28,9 @@ use crate::startup::AppState;
 use crate::store::{self, StoreError};
 use crate::tracker::watch::TrackedResource;
 
+/// How long a lease lasts unless configured otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
 /// How this process runs deploys.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
@@ -53,7 +56,7 @@ impl Default for RunnerOptions {
                 &Uuid::new_v4().simple().to_string()[..8]
             ),
             parallelism: 8,
-            lease: Duration::from_secs(30),
+            lease: DEFAULT_LEASE,
             poll_interval: Duration::from_millis(250),
             rollback_on_failure: false,
         }

@@ -95,6 +95,7 @@ impl LocalPostgres {
                 "initdb",
             )?;
         }
+        stop_leftover_server(&bin, &data, as_root)?;
         let log = dir.join("server.log");
         let mut last_error = String::new();
         for _ in 0..5 {
@@ -199,6 +200,35 @@ impl Drop for LocalPostgres {
             tracing::warn!(%error, "cannot stop the private PostgreSQL");
         }
     }
+}
+
+/// Stops a server that an earlier owner of `data` started and could not stop (it was killed
+/// with SIGKILL): `pg_ctl start` would refuse to start a second one on the same data.
+fn stop_leftover_server(bin: &Path, data: &Path, as_root: bool) -> Result<(), LocalPostgresError> {
+    if !data.join("postmaster.pid").exists() {
+        return Ok(());
+    }
+    // Exit status 0: a live server; otherwise the pid file is stale and postgres ignores it.
+    let running = postgres_command(bin, "pg_ctl", as_root)
+        .arg("-D")
+        .arg(data)
+        .arg("status")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !running {
+        return Ok(());
+    }
+    tracing::warn!(data = %data.display(), "stopping the PostgreSQL server that an earlier run left behind");
+    run(
+        postgres_command(bin, "pg_ctl", as_root)
+            .arg("-D")
+            .arg(data)
+            .args(["-m", "fast", "-w", "stop"]),
+        "pg_ctl stop (server left behind)",
+    )
 }
 
 fn find_postgres_bin() -> Option<PathBuf> {

@@ -28,6 +28,8 @@ pub struct Deploy {
     pub id: Uuid,
     pub cluster: String,
     pub namespace: String,
+    /// helm creates the namespace when it does not exist.
+    pub create_namespace: bool,
     pub release: String,
     #[schema(value_type = Object)]
     pub chart: ChartSource,
@@ -48,6 +50,9 @@ pub struct Deploy {
     pub phase: Option<Phase>,
     pub revision: Option<i32>,
     pub rolled_back_to: Option<i32>,
+    /// While rolling back (and after): the revision the rollback returns to.
+    pub rollback_target: Option<i32>,
+    /// Set when the deploy ends; while it rolls back, the failure it rolls back from.
     pub verdict: Option<Verdict>,
     pub cancel_reason: Option<String>,
     pub cancelled_by: Option<String>,
@@ -92,6 +97,7 @@ impl<'r> FromRow<'r, PgRow> for Deploy {
             id: row.try_get("id")?,
             cluster: row.try_get("cluster")?,
             namespace: row.try_get("namespace")?,
+            create_namespace: row.try_get("create_namespace")?,
             release: row.try_get("release")?,
             chart: decode_json(row, "chart")?,
             values: values.0,
@@ -114,6 +120,7 @@ impl<'r> FromRow<'r, PgRow> for Deploy {
                 .transpose()?,
             revision: row.try_get("revision")?,
             rolled_back_to: row.try_get("rolled_back_to")?,
+            rollback_target: row.try_get("rollback_target")?,
             verdict: verdict.map(|json| json.0),
             cancel_reason: row.try_get("cancel_reason")?,
             cancelled_by: row.try_get("cancelled_by")?,
@@ -217,8 +224,8 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
     let mut inserted = sqlx::query_as::<_, Deploy>(
         "insert into deploys (id, cluster, namespace, release, chart, \"values\", secret_values_digest,
                               timeout_seconds, rollback_on_failure, queue_mode, tracking, notify, labels,
-                              requested_by, status)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued')
+                              requested_by, create_namespace, status)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'queued')
          returning *",
     )
     .bind(new.id)
@@ -235,6 +242,7 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
     .bind(Json(&deploy.notify))
     .bind(Json(deploy.labels.as_map()))
     .bind(new.requested_by)
+    .bind(deploy.create_namespace)
     .fetch_one(tx.conn())
     .await?;
     let queued = tx
@@ -347,10 +355,10 @@ pub async fn start(
     })?;
     tx.append(
         id,
-        vec![NewEvent::new(
-            EventType::DeployStarted,
-            format!("started by {owner}"),
-        )],
+        vec![
+            NewEvent::new(EventType::DeployStarted, format!("started by {owner}"))
+                .data(serde_json::json!({ "owner": owner })),
+        ],
     )
     .await?;
     lock(tx.conn(), id).await

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::StoreError;
 use super::deploys::{self, Deploy};
 use super::events::EventTx;
-use crate::domain::deploy::DeployStatus;
+use crate::domain::deploy::{DeployStatus, Verdict};
 use crate::domain::event::{EventType, Level, NewEvent};
 
 /// Extends `owner`'s lease and returns the deploy's status (`cancelling` once a cancel was asked
@@ -100,6 +100,27 @@ pub async fn set_revision(pool: &PgPool, id: Uuid, revision: i32) -> Result<(), 
     sqlx::query("update deploys set revision = $2 where id = $1")
         .bind(id)
         .bind(revision)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The failure a deploy is about to roll back from, recorded with its `rolling_back` phase so that
+/// a successor ends the deploy with it.
+pub async fn set_failure(tx: &mut EventTx, id: Uuid, verdict: &Verdict) -> Result<(), StoreError> {
+    sqlx::query("update deploys set verdict = $2 where id = $1")
+        .bind(id)
+        .bind(sqlx::types::Json(verdict))
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// The revision a rollback returns to, recorded before helm rollback runs.
+pub async fn set_rollback_target(pool: &PgPool, id: Uuid, target: i32) -> Result<(), StoreError> {
+    sqlx::query("update deploys set rollback_target = $2 where id = $1")
+        .bind(id)
+        .bind(target)
         .execute(pool)
         .await?;
     Ok(())

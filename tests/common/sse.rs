@@ -27,16 +27,17 @@ pub struct SseStream {
 
 impl SseStream {
     pub async fn connect(request: reqwest::RequestBuilder) -> Self {
-        let response = request
-            .header("accept", "text/event-stream")
-            .send()
-            .await
-            .expect("SSE request");
-        Self {
+        Self::try_connect(request).await.expect("SSE request")
+    }
+
+    /// As `connect`, but a server that is down is an error to handle (reconnecting clients).
+    pub async fn try_connect(request: reqwest::RequestBuilder) -> reqwest::Result<Self> {
+        let response = request.header("accept", "text/event-stream").send().await?;
+        Ok(Self {
             status: response.status(),
             body: response.bytes_stream().boxed(),
             buffer: String::new(),
-        }
+        })
     }
 
     pub fn status(&self) -> reqwest::StatusCode {

@@ -6,8 +6,12 @@
 mod common;
 
 mod deploys;
+mod drills;
 mod helm_process;
+mod kubeconfigs;
 mod leases;
+mod namespaces;
+mod recovery;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -140,4 +144,20 @@ pub fn event_sequence(events: &[Value]) -> Vec<String> {
             kind => kind.to_owned(),
         })
         .collect()
+}
+
+/// A kubesim cluster (simulated durations times `time_scale`) and its kubeconfig in `dir`.
+pub async fn start_kubesim(
+    time_scale: f64,
+    dir: &std::path::Path,
+) -> (kubesim::ClusterHandle, PathBuf) {
+    let cluster = kubesim::Cluster::start(kubesim::options::ClusterOptions {
+        time_scale,
+        ..kubesim::options::ClusterOptions::default()
+    })
+    .await
+    .expect("kubesim starts");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.kubeconfig_yaml()).expect("write kubeconfig");
+    (cluster, kubeconfig)
 }
