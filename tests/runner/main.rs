@@ -7,6 +7,7 @@ mod common;
 
 mod deploys;
 mod helm_process;
+mod jobs;
 mod leases;
 mod scenarios;
 

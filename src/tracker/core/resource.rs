@@ -358,7 +358,7 @@ impl ResourceTracker {
                     waiting_to_appear(&self.key)
                 },
                 ready: None,
-                allowance: Allowance::PerReplica { replicas: 1 },
+                allowance: Allowance::before_seen(&self.key.kind),
             };
         };
         let mut readiness = readiness::assess(object);
