@@ -267,7 +267,7 @@ async fn failed_pre_upgrade_hook_scenario(helm: PathBuf) {
     assert_eq!(verdict["resource"]["name"], "shop-migrate", "{verdict}");
     let message = verdict["message"].as_str().unwrap();
     assert!(
-        message.contains("pre-upgrade hook Job default/shop-migrate failed"),
+        message.starts_with("hook Job default/shop-migrate (pre-install,pre-upgrade): "),
         "{message}"
     );
     let sequence = event_sequence(&events);

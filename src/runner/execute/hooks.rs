@@ -117,7 +117,7 @@ fn hook_verdict(
             reason: failure.reason.clone(),
             resource: Some(domain_resource(&reference)),
             message: format!(
-                "{events} hook {reference} failed: {}; {helm_error}",
+                "hook {reference} ({events}): {}; {helm_error}",
                 failure.message
             ),
         })
@@ -457,7 +457,7 @@ metadata:
         assert!(
             verdict
                 .message
-                .starts_with("pre-install, pre-upgrade hook Job prod/migrate failed: Job has"),
+                .starts_with("hook Job prod/migrate (pre-install, pre-upgrade): Job has"),
             "{}",
             verdict.message
         );
