@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use kubesim::options::ClusterOptions;
 use kubesim::{Cluster, ClusterHandle};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::common::app::{TestApp, spawn_app_with};
-use super::common::sse::SseStream;
+use super::common::sse::{SseFrame, SseStream};
 use super::{SAFETY_TIMEOUT, event_sequence, helm_bin, with_runner};
 
 /// Simulated durations run this much faster.
@@ -48,9 +49,8 @@ impl Setup {
         }
     }
 
-    /// Deploys the `jobs` chart with `values` and follows the SSE stream to its `end`; returns the
-    /// finished deploy and its events.
-    async fn deploy(&self, release: &str, values: Value) -> (Value, Vec<Value>) {
+    /// Submits a deploy of the `jobs` chart and opens its SSE stream.
+    async fn start_deploy(&self, release: &str, values: Value) -> (Uuid, SseStream) {
         let id = self
             .app
             .submit(&json!({
@@ -61,26 +61,20 @@ impl Setup {
                 "timeout": "60s",
             }))
             .await;
-        let mut stream = SseStream::connect(
+        let stream = SseStream::connect(
             self.app
                 .get(&format!("/v1/deploys/{id}/events"), &self.app.admin_token),
         )
         .await;
         assert_eq!(stream.status(), 200);
-        let frames = stream
-            .frames_until(SAFETY_TIMEOUT, |frame| {
-                frame.event.as_deref() == Some("end")
-            })
-            .await;
-        assert_eq!(
-            frames.last().and_then(|frame| frame.event.as_deref()),
-            Some("end"),
-            "the stream of deploy {id} ended early"
-        );
-        let events = frames[..frames.len() - 1]
-            .iter()
-            .map(|frame| frame.json())
-            .collect();
+        (id, stream)
+    }
+
+    /// Deploys the `jobs` chart with `values` and follows the SSE stream to its `end`; returns the
+    /// finished deploy and its events.
+    async fn deploy(&self, release: &str, values: Value) -> (Value, Vec<Value>) {
+        let (id, mut stream) = self.start_deploy(release, values).await;
+        let events = events_until_end(&mut stream, Vec::new()).await;
         (self.app.deploy(id).await, events)
     }
 
@@ -105,6 +99,23 @@ fn helm3_bin() -> PathBuf {
     bin
 }
 
+/// Reads `stream` to its `end` frame; returns the events of `read` and of what followed, in order.
+async fn events_until_end(stream: &mut SseStream, mut read: Vec<SseFrame>) -> Vec<Value> {
+    read.extend(
+        stream
+            .frames_until(SAFETY_TIMEOUT, |frame| {
+                frame.event.as_deref() == Some("end")
+            })
+            .await,
+    );
+    assert_eq!(
+        read.pop().and_then(|frame| frame.event),
+        Some("end".to_owned()),
+        "the event stream ended early"
+    );
+    read.iter().map(SseFrame::json).collect()
+}
+
 fn has_in_order(sequence: &[String], wanted: &[&str]) -> bool {
     let mut rest = sequence.iter();
     wanted
@@ -112,7 +123,7 @@ fn has_in_order(sequence: &[String], wanted: &[&str]) -> bool {
         .all(|want| rest.any(|have| have.as_str() == *want))
 }
 
-/// The events about resource `name`, as types.
+/// The events about resource `name`.
 fn about<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
     events
         .iter()
@@ -388,5 +399,52 @@ async fn a_succeeding_hook_job_is_followed_while_helm_runs_it() {
     );
     assert!(about(during(&events, "tracking"), "shop-migrate").is_empty());
     assert_eq!(resource_state(&deploy, "shop-migrate"), "ready");
+    setup.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancel_while_helm_waits_for_a_hook_leaves_the_release_usable() {
+    let setup = Setup::start(helm_bin()).await;
+    let values = with_hook(json!({"behavior": "exitAfter=10m;log=migrating"}));
+    let (id, mut stream) = setup.start_deploy("shop", values).await;
+    let running = stream
+        .frames_until(SAFETY_TIMEOUT, |frame| {
+            frame.event.as_deref() == Some("container.log")
+                && frame.json()["resource"]["name"] == "shop-migrate"
+        })
+        .await;
+    let response = setup
+        .app
+        .post(&format!("/v1/deploys/{id}/cancel"), &setup.app.admin_token)
+        .json(&json!({"reason": "migration takes too long"}))
+        .send()
+        .await
+        .expect("POST cancel");
+    assert_eq!(response.status(), 202);
+    let events = events_until_end(&mut stream, running).await;
+    let deploy = setup.app.deploy(id).await;
+    assert_eq!(deploy["status"], "cancelled", "{deploy}");
+    let sequence = event_sequence(&events);
+    assert!(
+        has_in_order(
+            &sequence,
+            &[
+                "phase:upgrading",
+                "container.log",
+                "deploy.cancelling",
+                "deploy.cancelled"
+            ]
+        ),
+        "{sequence:?}"
+    );
+    // helm was stopped mid-hook without leaving the release locked: the next deploy runs, and its
+    // hook Job (replacing the one left running) is the one followed.
+    let (next, events) = setup.deploy("shop", with_hook(json!({}))).await;
+    assert_eq!(next["status"], "succeeded", "{next}");
+    let hook = about(during(&events, "upgrading"), "shop-migrate");
+    assert!(
+        hook.iter().any(|event| event["type"] == "resource.ready"),
+        "{hook:?}"
+    );
     setup.shutdown().await;
 }
