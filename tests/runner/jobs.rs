@@ -177,10 +177,12 @@ fn resource_state<'a>(deploy: &'a Value, name: &str) -> &'a Value {
 #[tokio::test]
 async fn a_job_that_completes_succeeds_once_it_is_complete() {
     let setup = Setup::start(helm_bin()).await;
+    // Runs long enough (3s at this time scale) for its log to be read before it completes: the
+    // tracking of the revision starts only after helm has returned.
     let (deploy, events) = setup
         .deploy(
             "batch",
-            json!({"job": {"behavior": "exitAfter=5s;log=42 rows copied"}}),
+            json!({"job": {"behavior": "exitAfter=30s;log=42 rows copied"}}),
         )
         .await;
     assert_eq!(deploy["status"], "succeeded", "{deploy}");
@@ -341,6 +343,35 @@ async fn a_failed_pre_upgrade_hook_fails_the_deploy_naming_the_hook_job() {
 #[tokio::test]
 async fn a_failed_pre_upgrade_hook_fails_the_deploy_naming_the_hook_job_with_helm_v3() {
     failed_pre_upgrade_hook_scenario(helm3_bin()).await;
+}
+
+#[tokio::test]
+async fn a_hook_still_running_when_helm_gives_up_is_named_in_the_verdict() {
+    let setup = Setup::start(helm_bin()).await;
+    let id = setup
+        .app
+        .submit(&json!({
+            "release": "shop",
+            "namespace": "default",
+            "chart": {"path": "jobs"},
+            "values": with_hook(json!({"behavior": "exitAfter=10m;log=migrating"})),
+            // helm's hook timeout is what is left of the deploy's.
+            "timeout": "4s",
+        }))
+        .await;
+    let deploy = super::wait_for_end(&setup.app, id).await;
+    assert_eq!(deploy["status"], "failed", "{deploy}");
+    let verdict = &deploy["verdict"];
+    assert_eq!(verdict["resource"]["name"], "shop-migrate", "{verdict}");
+    let message = verdict["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "hook Job default/shop-migrate (pre-install,pre-upgrade) had not finished: "
+        ),
+        "{message}"
+    );
+    assert_eq!(resource_state(&deploy, "shop-migrate"), "progressing");
+    setup.shutdown().await;
 }
 
 #[tokio::test]

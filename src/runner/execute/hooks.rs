@@ -15,6 +15,7 @@ use crate::domain::deploy::Verdict;
 use crate::domain::event::{EventType, Level, NewEvent};
 use crate::domain::policy::{PolicyDuration, PolicyPatch, ResourceRule};
 use crate::runner::helm::HelmError;
+use crate::tracker::core::{ResourceReport, State};
 use crate::tracker::watch::{
     Deadlines, EventKind, ResourceRef, TrackEvent, TrackOptions, TrackReport, TrackedResource,
     Tracking, WatchHub, track,
@@ -26,7 +27,7 @@ const UPGRADE_HOOK_EVENTS: [&str; 4] =
     ["pre-install", "post-install", "pre-upgrade", "post-upgrade"];
 /// After helm exits, how long tracking may take to catch up with hooks helm already saw finish
 /// (both read the same watch events, helm may simply read them first).
-const CATCH_UP: Duration = Duration::from_secs(5);
+const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// The hook Jobs and Pods of a rendered chart that `helm upgrade --install` runs and waits for.
 pub(super) fn upgrade_hooks(resources: &[TrackedResource]) -> Vec<TrackedResource> {
@@ -99,28 +100,42 @@ impl HookProgress {
     }
 }
 
-/// When helm failed while a hook had failed as tracking saw it: the verdict naming that hook.
+/// When helm failed during its hooks: the verdict naming the hook that failed as tracking saw it
+/// (with the tracker's reason), else the one still running when helm gave up (helm's own reason:
+/// it timed out or lost the cluster while waiting for it).
 fn hook_verdict(
     helm_error: &HelmError,
     report: &TrackReport,
     hooks: &[TrackedResource],
 ) -> Option<Verdict> {
-    report.resources.iter().find_map(|resource| {
-        let failure = resource.failure.as_ref()?;
+    let verdict = |resource: &ResourceReport, reason: &str, what: String| {
         let reference = ResourceRef::from(&resource.resource);
         let events = hooks
             .iter()
             .find(|hook| is_hook(hook, &reference))
             .and_then(hook_events)
             .unwrap_or_default();
-        Some(Verdict {
-            reason: failure.reason.clone(),
+        Verdict {
+            reason: reason.to_owned(),
             resource: Some(domain_resource(&reference)),
-            message: format!(
-                "hook {reference} ({events}): {}; {helm_error}",
-                failure.message
-            ),
-        })
+            message: format!("hook {reference} ({events}){what}; {helm_error}"),
+        }
+    };
+    let failed = report.resources.iter().find_map(|resource| {
+        let failure = resource.failure.as_ref()?;
+        Some(verdict(
+            resource,
+            &failure.reason,
+            format!(": {}", failure.message),
+        ))
+    });
+    failed.or_else(|| {
+        let running = report
+            .resources
+            .iter()
+            .find(|resource| resource.status.state == State::Progressing)?;
+        let what = format!(" had not finished: {}", running.status.message);
+        Some(verdict(running, helm_error.reason(), what))
     })
 }
 
@@ -205,19 +220,21 @@ impl Job<'_> {
             Ok(revision) => return Ok(revision),
             Err(error) => error,
         };
-        let Some(verdict) = report
-            .ok()
-            .and_then(|report| Some((hook_verdict(&error, &report, hooks)?, report)))
-            .map(|(verdict, report)| {
-                let event = NewEvent::new(EventType::Report, verdict.message.clone())
-                    .level(Level::Error)
-                    .data(serde_json::to_value(&report).unwrap_or_default());
-                (verdict, event)
-            })
-        else {
+        let report = match report {
+            Ok(report) => report,
+            Err(track_error) => {
+                tracing::warn!(deploy_id = %self.deploy.id, %track_error, "hook tracking failed");
+                return Err(error.into());
+            }
+        };
+        let Some(verdict) = hook_verdict(&error, &report, hooks) else {
             return Err(error.into());
         };
-        let (verdict, event) = verdict;
+        // The evidence of the failed hook (its last log lines and Events), since no tracking of the
+        // revision follows to report it.
+        let event = NewEvent::new(EventType::Report, verdict.message.clone())
+            .level(Level::Error)
+            .data(serde_json::to_value(&report).unwrap_or_default());
         if let Err(error) = self.emit(event).await {
             tracing::warn!(deploy_id = %self.deploy.id, %error, "hook report not recorded");
         }
@@ -408,24 +425,18 @@ metadata:
     }
 
     #[test]
-    fn a_failed_hook_becomes_the_verdict_of_a_failed_helm() {
-        use crate::tracker::core::{
-            Evidence, Failure, FailureKind, ResourceKey, ResourceReport, ResourceStatus, State,
-        };
+    fn the_hook_that_failed_or_kept_helm_waiting_becomes_the_verdict() {
+        use crate::tracker::core::{Evidence, Failure, FailureKind, ResourceKey, ResourceStatus};
         let hooks = upgrade_hooks(&parse_manifest(MANIFEST, "prod").unwrap());
-        let report = |failure: Option<Failure>| TrackReport {
+        let report = |failure: Option<Failure>, state: State| TrackReport {
             outcome: crate::tracker::watch::TrackOutcome::Cancelled,
             started_at: chrono::Utc::now(),
             finished_at: chrono::Utc::now(),
             resources: vec![ResourceReport {
                 resource: ResourceKey::new("batch/v1", "Job", Some("prod"), "migrate"),
                 status: ResourceStatus {
-                    state: if failure.is_some() {
-                        State::Failed
-                    } else {
-                        State::Ready
-                    },
-                    message: String::new(),
+                    state,
+                    message: "0 of 1 done".into(),
                     ready: None,
                     failures: None,
                     incidents: 0,
@@ -440,14 +451,26 @@ metadata:
             reason: crate::runner::helm::FailureReason::HelmFailed,
             message: "UPGRADE FAILED: pre-upgrade hooks failed".into(),
         };
-        assert!(hook_verdict(&helm_error, &report(None), &hooks).is_none());
+        assert!(hook_verdict(&helm_error, &report(None, State::Ready), &hooks).is_none());
+        let running = hook_verdict(&helm_error, &report(None, State::Progressing), &hooks)
+            .expect("the hook helm was waiting for");
+        assert_eq!(running.reason, "helm_failed");
+        assert_eq!(running.resource.unwrap().name, "migrate");
+        assert!(
+            running.message.starts_with(
+                "hook Job prod/migrate (pre-install, pre-upgrade) had not finished: 0 of 1 done;"
+            ),
+            "{}",
+            running.message
+        );
         let failure = Failure {
             kind: FailureKind::Terminal,
             reason: "BackoffLimitExceeded".into(),
             message: "Job has reached the specified backoff limit".into(),
             evidence: Evidence::default(),
         };
-        let verdict = hook_verdict(&helm_error, &report(Some(failure)), &hooks).unwrap();
+        let verdict = hook_verdict(&helm_error, &report(Some(failure), State::Failed), &hooks)
+            .expect("the failed hook");
         assert_eq!(verdict.reason, "BackoffLimitExceeded");
         let resource = verdict.resource.unwrap();
         assert_eq!(
