@@ -17,7 +17,8 @@ use super::{SAFETY_TIMEOUT, event_sequence, helm_bin, with_runner};
 /// Simulated durations run this much faster.
 const TIME_SCALE: f64 = 0.1;
 
-/// The line the failing containers log: it must reach the evidence.
+/// The line the failing containers log: it must reach the evidence. Containers whose streamed log
+/// is asserted run 5s (0.5s at this time scale), leaving time to open the log stream.
 const FAILURE_LOG: &str = "migration failed: relation users does not exist";
 
 struct Setup {
@@ -268,7 +269,7 @@ async fn failed_pre_upgrade_hook_scenario(helm: PathBuf) {
     // replaces it, and the old Job's completion must not be taken for the new one's.
     let (first, _) = setup.deploy("shop", with_hook(json!({}))).await;
     assert_eq!(first["status"], "succeeded", "{first}");
-    let behavior = format!("exitAfter=1s;exitCode=3;log={FAILURE_LOG}");
+    let behavior = format!("exitAfter=5s;exitCode=3;log={FAILURE_LOG}");
     let (deploy, events) = setup
         .deploy("shop", with_hook(json!({"behavior": behavior})))
         .await;
@@ -378,7 +379,7 @@ async fn a_hook_still_running_when_helm_gives_up_is_named_in_the_verdict() {
 async fn a_succeeding_hook_job_is_followed_while_helm_runs_it() {
     let setup = Setup::start(helm_bin()).await;
     let values = with_hook(json!({
-        "behavior": "exitAfter=1s;log=schema is current",
+        "behavior": "exitAfter=5s;log=schema is current",
         // helm deletes it once it succeeded: that is not news worth streaming.
         "deletePolicy": "before-hook-creation,hook-succeeded",
     }));
