@@ -1,7 +1,7 @@
 //! Phase `upgrading` with hooks: helm runs the chart's hooks and waits for hook Jobs and Pods itself;
 //! meanwhile the tracker follows them and their status, Kubernetes Events and logs are streamed like
-//! any resource's (DESIGN §4). helm's exit decides the deploy; when a hook made it fail, the verdict
-//! names the hook with the tracker's reason and the report carries its evidence.
+//! any resource's (DESIGN §4). helm's exit decides the deploy; when a hook made it fail (failed, or
+//! still running when helm gave up), the verdict names the hook and a report carries its evidence.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
