@@ -1,6 +1,8 @@
 //! One deploy from claim to verdict: render, upgrade, track, roll back when asked, and stop,
 //! repair and record when cancelled. A deploy taken over from a dead process resumes here too.
 
+mod hooks;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -345,8 +347,8 @@ impl Job<'_> {
             &self.halt.any,
         )
         .await;
-        match rendered {
-            Ok((_, planned)) => {
+        let hooks = match rendered {
+            Ok((resources, planned)) => {
                 self.emit(
                     NewEvent::new(
                         EventType::HelmOutput,
@@ -355,6 +357,7 @@ impl Job<'_> {
                     .data(json!({"command": "template", "resources": planned.len()})),
                 )
                 .await?;
+                hooks::upgrade_hooks(&resources)
             }
             Err(RenderFailure::Helm(HelmError::Cancelled { .. })) => {
                 return Err(Interrupted::Halted);
@@ -362,17 +365,18 @@ impl Job<'_> {
             Err(failure) => {
                 return Ok(failed(verdict(failure.reason(), failure.to_string()), None));
             }
-        }
+        };
         self.phase(Phase::Upgrading).await?;
-        let revision = match self.upgrade().await {
+        let revision = match self.upgrade_following_hooks(&hooks).await {
             Ok(revision) => revision,
-            Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
-            Err(error) => {
-                let failure = verdict(error.reason(), error.to_string());
-                if CLUSTER_CHANGING_REASONS.contains(&error.reason()) {
-                    return self.after_failure(failure, None).await;
+            Err(failure) => {
+                if let HelmError::Cancelled { .. } = failure.error {
+                    return Err(Interrupted::Halted);
                 }
-                return Ok(failed(failure, None));
+                if CLUSTER_CHANGING_REASONS.contains(&failure.error.reason()) {
+                    return self.after_failure(failure.verdict, None).await;
+                }
+                return Ok(failed(failure.verdict, None));
             }
         };
         store::runner::set_revision(self.runner.state.events.pool(), self.deploy.id, revision)

@@ -8,6 +8,7 @@ mod common;
 mod deploys;
 mod drills;
 mod helm_process;
+mod jobs;
 mod kubeconfigs;
 mod leases;
 mod namespaces;

@@ -1,10 +1,10 @@
 //! The real helm binaries against the simulator (helm-requests/README.md lists what they send).
 
 use kubesim::options::ClusterOptions;
-use kubesim::store::{CONFIGMAPS, DEPLOYMENTS, ResourceType, SECRETS, SERVICES};
+use kubesim::store::{CONFIGMAPS, DEPLOYMENTS, JOBS, PODS, ResourceType, SECRETS, SERVICES};
 use serde_json::Value;
 
-use crate::support::{TestCluster, chart, helm_binary, helm3_binary};
+use crate::support::{TestCluster, chart, eventually, helm_binary, helm3_binary};
 
 fn object(
     cluster: &TestCluster,
@@ -315,4 +315,102 @@ async fn helm_wait_succeeds_for_a_healthy_chart_and_times_out_on_a_crash_loop() 
     let history = history(&cluster, &helm).await;
     assert_eq!(history.last().unwrap()["status"], "failed");
     cluster.cluster.shutdown().await;
+}
+
+fn migrate_job(cluster: &TestCluster) -> Option<Value> {
+    cluster
+        .cluster
+        .store()
+        .get(&JOBS, Some("default"), "demo-migrate")
+}
+
+fn has_true_condition(job: &Value, kind: &str) -> bool {
+    job["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|condition| condition["type"] == kind && condition["status"] == "True")
+}
+
+/// helm runs the hook Job and waits for it itself (no `--wait`): until it completes, recreating it
+/// under `before-hook-creation`, deleting it (and its pods) under `hook-succeeded`, failing the
+/// upgrade when it fails.
+async fn hook_jobs_run_until_complete_with_their_delete_policies(helm: &str) {
+    let cluster = TestCluster::start_with(ClusterOptions {
+        time_scale: 0.1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let chart = chart("demo");
+    let chart = chart.to_str().unwrap();
+    let upgrade = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "upgrade",
+            "--install",
+            "demo",
+            chart,
+            "-n",
+            "default",
+            "--timeout",
+            "60s",
+            "--set",
+            "migrate.enabled=true",
+            "--set",
+            "migrate.runFor=3s",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+
+    cluster.ok(helm, &upgrade(&[])).await;
+    let first = migrate_job(&cluster).expect("the hook Job stays (before-hook-creation)");
+    assert!(has_true_condition(&first, "Complete"), "{first}");
+
+    cluster.ok(helm, &upgrade(&[])).await;
+    let second = migrate_job(&cluster).expect("the hook Job of the upgrade");
+    assert_ne!(second["metadata"]["uid"], first["metadata"]["uid"]);
+    assert!(has_true_condition(&second, "Complete"), "{second}");
+
+    cluster
+        .ok(
+            helm,
+            &upgrade(&[
+                "--set",
+                "migrate.deletePolicy=before-hook-creation\\,hook-succeeded",
+            ]),
+        )
+        .await;
+    assert!(migrate_job(&cluster).is_none(), "deleted once it succeeded");
+    eventually("the hook's pods to be collected", || {
+        let (pods, _) = cluster.cluster.store().list(&PODS, Some("default"));
+        !pods.iter().any(|pod| {
+            pod.pointer("/metadata/labels/job-name")
+                .and_then(Value::as_str)
+                == Some("demo-migrate")
+        })
+    })
+    .await;
+
+    let failed = cluster
+        .run(helm, &upgrade(&["--set", "migrate.exitCode=1"]))
+        .await;
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("pre-upgrade hooks failed") && stderr.contains("demo-migrate"),
+        "{stderr}"
+    );
+    let job = migrate_job(&cluster).expect("a failed hook Job stays");
+    assert!(has_true_condition(&job, "Failed"), "{job}");
+    cluster.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_v4_hook_jobs_run_until_complete_with_their_delete_policies() {
+    hook_jobs_run_until_complete_with_their_delete_policies(&helm_binary()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_v3_hook_jobs_run_until_complete_with_their_delete_policies() {
+    hook_jobs_run_until_complete_with_their_delete_policies(&helm3_binary()).await;
 }

@@ -46,6 +46,21 @@ pub(crate) struct FailureSignal {
     pub message: String,
 }
 
+impl Allowance {
+    /// Before the object itself is seen (its pods may arrive first, from another watch): a Job's
+    /// pod failures are evidence whatever its spec says, so they must not be counted per replica.
+    pub(crate) fn before_seen(kind: &str) -> Allowance {
+        if kind == "Job" {
+            Allowance::Backoff {
+                failed: 0,
+                limit: DEFAULT_BACKOFF_LIMIT,
+            }
+        } else {
+            Allowance::PerReplica { replicas: 1 }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Readiness {
     pub progress: Progress,

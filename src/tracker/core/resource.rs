@@ -361,7 +361,7 @@ impl ResourceTracker {
 
     fn readiness(&mut self, now: DateTime<Utc>) -> Readiness {
         let Some(object) = &self.object else {
-            return Readiness::new(
+            let mut waiting = Readiness::new(
                 Progress::Waiting,
                 if self.was_deleted {
                     format!("{} {:?} was deleted", self.key.kind, self.key.name)
@@ -369,6 +369,8 @@ impl ResourceTracker {
                     waiting_to_appear(&self.key)
                 },
             );
+            waiting.allowance = Allowance::before_seen(&self.key.kind);
+            return waiting;
         };
         let mut readiness = readiness::assess(object, self.custom_rule.as_ref());
         if readiness.progress == Progress::Settling {
@@ -607,6 +609,7 @@ impl ResourceTracker {
                         false,
                     ))
                 })
+                .or_else(|| self.newest_job_pod())
                 .unwrap_or((None, None, false)),
         };
         let about_us = |event: &&EventSummary| match &pod {
@@ -627,6 +630,25 @@ impl ResourceTracker {
             events: related.into_iter().skip(skip).collect(),
             log_lines: Vec::new(),
         }
+    }
+}
+
+impl ResourceTracker {
+    /// A failed Job's newest pod and its first container: the Job and its pods come from different
+    /// watches, so the Job may be seen failed while the pod that failed it still looks running.
+    fn newest_job_pod(&self) -> Option<(Option<String>, Option<String>, bool)> {
+        if self.key.kind != "Job" {
+            return None;
+        }
+        let pod = self
+            .current_pods()
+            .max_by_key(|pod| pod.metadata.creation_timestamp.clone())?;
+        let container = pod.spec.as_ref()?.containers.first()?;
+        Some((
+            Some(pods::pod_name(pod).to_owned()),
+            Some(container.name.clone()),
+            false,
+        ))
     }
 }
 

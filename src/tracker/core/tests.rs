@@ -361,6 +361,66 @@ mod other_kinds {
     }
 
     #[test]
+    fn job_pod_failures_seen_before_the_job_itself_are_evidence_only() {
+        let failed: TrackedObject = job("migrate")
+            .failed(1)
+            .condition(
+                "Failed",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            )
+            .into();
+        let mut tracker = tracker(&failed);
+        // The pods watch delivered first: one failed pod, two incidents (exit code, pod failed).
+        let deltas = observe_all(
+            &mut tracker,
+            [pod("migrate-a")
+                .of("Job", "migrate", "")
+                .phase("Failed")
+                .terminated(1, "a", 0)
+                .into()],
+            t(1),
+        );
+        assert!(!incident_deltas(&deltas).is_empty());
+        assert!(failed_delta(&deltas).is_none(), "{deltas:?}");
+        let failure = failed_delta(&tracker.observe(&failed, t(2)))
+            .cloned()
+            .expect("failed");
+        assert_eq!(failure.reason, "BackoffLimitExceeded");
+    }
+
+    #[test]
+    fn a_job_seen_failed_before_its_pod_names_that_pod_as_evidence() {
+        let running: TrackedObject = job("migrate").active(1).into();
+        let mut tracker = tracker(&running);
+        observe_all(
+            &mut tracker,
+            [
+                running,
+                pod("migrate-a")
+                    .of("Job", "migrate", "")
+                    .running(t(0), true)
+                    .ready()
+                    .into(),
+            ],
+            t(1),
+        );
+        let failed: TrackedObject = job("migrate")
+            .failed(1)
+            .condition(
+                "Failed",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            )
+            .into();
+        let failure = failed_delta(&tracker.observe(&failed, t(2)))
+            .cloned()
+            .expect("failed");
+        assert_eq!(failure.evidence.pod.as_deref(), Some("migrate-a"));
+        assert_eq!(failure.evidence.container.as_deref(), Some("app"));
+    }
+
+    #[test]
     fn pods_services_claims_definitions_and_passive_kinds() {
         assert_ready(&status_of(pod("solo").ready()), "pod \"solo\" is ready");
         assert_ready(

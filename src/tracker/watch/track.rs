@@ -1,7 +1,7 @@
 //! `track()`: follows a release's resources through shared watches into the decision core, and turns
 //! what the core decides into §3 events, ending with a report.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -59,6 +59,10 @@ pub struct TrackOptions {
     pub since: Option<DateTime<Utc>>,
     /// How custom resources of configured kinds are read (`[[tracking.custom_resources]]`).
     pub custom_resources: CustomResourceRules,
+    /// UIDs of objects left by an earlier run under the same names (a hook Job that helm deletes and
+    /// creates anew): they, their pods and their Events are ignored, so that the old object's
+    /// completion is not taken for the new one's.
+    pub previous_uids: HashSet<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -303,6 +307,9 @@ impl Run {
                 return Vec::new();
             }
         };
+        if left_by_earlier_run(&object, &self.options.previous_uids) {
+            return Vec::new();
+        }
         let tracked = match to_tracked(&object) {
             Ok(tracked) => tracked,
             Err(message) => {
@@ -476,6 +483,28 @@ fn watches_for(namespace: Option<&str>, api: &ApiResource) -> Vec<(Option<String
     watches
 }
 
+/// Whether `object` is one of `previous_uids`, is controlled by one (its pods), or is an Event about one.
+fn left_by_earlier_run(object: &DynamicObject, previous_uids: &HashSet<String>) -> bool {
+    if previous_uids.is_empty() {
+        return false;
+    }
+    let metadata = &object.metadata;
+    metadata
+        .uid
+        .as_ref()
+        .is_some_and(|uid| previous_uids.contains(uid))
+        || metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|owner| owner.controller == Some(true) && previous_uids.contains(&owner.uid))
+        || object
+            .data
+            .pointer("/involvedObject/uid")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|uid| previous_uids.contains(uid))
+}
+
 fn to_tracked(object: &DynamicObject) -> Result<TrackedObject, String> {
     let value = serde_json::to_value(object).map_err(|error| error.to_string())?;
     TrackedObject::from_value(value)
@@ -499,6 +528,38 @@ mod tests {
                 .iter()
                 .all(|(namespace, _)| namespace.as_deref() == Some("prod"))
         );
+    }
+
+    #[test]
+    fn objects_of_an_earlier_run_are_recognized_with_their_pods_and_events() {
+        let object = |value: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(value).expect("a valid object")
+        };
+        let previous: HashSet<String> = HashSet::from(["old-job".to_owned()]);
+        let old_job = object(json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "migrate", "uid": "old-job"}
+        }));
+        let new_job = object(json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "migrate", "uid": "new-job"}
+        }));
+        let old_pod = object(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "migrate-x", "uid": "pod-1", "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": "migrate", "uid": "old-job", "controller": true}
+            ]}
+        }));
+        let old_event = object(json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "migrate.1", "uid": "event-1"},
+            "involvedObject": {"kind": "Job", "name": "migrate", "uid": "old-job"}
+        }));
+        assert!(left_by_earlier_run(&old_job, &previous));
+        assert!(left_by_earlier_run(&old_pod, &previous));
+        assert!(left_by_earlier_run(&old_event, &previous));
+        assert!(!left_by_earlier_run(&new_job, &previous));
+        assert!(!left_by_earlier_run(&old_job, &HashSet::new()));
     }
 
     #[test]
