@@ -571,11 +571,12 @@ impl PodRun {
             starts += 1;
             let started_at = now_text();
             let started = Instant::now();
+            let container_id = new_container_id();
             self.update_container(slot, |container| {
                 if starts > 1 {
                     container.restart_count += 1;
                 }
-                container.container_id = new_container_id();
+                container.container_id.clone_from(&container_id);
                 container.state = ContainerState::Running {
                     started_at: started_at.clone(),
                 };
@@ -600,6 +601,7 @@ impl PodRun {
                 exit_code,
                 started_at,
                 finished_at: now_text(),
+                container_id,
             };
             self.update_container(slot, |container| {
                 container.state = ContainerState::Terminated(termination.clone());
@@ -854,6 +856,7 @@ impl PodRun {
                         exit_code: SIGTERM_EXIT,
                         started_at: started_at.clone(),
                         finished_at: now.clone(),
+                        container_id: init.container_id.clone(),
                     };
                     init.state = ContainerState::Terminated(termination);
                 }
@@ -956,6 +959,7 @@ impl PodRun {
                         exit_code,
                         started_at,
                         finished_at: now_text(),
+                        container_id: container.container_id.clone(),
                     });
                     container.ready = false;
                     container.started = false;

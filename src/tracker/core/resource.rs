@@ -432,7 +432,7 @@ impl ResourceTracker {
         let allowance = self.allowance(&readiness);
         let candidates: Vec<pods::Candidate> = self
             .current_pods()
-            .flat_map(|pod| pods::incidents(pod, &self.policy, now))
+            .flat_map(|pod| pods::incidents(pod, &self.policy, self.started_at, now))
             .collect();
         for candidate in candidates {
             self.record(

@@ -747,6 +747,36 @@ mod incidents {
     }
 
     #[test]
+    fn a_crash_first_seen_after_its_restart_counts_once() {
+        let mut tracker = web_rollout(policy(|p| p.failures_allowed_per_replica = 0));
+        let deltas = tracker.observe(
+            &new_pod("web-new-a")
+                .restarted_after_crash(1, "c1", t(3))
+                .into(),
+            t(4),
+        );
+        let failure = failed_delta(&deltas).expect("failed");
+        assert_eq!(failure.reason, "Error");
+        assert!(failure.evidence.previous_instance);
+        // The same dead instance, later crash looping: no second incident.
+        tracker.observe(&new_pod("web-new-a").crash_loop(1, "c1").into(), t(5));
+        assert_eq!(tracker.incidents().len(), 1);
+    }
+
+    #[test]
+    fn a_crash_that_ended_before_tracking_began_is_history() {
+        let mut tracker = web_rollout(policy(|p| p.failures_allowed_per_replica = 0));
+        let deltas = tracker.observe(
+            &new_pod("web-new-a")
+                .restarted_after_crash(1, "c1", t(-30))
+                .into(),
+            t(4),
+        );
+        assert!(incident_deltas(&deltas).is_empty());
+        assert!(tracker.incidents().is_empty());
+    }
+
+    #[test]
     fn allowance_is_per_replica_times_replicas() {
         let object: TrackedObject = deployment("web").replicas(3).into();
         let mut tracker = tracker(&object);
