@@ -8,6 +8,7 @@ mod common;
 mod deploys;
 mod helm_process;
 mod leases;
+mod matrix;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use common::app::TestApp;
+use common::sse::SseStream;
 
 /// Generous: only guards against a hung test.
 const SAFETY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -128,6 +130,42 @@ pub async fn events(app: &TestApp, id: Uuid) -> Vec<Value> {
         }
         after = items.last().expect("an item")["seq"].as_i64().expect("seq");
         events.extend(items);
+    }
+}
+
+/// A deploy's events as an SSE client reads them (`GET /v1/deploys/{id}/events`, `text/event-stream`)
+/// through the `end` frame, checking that frames are gapless and match their JSON; `seen` gets each
+/// event as it arrives, to act on the cluster mid-deploy.
+pub async fn follow_events(app: &TestApp, id: Uuid, mut seen: impl FnMut(&Value)) -> Vec<Value> {
+    let mut stream =
+        SseStream::connect(app.get(&format!("/v1/deploys/{id}/events"), &app.admin_token)).await;
+    assert_eq!(stream.status(), 200, "SSE stream of deploy {id}");
+    let deadline = tokio::time::Instant::now() + SAFETY_TIMEOUT;
+    let mut events: Vec<Value> = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(frame) = stream.next_frame(left).await else {
+            panic!("the SSE stream of deploy {id} closed before its `end` frame: {events:?}");
+        };
+        if frame.event.as_deref() == Some("end") {
+            assert_eq!(
+                frame.json()["last_seq"],
+                events.len(),
+                "`end` names the last event"
+            );
+            return events;
+        }
+        let event = frame.json();
+        let seq = events.len() + 1;
+        assert_eq!(event["seq"], seq, "gapless seq: {event}");
+        assert_eq!(frame.id, Some(seq.to_string()), "SSE id is the seq");
+        assert_eq!(
+            frame.event.as_deref(),
+            event["type"].as_str(),
+            "SSE event name"
+        );
+        seen(&event);
+        events.push(event);
     }
 }
 
