@@ -114,12 +114,21 @@ impl Finished {
             .collect()
     }
 
-    /// The events of one type about the resource named `name`.
-    pub fn of_resource(&self, kind: &str, name: &str) -> Vec<&Value> {
+    /// The events of type `kind` about the resource `resource_kind` `name`.
+    pub fn of_resource(&self, kind: &str, resource_kind: &str, name: &str) -> Vec<&Value> {
         self.of(kind)
             .into_iter()
+            .filter(|event| event["resource"]["kind"] == resource_kind)
             .filter(|event| event["resource"]["name"] == name)
             .collect()
+    }
+
+    /// The seq of the first event of type `kind` about the resource `resource_kind` `name`.
+    pub fn first_seq(&self, kind: &str, resource_kind: &str, name: &str) -> u64 {
+        self.of_resource(kind, resource_kind, name)
+            .first()
+            .and_then(|event| event["seq"].as_u64())
+            .unwrap_or_else(|| panic!("no {kind} of {resource_kind} {name}:\n{}", self.explain()))
     }
 
     /// The per-resource state of the deploy (`GET /v1/deploys/{id}`).

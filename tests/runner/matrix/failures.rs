@@ -86,6 +86,12 @@ async fn progress_deadline_exceeded_fails_at_once() {
         ))
         .await;
     assert_web_failed(&finished, "ProgressDeadlineExceeded");
+    assert_eq!(
+        web_failure(&finished)["kind"],
+        "terminal",
+        "{}",
+        finished.explain()
+    );
     // Terminal at once: no allowance consumed before the verdict.
     assert!(
         finished.of("resource.failure").is_empty(),

@@ -59,16 +59,10 @@ async fn hope_until_end_recovers_while_another_resource_still_rolls_out() {
     assert_eq!(finished.status(), "succeeded", "{}", finished.explain());
     assert_eq!(finished.verdict_reason(), "", "{}", finished.explain());
     // flaky is failed past its allowance, recovers, and slow is ready last.
-    let order = |kind: &str, name: &str| {
-        finished
-            .of_resource(kind, name)
-            .first()
-            .map(|event| event["seq"].as_u64().expect("seq"))
-            .unwrap_or_else(|| panic!("no {kind} of {name}: {}", finished.explain()))
-    };
+    let seq = |kind: &str, name: &str| finished.first_seq(kind, "Deployment", name);
     assert!(
-        order("resource.failed", "flaky") < order("resource.ready", "flaky")
-            && order("resource.ready", "flaky") < order("resource.ready", "slow"),
+        seq("resource.failed", "flaky") < seq("resource.ready", "flaky")
+            && seq("resource.ready", "flaky") < seq("resource.ready", "slow"),
         "{}",
         finished.explain()
     );
@@ -140,7 +134,9 @@ async fn non_blocking_resource_is_not_waited_for() {
         .await;
     assert_eq!(finished.status(), "succeeded", "{}", finished.explain());
     assert!(
-        finished.of_resource("resource.ready", "worker").is_empty(),
+        finished
+            .of_resource("resource.ready", "Deployment", "worker")
+            .is_empty(),
         "worker never became ready: {}",
         finished.explain()
     );

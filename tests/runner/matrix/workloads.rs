@@ -1,6 +1,7 @@
 //! Healthy rollouts of every workload kind, including the churn of a rolling update that must never
 //! count as a failure (DESIGN §5.3).
 
+use kubesim::store::EVENTS;
 use serde_json::{Value, json};
 
 use crate::scenarios::{Finished, Setup, request, setup, setup_on};
@@ -142,11 +143,32 @@ async fn readiness_failing_while_old_pods_terminate_succeeds() {
         "web",
         json!({
             "replicas": 2,
-            "behavior": "readyAfter=1s;failReadinessWhileTerminating=true;terminationDelay=3s",
+            "behavior": "readyAfter=10s;failReadinessWhileTerminating=true;terminationDelay=30s",
         }),
     )
     .await;
     assert_eq!(finished.status(), "succeeded", "{}", finished.explain());
+    // While the new pods start, an old one drains unready: seen, streamed, and not counted.
+    let draining_unready = finished.of("pod.status").into_iter().find(|event| {
+        let pod = &event["data"];
+        pod["terminating"] == true && pod["current_revision"] == false && pod["ready"] == "0/1"
+    });
+    let draining_seq = draining_unready
+        .and_then(|event| event["seq"].as_u64())
+        .unwrap_or_else(|| panic!("no draining unready pod: {}", finished.explain()));
+    assert!(
+        draining_seq < finished.first_seq("resource.ready", "Deployment", "web"),
+        "{}",
+        finished.explain()
+    );
+    let (events, _) = setup.cluster.store().list(&EVENTS, Some("default"));
+    assert!(
+        events.iter().any(|event| event["reason"] == "Unhealthy"
+            && event["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("Readiness probe failed"))),
+        "the draining pods failed their readiness probes"
+    );
     finished.assert_in_order(&["phase:tracking", "resource.ready", "deploy.succeeded"]);
     assert_no_incident(&finished);
     setup.shutdown().await;
