@@ -69,10 +69,17 @@ impl Setup {
             deploy: self.app.deploy(id).await,
             events,
         };
-        // The terminal event is the stream's last, and says what the deploy says.
+        // The terminal event is the stream's last, and says what the deploy says; only a deploy
+        // that did not succeed has a verdict.
         assert_eq!(
             finished.sequence().last().map(String::as_str),
             Some(format!("deploy.{}", finished.status()).as_str()),
+            "{}",
+            finished.explain()
+        );
+        assert_eq!(
+            finished.status() == "succeeded",
+            finished.deploy["verdict"].is_null(),
             "{}",
             finished.explain()
         );
