@@ -1290,6 +1290,18 @@ mod no_activity {
     }
 
     #[test]
+    fn the_clock_starts_with_tracking_not_with_the_deploy() {
+        // Tracking since t(0), the deploy's start; helm and its hooks ran for 5 minutes.
+        let object: TrackedObject = deployment("web").replicas(2).into();
+        let mut tracker = tracker(&object);
+        assert!(tracker.tick(t(300)).is_empty());
+        tracker.tick(t(539));
+        assert_eq!(tracker.state(), State::Pending);
+        tracker.tick(t(540));
+        assert_eq!(tracker.state(), State::Failed);
+    }
+
+    #[test]
     fn a_ready_resource_never_times_out() {
         let object: TrackedObject = deployment("web").updated(1).available(1).into();
         let mut tracker = tracker(&object);
