@@ -1,6 +1,7 @@
-//! Runner tests: the real helm binary, a real PostgreSQL and rollcall over HTTP. Scenarios that need
-//! a cluster to reach a verdict wait for the simulated cluster; these cover what helm and the
-//! database decide on their own (rendering, policy validation, API errors, cancellation, leases).
+//! Runner tests: the real helm binary, a real PostgreSQL and rollcall over HTTP. `deploys`,
+//! `helm_process` and `leases` cover what helm and the database decide on their own (rendering,
+//! policy validation, API errors, cancellation, leases); `scenarios` and `matrix` deploy to kubesim
+//! and follow each deploy's SSE stream to its verdict (the DESIGN §8 scenario matrix).
 
 #[path = "../common/mod.rs"]
 mod common;

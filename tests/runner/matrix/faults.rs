@@ -9,12 +9,15 @@ use crate::scenarios::{request, setup};
 #[tokio::test]
 async fn dropped_watches_and_410_during_tracking_keep_a_healthy_verdict() {
     let setup = setup().await;
+    // Held until the faults are in: the rollout cannot end before them, however late the SSE
+    // client hears of tracking.
+    setup.cluster.controllers().pause();
     let id = setup
         .app
         .submit(&request(
             "web",
             "shop",
-            json!({"replicas": 2, "behavior": "readyAfter=10s"}),
+            json!({"replicas": 2, "behavior": "readyAfter=2s"}),
         ))
         .await;
     let mut injected = false;
@@ -38,6 +41,7 @@ async fn dropped_watches_and_410_during_tracking_keep_a_healthy_verdict() {
                 )
                 .expect("a change");
             cluster.compact();
+            cluster.controllers().resume();
         })
         .await;
     assert!(injected, "faults were injected while tracking");

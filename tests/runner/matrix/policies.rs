@@ -8,7 +8,7 @@ use crate::scenarios::{Finished, request, setup};
 /// A container whose first `starts` starts exit with code 1 before they are ready; the next one
 /// becomes ready. Each start waits a moment, so that the rollout ends well after tracking began.
 fn fails_first(starts: u32) -> String {
-    format!("failFirstStarts={starts};startDelay=5s")
+    format!("failFirstStarts={starts};startDelay=10s")
 }
 
 /// One Deployment of the `fleet` chart.
@@ -48,7 +48,7 @@ async fn hope_until_end_recovers_while_another_resource_still_rolls_out() {
             "werf.io/failures-allowed-per-replica": "0",
         }),
     );
-    let slow = deployment("slow", 1, "readyAfter=25s", json!({}));
+    let slow = deployment("slow", 1, "readyAfter=40s", json!({}));
     let finished = setup
         .deploy(&request(
             "fleet",

@@ -90,10 +90,11 @@ async fn healthy_daemonset_succeeds_with_a_ready_pod_on_every_node() {
 #[tokio::test]
 async fn statefulset_update_through_a_recreated_failed_pod_on_1_29_succeeds() {
     let setup = setup_on("1.29".parse().expect("a supported version")).await;
+    // Pods slow to get ready keep the rollout going well after tracking began.
     let finished = rolling_update(
         &setup,
         "statefulset",
-        json!({"replicas": 3, "behavior": "readyAfter=1s"}),
+        json!({"replicas": 3, "behavior": "readyAfter=6s"}),
     )
     .await;
     assert_eq!(finished.status(), "succeeded", "{}", finished.explain());
@@ -143,7 +144,7 @@ async fn readiness_failing_while_old_pods_terminate_succeeds() {
         "web",
         json!({
             "replicas": 2,
-            "behavior": "readyAfter=10s;failReadinessWhileTerminating=true;terminationDelay=30s",
+            "behavior": "readyAfter=15s;failReadinessWhileTerminating=true;terminationDelay=30s",
         }),
     )
     .await;
