@@ -169,6 +169,15 @@ impl Finished {
         );
     }
 
+    /// Panics if any incident was counted against any resource.
+    pub fn assert_no_incident(&self) {
+        assert!(
+            self.of("resource.failure").is_empty() && self.of("resource.failed").is_empty(),
+            "{}",
+            self.explain()
+        );
+    }
+
     /// The deploy and its events, one line each, for assertion messages.
     pub fn explain(&self) -> String {
         let lines: Vec<String> = self

@@ -37,14 +37,6 @@ fn k8s_event_reasons(finished: &Finished) -> Vec<&str> {
         .collect()
 }
 
-fn assert_no_incident(finished: &Finished) {
-    assert!(
-        finished.of("resource.failure").is_empty() && finished.of("resource.failed").is_empty(),
-        "{}",
-        finished.explain()
-    );
-}
-
 #[tokio::test]
 async fn healthy_statefulset_succeeds_with_every_replica_ready() {
     let setup = setup().await;
@@ -63,7 +55,7 @@ async fn healthy_statefulset_succeeds_with_every_replica_ready() {
         (&json!("ready"), &json!("2/2"))
     );
     assert_eq!(finished.resource("Service", "db")["state"], "ready");
-    assert_no_incident(&finished);
+    finished.assert_no_incident();
     setup.shutdown().await;
 }
 
@@ -83,7 +75,7 @@ async fn healthy_daemonset_succeeds_with_a_ready_pod_on_every_node() {
     let agent = finished.resource("DaemonSet", "agent");
     assert_eq!(agent["state"], "ready");
     assert_eq!(agent["ready"], format!("{nodes}/{nodes}"));
-    assert_no_incident(&finished);
+    finished.assert_no_incident();
     setup.shutdown().await;
 }
 
@@ -109,7 +101,7 @@ async fn statefulset_update_through_a_recreated_failed_pod_on_1_29_succeeds() {
         );
     }
     finished.assert_in_order(&["phase:tracking", "resource.ready", "deploy.succeeded"]);
-    assert_no_incident(&finished);
+    finished.assert_no_incident();
     assert_eq!(finished.resource("StatefulSet", "db")["ready"], "3/3");
     setup.shutdown().await;
 }
@@ -132,7 +124,7 @@ async fn statefulset_update_on_the_default_version_succeeds() {
         finished.explain()
     );
     finished.assert_in_order(&["phase:tracking", "resource.ready", "deploy.succeeded"]);
-    assert_no_incident(&finished);
+    finished.assert_no_incident();
     setup.shutdown().await;
 }
 
@@ -171,6 +163,6 @@ async fn readiness_failing_while_old_pods_terminate_succeeds() {
         "the draining pods failed their readiness probes"
     );
     finished.assert_in_order(&["phase:tracking", "resource.ready", "deploy.succeeded"]);
-    assert_no_incident(&finished);
+    finished.assert_no_incident();
     setup.shutdown().await;
 }
