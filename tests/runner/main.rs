@@ -1,6 +1,7 @@
-//! Runner tests: the real helm binary, a real PostgreSQL and rollcall over HTTP. Scenarios that need
-//! a cluster to reach a verdict wait for the simulated cluster; these cover what helm and the
-//! database decide on their own (rendering, policy validation, API errors, cancellation, leases).
+//! Runner tests: the real helm binary, a real PostgreSQL and rollcall over HTTP. `deploys`,
+//! `helm_process` and `leases` cover what helm and the database decide on their own (rendering,
+//! policy validation, API errors, cancellation, leases); `scenarios` and `matrix` deploy to kubesim
+//! and follow each deploy's SSE stream to its verdict (the DESIGN §8 scenario matrix).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -11,6 +12,7 @@ mod helm_process;
 mod jobs;
 mod kubeconfigs;
 mod leases;
+mod matrix;
 mod namespaces;
 mod recovery;
 mod scenarios;
@@ -24,6 +26,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use common::app::TestApp;
+use common::sse::SseStream;
 
 /// Generous: only guards against a hung test.
 const SAFETY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -133,6 +136,42 @@ pub async fn events(app: &TestApp, id: Uuid) -> Vec<Value> {
         }
         after = items.last().expect("an item")["seq"].as_i64().expect("seq");
         events.extend(items);
+    }
+}
+
+/// A deploy's events as an SSE client reads them (`GET /v1/deploys/{id}/events`, `text/event-stream`)
+/// through the `end` frame, checking that frames are gapless and match their JSON; `seen` gets each
+/// event as it arrives, to act on the cluster mid-deploy.
+pub async fn follow_events(app: &TestApp, id: Uuid, mut seen: impl FnMut(&Value)) -> Vec<Value> {
+    let mut stream =
+        SseStream::connect(app.get(&format!("/v1/deploys/{id}/events"), &app.admin_token)).await;
+    assert_eq!(stream.status(), 200, "SSE stream of deploy {id}");
+    let deadline = tokio::time::Instant::now() + SAFETY_TIMEOUT;
+    let mut events: Vec<Value> = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(frame) = stream.next_frame(left).await else {
+            panic!("the SSE stream of deploy {id} closed before its `end` frame: {events:?}");
+        };
+        if frame.event.as_deref() == Some("end") {
+            assert_eq!(
+                frame.json()["last_seq"],
+                events.len(),
+                "`end` names the last event"
+            );
+            return events;
+        }
+        let event = frame.json();
+        let seq = events.len() + 1;
+        assert_eq!(event["seq"], seq, "gapless seq: {event}");
+        assert_eq!(frame.id, Some(seq.to_string()), "SSE id is the seq");
+        assert_eq!(
+            frame.event.as_deref(),
+            event["type"].as_str(),
+            "SSE event name"
+        );
+        seen(&event);
+        events.push(event);
     }
 }
 

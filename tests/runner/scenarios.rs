@@ -1,26 +1,35 @@
 //! DESIGN §8 scenarios end to end: real helm against kubesim, a real PostgreSQL, rollcall over HTTP,
-//! asserting the final state, the verdict reason and the event sequence.
+//! asserting the final state, the verdict reason and the event sequence as an SSE client reads it.
+//! The support here serves the whole matrix (`matrix/`); the seed scenarios follow it.
 
-use kubesim::options::ClusterOptions;
+use kubesim::options::{ClusterOptions, KubeVersion};
 use kubesim::{Cluster, ClusterHandle};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::common::app::{TestApp, spawn_app_with};
-use super::{event_sequence, events, wait_for_end, with_runner};
+use super::{event_sequence, follow_events, wait_for, with_runner};
 
 /// Simulated durations run this much faster.
 const TIME_SCALE: f64 = 0.1;
 
-struct Setup {
-    app: TestApp,
-    cluster: ClusterHandle,
+pub struct Setup {
+    pub app: TestApp,
+    pub cluster: ClusterHandle,
     _home: tempfile::TempDir,
 }
 
-async fn setup() -> Setup {
+/// rollcall with a runner over a fresh database, deploying to a fresh kubesim.
+pub async fn setup() -> Setup {
+    setup_on(KubeVersion::DEFAULT).await
+}
+
+/// As [`setup`], with kubesim emulating `kube_version`.
+pub async fn setup_on(kube_version: KubeVersion) -> Setup {
     let home = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(ClusterOptions {
         time_scale: TIME_SCALE,
+        kube_version,
         ..ClusterOptions::default()
     })
     .await
@@ -35,108 +44,218 @@ async fn setup() -> Setup {
     }
 }
 
+/// A deploy request of the catalog chart `chart` into `default`; add other fields to the value.
+pub fn request(chart: &str, release: &str, values: Value) -> Value {
+    json!({
+        "release": release,
+        "namespace": "default",
+        "chart": {"path": chart},
+        "values": values,
+        "timeout": "60s",
+    })
+}
+
 impl Setup {
-    async fn deploy(&self, release: &str, values: Value, extra: Value) -> (Value, Vec<Value>) {
-        let mut body = json!({
-            "release": release,
-            "namespace": "default",
-            "chart": {"path": "web"},
-            "values": values,
-            "timeout": "60s",
-        });
-        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-            body.extend(extra.clone());
-        }
-        let id = self.app.submit(&body).await;
-        let deploy = wait_for_end(&self.app, id).await;
-        let events = events(&self.app, id).await;
-        (deploy, events)
+    /// Submits `body`, follows its SSE stream to the end and reads the finished deploy.
+    pub async fn deploy(&self, body: &Value) -> Finished {
+        let id = self.app.submit(body).await;
+        self.follow(id, |_| {}).await
     }
 
-    async fn shutdown(self) {
+    /// Follows deploy `id` over SSE to its `end` frame (`seen` gets each event as it arrives).
+    pub async fn follow(&self, id: Uuid, seen: impl FnMut(&Value)) -> Finished {
+        let events = follow_events(&self.app, id, seen).await;
+        let finished = Finished {
+            deploy: self.app.deploy(id).await,
+            events,
+        };
+        // The terminal event is the stream's last, and says what the deploy says; only a deploy
+        // that did not succeed has a verdict.
+        assert_eq!(
+            finished.sequence().last().map(String::as_str),
+            Some(format!("deploy.{}", finished.status()).as_str()),
+            "{}",
+            finished.explain()
+        );
+        assert_eq!(
+            finished.status() == "succeeded",
+            finished.deploy["verdict"].is_null(),
+            "{}",
+            finished.explain()
+        );
+        finished
+    }
+
+    pub async fn shutdown(self) {
         self.app.shutdown().await;
         self.cluster.shutdown().await;
     }
 }
 
-fn has_in_order(sequence: &[String], wanted: &[&str]) -> bool {
-    let mut rest = sequence.iter();
-    wanted
-        .iter()
-        .all(|want| rest.any(|have| have.as_str() == *want))
+/// A deploy after its `end` frame: as `GET /v1/deploys/{id}` shows it, and its events as streamed.
+pub struct Finished {
+    pub deploy: Value,
+    pub events: Vec<Value>,
+}
+
+impl Finished {
+    pub fn status(&self) -> &str {
+        self.deploy["status"].as_str().expect("status")
+    }
+
+    pub fn verdict_reason(&self) -> &str {
+        self.deploy["verdict"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+    }
+
+    pub fn sequence(&self) -> Vec<String> {
+        event_sequence(&self.events)
+    }
+
+    /// The events of one type.
+    pub fn of(&self, kind: &str) -> Vec<&Value> {
+        self.events
+            .iter()
+            .filter(|event| event["type"] == kind)
+            .collect()
+    }
+
+    /// The events of type `kind` about the resource `resource_kind` `name`.
+    pub fn of_resource(&self, kind: &str, resource_kind: &str, name: &str) -> Vec<&Value> {
+        self.of(kind)
+            .into_iter()
+            .filter(|event| event["resource"]["kind"] == resource_kind)
+            .filter(|event| event["resource"]["name"] == name)
+            .collect()
+    }
+
+    /// The seq of the first event of type `kind` about the resource `resource_kind` `name`.
+    pub fn first_seq(&self, kind: &str, resource_kind: &str, name: &str) -> u64 {
+        self.of_resource(kind, resource_kind, name)
+            .first()
+            .and_then(|event| event["seq"].as_u64())
+            .unwrap_or_else(|| panic!("no {kind} of {resource_kind} {name}:\n{}", self.explain()))
+    }
+
+    /// The per-resource state of the deploy (`GET /v1/deploys/{id}`).
+    pub fn resource(&self, kind: &str, name: &str) -> &Value {
+        self.deploy["resources"]
+            .as_array()
+            .and_then(|resources| {
+                resources
+                    .iter()
+                    .find(|resource| resource["kind"] == kind && resource["name"] == name)
+            })
+            .unwrap_or_else(|| panic!("no {kind} {name} in {}", self.deploy))
+    }
+
+    /// The data of the (last) tracking report: outcome and per-resource evidence.
+    pub fn report(&self) -> &Value {
+        &self.of("report").last().expect("a report event")["data"]
+    }
+
+    /// Panics unless the stream holds these events in this order (others may come between).
+    pub fn assert_in_order(&self, wanted: &[&str]) {
+        let sequence = self.sequence();
+        let mut rest = sequence.iter();
+        let missing = wanted
+            .iter()
+            .find(|want| !rest.any(|have| have.as_str() == **want));
+        assert!(
+            missing.is_none(),
+            "{missing:?} missing from the expected order {wanted:?}:\n{}",
+            self.explain()
+        );
+    }
+
+    /// Panics if any incident was counted against any resource.
+    pub fn assert_no_incident(&self) {
+        assert!(
+            self.of("resource.failure").is_empty() && self.of("resource.failed").is_empty(),
+            "{}",
+            self.explain()
+        );
+    }
+
+    /// The deploy and its events, one line each, for assertion messages.
+    pub fn explain(&self) -> String {
+        let lines: Vec<String> = self
+            .events
+            .iter()
+            .map(|event| {
+                format!(
+                    "{} {} {} {}",
+                    event["seq"],
+                    event["type"].as_str().unwrap_or_default(),
+                    event["resource"]["name"].as_str().unwrap_or_default(),
+                    event["message"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        format!("{}\n{}", self.deploy, lines.join("\n"))
+    }
 }
 
 #[tokio::test]
 async fn a_healthy_web_app_succeeds_with_its_resources_ready() {
     let setup = setup().await;
-    let (deploy, events) = setup
-        .deploy("shop", json!({"behavior": "readyAfter=1s"}), json!({}))
+    let finished = setup
+        .deploy(&request(
+            "web",
+            "shop",
+            json!({"behavior": "readyAfter=1s"}),
+        ))
         .await;
-    assert_eq!(deploy["status"], "succeeded", "{deploy}");
-    assert_eq!(deploy["revision"], 1);
-    let sequence = event_sequence(&events);
-    assert!(
-        has_in_order(
-            &sequence,
-            &[
-                "deploy.queued",
-                "deploy.started",
-                "phase:rendering",
-                "phase:upgrading",
-                "phase:tracking",
-                "resource.added",
-                "resource.ready",
-                "report",
-                "deploy.succeeded"
-            ]
-        ),
-        "{sequence:?}"
-    );
-    assert_eq!(sequence.last().unwrap(), "deploy.succeeded");
-    let resources = deploy["resources"].as_array().unwrap();
-    let web = resources
-        .iter()
-        .find(|r| r["kind"] == "Deployment")
-        .expect("the Deployment's state");
-    assert_eq!(web["state"], "ready", "{web}");
+    assert_eq!(finished.status(), "succeeded", "{}", finished.explain());
+    assert_eq!(finished.deploy["revision"], 1);
+    finished.assert_in_order(&[
+        "deploy.queued",
+        "deploy.started",
+        "phase:rendering",
+        "phase:upgrading",
+        "phase:tracking",
+        "resource.added",
+        "resource.ready",
+        "report",
+        "deploy.succeeded",
+    ]);
+    assert_eq!(finished.resource("Deployment", "web")["state"], "ready");
     setup.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_crash_loop_fails_and_is_rolled_back_to_the_previous_revision() {
     let setup = setup().await;
-    let (first, _) = setup
-        .deploy("shop", json!({"behavior": "readyAfter=1s"}), json!({}))
-        .await;
-    assert_eq!(first["status"], "succeeded", "{first}");
-    let (deploy, events) = setup
-        .deploy(
+    let first = setup
+        .deploy(&request(
+            "web",
             "shop",
-            json!({"behavior": "crashAfter=1s;exitCode=1"}),
-            json!({"rollback_on_failure": true}),
-        )
+            json!({"behavior": "readyAfter=1s"}),
+        ))
         .await;
-    assert_eq!(deploy["status"], "failed", "{deploy}");
-    assert_eq!(deploy["revision"], 2);
-    assert_eq!(deploy["rolled_back_to"], 1);
-    assert_eq!(deploy["verdict"]["resource"]["kind"], "Deployment");
-    let sequence = event_sequence(&events);
-    assert!(
-        has_in_order(
-            &sequence,
-            &[
-                "phase:tracking",
-                "resource.failed",
-                "report",
-                "phase:rolling_back",
-                "rollback.started",
-                "report",
-                "rollback.succeeded",
-                "deploy.failed"
-            ]
-        ),
-        "{sequence:?}"
+    assert_eq!(first.status(), "succeeded", "{}", first.explain());
+    let mut body = request(
+        "web",
+        "shop",
+        json!({"behavior": "crashAfter=1s;exitCode=1"}),
     );
+    body["rollback_on_failure"] = json!(true);
+    let finished = setup.deploy(&body).await;
+    assert_eq!(finished.status(), "failed", "{}", finished.explain());
+    assert_eq!(finished.deploy["revision"], 2);
+    assert_eq!(finished.deploy["rolled_back_to"], 1);
+    assert_eq!(finished.deploy["verdict"]["resource"]["kind"], "Deployment");
+    finished.assert_in_order(&[
+        "phase:tracking",
+        "resource.failed",
+        "report",
+        "phase:rolling_back",
+        "rollback.started",
+        "report",
+        "rollback.succeeded",
+        "deploy.failed",
+    ]);
     setup.shutdown().await;
 }
 
@@ -145,15 +264,13 @@ async fn cancel_while_tracking_stops_and_leaves_the_release_deployed() {
     let setup = setup().await;
     let id = setup
         .app
-        .submit(&json!({
-            "release": "stuck",
-            "namespace": "default",
-            "chart": {"path": "web"},
-            "values": {"behavior": "neverReady=true"},
-            "timeout": "60s",
-        }))
+        .submit(&request(
+            "web",
+            "stuck",
+            json!({"behavior": "neverReady=true"}),
+        ))
         .await;
-    super::wait_for(&setup.app, id, "tracking", |d| d["phase"] == "tracking").await;
+    wait_for(&setup.app, id, "tracking", |d| d["phase"] == "tracking").await;
     let response = setup
         .app
         .post(&format!("/v1/deploys/{id}/cancel"), &setup.app.admin_token)
@@ -162,21 +279,15 @@ async fn cancel_while_tracking_stops_and_leaves_the_release_deployed() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    let deploy = wait_for_end(&setup.app, id).await;
-    assert_eq!(deploy["status"], "cancelled", "{deploy}");
-    assert_eq!(deploy["cancel_reason"], "not needed");
-    let sequence = event_sequence(&events(&setup.app, id).await);
-    assert!(
-        has_in_order(
-            &sequence,
-            &["phase:tracking", "deploy.cancelling", "deploy.cancelled"]
-        ),
-        "{sequence:?}"
-    );
+    let finished = setup.follow(id, |_| {}).await;
+    assert_eq!(finished.status(), "cancelled", "{}", finished.explain());
+    assert_eq!(finished.deploy["cancel_reason"], "not needed");
+    finished.assert_in_order(&["phase:tracking", "deploy.cancelling", "deploy.cancelled"]);
     // helm finished its upgrade before tracking began: nothing is left pending to repair.
     assert!(
-        !sequence.iter().any(|kind| kind == "rollback.started"),
-        "{sequence:?}"
+        finished.of("rollback.started").is_empty(),
+        "{}",
+        finished.explain()
     );
     setup.shutdown().await;
 }

@@ -572,11 +572,12 @@ impl PodRun {
             starts += 1;
             let started_at = now_text();
             let started = Instant::now();
+            let container_id = new_container_id();
             self.update_container(slot, |container| {
                 if starts > 1 {
                     container.restart_count += 1;
                 }
-                container.container_id = new_container_id();
+                container.container_id.clone_from(&container_id);
                 container.state = ContainerState::Running {
                     started_at: started_at.clone(),
                 };
@@ -601,6 +602,7 @@ impl PodRun {
                 exit_code,
                 started_at,
                 finished_at: now_text(),
+                container_id,
             };
             self.update_container(slot, |container| {
                 container.state = ContainerState::Terminated(termination.clone());
@@ -857,6 +859,7 @@ impl PodRun {
                         exit_code: SIGTERM_EXIT,
                         started_at: started_at.clone(),
                         finished_at: now.clone(),
+                        container_id: init.container_id.clone(),
                     };
                     init.state = ContainerState::Terminated(termination);
                 }
@@ -959,6 +962,7 @@ impl PodRun {
                         exit_code,
                         started_at,
                         finished_at: now_text(),
+                        container_id: container.container_id.clone(),
                     });
                     container.ready = false;
                     container.started = false;

@@ -21,6 +21,8 @@ pub(crate) struct Termination {
     pub exit_code: i32,
     pub started_at: String,
     pub finished_at: String,
+    /// The instance that ended: `lastState` keeps naming it after the restart's new container.
+    pub container_id: String,
 }
 
 impl Termination {
@@ -32,13 +34,13 @@ impl Termination {
         }
     }
 
-    fn to_json(&self, container_id: &str) -> Value {
+    fn to_json(&self) -> Value {
         json!({
             "exitCode": self.exit_code,
             "reason": self.reason(),
             "startedAt": self.started_at,
             "finishedAt": self.finished_at,
-            "containerID": container_id,
+            "containerID": self.container_id,
         })
     }
 }
@@ -84,11 +86,11 @@ impl ContainerStatus {
             }
             ContainerState::Running { started_at } => json!({"running": {"startedAt": started_at}}),
             ContainerState::Terminated(termination) => {
-                json!({"terminated": termination.to_json(&self.container_id)})
+                json!({"terminated": termination.to_json()})
             }
         };
         let last_state = match &self.last_termination {
-            Some(termination) => json!({"terminated": termination.to_json(&self.container_id)}),
+            Some(termination) => json!({"terminated": termination.to_json()}),
             None => json!({}),
         };
         let mut status = json!({
@@ -336,6 +338,7 @@ mod tests {
             exit_code: 1,
             started_at: String::new(),
             finished_at: String::new(),
+            container_id: String::new(),
         };
         ContainerStatus {
             last_termination: last.then_some(termination),
@@ -351,11 +354,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn last_state_names_the_instance_that_ended_not_its_replacement() {
+        let mut restarted = container(
+            ContainerState::Running {
+                started_at: String::new(),
+            },
+            true,
+        );
+        if let Some(ended) = restarted.last_termination.as_mut() {
+            ended.container_id = "containerd://first".into();
+        }
+        restarted.container_id = "containerd://second".into();
+        let status = restarted.to_json();
+        assert_eq!(status["containerID"], "containerd://second");
+        assert_eq!(
+            status["lastState"]["terminated"]["containerID"],
+            "containerd://first"
+        );
+    }
+
     fn exited(code: i32) -> ContainerState {
         ContainerState::Terminated(Termination {
             exit_code: code,
             started_at: String::new(),
             finished_at: String::new(),
+            container_id: String::new(),
         })
     }
 

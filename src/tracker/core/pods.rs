@@ -219,6 +219,8 @@ struct PodContext<'a> {
     key: String,
     name: &'a str,
     now: DateTime<Utc>,
+    /// When tracking began: a crash that ended before it is history.
+    since: DateTime<Utc>,
     /// When the pod's Ready condition last turned False: a container that was ready and stops being so
     /// gets the same tolerance as one that just started.
     unready_since: Option<DateTime<Utc>>,
@@ -302,6 +304,26 @@ impl PodContext<'_> {
                 ));
             }
         }
+        // A crash first seen after its restart (it ended before the first observation, or in
+        // updates a re-list skipped) still counts. Its identity is the one it has while crash
+        // looping (recorded first above) or terminated, so it counts once.
+        if let Some(terminated) = last_terminated
+            && terminated.exit_code != 0
+            && self.ended_while_tracking(terminated)
+        {
+            let reason = terminated.reason.as_deref().unwrap_or("Error");
+            found.push(self.candidate(
+                Some(name),
+                &format!("crash/{}", crash_instance(Some(terminated), restarts - 1)),
+                reason,
+                format!(
+                    "container {name:?} restarted after exiting with code {} ({reason})",
+                    terminated.exit_code
+                ),
+                Some(restarts),
+                true,
+            ));
+        }
         if let Some(terminated) = &state.terminated
             && terminated.exit_code != 0
         {
@@ -342,6 +364,16 @@ impl PodContext<'_> {
             }
         }
         found
+    }
+
+    /// Whether the instance ended after tracking began (when its end is unknown: whether the pod
+    /// was created after).
+    fn ended_while_tracking(&self, terminated: &ContainerStateTerminated) -> bool {
+        terminated
+            .finished_at
+            .as_ref()
+            .or(self.pod.metadata.creation_timestamp.as_ref())
+            .is_some_and(|at| from_time(at) >= self.since)
     }
 }
 
@@ -398,12 +430,18 @@ pub(crate) fn logs_of_previous_instance(pod: &Pod, incident: &Incident) -> bool 
 }
 
 /// Incidents visible in a pod right now. Callers pass only current-revision, non-terminating pods.
-pub(crate) fn incidents(pod: &Pod, policy: &TrackingPolicy, now: DateTime<Utc>) -> Vec<Candidate> {
+pub(crate) fn incidents(
+    pod: &Pod,
+    policy: &TrackingPolicy,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<Candidate> {
     let context = PodContext {
         pod,
         key: object_key(&pod.metadata),
         name: pod_name(pod),
         now,
+        since,
         unready_since: pod
             .status
             .as_ref()

@@ -52,7 +52,9 @@ pub struct ResourceTracker {
     failure: Option<Failure>,
     inactive: bool,
     empty_status_since: Option<DateTime<Utc>>,
-    last_activity: DateTime<Utc>,
+    /// The last status change; `None` until the first observation or tick. Not `started_at`: helm
+    /// and its hooks may run long before tracking begins, and that is no inactivity.
+    last_activity: Option<DateTime<Utc>>,
     status: ResourceStatus,
 }
 
@@ -86,7 +88,7 @@ impl ResourceTracker {
             failure: None,
             inactive: false,
             empty_status_since: None,
-            last_activity: started_at,
+            last_activity: None,
             status,
         }
     }
@@ -191,7 +193,7 @@ impl ResourceTracker {
             }
         };
         if removed {
-            self.last_activity = now;
+            self.last_activity = Some(now);
             self.refresh(now)
         } else {
             Vec::new()
@@ -211,7 +213,7 @@ impl ResourceTracker {
         let summary = pods::summarize(pod, self.current_revision().includes(pod));
         let mut deltas = Vec::new();
         if self.pod_summaries.get(&key) != Some(&summary) {
-            self.last_activity = now;
+            self.last_activity = Some(now);
             self.pod_summaries.insert(key, summary.clone());
             deltas.push(self.delta(Change::PodStatus { pod: summary }));
         }
@@ -296,7 +298,8 @@ impl ResourceTracker {
     /// no-activity timeout are judged here as well as on every observation.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Delta> {
         let settled = matches!(self.status.state, State::Ready | State::Failed);
-        if !settled && elapsed(self.last_activity, now) >= self.policy.no_activity_timeout.0 {
+        let quiet_since = *self.last_activity.get_or_insert(now);
+        if !settled && elapsed(quiet_since, now) >= self.policy.no_activity_timeout.0 {
             self.inactive = true;
         }
         self.refresh(now)
@@ -420,7 +423,7 @@ impl ResourceTracker {
             self.terminal_incident = Some(incident.clone());
         }
         self.incidents.push(incident.clone());
-        self.last_activity = now;
+        self.last_activity = Some(now);
         let count = u32::try_from(self.incidents.len()).unwrap_or(u32::MAX);
         let beyond = terminal || allowance.is_some_and(|allowed| count > allowed);
         let level = if beyond && self.policy.fail_mode != FailMode::IgnoreAndContinueDeployProcess {
@@ -443,7 +446,7 @@ impl ResourceTracker {
         let allowance = self.allowance(&readiness);
         let candidates: Vec<pods::Candidate> = self
             .current_pods()
-            .flat_map(|pod| pods::incidents(pod, &self.policy, now))
+            .flat_map(|pod| pods::incidents(pod, &self.policy, self.started_at, now))
             .collect();
         for candidate in candidates {
             self.record(
@@ -518,7 +521,7 @@ impl ResourceTracker {
         if status != self.status {
             let previous = self.status.state;
             self.status = status.clone();
-            self.last_activity = now;
+            self.last_activity = Some(now);
             deltas.push(self.delta(Change::Status {
                 status: status.clone(),
             }));

@@ -576,6 +576,24 @@ impl PodBuilder {
         builder
     }
 
+    /// Running again after instance `instance` crashed at `finished_at` (the crash itself unseen).
+    pub(crate) fn restarted_after_crash(
+        self,
+        restarts: i32,
+        instance: &str,
+        finished_at: DateTime<Utc>,
+    ) -> Self {
+        let mut builder = self.running(finished_at, false);
+        let status = builder.container_status("app");
+        status.restart_count = restarts;
+        let mut crashed = terminated_state(1, instance);
+        if let Some(terminated) = crashed.terminated.as_mut() {
+            terminated.finished_at = Some(to_time(finished_at));
+        }
+        status.last_state = Some(crashed);
+        builder
+    }
+
     /// Instance `instance` has just exited with `exit_code`.
     pub(crate) fn terminated(mut self, exit_code: i32, instance: &str, restarts: i32) -> Self {
         let status = self.container_status("app");

@@ -860,6 +860,36 @@ mod incidents {
     }
 
     #[test]
+    fn a_crash_first_seen_after_its_restart_counts_once() {
+        let mut tracker = web_rollout(policy(|p| p.failures_allowed_per_replica = 0));
+        let deltas = tracker.observe(
+            &new_pod("web-new-a")
+                .restarted_after_crash(1, "c1", t(3))
+                .into(),
+            t(4),
+        );
+        let failure = failed_delta(&deltas).expect("failed");
+        assert_eq!(failure.reason, "Error");
+        assert!(failure.evidence.previous_instance);
+        // The same dead instance, later crash looping: no second incident.
+        tracker.observe(&new_pod("web-new-a").crash_loop(1, "c1").into(), t(5));
+        assert_eq!(tracker.incidents().len(), 1);
+    }
+
+    #[test]
+    fn a_crash_that_ended_before_tracking_began_is_history() {
+        let mut tracker = web_rollout(policy(|p| p.failures_allowed_per_replica = 0));
+        let deltas = tracker.observe(
+            &new_pod("web-new-a")
+                .restarted_after_crash(1, "c1", t(-30))
+                .into(),
+            t(4),
+        );
+        assert!(incident_deltas(&deltas).is_empty());
+        assert!(tracker.incidents().is_empty());
+    }
+
+    #[test]
     fn allowance_is_per_replica_times_replicas() {
         let object: TrackedObject = deployment("web").replicas(3).into();
         let mut tracker = tracker(&object);
@@ -1369,6 +1399,18 @@ mod no_activity {
         );
         tracker.observe(&object, t(0));
         tracker.tick(t(30));
+        assert_eq!(tracker.state(), State::Failed);
+    }
+
+    #[test]
+    fn the_clock_starts_with_tracking_not_with_the_deploy() {
+        // Tracking since t(0), the deploy's start; helm and its hooks ran for 5 minutes.
+        let object: TrackedObject = deployment("web").replicas(2).into();
+        let mut tracker = tracker(&object);
+        assert!(tracker.tick(t(300)).is_empty());
+        tracker.tick(t(539));
+        assert_eq!(tracker.state(), State::Pending);
+        tracker.tick(t(540));
         assert_eq!(tracker.state(), State::Failed);
     }
 
