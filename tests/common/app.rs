@@ -81,6 +81,15 @@ pub fn deploy_body(namespace: &str, release: &str) -> Value {
     })
 }
 
+/// Sends a prepared `POST /v1/deploys` and returns the new deploy's id; panics unless it is accepted.
+pub async fn submit(request: reqwest::RequestBuilder) -> uuid::Uuid {
+    let response = request.send().await.expect("POST /v1/deploys");
+    let status = response.status();
+    let answer: Value = response.json().await.expect("JSON answer");
+    assert_eq!(status, 202, "deploy not accepted: {answer}");
+    answer["id"].as_str().expect("id").parse().expect("uuid")
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
@@ -100,16 +109,7 @@ impl TestApp {
 
     /// Submits a deploy as admin and returns its id; panics unless it is accepted.
     pub async fn submit(&self, body: &Value) -> uuid::Uuid {
-        let response = self
-            .post("/v1/deploys", &self.admin_token)
-            .json(body)
-            .send()
-            .await
-            .expect("POST /v1/deploys");
-        let status = response.status();
-        let answer: Value = response.json().await.expect("JSON answer");
-        assert_eq!(status, 202, "deploy not accepted: {answer}");
-        answer["id"].as_str().expect("id").parse().expect("uuid")
+        submit(self.post("/v1/deploys", &self.admin_token).json(body)).await
     }
 
     /// `GET /v1/deploys/{id}` as admin.

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::common::app::submit;
 use super::common::postgres::fresh_database;
 use super::common::sse::{SseFrame, SseStream};
 use super::{charts_dir, helm_bin};
@@ -125,18 +126,13 @@ impl Env {
     }
 
     async fn submit(&self, process: &Process, body: &Value) -> Uuid {
-        let response = self
-            .client
-            .post(format!("{}/v1/deploys", process.address))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .expect("POST /v1/deploys");
-        let status = response.status();
-        let answer: Value = response.json().await.expect("JSON answer");
-        assert_eq!(status, 202, "deploy not accepted: {answer}");
-        answer["id"].as_str().expect("id").parse().expect("uuid")
+        submit(
+            self.client
+                .post(format!("{}/v1/deploys", process.address))
+                .bearer_auth(&self.token)
+                .json(body),
+        )
+        .await
     }
 
     async fn get(&self, address: &str, path: &str) -> Value {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::common::app::{TestApp, spawn_app_on, spawn_app_with};
 use super::common::postgres::fresh_database;
-use super::{events, kubeconfig, refusing_server, wait_for_end, with_runner};
+use super::{events, insert_deploy, kubeconfig, refusing_server, wait_for_end, with_runner};
 
 /// Marks a queued deploy as started by `owner` with a lease until `until`, in `phase`, as a process
 /// that then died would have left it.
@@ -72,23 +72,7 @@ async fn a_live_lease_is_left_alone_and_only_its_owner_renews_it() {
     let other = spawn_app_on(&database_url, |_| {}).await;
     let body = json!({"release": "held", "namespace": "prod", "chart": {"path": "web"}});
     let mut tx = other.state.events.begin().await.unwrap();
-    let new = rollcall::domain::deploy::NewDeploy::parse(
-        serde_json::from_value(body).unwrap(),
-        &rollcall::domain::chart::ChartCatalog::new(Some(super::charts_dir())),
-    )
-    .unwrap();
-    let id = Uuid::now_v7();
-    store::deploys::create(
-        &mut tx,
-        store::deploys::CreateDeploy {
-            id,
-            deploy: &new,
-            requested_by: "test",
-            idempotency: None,
-        },
-    )
-    .await
-    .unwrap();
+    let id = insert_deploy(&mut tx, body).await;
     let until = Utc::now() + chrono::Duration::minutes(5);
     store::deploys::start(&mut tx, id, "live-owner", until)
         .await

@@ -201,3 +201,25 @@ pub async fn start_kubesim(
     std::fs::write(&kubeconfig, cluster.kubeconfig_yaml()).expect("write kubeconfig");
     (cluster, kubeconfig)
 }
+
+/// Writes a deploy of `body` in `tx` as the API would have accepted it (a catalog of the test
+/// charts), for tests that then leave it as a dead process would have.
+pub async fn insert_deploy(tx: &mut rollcall::store::events::EventTx, body: Value) -> Uuid {
+    let request = serde_json::from_value(body).expect("a deploy request");
+    let catalog = rollcall::domain::chart::ChartCatalog::new(Some(charts_dir()));
+    let new =
+        rollcall::domain::deploy::NewDeploy::parse(request, &catalog).expect("a valid deploy");
+    let id = Uuid::now_v7();
+    rollcall::store::deploys::create(
+        tx,
+        rollcall::store::deploys::CreateDeploy {
+            id,
+            deploy: &new,
+            requested_by: "test",
+            idempotency: None,
+        },
+    )
+    .await
+    .expect("deploy inserted");
+    id
+}

@@ -6,15 +6,14 @@
 use std::path::Path;
 
 use chrono::Utc;
-use rollcall::domain::chart::ChartCatalog;
-use rollcall::domain::deploy::{NewDeploy, Phase, Verdict};
+use rollcall::domain::deploy::{Phase, Verdict};
 use rollcall::store;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::common::app::{TestApp, spawn_app_with};
 use super::{
-    charts_dir, event_sequence, events, helm_bin, start_kubesim, wait_for_end, with_runner,
+    event_sequence, events, helm_bin, insert_deploy, start_kubesim, wait_for_end, with_runner,
 };
 
 fn web(values: Value) -> Value {
@@ -62,22 +61,9 @@ async fn history(kubeconfig: &Path, home: &Path) -> Vec<Value> {
 /// A deploy of revision 2 that failed and whose process died in phase `rolling_back`, having
 /// recorded the failure and the rollback target (revision 1); its lease has expired.
 async fn insert_interrupted_rollback(app: &TestApp, failure: &Verdict) -> Uuid {
-    let request = serde_json::from_value(web(json!({"behavior": "crashAfter=1s"}))).unwrap();
-    let new = NewDeploy::parse(request, &ChartCatalog::new(Some(charts_dir()))).unwrap();
-    let id = Uuid::now_v7();
     let events = &app.state.events;
     let mut tx = events.begin().await.unwrap();
-    store::deploys::create(
-        &mut tx,
-        store::deploys::CreateDeploy {
-            id,
-            deploy: &new,
-            requested_by: "test",
-            idempotency: None,
-        },
-    )
-    .await
-    .unwrap();
+    let id = insert_deploy(&mut tx, web(json!({"behavior": "crashAfter=1s"}))).await;
     let expired = Utc::now() - chrono::Duration::seconds(5);
     store::deploys::start(&mut tx, id, "dead-process", expired)
         .await
