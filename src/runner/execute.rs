@@ -367,8 +367,8 @@ impl Job<'_> {
             }
         };
         self.phase(Phase::Upgrading).await?;
-        let revision = match self.upgrade_following_hooks(&hooks).await {
-            Ok(revision) => revision,
+        let release = match self.upgrade_following_hooks(&hooks).await {
+            Ok(release) => release,
             Err(failure) => {
                 if let HelmError::Cancelled { .. } = failure.error {
                     return Err(Interrupted::Halted);
@@ -379,12 +379,16 @@ impl Job<'_> {
                 return Ok(failed(failure.verdict, None));
             }
         };
-        store::runner::set_revision(self.runner.state.events.pool(), self.deploy.id, revision)
-            .await?;
-        self.track_revision(revision).await
+        store::runner::set_revision(
+            self.runner.state.events.pool(),
+            self.deploy.id,
+            release.version,
+        )
+        .await?;
+        self.track_revision(release.version, release.manifest).await
     }
 
-    async fn upgrade(&self) -> Result<i32, HelmError> {
+    async fn upgrade(&self) -> Result<ReleaseInfo, HelmError> {
         let chart = Helm::chart_args(&self.deploy.chart, &self.runner.state.catalog)?;
         let values = ValuesFiles::write(
             &self.helm().config().home,
@@ -423,12 +427,13 @@ impl Job<'_> {
             command: "upgrade",
             message: error.to_string(),
         })?;
-        Ok(release.version)
+        Ok(release)
     }
 
-    async fn track_revision(&self, revision: i32) -> Flow {
+    /// Tracks `revision`; `manifest` is its rendered resources when helm already printed them.
+    async fn track_revision(&self, revision: i32, manifest: Option<String>) -> Flow {
         self.phase(Phase::Tracking).await?;
-        match self.track(revision, &self.halt.any).await? {
+        match self.track(revision, manifest, &self.halt.any).await? {
             Ok(()) => Ok(Finish {
                 outcome: Outcome::Succeeded,
                 verdict: None,
@@ -439,21 +444,28 @@ impl Job<'_> {
         }
     }
 
-    /// Follows the resources of `revision` to a verdict; `Err(verdict)` when they failed.
+    /// Follows the resources of `revision` (its `manifest`, else asked of helm) to a verdict;
+    /// `Err(verdict)` when they failed.
     async fn track(
         &self,
         revision: i32,
+        manifest: Option<String>,
         stop: &CancellationToken,
     ) -> Result<Result<(), Verdict>, Interrupted> {
-        let invocation = self.helm().get_manifest(&self.target, revision);
-        let manifest = match self
-            .helm()
-            .run(invocation, &self.redactor, None, stop)
-            .await
-        {
-            Ok(manifest) => manifest,
-            Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
-            Err(error) => return Ok(Err(verdict(error.reason(), error.to_string()))),
+        let manifest = match manifest {
+            Some(manifest) => manifest,
+            None => {
+                let invocation = self.helm().get_manifest(&self.target, revision);
+                match self
+                    .helm()
+                    .run(invocation, &self.redactor, None, stop)
+                    .await
+                {
+                    Ok(manifest) => manifest,
+                    Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
+                    Err(error) => return Ok(Err(verdict(error.reason(), error.to_string()))),
+                }
+            }
         };
         let resources = match parse_manifest(&manifest, &self.target.namespace) {
             Ok(resources) => resources,
@@ -706,7 +718,7 @@ impl Job<'_> {
         restored: i32,
         stop: &CancellationToken,
     ) -> Result<Option<i32>, Interrupted> {
-        match self.track(restored, stop).await? {
+        match self.track(restored, None, stop).await? {
             Ok(()) => {
                 self.rollback_event(
                     EventType::RollbackSucceeded,
@@ -915,7 +927,7 @@ impl Job<'_> {
             return Err(Interrupted::Halted);
         }
         match (self.deploy.phase, self.deploy.revision) {
-            (Some(Phase::Tracking), Some(revision)) => self.track_revision(revision).await,
+            (Some(Phase::Tracking), Some(revision)) => self.track_revision(revision, None).await,
             (Some(Phase::RollingBack), revision) => {
                 let failure = self.deploy.verdict.clone().unwrap_or_else(|| {
                     verdict(

@@ -393,6 +393,9 @@ pub struct HistoryEntry {
 pub struct ReleaseInfo {
     pub version: i32,
     pub info: ReleaseStatusInfo,
+    /// The revision's rendered resources; saves a `helm get manifest` right after an upgrade.
+    #[serde(default)]
+    pub manifest: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

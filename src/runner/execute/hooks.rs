@@ -14,7 +14,7 @@ use super::{Job, domain_resource, stored_event};
 use crate::domain::deploy::Verdict;
 use crate::domain::event::{EventType, Level, NewEvent};
 use crate::domain::policy::{PolicyDuration, PolicyPatch, ResourceRule};
-use crate::runner::helm::HelmError;
+use crate::runner::helm::{HelmError, ReleaseInfo};
 use crate::tracker::core::{ResourceReport, State};
 use crate::tracker::watch::{
     Deadlines, EventKind, ResourceRef, TrackEvent, TrackOptions, TrackReport, TrackedResource,
@@ -182,7 +182,7 @@ impl Job<'_> {
     pub(super) async fn upgrade_following_hooks(
         &self,
         hooks: &[TrackedResource],
-    ) -> Result<i32, UpgradeFailure> {
+    ) -> Result<ReleaseInfo, UpgradeFailure> {
         let stop = self.halt.any.child_token();
         let Some(mut tracking) = self.follow_hooks(hooks, stop.clone()).await else {
             return Ok(self.upgrade().await?);
@@ -217,7 +217,7 @@ impl Job<'_> {
         }
         let report = tracking.finish().await;
         let error = match upgraded {
-            Ok(revision) => return Ok(revision),
+            Ok(release) => return Ok(release),
             Err(error) => error,
         };
         let report = match report {
