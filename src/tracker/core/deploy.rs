@@ -80,6 +80,18 @@ impl DeployTracker {
         self.each(|resource| resource.observe_deleted(object, now))
     }
 
+    /// Every watch `key` depends on has delivered its first list (see
+    /// [`ResourceTracker::awaiting_initial_lists`]).
+    pub fn initial_lists_done(&mut self, key: &ResourceKey, now: DateTime<Utc>) -> Vec<Delta> {
+        self.each(|resource| {
+            if resource.key() == key {
+                resource.initial_lists_done(now)
+            } else {
+                Vec::new()
+            }
+        })
+    }
+
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Delta> {
         self.each(|resource| resource.tick(now))
     }
@@ -122,7 +134,7 @@ impl DeployTracker {
             .resources
             .iter()
             .filter(|resource| resource.is_blocking())
-            .all(|resource| matches!(resource.state(), State::Ready | State::Failed));
+            .all(ResourceTracker::has_settled);
         if all_settled {
             self.verdict = Some(
                 self.resources

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, Pod};
 
@@ -46,6 +46,12 @@ pub struct ResourceTracker {
     incidents: Vec<Incident>,
     seen_incidents: HashSet<String>,
     relayed_events: HashMap<String, i32>,
+    /// Events listed at the start whose last occurrence falls in the start's second, by identity,
+    /// with their count: they may be the previous deploy's, so only a recurrence counts.
+    history_events: HashMap<String, i32>,
+    /// The watches feeding this tracker have not all delivered their first list: what it knows may
+    /// be partial (a pod's crash not read yet), so it may fail but not be ready.
+    initial_lists_pending: bool,
     recent_events: VecDeque<EventSummary>,
     early_pod_events: VecDeque<Event>,
     terminal_incident: Option<Incident>,
@@ -82,6 +88,8 @@ impl ResourceTracker {
             incidents: Vec::new(),
             seen_incidents: HashSet::new(),
             relayed_events: HashMap::new(),
+            history_events: HashMap::new(),
+            initial_lists_pending: false,
             recent_events: VecDeque::new(),
             early_pod_events: VecDeque::new(),
             terminal_incident: None,
@@ -98,6 +106,34 @@ impl ResourceTracker {
     pub fn with_custom_rules(mut self, rules: &CustomResourceRules) -> Self {
         self.custom_rule = rules.for_resource(&self.key).cloned();
         self
+    }
+
+    /// Fed by watches that have not listed yet: not ready before [`Self::initial_lists_done`] (a
+    /// failure can still be decided), and Events of the start's second seen before then are taken as
+    /// history. Without it, everything is taken as observed (`rollcall explain`, fixtures).
+    #[must_use]
+    pub fn awaiting_initial_lists(mut self) -> Self {
+        self.initial_lists_pending = true;
+        self
+    }
+
+    /// Every watch feeding this tracker has delivered its first complete list: it now judges with
+    /// the complete picture.
+    pub fn initial_lists_done(&mut self, now: DateTime<Utc>) -> Vec<Delta> {
+        if !self.initial_lists_pending {
+            return Vec::new();
+        }
+        self.initial_lists_pending = false;
+        self.refresh(now)
+    }
+
+    /// Whether the deploy may stop waiting for it: ready, or failed with the complete picture read.
+    pub fn has_settled(&self) -> bool {
+        match self.status.state {
+            State::Ready => true,
+            State::Failed => !self.initial_lists_pending,
+            State::Pending | State::Progressing => false,
+        }
     }
 
     pub fn key(&self) -> &ResourceKey {
@@ -231,7 +267,21 @@ impl ResourceTracker {
     }
 
     pub fn observe_event(&mut self, event: &Event, now: DateTime<Utc>) -> Vec<Delta> {
-        if events::last_seen(event).is_some_and(|at| at < self.started_at) {
+        let identity = events::identity(event);
+        let occurrences = events::occurrences(event);
+        match self.event_age(event) {
+            EventAge::Older => return Vec::new(),
+            EventAge::StartSecond if self.initial_lists_pending => {
+                self.history_events.insert(identity, occurrences);
+                return Vec::new();
+            }
+            EventAge::StartSecond | EventAge::Later => {}
+        }
+        if self
+            .history_events
+            .get(&identity)
+            .is_some_and(|listed| *listed >= occurrences)
+        {
             return Vec::new();
         }
         let Some(pod) = self.event_subject(event) else {
@@ -243,8 +293,6 @@ impl ResourceTracker {
             }
             return Vec::new();
         };
-        let identity = events::identity(event);
-        let occurrences = events::occurrences(event);
         let previously = self.relayed_events.insert(identity.clone(), occurrences);
         if previously.is_some_and(|relayed| relayed >= occurrences) {
             return Vec::new();
@@ -303,6 +351,17 @@ impl ResourceTracker {
             self.inactive = true;
         }
         self.refresh(now)
+    }
+
+    /// Event timestamps have whole seconds: an Event of the start's second may be this deploy's or
+    /// the previous one's.
+    fn event_age(&self, event: &Event) -> EventAge {
+        let start_second = self.started_at.trunc_subsecs(0);
+        match events::last_seen(event) {
+            Some(at) if at < start_second => EventAge::Older,
+            Some(at) if at < start_second + chrono::TimeDelta::seconds(1) => EventAge::StartSecond,
+            _ => EventAge::Later,
+        }
     }
 
     fn may_be_about_an_unseen_pod(&self, event: &Event) -> bool {
@@ -480,7 +539,7 @@ impl ResourceTracker {
         let sticky = self.policy.fail_mode == FailMode::FailWholeDeployProcessImmediately;
         let state = if self.failure.is_some() && sticky {
             State::Failed
-        } else if readiness.progress == Progress::Done {
+        } else if readiness.progress == Progress::Done && !self.initial_lists_pending {
             // Ready again (HopeUntilEndOfDeployProcess recovery): what failed before no longer matters.
             self.failure = None;
             self.terminal_incident = None;
@@ -510,6 +569,10 @@ impl ResourceTracker {
             state,
             message: match (&self.failure, state) {
                 (Some(failure), State::Failed) => failure.message.clone(),
+                (_, State::Progressing) if readiness.progress == Progress::Done => format!(
+                    "{} (waiting for the first list of its related objects)",
+                    readiness.message
+                ),
                 _ => readiness.message,
             },
             ready: readiness
@@ -653,6 +716,15 @@ impl ResourceTracker {
             false,
         ))
     }
+}
+
+/// When an Event last happened, relative to the start of tracking.
+enum EventAge {
+    /// Before the start's second: history.
+    Older,
+    /// In the start's second: history if it was there before tracking could watch.
+    StartSecond,
+    Later,
 }
 
 fn waiting_to_appear(key: &ResourceKey) -> String {

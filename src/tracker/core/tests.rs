@@ -1423,3 +1423,133 @@ mod no_activity {
         assert_eq!(tracker.state(), State::Ready);
     }
 }
+
+mod initial_lists {
+    use super::*;
+
+    fn ready_delta(deltas: &[Delta]) -> bool {
+        deltas
+            .iter()
+            .any(|delta| matches!(delta.change, Change::Ready { .. }))
+    }
+
+    fn complete_web() -> [TrackedObject; 2] {
+        [
+            deployment("web").updated(1).available(1).into(),
+            replica_set("web", "h", 1),
+        ]
+    }
+
+    fn awaiting(policy: TrackingPolicy) -> ResourceTracker {
+        ResourceTracker::new(key("Deployment", "web"), policy, t(0)).awaiting_initial_lists()
+    }
+
+    #[test]
+    fn a_complete_resource_is_ready_only_once_its_watches_have_listed() {
+        let mut tracker = awaiting(TrackingPolicy::default());
+        let deltas = observe_all(&mut tracker, complete_web(), t(1));
+        assert!(!ready_delta(&deltas));
+        assert!(!tracker.has_settled());
+        assert_waiting(
+            tracker.status(),
+            "deployment \"web\" successfully rolled out (waiting for the first list of its related objects)",
+        );
+        assert!(ready_delta(&tracker.initial_lists_done(t(1))));
+        assert_ready(
+            tracker.status(),
+            "deployment \"web\" successfully rolled out",
+        );
+        assert!(tracker.initial_lists_done(t(2)).is_empty(), "once only");
+    }
+
+    #[test]
+    fn a_crash_listed_after_the_complete_resource_still_fails_it() {
+        let mut tracker = awaiting(policy(|p| p.failures_allowed_per_replica = 0));
+        let crashed: TrackedObject = pod("web-h-a")
+            .of_replica_set("web", "h")
+            .restarted_after_crash(1, "c1", t(0))
+            .into();
+        let [web, set] = complete_web();
+        let deltas = observe_all(&mut tracker, [web, set, crashed], t(1));
+        let failure = failed_delta(&deltas).expect("failed before the lists are complete");
+        assert_eq!(failure.kind, FailureKind::AllowanceExceeded);
+        assert_eq!(failure.evidence.pod.as_deref(), Some("web-h-a"));
+        tracker.initial_lists_done(t(1));
+        assert_eq!(tracker.state(), State::Failed);
+    }
+
+    #[test]
+    fn the_deploy_succeeds_only_once_every_resource_has_its_lists() {
+        let resource = |name: &str| {
+            ResourceTracker::new(key("Deployment", name), TrackingPolicy::default(), t(0))
+                .awaiting_initial_lists()
+        };
+        let mut deploy = DeployTracker::new(vec![resource("api"), resource("web")]);
+        for name in ["api", "web"] {
+            deploy.observe(&deployment(name).updated(1).available(1).into(), t(1));
+        }
+        deploy.initial_lists_done(&key("Deployment", "api"), t(1));
+        assert_eq!(deploy.verdict(), None);
+        deploy.initial_lists_done(&key("Deployment", "web"), t(1));
+        assert_eq!(deploy.verdict(), Some(&Verdict::Succeeded));
+    }
+
+    #[test]
+    fn a_hopeful_failure_is_not_final_before_the_lists() {
+        let hope = policy(|p| {
+            p.fail_mode = FailMode::HopeUntilEndOfDeployProcess;
+            p.failures_allowed_per_replica = 0;
+        });
+        let mut deploy = DeployTracker::new(vec![awaiting(hope)]);
+        deploy.observe(
+            &pod("web-h-a")
+                .of_replica_set("web", "h")
+                .crash_loop(1, "c1")
+                .into(),
+            t(1),
+        );
+        assert_eq!(deploy.resources()[0].state(), State::Failed);
+        assert_eq!(deploy.verdict(), None, "the Deployment may turn out ready");
+        deploy.initial_lists_done(&key("Deployment", "web"), t(1));
+        assert!(matches!(deploy.verdict(), Some(Verdict::Failed { .. })));
+    }
+
+    #[test]
+    fn events_of_the_start_second_listed_at_the_start_are_history() {
+        let started = t(0) + chrono::TimeDelta::milliseconds(600);
+        let mut tracker =
+            ResourceTracker::new(key("Deployment", "web"), TrackingPolicy::default(), started)
+                .awaiting_initial_lists();
+        observe_all(&mut tracker, [deployment("web").updated(0).into()], t(1));
+        let scaled = |count| -> TrackedObject {
+            event("ScalingReplicaSet", "Deployment", "web")
+                .at(t(0))
+                .count(count)
+                .into()
+        };
+        assert!(
+            tracker.observe(&scaled(1), t(1)).is_empty(),
+            "listed: history"
+        );
+        let later: TrackedObject = event("FailedCreate", "Deployment", "web").at(t(1)).into();
+        assert_eq!(incident_deltas(&tracker.observe(&later, t(1))).len(), 1);
+        tracker.initial_lists_done(t(1));
+
+        assert!(tracker.observe(&scaled(1), t(2)).is_empty(), "re-listed");
+        let recurred = tracker.observe(&scaled(2), t(2));
+        assert!(
+            recurred.iter().any(
+                |delta| matches!(&delta.change, Change::K8sEvent { event, .. } if event.count == 2)
+            ),
+            "a recurrence is news: {recurred:?}"
+        );
+        let after_the_lists: TrackedObject =
+            event("Unhealthy", "Deployment", "web").at(t(0)).into();
+        assert!(
+            !tracker.observe(&after_the_lists, t(2)).is_empty(),
+            "an Event first seen after the lists is this deploy's"
+        );
+        let older: TrackedObject = event("Killing", "Deployment", "web").at(t(-1)).into();
+        assert!(tracker.observe(&older, t(2)).is_empty());
+    }
+}

@@ -78,6 +78,10 @@ pub enum Observation {
     /// Listed, added or modified.
     Applied(Arc<DynamicObject>),
     Deleted(Arc<DynamicObject>),
+    /// The watch has read a complete list: everything before this is the state of the cluster as
+    /// listed (sent after the first list, or at once for a watch that had listed before, and after
+    /// every re-list).
+    Listed,
     /// One of our own API calls failed; the watch retries with back-off. Never a verdict.
     ApiError {
         watch: WatchKey,
@@ -224,13 +228,14 @@ impl WatchHub {
             }
         };
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
-        let initial = {
+        let (initial, listed) = {
             let mut state = watch.state.lock().expect("watch state poisoned");
             state.subscribers.push(sender);
-            state.objects.values().cloned().collect()
+            (state.objects.values().cloned().collect(), state.listed)
         };
         Subscription {
             initial,
+            listed,
             receiver,
             _watch: watch,
         }
@@ -262,15 +267,19 @@ impl WatchHub {
 /// What a subscriber receives: the objects the watch knows now, then every change after them.
 pub struct Subscription {
     pub initial: Vec<Arc<DynamicObject>>,
+    /// `initial` is a complete list (the watch has listed before this subscriber came).
+    pub listed: bool,
     pub receiver: mpsc::Receiver<Observation>,
     _watch: Arc<SharedWatch>,
 }
 
 impl Subscription {
-    /// The initial objects as `Applied`, then the live changes; the watch lives as long as the stream.
+    /// The initial objects as `Applied` (then `Listed` if they are a complete list), then the live
+    /// changes; the watch lives as long as the stream.
     pub fn into_stream(self) -> impl futures::Stream<Item = Observation> + Send + 'static {
         let Subscription {
             initial,
+            listed,
             receiver,
             _watch: watch,
         } = self;
@@ -278,7 +287,11 @@ impl Subscription {
             let _shared = &watch;
             observation
         });
-        futures::stream::iter(initial.into_iter().map(Observation::Applied)).chain(live)
+        let snapshot = initial
+            .into_iter()
+            .map(Observation::Applied)
+            .chain(listed.then_some(Observation::Listed));
+        futures::stream::iter(snapshot).chain(live)
     }
 }
 
@@ -303,6 +316,8 @@ struct WatchState {
     subscribers: Vec<mpsc::Sender<Observation>>,
     /// Uids listed since the last (re-)list began; `None` outside a list.
     relisting: Option<HashSet<String>>,
+    /// A list has completed: `objects` is a complete picture for a new subscriber.
+    listed: bool,
 }
 
 impl WatchState {
@@ -315,6 +330,7 @@ impl WatchState {
             objects: HashMap::new(),
             subscribers: Vec::new(),
             relisting: None,
+            listed: false,
         }
     }
 
@@ -346,9 +362,11 @@ impl WatchState {
                     .filter(|known| !listed.contains(*known))
                     .cloned()
                     .collect();
+                self.listed = true;
                 gone.into_iter()
                     .filter_map(|uid| self.objects.remove(&uid))
                     .map(Observation::Deleted)
+                    .chain([Observation::Listed])
                     .collect()
             }
             watcher::Event::Apply(object) => vec![self.upsert(object)],
@@ -545,6 +563,7 @@ mod tests {
             .map(|observation| match observation {
                 Observation::Applied(object) => format!("applied {}", object.name_any()),
                 Observation::Deleted(object) => format!("deleted {}", object.name_any()),
+                Observation::Listed => "listed".to_owned(),
                 Observation::ApiError { .. } => "error".to_owned(),
             })
             .collect()
@@ -574,14 +593,14 @@ mod tests {
         state.apply(watcher::Event::Init);
         state.apply(watcher::Event::InitApply(object("a", "kept")));
         state.apply(watcher::Event::InitApply(object("b", "removed")));
-        assert!(state.apply(watcher::Event::InitDone).is_empty());
+        assert_eq!(names(&state.apply(watcher::Event::InitDone)), ["listed"]);
 
         state.apply(watcher::Event::Init);
         let relisted = state.apply(watcher::Event::InitApply(object("a", "kept")));
         let done = state.apply(watcher::Event::InitDone);
 
         assert_eq!(names(&relisted), ["applied kept"]);
-        assert_eq!(names(&done), ["deleted removed"]);
+        assert_eq!(names(&done), ["deleted removed", "listed"]);
         assert_eq!(state.objects.len(), 1);
     }
 

@@ -1,7 +1,7 @@
 //! `track()`: follows a release's resources through shared watches into the decision core, and turns
 //! what the core decides into §3 events, ending with a report.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -159,7 +159,40 @@ pub fn track(
     Ok(Tracking { events, task })
 }
 
-type Feed = Pin<Box<dyn Stream<Item = Observation> + Send>>;
+/// One watch's observations, tagged with the watch's index in [`ListGate`].
+type Feed = Pin<Box<dyn Stream<Item = (usize, Observation)> + Send>>;
+
+/// Which resources still wait for a first list from one of the watches they depend on.
+#[derive(Debug, Default)]
+struct ListGate {
+    listed: Vec<bool>,
+    waiting: Vec<(ResourceKey, BTreeSet<usize>)>,
+}
+
+impl ListGate {
+    /// A new watch; its index.
+    fn add_watch(&mut self) -> usize {
+        self.listed.push(false);
+        self.listed.len() - 1
+    }
+
+    fn add_resource(&mut self, key: ResourceKey, watches: BTreeSet<usize>) {
+        self.waiting.push((key, watches));
+    }
+
+    /// Watch `index` has listed: the resources whose every watch now has.
+    fn listed(&mut self, index: usize) -> Vec<ResourceKey> {
+        if let Some(listed) = self.listed.get_mut(index) {
+            *listed = true;
+        }
+        let listed = &self.listed;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, watches)| watches.iter().all(|watch| listed[*watch]));
+        self.waiting = waiting;
+        done.into_iter().map(|(key, _)| key).collect()
+    }
+}
 
 struct Run {
     hub: WatchHub,
@@ -183,7 +216,8 @@ impl Run {
         let deadline = tokio::time::Instant::now() + self.options.deadlines.overall;
         let mut trackers = Vec::new();
         let mut feeds: Vec<Feed> = Vec::new();
-        let mut watched = BTreeSet::new();
+        let mut watched = BTreeMap::new();
+        let mut gate = ListGate::default();
         for (resource, policy) in resolved {
             let Some((api, scope)) = self.discover(&resource, deadline).await else {
                 let stop = if self.cancel.is_cancelled() {
@@ -211,14 +245,21 @@ impl Run {
                 json!({"api_version": key.api_version, "policy": to_json(&policy)}),
             ))
             .await;
+            let mut needs = BTreeSet::new();
             for (namespace, api) in watches_for(namespace.as_deref(), &api) {
-                if watched.insert((namespace.clone(), api.api_version.clone(), api.kind.clone())) {
-                    feeds.push(self.feed(namespace.as_deref(), &api));
-                }
+                let watch = (namespace.clone(), api.api_version.clone(), api.kind.clone());
+                let index = *watched.entry(watch).or_insert_with(|| {
+                    let index = gate.add_watch();
+                    feeds.push(self.feed(index, namespace.as_deref(), &api));
+                    index
+                });
+                needs.insert(index);
             }
+            gate.add_resource(key.clone(), needs);
             trackers.push(
                 ResourceTracker::new(key, policy, self.started_at)
-                    .with_custom_rules(&self.options.custom_resources),
+                    .with_custom_rules(&self.options.custom_resources)
+                    .awaiting_initial_lists(),
             );
         }
         let mut deploy = DeployTracker::new(trackers);
@@ -227,7 +268,9 @@ impl Run {
             self.options.logs.clone(),
             self.events.clone(),
         );
-        let stop = self.follow(&mut deploy, &mut logs, feeds, deadline).await;
+        let stop = self
+            .follow(&mut deploy, &mut logs, feeds, gate, deadline)
+            .await;
         logs.stop().await;
         self.finish(&deploy, stop).await
     }
@@ -259,8 +302,12 @@ impl Run {
         }
     }
 
-    fn feed(&self, namespace: Option<&str>, api: &ApiResource) -> Feed {
-        self.hub.subscribe(namespace, api).into_stream().boxed()
+    fn feed(&self, index: usize, namespace: Option<&str>, api: &ApiResource) -> Feed {
+        self.hub
+            .subscribe(namespace, api)
+            .into_stream()
+            .map(move |observation| (index, observation))
+            .boxed()
     }
 
     async fn follow(
@@ -268,6 +315,7 @@ impl Run {
         deploy: &mut DeployTracker,
         logs: &mut LogStreams,
         feeds: Vec<Feed>,
+        mut gate: ListGate,
         deadline: tokio::time::Instant,
     ) -> Stop {
         let mut observations = stream::select_all(feeds);
@@ -282,7 +330,14 @@ impl Run {
                 () = tokio::time::sleep_until(deadline) => return Stop::TimedOut,
                 _ = tick.tick() => deploy.tick(Utc::now()),
                 observation = observations.next() => match observation {
-                    Some(observation) => self.observe(deploy, logs, observation).await,
+                    Some((watch, Observation::Listed)) => {
+                        let now = Utc::now();
+                        gate.listed(watch)
+                            .iter()
+                            .flat_map(|key| deploy.initial_lists_done(key, now))
+                            .collect()
+                    }
+                    Some((_, observation)) => self.observe(deploy, logs, observation).await,
                     // Every watch ended: only the hub's shutdown does that.
                     None => return Stop::Cancelled,
                 },
@@ -306,6 +361,7 @@ impl Run {
                 self.api_error(format!("watch {watch}: {message}")).await;
                 return Vec::new();
             }
+            Observation::Listed => return Vec::new(),
         };
         if left_by_earlier_run(&object, &self.options.previous_uids) {
             return Vec::new();
