@@ -43,6 +43,16 @@ fn assert_logged(finished: &Finished, line: &str) {
     );
 }
 
+/// A reported failure of a Job on its backoff limit, with the failing container's log as evidence.
+fn assert_backoff_failure(failure: &Value) {
+    assert_eq!(failure["reason"], "BackoffLimitExceeded", "{failure}");
+    assert_eq!(
+        failure["evidence"]["log_lines"],
+        json!([FAILURE_LOG]),
+        "{failure}"
+    );
+}
+
 #[tokio::test]
 async fn a_job_that_completes_succeeds_once_it_is_complete() {
     let setup = setup().await;
@@ -96,13 +106,7 @@ async fn a_failed_job_fails_the_deploy_with_backoff_limit_exceeded_and_its_logs(
         "report",
         "deploy.failed",
     ]);
-    let failure = finished.reported_failure("Job", "batch-task");
-    assert_eq!(failure["reason"], "BackoffLimitExceeded", "{failure}");
-    assert_eq!(
-        failure["evidence"]["log_lines"],
-        json!([FAILURE_LOG]),
-        "{failure}"
-    );
+    assert_backoff_failure(finished.reported_failure("Job", "batch-task"));
     assert_eq!(finished.resource("Job", "batch-task")["state"], "failed");
     setup.shutdown().await;
 }
@@ -164,12 +168,7 @@ async fn failed_pre_upgrade_hook_scenario(setup: Setup) {
     }
     assert_logged(&hook, FAILURE_LOG);
     let failure = upgrading.reported_failure("Job", "shop-migrate");
-    assert_eq!(failure["reason"], "BackoffLimitExceeded", "{failure}");
-    assert_eq!(
-        failure["evidence"]["log_lines"],
-        json!([FAILURE_LOG]),
-        "{failure}"
-    );
+    assert_backoff_failure(failure);
     assert!(
         !failure["evidence"]["events"].as_array().unwrap().is_empty(),
         "{failure}"
