@@ -2,13 +2,15 @@
 //! asserting the final state, the verdict reason and the event sequence as an SSE client reads it.
 //! The support here serves the whole matrix (`matrix/`); the seed scenarios follow it.
 
+use std::path::PathBuf;
+
 use kubesim::options::{ClusterOptions, KubeVersion};
 use kubesim::{Cluster, ClusterHandle};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::common::app::{TestApp, spawn_app_with};
-use super::{event_sequence, follow_events, wait_for, with_runner};
+use super::{event_sequence, follow_events, helm_bin, wait_for, with_runner};
 
 /// Simulated durations run this much faster.
 const TIME_SCALE: f64 = 0.1;
@@ -26,6 +28,11 @@ pub async fn setup() -> Setup {
 
 /// As [`setup`], with kubesim emulating `kube_version`.
 pub async fn setup_on(kube_version: KubeVersion) -> Setup {
+    setup_with(kube_version, helm_bin()).await
+}
+
+/// As [`setup_on`], with rollcall running the helm binary `helm`.
+pub async fn setup_with(kube_version: KubeVersion, helm: PathBuf) -> Setup {
     let home = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(ClusterOptions {
         time_scale: TIME_SCALE,
@@ -36,7 +43,11 @@ pub async fn setup_on(kube_version: KubeVersion) -> Setup {
     .expect("kubesim starts");
     let kubeconfig = home.path().join("kubeconfig");
     std::fs::write(&kubeconfig, cluster.kubeconfig_yaml()).unwrap();
-    let app = spawn_app_with(|config| with_runner(config, Some(kubeconfig), home.path())).await;
+    let app = spawn_app_with(|config| {
+        with_runner(config, Some(kubeconfig), home.path());
+        config.helm.bin = helm;
+    })
+    .await;
     Setup {
         app,
         cluster,
@@ -84,6 +95,18 @@ impl Setup {
             finished.explain()
         );
         finished
+    }
+
+    /// Asks rollcall to cancel deploy `id`, which it accepts.
+    pub async fn cancel(&self, id: Uuid, reason: &str) {
+        let response = self
+            .app
+            .post(&format!("/v1/deploys/{id}/cancel"), &self.app.admin_token)
+            .json(&json!({"reason": reason}))
+            .send()
+            .await
+            .expect("POST cancel");
+        assert_eq!(response.status(), 202, "cancel of deploy {id}");
     }
 
     pub async fn shutdown(self) {
@@ -138,6 +161,38 @@ impl Finished {
             .unwrap_or_else(|| panic!("no {kind} of {resource_kind} {name}:\n{}", self.explain()))
     }
 
+    /// The events about the resource named `name`, as a deploy of their own.
+    pub fn about(&self, name: &str) -> Finished {
+        self.only(
+            self.events
+                .iter()
+                .filter(|event| event["resource"]["name"] == name),
+        )
+    }
+
+    /// The events between `phase:<phase>` and the next phase event, as a deploy of their own.
+    pub fn during(&self, phase: &str) -> Finished {
+        let is_phase = |event: &Value| event["type"] == "phase";
+        let start = self
+            .events
+            .iter()
+            .position(|event| is_phase(event) && event["data"]["phase"] == phase)
+            .unwrap_or_else(|| panic!("no phase {phase}:\n{}", self.explain()));
+        self.only(
+            self.events[start + 1..]
+                .iter()
+                .take_while(|event| !is_phase(event)),
+        )
+    }
+
+    /// This deploy with only `events`, to assert on a part of its stream.
+    fn only<'a>(&self, events: impl Iterator<Item = &'a Value>) -> Finished {
+        Finished {
+            deploy: self.deploy.clone(),
+            events: events.cloned().collect(),
+        }
+    }
+
     /// The per-resource state of the deploy (`GET /v1/deploys/{id}`).
     pub fn resource(&self, kind: &str, name: &str) -> &Value {
         self.deploy["resources"]
@@ -153,6 +208,19 @@ impl Finished {
     /// The data of the (last) tracking report: outcome and per-resource evidence.
     pub fn report(&self) -> &Value {
         &self.of("report").last().expect("a report event")["data"]
+    }
+
+    /// The failure the (last) report records for the resource `kind` `name`.
+    pub fn reported_failure(&self, kind: &str, name: &str) -> &Value {
+        self.report()["resources"]
+            .as_array()
+            .and_then(|resources| {
+                resources.iter().find(|resource| {
+                    resource["resource"]["kind"] == kind && resource["resource"]["name"] == name
+                })
+            })
+            .map(|resource| &resource["failure"])
+            .unwrap_or_else(|| panic!("no {kind} {name} in the report:\n{}", self.explain()))
     }
 
     /// Panics unless the stream holds these events in this order (others may come between).
@@ -271,14 +339,7 @@ async fn cancel_while_tracking_stops_and_leaves_the_release_deployed() {
         ))
         .await;
     wait_for(&setup.app, id, "tracking", |d| d["phase"] == "tracking").await;
-    let response = setup
-        .app
-        .post(&format!("/v1/deploys/{id}/cancel"), &setup.app.admin_token)
-        .json(&json!({"reason": "not needed"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    setup.cancel(id, "not needed").await;
     let finished = setup.follow(id, |_| {}).await;
     assert_eq!(finished.status(), "cancelled", "{}", finished.explain());
     assert_eq!(finished.deploy["cancel_reason"], "not needed");
