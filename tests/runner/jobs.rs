@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use kubesim::options::KubeVersion;
 use serde_json::{Value, json};
 
-use super::scenarios::{Finished, Setup, request, setup, setup_with};
+use super::scenarios::{Finished, HEALTHY, Setup, request, setup, setup_with};
 
 /// The line the failing containers log: it must reach the evidence. Containers whose streamed log
 /// is asserted run 5s (0.5s at this time scale), leaving time to open the log stream.
@@ -66,14 +66,7 @@ async fn a_job_that_completes_succeeds_once_it_is_complete() {
         ))
         .await;
     assert_eq!(finished.status(), "succeeded", "{}", finished.explain());
-    finished.assert_in_order(&[
-        "phase:upgrading",
-        "phase:tracking",
-        "resource.added",
-        "resource.ready",
-        "report",
-        "deploy.succeeded",
-    ]);
+    finished.assert_in_order(&HEALTHY);
     assert_logged(&finished.about("batch-task"), "42 rows copied");
     assert_eq!(finished.resource("Job", "batch-task")["state"], "ready");
     setup.shutdown().await;

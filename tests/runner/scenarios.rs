@@ -12,6 +12,19 @@ use uuid::Uuid;
 use super::common::app::{TestApp, spawn_app_with};
 use super::{event_sequence, follow_events, helm_bin, wait_for, with_runner};
 
+/// The events of a deploy that succeeds, in order (others come between).
+pub const HEALTHY: [&str; 9] = [
+    "deploy.queued",
+    "deploy.started",
+    "phase:rendering",
+    "phase:upgrading",
+    "phase:tracking",
+    "resource.added",
+    "resource.ready",
+    "report",
+    "deploy.succeeded",
+];
+
 /// Simulated durations run this much faster.
 const TIME_SCALE: f64 = 0.1;
 
@@ -277,17 +290,7 @@ async fn a_healthy_web_app_succeeds_with_its_resources_ready() {
         .await;
     assert_eq!(finished.status(), "succeeded", "{}", finished.explain());
     assert_eq!(finished.deploy["revision"], 1);
-    finished.assert_in_order(&[
-        "deploy.queued",
-        "deploy.started",
-        "phase:rendering",
-        "phase:upgrading",
-        "phase:tracking",
-        "resource.added",
-        "resource.ready",
-        "report",
-        "deploy.succeeded",
-    ]);
+    finished.assert_in_order(&HEALTHY);
     assert_eq!(finished.resource("Deployment", "web")["state"], "ready");
     setup.shutdown().await;
 }

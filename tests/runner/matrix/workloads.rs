@@ -4,19 +4,7 @@
 use kubesim::store::EVENTS;
 use serde_json::{Value, json};
 
-use crate::scenarios::{Finished, Setup, request, setup, setup_on};
-
-/// Events of a successful first install, in order.
-const HEALTHY: [&str; 8] = [
-    "deploy.started",
-    "phase:rendering",
-    "phase:upgrading",
-    "phase:tracking",
-    "resource.added",
-    "resource.ready",
-    "report",
-    "deploy.succeeded",
-];
+use crate::scenarios::{Finished, HEALTHY, Setup, request, setup, setup_on};
 
 /// Installs `chart` with `values`, then upgrades it to a new image (a rolling update); returns the
 /// upgrade.
