@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use kubesim::options::{ClusterOptions, KubeVersion};
+use kubesim::store::DEPLOYMENTS;
 use kubesim::{Cluster, ClusterHandle};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -327,6 +328,24 @@ async fn a_crash_loop_fails_and_is_rolled_back_to_the_previous_revision() {
         "rollback.succeeded",
         "deploy.failed",
     ]);
+    // The cluster runs revision 1's pod template again, all of it ready.
+    let web = setup
+        .cluster
+        .store()
+        .get(&DEPLOYMENTS, Some("default"), "web")
+        .expect("the Deployment");
+    assert_eq!(
+        web["spec"]["template"]["metadata"]["annotations"]["sim.rollcall.dev/behavior"],
+        "readyAfter=1s"
+    );
+    assert_eq!(
+        (
+            &web["status"]["updatedReplicas"],
+            &web["status"]["availableReplicas"]
+        ),
+        (&json!(2), &json!(2)),
+        "{web}"
+    );
     setup.shutdown().await;
 }
 
