@@ -6,6 +6,7 @@ mod custom_resources;
 mod failures;
 mod faults;
 mod healthy;
+mod logs;
 mod policies;
 mod sharing;
 mod support;
