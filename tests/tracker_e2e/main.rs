@@ -6,6 +6,7 @@ mod custom_resources;
 mod failures;
 mod faults;
 mod healthy;
+mod history;
 mod logs;
 mod policies;
 mod sharing;

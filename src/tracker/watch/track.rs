@@ -668,6 +668,20 @@ mod tests {
     }
 
     #[test]
+    fn a_resource_is_released_once_every_watch_it_needs_has_listed() {
+        let mut gate = ListGate::default();
+        let (deployments, pods, jobs) = (gate.add_watch(), gate.add_watch(), gate.add_watch());
+        let web = ResourceKey::new("apps/v1", "Deployment", Some("prod"), "web");
+        let migrate = ResourceKey::new("batch/v1", "Job", Some("prod"), "migrate");
+        gate.add_resource(web.clone(), BTreeSet::from([deployments, pods]));
+        gate.add_resource(migrate.clone(), BTreeSet::from([jobs, pods]));
+        assert!(gate.listed(pods).is_empty());
+        assert_eq!(gate.listed(deployments), [web]);
+        assert!(gate.listed(deployments).is_empty(), "released once");
+        assert_eq!(gate.listed(jobs), [migrate]);
+    }
+
+    #[test]
     fn a_cluster_scoped_kind_needs_only_its_own_watch() {
         let crd = ApiResource {
             group: "apiextensions.k8s.io".to_owned(),
