@@ -374,6 +374,7 @@ impl Run {
                 self.api_error(format!("watch {watch}: {message}")).await;
                 return Vec::new();
             }
+            // Lists are counted by `follow`, which holds the gate.
             Observation::Listed => return Vec::new(),
         };
         if left_by_earlier_run(&object, &self.options.previous_uids) {
