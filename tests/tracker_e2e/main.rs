@@ -6,6 +6,8 @@ mod custom_resources;
 mod failures;
 mod faults;
 mod healthy;
+mod history;
+mod logs;
 mod policies;
 mod sharing;
 mod support;

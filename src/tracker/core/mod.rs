@@ -9,8 +9,10 @@
 //! 1. For each resource of the release, resolve its policy
 //!    ([`crate::domain::policy::TrackingOverrides::resolve`] with the manifest's annotations) and build
 //!    `ResourceTracker::new(key, policy, tracking_started_at)` (plus
-//!    [`ResourceTracker::with_custom_rules`] for the configured custom-resource rules); hand them all to
-//!    [`DeployTracker::new`].
+//!    [`ResourceTracker::with_custom_rules`] for the configured custom-resource rules, and
+//!    [`ResourceTracker::awaiting_initial_lists`] when fed by watches that have not listed yet); hand
+//!    them all to [`DeployTracker::new`]. Call [`DeployTracker::initial_lists_done`] for a resource once
+//!    every watch it depends on has delivered its first list: before that it can fail but not be ready.
 //! 2. Convert every watch event into a [`TrackedObject`] — `TrackedObject::from(pod)` for typed objects,
 //!    [`TrackedObject::from_value`] for `DynamicObject`s — and call [`DeployTracker::observe`] (added or
 //!    modified) or [`DeployTracker::observe_deleted`]. Feed the tracked objects themselves, their

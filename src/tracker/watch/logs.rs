@@ -1,9 +1,10 @@
 //! Container logs: followed live for the selected containers of current-revision pods, capped per
 //! container and per deploy; and the last lines of a failing container for the failure report.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -46,12 +47,15 @@ pub struct LogStreams {
     client: Client,
     limits: LogLimits,
     budget: Arc<DeployBudget>,
-    /// (pod uid, container, restart count): each container instance is followed once.
-    started: HashSet<(String, String, i32)>,
+    /// Each container instance is followed once, and can be stopped on its own.
+    started: HashMap<ContainerInstance, CancellationToken>,
     events: mpsc::Sender<TrackEvent>,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
+
+/// A container instance: (pod uid, container, restart count).
+pub type ContainerInstance = (String, String, i32);
 
 #[derive(Default)]
 struct DeployBudget {
@@ -66,7 +70,7 @@ impl LogStreams {
             client,
             limits,
             budget: Arc::new(DeployBudget::default()),
-            started: HashSet::new(),
+            started: HashMap::new(),
             events,
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
@@ -98,9 +102,11 @@ impl LogStreams {
                     continue;
                 }
                 let instance = (pod.uid().unwrap_or_default(), container.clone(), restarts);
-                if !self.started.insert(instance) {
+                if self.started.contains_key(&instance) {
                     continue;
                 }
+                let stop = self.stop.child_token();
+                self.started.insert(instance, stop.clone());
                 let target = LogTarget {
                     resource: resource.clone(),
                     namespace: pod.namespace().unwrap_or_default(),
@@ -114,16 +120,34 @@ impl LogStreams {
                     self.limits.clone(),
                     Arc::clone(&self.budget),
                     self.events.clone(),
-                    self.stop.clone(),
+                    stop,
                 ));
             }
         }
     }
 
-    /// Stops every stream and waits for them, so that no log line follows the final report.
-    pub async fn stop(&self) {
-        self.stop.cancel();
+    /// Ends every stream and waits for them, so that no log line follows the final report. The
+    /// streams of instances that have `finished` end on their own once their log is read to the end:
+    /// they get up to `grace` (unless `cancel` fires) so that a container that finished just before
+    /// the verdict keeps its lines; the others stop at once.
+    pub async fn finish(
+        &self,
+        finished: impl Fn(&ContainerInstance) -> bool,
+        grace: Duration,
+        cancel: &CancellationToken,
+    ) {
+        for (instance, stop) in &self.started {
+            if !finished(instance) {
+                stop.cancel();
+            }
+        }
         self.tasks.close();
+        tokio::select! {
+            () = self.tasks.wait() => {}
+            () = tokio::time::sleep(grace) => {}
+            () = cancel.cancelled() => {}
+        }
+        self.stop.cancel();
         self.tasks.wait().await;
     }
 }

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{EventKind, ResourceRef, TrackEvent, to_json};
-use super::logs::{LogLimits, LogStreams, last_lines};
+use super::logs::{ContainerInstance, LogLimits, LogStreams, last_lines};
 use super::manifest::TrackedResource;
 use super::{Observation, WatchBackoff, WatchHub, api_resource};
 use crate::domain::policy::{PolicyError, TrackingOverrides, TrackingPolicy};
@@ -30,6 +30,9 @@ use crate::tracker::core::{
 
 /// Events buffered between the tracker and the runner persisting them.
 const EVENT_BUFFER: usize = 1024;
+/// How long, after the verdict, the log streams of finished containers may take to deliver their
+/// last lines (they end on their own once the log is read to the end).
+const LOG_DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// When tracking gives up.
 #[derive(Debug, Clone)]
@@ -271,7 +274,17 @@ impl Run {
         let stop = self
             .follow(&mut deploy, &mut logs, feeds, gate, deadline)
             .await;
-        logs.stop().await;
+        // A Job that finished just before the verdict may still be delivering its lines.
+        let grace = match stop {
+            Stop::Verdict(_) => LOG_DRAIN_GRACE,
+            Stop::TimedOut | Stop::Cancelled => Duration::ZERO,
+        };
+        logs.finish(
+            |instance| has_finished(&deploy, instance),
+            grace,
+            &self.cancel,
+        )
+        .await;
         self.finish(&deploy, stop).await
     }
 
@@ -361,6 +374,7 @@ impl Run {
                 self.api_error(format!("watch {watch}: {message}")).await;
                 return Vec::new();
             }
+            // Lists are counted by `follow`, which holds the gate.
             Observation::Listed => return Vec::new(),
         };
         if left_by_earlier_run(&object, &self.options.previous_uids) {
@@ -539,6 +553,42 @@ fn watches_for(namespace: Option<&str>, api: &ApiResource) -> Vec<(Option<String
     watches
 }
 
+/// Whether a container instance has ended, as last observed: its container terminated or restarted,
+/// its pod is over, or its pod belongs to a Job that is over (the Job's watch may be ahead of the
+/// pods').
+fn has_finished(deploy: &DeployTracker, (uid, container, restarts): &ContainerInstance) -> bool {
+    deploy.resources().iter().any(|resource| {
+        let job_over = resource.key().kind == "Job"
+            && matches!(resource.state(), State::Ready | State::Failed);
+        resource
+            .current_pods()
+            .filter(|pod| pod.uid().as_deref() == Some(uid.as_str()))
+            .any(|pod| job_over || container_finished(pod, container, *restarts))
+    })
+}
+
+fn container_finished(pod: &Pod, container: &str, restarts: i32) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return true;
+    }
+    status
+        .init_container_statuses
+        .iter()
+        .chain(status.container_statuses.iter())
+        .flatten()
+        .find(|status| status.name == container)
+        .is_some_and(|status| {
+            status.restart_count > restarts
+                || status
+                    .state
+                    .as_ref()
+                    .is_some_and(|state| state.terminated.is_some())
+        })
+}
+
 /// Whether `object` is one of `previous_uids`, is controlled by one (its pods), or is an Event about one.
 fn left_by_earlier_run(object: &DynamicObject, previous_uids: &HashSet<String>) -> bool {
     if previous_uids.is_empty() {
@@ -616,6 +666,20 @@ mod tests {
         assert!(left_by_earlier_run(&old_event, &previous));
         assert!(!left_by_earlier_run(&new_job, &previous));
         assert!(!left_by_earlier_run(&old_job, &HashSet::new()));
+    }
+
+    #[test]
+    fn a_resource_is_released_once_every_watch_it_needs_has_listed() {
+        let mut gate = ListGate::default();
+        let (deployments, pods, jobs) = (gate.add_watch(), gate.add_watch(), gate.add_watch());
+        let web = ResourceKey::new("apps/v1", "Deployment", Some("prod"), "web");
+        let migrate = ResourceKey::new("batch/v1", "Job", Some("prod"), "migrate");
+        gate.add_resource(web.clone(), BTreeSet::from([deployments, pods]));
+        gate.add_resource(migrate.clone(), BTreeSet::from([jobs, pods]));
+        assert!(gate.listed(pods).is_empty());
+        assert_eq!(gate.listed(deployments), [web]);
+        assert!(gate.listed(deployments).is_empty(), "released once");
+        assert_eq!(gate.listed(jobs), [migrate]);
     }
 
     #[test]
