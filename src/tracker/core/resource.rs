@@ -53,6 +53,10 @@ pub struct ResourceTracker {
     /// be partial (a pod's crash not read yet), so it may fail but not be ready.
     initial_lists_pending: bool,
     recent_events: VecDeque<EventSummary>,
+    /// Pod Events of the start's second listed at the start: never relayed or counted (they may
+    /// be the previous deploy's), but evidence when that very pod fails (an image pull failing
+    /// while helm still ran).
+    start_second_pod_events: VecDeque<EventSummary>,
     early_pod_events: VecDeque<Event>,
     terminal_incident: Option<Incident>,
     failure: Option<Failure>,
@@ -91,6 +95,7 @@ impl ResourceTracker {
             history_events: HashMap::new(),
             initial_lists_pending: false,
             recent_events: VecDeque::new(),
+            start_second_pod_events: VecDeque::new(),
             early_pod_events: VecDeque::new(),
             terminal_incident: None,
             failure: None,
@@ -273,6 +278,13 @@ impl ResourceTracker {
             EventAge::Older => return Vec::new(),
             EventAge::StartSecond if self.initial_lists_pending => {
                 self.history_events.insert(identity, occurrences);
+                if event.involved_object.kind.as_deref() == Some("Pod") {
+                    if self.start_second_pod_events.len() == EVIDENCE_EVENTS {
+                        self.start_second_pod_events.pop_front();
+                    }
+                    let summary = events::summarize(event, &events::classify(event));
+                    self.start_second_pod_events.push_back(summary);
+                }
                 return Vec::new();
             }
             EventAge::StartSecond | EventAge::Later => {}
@@ -682,10 +694,12 @@ impl ResourceTracker {
             Some(pod) => event.involved_name == *pod || event.involved_kind != "Pod",
             None => event.involved_kind != "Pod",
         };
+        let of_the_failing_pod = |event: &&EventSummary| pod.as_ref() == Some(&event.involved_name);
         let related: Vec<EventSummary> = self
-            .recent_events
+            .start_second_pod_events
             .iter()
-            .filter(about_us)
+            .filter(of_the_failing_pod)
+            .chain(self.recent_events.iter().filter(about_us))
             .cloned()
             .collect();
         let skip = related.len().saturating_sub(EVIDENCE_EVENTS_PER_FAILURE);

@@ -1515,6 +1515,48 @@ mod initial_lists {
     }
 
     #[test]
+    fn pod_events_of_the_start_second_listed_at_the_start_are_evidence_of_that_pod_only() {
+        let started = t(0) + chrono::TimeDelta::milliseconds(600);
+        let no_allowance = policy(|p| p.failures_allowed_per_replica = 0);
+        let mut tracker = ResourceTracker::new(key("Deployment", "web"), no_allowance, started)
+            .awaiting_initial_lists();
+        let pull_failed = |pod: &str| -> TrackedObject {
+            event("Failed", "Pod", pod)
+                .message("Failed to pull image \"registry.example/web:2\"")
+                .at(t(0))
+                .into()
+        };
+        let listed = [
+            deployment("web").updated(0).total(1).into(),
+            replica_set("web", "old", 1),
+            replica_set("web", "new", 2),
+            pull_failed("web-new-a"),
+            pull_failed("web-new-b"),
+        ];
+        for object in &listed {
+            assert!(
+                incident_deltas(&tracker.observe(object, t(1))).is_empty(),
+                "listed Events of the start's second count for nothing"
+            );
+        }
+        let deltas = tracker.observe(
+            &pod("web-new-a")
+                .of_replica_set("web", "new")
+                .waiting("ErrImagePull", 0)
+                .into(),
+            t(1),
+        );
+        let failure = failed_delta(&deltas).expect("failed");
+        let reasons: Vec<(&str, &str)> = failure
+            .evidence
+            .events
+            .iter()
+            .map(|event| (event.involved_name.as_str(), event.reason.as_str()))
+            .collect();
+        assert_eq!(reasons, [("web-new-a", "Failed")]);
+    }
+
+    #[test]
     fn events_of_the_start_second_listed_at_the_start_are_history() {
         let started = t(0) + chrono::TimeDelta::milliseconds(600);
         let mut tracker =
