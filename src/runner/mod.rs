@@ -159,6 +159,7 @@ impl Runner {
                 () = shutdown.cancelled() => break,
                 _ = recovery.tick() => self.recover_expired().await,
                 _ = poll.tick() => self.claim_runnable().await,
+                () = self.state.queue_changed.notified() => self.claim_runnable().await,
             }
         }
         self.clusters.shutdown().await;
@@ -175,8 +176,9 @@ impl Runner {
                 Ok(Some(deploy)) => {
                     let runner = Arc::clone(self);
                     self.state.tasks.spawn(async move {
-                        execute::execute(runner, deploy, execute::Start::Fresh).await;
+                        execute::execute(Arc::clone(&runner), deploy, execute::Start::Fresh).await;
                         drop(permit);
+                        runner.state.queue_changed.notify_one();
                     });
                 }
                 Ok(None) => return,

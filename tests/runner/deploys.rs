@@ -157,6 +157,28 @@ async fn an_invalid_annotation_fails_the_deploy_while_rendering_and_helm_never_u
 }
 
 #[tokio::test]
+async fn queued_deploys_start_without_waiting_for_the_next_poll() {
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig(home.path(), &refusing_server());
+    let app = spawn_app_with(|config| {
+        with_runner(config, Some(kubeconfig), home.path());
+        // Only the start-up poll happens within the test: the rest must be woken.
+        if let Some(runner) = config.runner.as_mut() {
+            runner.poll_interval = Duration::from_secs(3600);
+        }
+    })
+    .await;
+    let body = json!({"release": "api", "namespace": "prod", "chart": {"path": "bad-annotation"}});
+    // The second queues behind the first (fifo) and starts once the release is free.
+    let first = app.submit(&body).await;
+    let second = app.submit(&body).await;
+    for id in [first, second] {
+        let deploy = wait_for_end(&app, id).await;
+        assert_eq!(deploy["verdict"]["reason"], "invalid_tracking_policy");
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_cluster_fails_the_upgrade_as_an_api_error_with_helm_output() {
     let home = tempfile::tempdir().unwrap();
     let kubeconfig = kubeconfig(home.path(), &refusing_server());
