@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -32,9 +31,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The helm driver (deploys and `?dry_run=true`).
     pub helm: Arc<Helm>,
-    /// Wakes this process's runner when a deploy is queued or a deploy slot or release is freed,
-    /// rather than at its next poll (the poll remains for other processes' changes).
-    pub queue_changed: Arc<Notify>,
     /// Cancelled at shutdown: SSE streams end, writers flush, background tasks stop.
     pub shutdown: CancellationToken,
     /// Owns every background task; shutdown waits for them.
@@ -102,7 +98,6 @@ pub async fn build_state(
         events,
         metrics,
         secrets: Arc::default(),
-        queue_changed: Arc::default(),
         config: Arc::new(config),
         shutdown,
         tasks,

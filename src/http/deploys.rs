@@ -271,7 +271,6 @@ async fn create_deploy(
             if let Some(secret) = new.secret_values {
                 state.secrets.put(deploy.id, secret);
             }
-            state.queue_changed.notify_one();
             tracing::info!(deploy_id = %deploy.id, release = %deploy.release, namespace = %deploy.namespace, "deploy queued");
             Ok(accepted(&deploy, false))
         }

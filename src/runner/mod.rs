@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::Semaphore;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
 pub use clusters::{ClusterError, Clusters};
@@ -23,7 +24,9 @@ pub use render::{PlannedResource, RenderError};
 
 use crate::domain::chart::{ChartCatalog, ChartSource};
 use crate::domain::deploy::SecretValues;
+use crate::domain::event::EventType;
 use crate::domain::policy::TrackingOverrides;
+use crate::events::BusMessage;
 use crate::startup::AppState;
 use crate::store::{self, StoreError};
 use crate::tracker::watch::TrackedResource;
@@ -129,6 +132,8 @@ pub(crate) struct Runner {
     clusters: Clusters,
     options: RunnerOptions,
     permits: Arc<Semaphore>,
+    /// A deploy of this process ended and gave its slot back.
+    slot_freed: Notify,
 }
 
 /// Checks the helm binary, then starts the worker loop on the state's task tracker; it stops at
@@ -141,15 +146,31 @@ pub async fn spawn(state: &AppState, options: RunnerOptions) -> Result<(), Runne
         helm: state.helm.clone(),
         clusters: Clusters::new(state.helm.config().kubeconfig.clone()),
         permits: Arc::new(Semaphore::new(options.parallelism.max(1))),
+        slot_freed: Notify::new(),
         options,
     });
     state.tasks.spawn(runner.run());
     Ok(())
 }
 
+/// A deploy queued or ended (on any replica) may make a queued deploy runnable; a bus that lagged
+/// or resynced may have missed one.
+fn changes_the_queue(message: &Result<BusMessage, RecvError>) -> bool {
+    match message {
+        Ok(BusMessage::Event(published)) => {
+            let kind = published.event.kind;
+            kind == EventType::DeployQueued || kind.is_terminal()
+        }
+        Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => true,
+        Err(RecvError::Closed) => false,
+    }
+}
+
 impl Runner {
     async fn run(self: Arc<Self>) {
         let shutdown = self.state.shutdown.clone();
+        // Submits and ends of deploys, on any replica, wake the loop; the poll is the safety net.
+        let mut bus = self.state.events.subscribe();
         let mut poll = tokio::time::interval(self.options.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut recovery = tokio::time::interval(self.options.lease / 3);
@@ -159,7 +180,10 @@ impl Runner {
                 () = shutdown.cancelled() => break,
                 _ = recovery.tick() => self.recover_expired().await,
                 _ = poll.tick() => self.claim_runnable().await,
-                () = self.state.queue_changed.notified() => self.claim_runnable().await,
+                () = self.slot_freed.notified() => self.claim_runnable().await,
+                message = bus.recv() => if changes_the_queue(&message) {
+                    self.claim_runnable().await;
+                },
             }
         }
         self.clusters.shutdown().await;
@@ -178,7 +202,7 @@ impl Runner {
                     self.state.tasks.spawn(async move {
                         execute::execute(Arc::clone(&runner), deploy, execute::Start::Fresh).await;
                         drop(permit);
-                        runner.state.queue_changed.notify_one();
+                        runner.slot_freed.notify_one();
                     });
                 }
                 Ok(None) => return,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::common::app::{TestApp, spawn_app_with};
+use super::common::app::{TestApp, spawn_app_on, spawn_app_with};
 use super::{
     event_sequence, events, kubeconfig, refusing_server, wait_for, wait_for_end, with_runner,
 };
@@ -176,6 +176,28 @@ async fn queued_deploys_start_without_waiting_for_the_next_poll() {
         let deploy = wait_for_end(&app, id).await;
         assert_eq!(deploy["verdict"]["reason"], "invalid_tracking_policy");
     }
+}
+
+#[tokio::test]
+async fn a_deploy_submitted_to_another_replica_starts_without_waiting_for_the_next_poll() {
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig(home.path(), &refusing_server());
+    let worker = spawn_app_with(|config| {
+        with_runner(config, Some(kubeconfig), home.path());
+        if let Some(runner) = config.runner.as_mut() {
+            runner.poll_interval = Duration::from_secs(3600);
+        }
+    })
+    .await;
+    // A replica without a runner takes the request; the worker hears of it through NOTIFY.
+    let front = spawn_app_on(&worker.database_url, |_| {}).await;
+    let id = front
+        .submit(
+            &json!({"release": "api", "namespace": "prod", "chart": {"path": "bad-annotation"}}),
+        )
+        .await;
+    let deploy = wait_for_end(&front, id).await;
+    assert_eq!(deploy["verdict"]["reason"], "invalid_tracking_policy");
 }
 
 #[tokio::test]
