@@ -292,15 +292,7 @@ async fn a_lagging_subscriber_catches_up_from_the_database() {
         .frames_until(WAIT, |f| f.event.as_deref() == Some("end"))
         .await;
     assert_eq!(seqs(&frames), (2..=304).collect::<Vec<_>>());
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         !metrics.contains("rollcall_sse_lagged_total 0\n"),
         "{metrics}"

@@ -61,15 +61,7 @@ async fn metrics_count_deploys_requests_and_events() {
     let app = spawn_app().await;
     app.submit(&crate::common::app::deploy_body("prod", "web"))
         .await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains("rollcall_deploys{status=\"queued\"} 1"),
         "{text}"

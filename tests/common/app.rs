@@ -123,6 +123,17 @@ impl TestApp {
         response.json().await.expect("JSON answer")
     }
 
+    /// `GET /metrics` (no token needed): the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        response.text().await.expect("metrics text")
+    }
+
     /// Mints a token through the API.
     pub async fn token(&self, scopes: &[&str], targets: &[&str]) -> (String, String) {
         let response = self

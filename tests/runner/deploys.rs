@@ -156,18 +156,22 @@ async fn an_invalid_annotation_fails_the_deploy_while_rendering_and_helm_never_u
     );
 }
 
-#[tokio::test]
-async fn queued_deploys_start_without_waiting_for_the_next_poll() {
-    let home = tempfile::tempdir().unwrap();
-    let kubeconfig = kubeconfig(home.path(), &refusing_server());
-    let app = spawn_app_with(|config| {
-        with_runner(config, Some(kubeconfig), home.path());
-        // Only the start-up poll happens within the test: the rest must be woken.
+/// An app whose runner polls only at start-up within a test: anything later must wake it.
+async fn app_polling_only_at_start(home: &std::path::Path) -> TestApp {
+    let kubeconfig = kubeconfig(home, &refusing_server());
+    spawn_app_with(|config| {
+        with_runner(config, Some(kubeconfig), home);
         if let Some(runner) = config.runner.as_mut() {
             runner.poll_interval = Duration::from_secs(3600);
         }
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn queued_deploys_start_without_waiting_for_the_next_poll() {
+    let home = tempfile::tempdir().unwrap();
+    let app = app_polling_only_at_start(home.path()).await;
     let body = json!({"release": "api", "namespace": "prod", "chart": {"path": "bad-annotation"}});
     // The second queues behind the first (fifo) and starts once the release is free.
     let first = app.submit(&body).await;
@@ -181,14 +185,7 @@ async fn queued_deploys_start_without_waiting_for_the_next_poll() {
 #[tokio::test]
 async fn a_deploy_submitted_to_another_replica_starts_without_waiting_for_the_next_poll() {
     let home = tempfile::tempdir().unwrap();
-    let kubeconfig = kubeconfig(home.path(), &refusing_server());
-    let worker = spawn_app_with(|config| {
-        with_runner(config, Some(kubeconfig), home.path());
-        if let Some(runner) = config.runner.as_mut() {
-            runner.poll_interval = Duration::from_secs(3600);
-        }
-    })
-    .await;
+    let worker = app_polling_only_at_start(home.path()).await;
     // A replica without a runner takes the request; the worker hears of it through NOTIFY.
     let front = spawn_app_on(&worker.database_url, |_| {}).await;
     let id = front
