@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
+use crate::domain::verdict::VerdictReason;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum LogFormat {
     #[default]
@@ -64,16 +66,33 @@ impl Metrics {
         self.sse_lagged.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of everything, plus deploy counts by status.
-    pub fn render(&self, deploys_by_status: &[(String, i64)]) -> String {
+    /// The Prometheus text exposition of everything, plus the deploys recorded in the database.
+    pub fn render(&self, deploys: &DeployCounts) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# HELP rollcall_deploys Deploys by status.");
         let _ = writeln!(out, "# TYPE rollcall_deploys gauge");
-        for (status, count) in deploys_by_status {
+        for (status, count) in &deploys.by_status {
             let _ = writeln!(
                 out,
                 "rollcall_deploys{{status=\"{}\"}} {count}",
                 escape(status)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rollcall_deploy_verdicts Deploys that did not succeed, by verdict reason."
+        );
+        let _ = writeln!(out, "# TYPE rollcall_deploy_verdicts gauge");
+        // Every reason of the closed set, zeros included: the label set never grows.
+        for reason in VerdictReason::ALL {
+            let count = deploys
+                .by_verdict
+                .iter()
+                .find(|(counted, _)| counted == reason)
+                .map_or(0, |(_, count)| *count);
+            let _ = writeln!(
+                out,
+                "rollcall_deploy_verdicts{{reason=\"{reason}\"}} {count}"
             );
         }
         let _ = writeln!(
@@ -124,6 +143,13 @@ impl Metrics {
     }
 }
 
+/// Deploys as recorded in the database (shared by every replica).
+#[derive(Debug, Clone, Default)]
+pub struct DeployCounts {
+    pub by_status: Vec<(String, i64)>,
+    pub by_verdict: Vec<(VerdictReason, i64)>,
+}
+
 fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")
@@ -150,14 +176,34 @@ mod tests {
         metrics.http_request("GET", "/v1/deploys", 200);
         metrics.events_written(3);
         let guard = metrics.sse_subscriber();
-        let text = metrics.render(&[("queued".into(), 2)]);
+        let text = metrics.render(&DeployCounts {
+            by_status: vec![("queued".into(), 2)],
+            by_verdict: vec![(VerdictReason::CrashLoopBackOff, 4)],
+        });
         assert!(text.contains("rollcall_deploys{status=\"queued\"} 2\n"));
+        for reason in VerdictReason::ALL {
+            let count = if *reason == VerdictReason::CrashLoopBackOff {
+                4
+            } else {
+                0
+            };
+            assert!(
+                text.contains(&format!(
+                    "rollcall_deploy_verdicts{{reason=\"{reason}\"}} {count}\n"
+                )),
+                "{reason}"
+            );
+        }
         assert!(text.contains("rollcall_events_written_total 3\n"));
         assert!(text.contains("rollcall_sse_subscribers 1\n"));
         assert!(text.contains(
             "rollcall_http_requests_total{method=\"GET\",route=\"/v1/deploys\",status=\"200\"} 2\n"
         ));
         drop(guard);
-        assert!(metrics.render(&[]).contains("rollcall_sse_subscribers 0\n"));
+        assert!(
+            metrics
+                .render(&DeployCounts::default())
+                .contains("rollcall_sse_subscribers 0\n")
+        );
     }
 }

@@ -10,7 +10,6 @@ use utoipa::ToSchema;
 
 use super::chart::{ChartCatalog, ChartSource, ChartSpec};
 use super::duration::BoundedDuration;
-use super::event::ResourceRef;
 use super::labels::Labels;
 use super::names::{ClusterName, Namespace, ReleaseName};
 use super::notify::{NotifySpec, NotifySubscription};
@@ -312,15 +311,6 @@ impl Phase {
         .into_iter()
         .find(|phase| phase.as_str() == text)
     }
-}
-
-/// Why a deploy ended as it did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Verdict {
-    pub reason: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<ResourceRef>,
-    pub message: String,
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Domain types: requests parsed once into values that cannot be invalid, the deploy state machine,
-//! the event vocabulary and the authorization model.
+//! the event and verdict vocabularies and the authorization model.
 
 pub mod auth;
 pub mod chart;
@@ -11,6 +11,7 @@ pub mod labels;
 pub mod names;
 pub mod notify;
 pub mod policy;
+pub mod verdict;
 
 use serde::Serialize;
 use utoipa::ToSchema;

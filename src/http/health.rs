@@ -45,12 +45,12 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthStatus
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let by_status = store::deploys::count_by_status(&state.pool).await?;
+    let deploys = store::deploys::counts(&state.pool).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&by_status),
+        state.metrics.render(&deploys),
     ))
 }

@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::helm::{HelmError, HistoryEntry, Redactor, ReleaseInfo, ReleaseTarget, ValuesFiles};
 use super::{Helm, RenderFailure, RenderRequest, Runner, render};
-use crate::domain::deploy::{DeployStatus, Outcome, Phase, SecretValues, Verdict};
+use crate::domain::deploy::{DeployStatus, Outcome, Phase, SecretValues};
 use crate::domain::event::{self, EventType, Level, NewEvent};
+use crate::domain::verdict::{Verdict, VerdictReason};
 use crate::events::{EventWriter, WriterError};
 use crate::store::deploys::{self, Deploy, Finish, ResourceState};
 use crate::store::{self, StoreError};
@@ -28,8 +29,6 @@ use crate::tracker::watch::{
 const MAX_RENEW_INTERVAL: Duration = Duration::from_secs(1);
 /// Helm output lines buffered before helm itself is slowed down.
 const OUTPUT_BUFFER: usize = 256;
-/// Reasons after which helm may have changed the cluster, so that a rollback makes sense.
-const CLUSTER_CHANGING_REASONS: [&str; 3] = ["api_error", "helm_failed", "helm_timeout"];
 
 pub(super) enum Start {
     /// Claimed from the queue.
@@ -219,14 +218,6 @@ struct Job<'a> {
     resources: Mutex<HashMap<(String, String, String), ResourceState>>,
 }
 
-fn verdict(reason: &str, message: impl Into<String>) -> Verdict {
-    Verdict {
-        reason: reason.to_owned(),
-        resource: None,
-        message: message.into(),
-    }
-}
-
 fn failed(verdict: Verdict, revision: Option<i32>) -> Finish {
     Finish {
         outcome: Outcome::Failed,
@@ -322,8 +313,8 @@ impl Job<'_> {
     async fn run_fresh(&self) -> Flow {
         if self.deploy.secret_values_digest.is_some() && self.secrets.is_none() {
             return Ok(failed(
-                verdict(
-                    "secret_values_unavailable",
+                Verdict::new(
+                    VerdictReason::SecretValuesUnavailable,
                     "the secret values of this deploy were held only by the rollcall process that \
                      accepted it, which stopped; submit the deploy again",
                 ),
@@ -363,7 +354,10 @@ impl Job<'_> {
                 return Err(Interrupted::Halted);
             }
             Err(failure) => {
-                return Ok(failed(verdict(failure.reason(), failure.to_string()), None));
+                return Ok(failed(
+                    Verdict::new(failure.reason(), failure.to_string()),
+                    None,
+                ));
             }
         };
         self.phase(Phase::Upgrading).await?;
@@ -373,7 +367,7 @@ impl Job<'_> {
                 if let HelmError::Cancelled { .. } = failure.error {
                     return Err(Interrupted::Halted);
                 }
-                if CLUSTER_CHANGING_REASONS.contains(&failure.error.reason()) {
+                if failure.error.may_have_changed_the_cluster() {
                     return self.after_failure(failure.verdict, None).await;
                 }
                 return Ok(failed(failure.verdict, None));
@@ -463,17 +457,29 @@ impl Job<'_> {
                 {
                     Ok(manifest) => manifest,
                     Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
-                    Err(error) => return Ok(Err(verdict(error.reason(), error.to_string()))),
+                    Err(error) => {
+                        return Ok(Err(Verdict::new(error.reason(), error.to_string())));
+                    }
                 }
             }
         };
         let resources = match parse_manifest(&manifest, &self.target.namespace) {
             Ok(resources) => resources,
-            Err(error) => return Ok(Err(verdict("render_error", error.to_string()))),
+            Err(error) => {
+                return Ok(Err(Verdict::new(
+                    VerdictReason::RenderFailed,
+                    error.to_string(),
+                )));
+            }
         };
         let hub = match self.runner.clusters.hub(&self.target.cluster).await {
             Ok(hub) => hub,
-            Err(error) => return Ok(Err(verdict("api_error", error.to_string()))),
+            Err(error) => {
+                return Ok(Err(Verdict::new(
+                    VerdictReason::KubernetesApiError,
+                    error.to_string(),
+                )));
+            }
         };
         let options = TrackOptions {
             deadlines: Deadlines {
@@ -492,7 +498,12 @@ impl Job<'_> {
             stop.child_token(),
         ) {
             Ok(tracking) => tracking,
-            Err(error) => return Ok(Err(verdict("invalid_tracking_policy", error.to_string()))),
+            Err(error) => {
+                return Ok(Err(Verdict::new(
+                    VerdictReason::InvalidTrackingPolicy,
+                    error.to_string(),
+                )));
+            }
         };
         while let Some(event) = tracking.next_event().await {
             self.record_resource(&event).await?;
@@ -500,7 +511,12 @@ impl Job<'_> {
         }
         let report = match tracking.finish().await {
             Ok(report) => report,
-            Err(error) => return Ok(Err(verdict("tracker_error", error.to_string()))),
+            Err(error) => {
+                return Ok(Err(Verdict::new(
+                    VerdictReason::InternalError,
+                    error.to_string(),
+                )));
+            }
         };
         Ok(match report.outcome {
             TrackOutcome::Succeeded => Ok(()),
@@ -508,24 +524,31 @@ impl Job<'_> {
                 reason,
                 resource,
                 message,
+                detail,
             } => Err(Verdict {
                 reason,
                 resource: Some(domain_resource(&resource)),
                 message,
+                detail,
             }),
             TrackOutcome::TimedOut { waiting_for } => {
                 let names: Vec<String> = waiting_for.iter().map(ToString::to_string).collect();
                 Err(Verdict {
-                    reason: "timeout".into(),
                     resource: waiting_for.first().map(domain_resource),
-                    message: format!(
-                        "the deploy's timeout passed while waiting for {}",
-                        names.join(", ")
-                    ),
+                    ..Verdict::new(
+                        VerdictReason::Timeout,
+                        format!(
+                            "the deploy's timeout passed while waiting for {}",
+                            names.join(", ")
+                        ),
+                    )
                 })
             }
             TrackOutcome::Cancelled if stop.is_cancelled() => return Err(Interrupted::Halted),
-            TrackOutcome::Cancelled => Err(verdict("tracker_stopped", "tracking stopped early")),
+            TrackOutcome::Cancelled => Err(Verdict::new(
+                VerdictReason::InternalError,
+                "tracking stopped early",
+            )),
         })
     }
 
@@ -912,7 +935,10 @@ impl Job<'_> {
         let reason = current.cancel_reason.unwrap_or_default();
         Ok(Finish {
             outcome: Outcome::Cancelled,
-            verdict: Some(verdict("cancelled", format!("cancelled by {by}: {reason}"))),
+            verdict: Some(Verdict::new(
+                VerdictReason::Cancelled,
+                format!("cancelled by {by}: {reason}"),
+            )),
             revision: current.revision,
             rolled_back_to: repaired,
         })
@@ -930,8 +956,8 @@ impl Job<'_> {
             (Some(Phase::Tracking), Some(revision)) => self.track_revision(revision, None).await,
             (Some(Phase::RollingBack), revision) => {
                 let failure = self.deploy.verdict.clone().unwrap_or_else(|| {
-                    verdict(
-                        "interrupted",
+                    Verdict::new(
+                        VerdictReason::Interrupted,
                         "the rollcall process rolling this deploy back stopped before recording \
                          why it failed",
                     )

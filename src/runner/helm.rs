@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::chart::{ChartCatalog, ChartSource};
 use crate::domain::deploy::SecretValues;
+use crate::domain::verdict::VerdictReason;
 
 /// The largest stdout kept (a rendered manifest); more is an error rather than unbounded memory.
 const MAX_STDOUT: usize = 32 * 1024 * 1024;
@@ -68,7 +69,7 @@ pub enum HelmError {
     #[error("helm {command} failed: {message}")]
     Failed {
         command: &'static str,
-        reason: FailureReason,
+        reason: VerdictReason,
         message: String,
     },
     #[error("helm {command} did not finish within {limit:?}")]
@@ -93,60 +94,45 @@ pub enum HelmError {
 
 impl HelmError {
     /// The verdict reason of a deploy that failed with this error.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> VerdictReason {
         match self {
-            HelmError::Failed { reason, .. } => reason.as_str(),
-            HelmError::TimedOut { .. } => "helm_timeout",
-            HelmError::Cancelled { .. } => "cancelled",
-            HelmError::ChartNotInCatalog(_) => FailureReason::ChartUnavailable.as_str(),
+            HelmError::Failed { reason, .. } => *reason,
+            HelmError::TimedOut { .. } => VerdictReason::Timeout,
+            HelmError::Cancelled { .. } => VerdictReason::Cancelled,
+            HelmError::ChartNotInCatalog(_) => VerdictReason::ChartUnavailable,
             HelmError::Spawn { .. }
             | HelmError::Io { .. }
             | HelmError::OutputTooLarge { .. }
             | HelmError::Unexpected { .. }
-            | HelmError::Version { .. } => "helm_error",
+            | HelmError::Version { .. } => VerdictReason::HelmFailed,
         }
     }
-}
 
-/// Why a helm command failed, read from its stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureReason {
-    /// The chart's templates or values do not render.
-    RenderError,
-    /// Another operation holds the release (`pending-install`, `pending-upgrade`, `pending-rollback`).
-    ReleaseLocked,
-    /// The release's namespace does not exist (and `create_namespace` was not asked for).
-    NamespaceNotFound,
-    /// The Kubernetes API refused or could not be reached.
-    ApiError,
-    /// The chart could not be fetched (repository, registry, version).
-    ChartUnavailable,
-    /// Any other failure; the message says what helm said.
-    HelmFailed,
-}
-
-impl FailureReason {
-    pub fn as_str(self) -> &'static str {
+    /// Whether helm may have changed the cluster before failing, so that a rollback makes sense:
+    /// it reached the API, or was stopped mid-way by the deploy's timeout.
+    pub fn may_have_changed_the_cluster(&self) -> bool {
         match self {
-            FailureReason::RenderError => "render_error",
-            FailureReason::ReleaseLocked => "release_locked",
-            FailureReason::NamespaceNotFound => "namespace_not_found",
-            FailureReason::ApiError => "api_error",
-            FailureReason::ChartUnavailable => "chart_unavailable",
-            FailureReason::HelmFailed => "helm_failed",
+            HelmError::Failed { reason, .. } => matches!(
+                reason,
+                VerdictReason::KubernetesApiError | VerdictReason::HelmFailed
+            ),
+            HelmError::TimedOut { .. } => true,
+            _ => false,
         }
     }
 }
 
 /// Classifies helm's stderr (v3 and v4 wording; samples in the tests).
-pub fn classify(stderr: &str) -> FailureReason {
+/// One of `RenderFailed`, `ReleaseLocked`, `ChartUnavailable`, `NamespaceNotFound`,
+/// `KubernetesApiError`, else `HelmFailed` (the message then says what helm said).
+pub fn classify(stderr: &str) -> VerdictReason {
     let text = stderr.to_ascii_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|needle| text.contains(needle));
     if any(&[
         "another operation (install/upgrade/rollback) is in progress",
         "has no deployed releases",
     ]) {
-        FailureReason::ReleaseLocked
+        VerdictReason::ReleaseLocked
     } else if any(&[
         "parse error",
         "executing \"",
@@ -157,7 +143,7 @@ pub fn classify(stderr: &str) -> FailureReason {
         "execution error at",
         "values don't meet the specifications",
     ]) {
-        FailureReason::RenderError
+        VerdictReason::RenderFailed
     } else if any(&[
         "not a valid chart repository",
         "failed to perform \"fetchreference\"",
@@ -167,9 +153,9 @@ pub fn classify(stderr: &str) -> FailureReason {
         "no chart name found",
         "path \"",
     ]) {
-        FailureReason::ChartUnavailable
+        VerdictReason::ChartUnavailable
     } else if text.contains("namespaces \"") && text.contains("\" not found") {
-        FailureReason::NamespaceNotFound
+        VerdictReason::NamespaceNotFound
     } else if any(&[
         "kubernetes cluster unreachable",
         "the server ",
@@ -182,9 +168,9 @@ pub fn classify(stderr: &str) -> FailureReason {
         "is invalid",
         "conflict",
     ]) {
-        FailureReason::ApiError
+        VerdictReason::KubernetesApiError
     } else {
-        FailureReason::HelmFailed
+        VerdictReason::HelmFailed
     }
 }
 
@@ -787,46 +773,46 @@ mod tests {
         let samples = [
             (
                 "Error: demo/templates/bad.yaml:1:10\n  executing \"demo/templates/bad.yaml\" at <.Values.nope.deeper>:\n    nil pointer evaluating interface {}.deeper\n\nUse --debug flag to render out invalid YAML",
-                FailureReason::RenderError,
+                VerdictReason::RenderFailed,
             ),
             (
                 "Error: template: demo/templates/bad.yaml:1:10: executing \"demo/templates/bad.yaml\" at <.Values.nope.deeper>: nil pointer evaluating interface {}.deeper",
-                FailureReason::RenderError,
+                VerdictReason::RenderFailed,
             ),
             (
                 "Error: YAML parse error on demo/templates/badyaml.yaml: error converting YAML to JSON: yaml: line 4: did not find expected key",
-                FailureReason::RenderError,
+                VerdictReason::RenderFailed,
             ),
             (
                 "Error: failed to parse badvals.yaml: cannot unmarshal yaml document: error converting YAML to JSON: yaml: line 1: did not find expected node content",
-                FailureReason::RenderError,
+                VerdictReason::RenderFailed,
             ),
             (
                 "Error: kubernetes cluster unreachable: Get \"http://127.0.0.1:1/version\": dial tcp 127.0.0.1:1: connect: connection refused",
-                FailureReason::ApiError,
+                VerdictReason::KubernetesApiError,
             ),
             (
                 "Error: Kubernetes cluster unreachable: Get \"http://127.0.0.1:1/version\": dial tcp 127.0.0.1:1: connect: connection refused",
-                FailureReason::ApiError,
+                VerdictReason::KubernetesApiError,
             ),
             (
                 "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress",
-                FailureReason::ReleaseLocked,
+                VerdictReason::ReleaseLocked,
             ),
             (
                 "Error: failed to perform \"FetchReference\" on source: Get \"https://127.0.0.1:1/v2/x/y/manifests/1.0.0\": dial tcp 127.0.0.1:1: connect: connection refused",
-                FailureReason::ChartUnavailable,
+                VerdictReason::ChartUnavailable,
             ),
             (
                 "Error: looks like \"http://127.0.0.1:1\" is not a valid chart repository or cannot be reached: Get \"http://127.0.0.1:1/index.yaml\": dial tcp 127.0.0.1:1: connect: connection refused",
-                FailureReason::ChartUnavailable,
+                VerdictReason::ChartUnavailable,
             ),
             (
                 "Error: create: failed to create: namespaces \"fresh\" not found",
-                FailureReason::NamespaceNotFound,
+                VerdictReason::NamespaceNotFound,
             ),
-            ("Error: release: not found", FailureReason::HelmFailed),
-            ("Error: something new", FailureReason::HelmFailed),
+            ("Error: release: not found", VerdictReason::HelmFailed),
+            ("Error: something new", VerdictReason::HelmFailed),
         ];
         for (stderr, expected) in samples {
             assert_eq!(classify(stderr), expected, "{stderr}");

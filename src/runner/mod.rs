@@ -26,6 +26,7 @@ use crate::domain::chart::{ChartCatalog, ChartSource};
 use crate::domain::deploy::SecretValues;
 use crate::domain::event::EventType;
 use crate::domain::policy::TrackingOverrides;
+use crate::domain::verdict::VerdictReason;
 use crate::events::BusMessage;
 use crate::startup::AppState;
 use crate::store::{self, StoreError};
@@ -86,9 +87,9 @@ pub enum RenderFailure {
 }
 
 impl RenderFailure {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> VerdictReason {
         match self {
-            RenderFailure::Values(_) => "helm_error",
+            RenderFailure::Values(_) => VerdictReason::HelmFailed,
             RenderFailure::Helm(error) => error.reason(),
             RenderFailure::Plan(error) => error.reason(),
         }

@@ -6,6 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::policy::{PolicyError, TrackingOverrides, TrackingPolicy};
+use crate::domain::verdict::VerdictReason;
 use crate::tracker::watch::{ManifestError, TrackedResource, parse_manifest};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,10 +18,10 @@ pub enum RenderError {
 }
 
 impl RenderError {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> VerdictReason {
         match self {
-            RenderError::Manifest(_) => "render_error",
-            RenderError::Policy(_) => "invalid_tracking_policy",
+            RenderError::Manifest(_) => VerdictReason::RenderFailed,
+            RenderError::Policy(_) => VerdictReason::InvalidTrackingPolicy,
         }
     }
 }
@@ -108,7 +109,7 @@ mod tests {
     fn an_invalid_annotation_names_resource_and_annotation() {
         let manifest = MANIFEST.replace("\"3\"", "lots");
         let error = plan(&manifest, "prod", &Default::default()).unwrap_err();
-        assert_eq!(error.reason(), "invalid_tracking_policy");
+        assert_eq!(error.reason(), VerdictReason::InvalidTrackingPolicy);
         let message = error.to_string();
         assert!(
             message.contains("Deployment prod/web")
@@ -120,6 +121,6 @@ mod tests {
     #[test]
     fn a_broken_manifest_is_a_render_error() {
         let error = plan("kind: [", "prod", &Default::default()).unwrap_err();
-        assert_eq!(error.reason(), "render_error");
+        assert_eq!(error.reason(), VerdictReason::RenderFailed);
     }
 }

@@ -17,10 +17,12 @@ use super::idempotency::{self, IdempotencyKey};
 use super::{StoreError, decode_enum, on_constraint};
 use crate::domain::auth::LikeTargets;
 use crate::domain::chart::ChartSource;
-use crate::domain::deploy::{DeployStatus, NewDeploy, Outcome, Phase, QueueMode, Verdict};
+use crate::domain::deploy::{DeployStatus, NewDeploy, Outcome, Phase, QueueMode};
 use crate::domain::event::{EventType, Level, NewEvent};
 use crate::domain::notify::NotifySubscription;
 use crate::domain::policy::TrackingOverrides;
+use crate::domain::verdict::{Verdict, VerdictReason};
+use crate::telemetry::DeployCounts;
 
 /// A deploy as stored. Secret values are represented by their digest only.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -606,11 +608,22 @@ pub async fn release_history(
     .await?)
 }
 
-/// Number of deploys per status, for metrics.
-pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(
+/// Deploys per status, and those that did not succeed per verdict reason, for metrics.
+pub async fn counts(pool: &PgPool) -> Result<DeployCounts, StoreError> {
+    let by_status =
         sqlx::query_as::<_, (String, i64)>("select status, count(*) from deploys group by status")
             .fetch_all(pool)
-            .await?,
+            .await?;
+    let by_verdict = sqlx::query_as::<_, (Json<VerdictReason>, i64)>(
+        "select verdict->'reason', count(*) from deploys where verdict is not null group by 1",
     )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|(reason, count)| (reason.0, count))
+    .collect();
+    Ok(DeployCounts {
+        by_status,
+        by_verdict,
+    })
 }

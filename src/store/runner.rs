@@ -8,8 +8,9 @@ use uuid::Uuid;
 use super::StoreError;
 use super::deploys::{self, Deploy};
 use super::events::EventTx;
-use crate::domain::deploy::{DeployStatus, Verdict};
+use crate::domain::deploy::DeployStatus;
 use crate::domain::event::{EventType, Level, NewEvent};
+use crate::domain::verdict::Verdict;
 
 /// Extends `owner`'s lease and returns the deploy's status (`cancelling` once a cancel was asked
 /// for); `None` when `owner` no longer holds the lease.

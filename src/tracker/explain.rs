@@ -193,7 +193,7 @@ pub fn render_text(explanations: &[Explanation]) -> String {
                 "  {}/{}: {} {}: {}",
                 explanation.kind,
                 explanation.name,
-                incident.pod.as_deref().unwrap_or("-"),
+                incident.detail.pod.as_deref().unwrap_or("-"),
                 incident.reason,
                 incident.message
             );

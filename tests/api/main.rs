@@ -11,3 +11,4 @@ mod list;
 mod openapi;
 mod operations;
 mod scale_out;
+mod verdicts;

@@ -138,7 +138,7 @@ async fn an_invalid_annotation_fails_the_deploy_while_rendering_and_helm_never_u
         .await;
     let deploy = wait_for_end(&app, id).await;
     assert_eq!(deploy["status"], "failed");
-    assert_eq!(deploy["verdict"]["reason"], "invalid_tracking_policy");
+    assert_eq!(deploy["verdict"]["reason"], "InvalidTrackingPolicy");
     let message = deploy["verdict"]["message"].as_str().unwrap();
     assert!(
         message.contains("werf.io/failures-allowed-per-replica"),
@@ -178,7 +178,7 @@ async fn queued_deploys_start_without_waiting_for_the_next_poll() {
     let second = app.submit(&body).await;
     for id in [first, second] {
         let deploy = wait_for_end(&app, id).await;
-        assert_eq!(deploy["verdict"]["reason"], "invalid_tracking_policy");
+        assert_eq!(deploy["verdict"]["reason"], "InvalidTrackingPolicy");
     }
 }
 
@@ -194,7 +194,7 @@ async fn a_deploy_submitted_to_another_replica_starts_without_waiting_for_the_ne
         )
         .await;
     let deploy = wait_for_end(&front, id).await;
-    assert_eq!(deploy["verdict"]["reason"], "invalid_tracking_policy");
+    assert_eq!(deploy["verdict"]["reason"], "InvalidTrackingPolicy");
 }
 
 #[tokio::test]
@@ -207,7 +207,7 @@ async fn an_unreachable_cluster_fails_the_upgrade_as_an_api_error_with_helm_outp
         .await;
     let deploy = wait_for_end(&app, id).await;
     assert_eq!(deploy["status"], "failed", "{deploy}");
-    assert_eq!(deploy["verdict"]["reason"], "api_error");
+    assert_eq!(deploy["verdict"]["reason"], "KubernetesApiError");
     let events = events(&app, id).await;
     let sequence = event_sequence(&events);
     assert_eq!(
@@ -250,7 +250,7 @@ async fn a_render_failure_verdict_hides_secret_values_everywhere() {
         }))
         .await;
     let deploy = wait_for_end(&app, id).await;
-    assert_eq!(deploy["verdict"]["reason"], "render_error", "{deploy}");
+    assert_eq!(deploy["verdict"]["reason"], "RenderFailed", "{deploy}");
     let everything = format!("{deploy} {}", Value::from(events(&app, id).await));
     assert!(everything.contains("[redacted]"), "{everything}");
     assert!(!everything.contains(SECRET), "{everything}");
@@ -286,7 +286,7 @@ async fn cancel_while_helm_runs_stops_it_and_ends_cancelled_with_who_and_why() {
     assert_eq!(response.status(), 202);
     let deploy = wait_for_end(&app, id).await;
     assert_eq!(deploy["status"], "cancelled", "{deploy}");
-    assert_eq!(deploy["verdict"]["reason"], "cancelled");
+    assert_eq!(deploy["verdict"]["reason"], "Cancelled");
     assert!(
         deploy["verdict"]["message"]
             .as_str()

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rollcall::domain::chart::{ChartCatalog, ChartSource};
+use rollcall::domain::verdict::VerdictReason;
 use rollcall::runner::{Helm, HelmConfig, HelmError, Redactor, ReleaseTarget, ValuesFiles};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -135,7 +136,7 @@ async fn cancelling_helm_stops_its_whole_process_group() {
     });
     let (error, child) = run_script("wait", Duration::from_secs(60), cancel).await;
     assert!(matches!(error, HelmError::Cancelled { .. }), "{error}");
-    assert_eq!(error.reason(), "cancelled");
+    assert_eq!(error.reason(), VerdictReason::Cancelled);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while alive(child) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -152,7 +153,7 @@ async fn helm_that_ignores_sigterm_is_killed_after_its_time_limit() {
     )
     .await;
     assert!(matches!(error, HelmError::TimedOut { .. }), "{error}");
-    assert_eq!(error.reason(), "helm_timeout");
+    assert_eq!(error.reason(), VerdictReason::Timeout);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while alive(child) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

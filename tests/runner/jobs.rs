@@ -131,7 +131,11 @@ async fn failed_pre_upgrade_hook_scenario(setup: Setup) {
 
     assert_eq!(finished.status(), "failed", "{}", finished.explain());
     let verdict = &finished.deploy["verdict"];
-    assert_eq!(verdict["reason"], "BackoffLimitExceeded", "{verdict}");
+    assert_eq!(verdict["reason"], "HookFailed", "{verdict}");
+    assert_eq!(
+        verdict["detail"]["original_reason"], "BackoffLimitExceeded",
+        "{verdict}"
+    );
     assert_eq!(verdict["resource"]["kind"], "Job", "{verdict}");
     assert_eq!(verdict["resource"]["name"], "shop-migrate", "{verdict}");
     let message = verdict["message"].as_str().unwrap();

@@ -51,7 +51,7 @@ async fn an_expired_lease_is_taken_over_and_the_deploy_reaches_a_verdict() {
     .await;
     let deploy = wait_for_end(&runner, id).await;
     assert_eq!(deploy["status"], "failed", "{deploy}");
-    assert_eq!(deploy["verdict"]["reason"], "invalid_tracking_policy");
+    assert_eq!(deploy["verdict"]["reason"], "InvalidTrackingPolicy");
     let events = events(&runner, id).await;
     let recovered = events
         .iter()
@@ -136,7 +136,10 @@ async fn two_processes_run_one_release_one_deploy_at_a_time_in_fifo_order() {
     let mut runs = Vec::new();
     for id in &ids {
         let deploy = wait_for_end(&first, *id).await;
-        assert_eq!(deploy["verdict"]["reason"], "api_error", "{deploy}");
+        assert_eq!(
+            deploy["verdict"]["reason"], "KubernetesApiError",
+            "{deploy}"
+        );
         // Event times are taken when each step happens (the columns hold transaction start times).
         let events = events(&first, *id).await;
         let at = |kind: &str| {

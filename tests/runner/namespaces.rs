@@ -43,10 +43,7 @@ async fn a_missing_namespace_is_created_only_when_asked() {
     let deploy = wait_for_end(&app, id).await;
     assert_eq!(deploy["status"], "failed", "{deploy}");
     assert_eq!(deploy["create_namespace"], false);
-    assert_eq!(
-        deploy["verdict"]["reason"], "namespace_not_found",
-        "{deploy}"
-    );
+    assert_eq!(deploy["verdict"]["reason"], "NamespaceNotFound", "{deploy}");
     let message = deploy["verdict"]["message"].as_str().unwrap();
     assert!(message.contains("\"absent-shop\""), "{message}");
     let sequence = event_sequence(&events(&app, id).await);

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use chrono::Utc;
-use rollcall::domain::deploy::{Phase, Verdict};
+use rollcall::domain::deploy::Phase;
+use rollcall::domain::verdict::{Verdict, VerdictReason};
 use rollcall::store;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -105,11 +106,10 @@ async fn resume_after(rolled_back_before: bool) -> (Value, Vec<String>, Vec<Valu
         let args = ["rollback", "shop", "1", "--namespace", "default"];
         helm(&kubeconfig, home.path(), &args).await;
     }
-    let failure = Verdict {
-        reason: "CrashLoopBackOff".into(),
-        resource: None,
-        message: "recorded before the process died".into(),
-    };
+    let failure = Verdict::new(
+        VerdictReason::CrashLoopBackOff,
+        "recorded before the process died",
+    );
     let id = insert_interrupted_rollback(&app, &failure).await;
     let deploy = wait_for_end(&app, id).await;
     let sequence = event_sequence(&events(&app, id).await);

@@ -11,9 +11,9 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{Job, domain_resource, stored_event};
-use crate::domain::deploy::Verdict;
 use crate::domain::event::{EventType, Level, NewEvent};
 use crate::domain::policy::{PolicyDuration, PolicyPatch, ResourceRule};
+use crate::domain::verdict::{Verdict, VerdictDetail, VerdictReason};
 use crate::runner::helm::{HelmError, ReleaseInfo};
 use crate::tracker::core::{ResourceReport, State};
 use crate::tracker::watch::{
@@ -108,7 +108,7 @@ fn hook_verdict(
     report: &TrackReport,
     hooks: &[TrackedResource],
 ) -> Option<Verdict> {
-    let verdict = |resource: &ResourceReport, reason: &str, what: String| {
+    let verdict = |resource: &ResourceReport, detail: VerdictDetail, what: String| {
         let reference = ResourceRef::from(&resource.resource);
         let events = hooks
             .iter()
@@ -116,18 +116,19 @@ fn hook_verdict(
             .and_then(hook_events)
             .unwrap_or_default();
         Verdict {
-            reason: reason.to_owned(),
+            reason: VerdictReason::HookFailed,
             resource: Some(domain_resource(&reference)),
             message: format!("hook {reference} ({events}){what}; {helm_error}"),
+            detail,
         }
     };
     let failed = report.resources.iter().find_map(|resource| {
         let failure = resource.failure.as_ref()?;
-        Some(verdict(
-            resource,
-            &failure.reason,
-            format!(": {}", failure.message),
-        ))
+        let detail = VerdictDetail {
+            original_reason: Some(failure.reason.to_string()),
+            ..failure.detail.clone()
+        };
+        Some(verdict(resource, detail, format!(": {}", failure.message)))
     });
     failed.or_else(|| {
         let running = report
@@ -135,7 +136,8 @@ fn hook_verdict(
             .iter()
             .find(|resource| resource.status.state == State::Progressing)?;
         let what = format!(" had not finished: {}", running.status.message);
-        Some(verdict(running, helm_error.reason(), what))
+        let detail = VerdictDetail::original(helm_error.reason().to_string());
+        Some(verdict(running, detail, what))
     })
 }
 
@@ -170,7 +172,7 @@ pub(super) struct UpgradeFailure {
 impl From<HelmError> for UpgradeFailure {
     fn from(error: HelmError) -> Self {
         UpgradeFailure {
-            verdict: super::verdict(error.reason(), error.to_string()),
+            verdict: Verdict::new(error.reason(), error.to_string()),
             error,
         }
     }
@@ -448,13 +450,17 @@ metadata:
         };
         let helm_error = HelmError::Failed {
             command: "upgrade",
-            reason: crate::runner::helm::FailureReason::HelmFailed,
+            reason: VerdictReason::HelmFailed,
             message: "UPGRADE FAILED: pre-upgrade hooks failed".into(),
         };
         assert!(hook_verdict(&helm_error, &report(None, State::Ready), &hooks).is_none());
         let running = hook_verdict(&helm_error, &report(None, State::Progressing), &hooks)
             .expect("the hook helm was waiting for");
-        assert_eq!(running.reason, "helm_failed");
+        assert_eq!(running.reason, VerdictReason::HookFailed);
+        assert_eq!(
+            running.detail.original_reason.as_deref(),
+            Some("HelmFailed")
+        );
         assert_eq!(running.resource.unwrap().name, "migrate");
         assert!(
             running.message.starts_with(
@@ -465,13 +471,18 @@ metadata:
         );
         let failure = Failure {
             kind: FailureKind::Terminal,
-            reason: "BackoffLimitExceeded".into(),
+            reason: VerdictReason::BackoffLimitExceeded,
             message: "Job has reached the specified backoff limit".into(),
+            detail: VerdictDetail::original("BackoffLimitExceeded"),
             evidence: Evidence::default(),
         };
         let verdict = hook_verdict(&helm_error, &report(Some(failure), State::Failed), &hooks)
             .expect("the failed hook");
-        assert_eq!(verdict.reason, "BackoffLimitExceeded");
+        assert_eq!(verdict.reason, VerdictReason::HookFailed);
+        assert_eq!(
+            verdict.detail.original_reason.as_deref(),
+            Some("BackoffLimitExceeded")
+        );
         let resource = verdict.resource.unwrap();
         assert_eq!(
             (resource.kind.as_str(), resource.name.as_str()),

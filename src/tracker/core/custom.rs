@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::custom_rules::{ConditionMatch, CustomResourceRule};
 use super::object::GenericObject;
 use super::readiness::{FailureSignal, Progress, Readiness};
+use crate::domain::verdict::VerdictReason;
 
 const READY_PHASES: &[&str] = &[
     "ready",
@@ -171,7 +172,8 @@ pub(crate) fn readiness(object: &GenericObject, rule: Option<&CustomResourceRule
                 return if rule.terminal {
                     Readiness::new(
                         Progress::Failed {
-                            reason: signal.reason,
+                            reason: VerdictReason::CustomResourceFailed,
+                            original: Some(signal.reason),
                         },
                         signal.message,
                     )
@@ -192,7 +194,8 @@ pub(crate) fn readiness(object: &GenericObject, rule: Option<&CustomResourceRule
                 };
                 return Readiness::new(
                     Progress::Failed {
-                        reason: reason.to_owned(),
+                        reason: VerdictReason::CustomResourceFailed,
+                        original: Some(reason.to_owned()),
                     },
                     format!("{kind} {name:?} is stalled{}", describe(&stalled)),
                 );
@@ -225,7 +228,8 @@ pub(crate) fn readiness(object: &GenericObject, rule: Option<&CustomResourceRule
         } else if failure_rule.is_none() && FAILED_PHASES.contains(&lower.as_str()) {
             Readiness::new(
                 Progress::Failed {
-                    reason: phase.to_owned(),
+                    reason: VerdictReason::CustomResourceFailed,
+                    original: Some(phase.to_owned()),
                 },
                 format!("{kind} {name:?} is {phase}"),
             )
@@ -274,7 +278,8 @@ mod tests {
         assert_eq!(
             progress(1, stalled),
             Progress::Failed {
-                reason: "InvalidSpec".to_owned()
+                reason: VerdictReason::CustomResourceFailed,
+                original: Some("InvalidSpec".to_owned())
             }
         );
         let reconciling = serde_json::json!({"conditions": [
@@ -389,7 +394,11 @@ mod rule_tests {
         assert_eq!(tracker.state(), State::Failed);
         let failure = tracker.failure().expect("failure");
         assert_eq!(failure.kind, FailureKind::Terminal);
-        assert_eq!(failure.reason, "DegradedReason");
+        assert_eq!(failure.reason, VerdictReason::CustomResourceFailed);
+        assert_eq!(
+            failure.detail.original_reason.as_deref(),
+            Some("DegradedReason")
+        );
         assert_eq!(
             failure.message,
             "widget \"w\" is Degraded=True: DegradedReason"
@@ -414,7 +423,11 @@ mod rule_tests {
         assert_eq!(tracker.state(), State::Failed);
         let failure = tracker.failure().expect("failure");
         assert_eq!(failure.kind, FailureKind::AllowanceExceeded);
-        assert_eq!(failure.reason, "DegradedReason");
+        assert_eq!(failure.reason, VerdictReason::CustomResourceFailed);
+        assert_eq!(
+            failure.detail.original_reason.as_deref(),
+            Some("DegradedReason")
+        );
     }
 
     #[test]
@@ -434,7 +447,8 @@ mod rule_tests {
         assert_eq!(
             read(json!({"phase": "broken"})),
             Progress::Failed {
-                reason: "broken".to_owned()
+                reason: VerdictReason::CustomResourceFailed,
+                original: Some("broken".to_owned())
             }
         );
         // "Failed" is no longer a generic failure word for this kind: the rule decides failures.

@@ -16,6 +16,7 @@ use super::{
     Delta, Failure, Incident, ResourceKey, ResourceStatus, ResourceTracker, State, TrackedObject,
 };
 use crate::domain::policy::FailMode;
+use crate::domain::verdict::{VerdictDetail, VerdictReason};
 
 /// The deploy's tracking outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,9 +24,12 @@ use crate::domain::policy::FailMode;
 pub enum Verdict {
     Succeeded,
     Failed {
-        reason: String,
+        reason: VerdictReason,
         resource: ResourceKey,
         message: String,
+        /// Boxed: a verdict is decided once, and most checks of it find none or a success.
+        #[serde(skip_serializing_if = "VerdictDetail::is_empty")]
+        detail: Box<VerdictDetail>,
     },
 }
 
@@ -122,12 +126,15 @@ impl DeployTracker {
         if self.verdict.is_some() {
             return;
         }
-        let failed = |resource: &&ResourceTracker| resource.state() == State::Failed;
-        let immediate = self.resources.iter().filter(failed).find(|resource| {
-            resource.policy().fail_mode == FailMode::FailWholeDeployProcessImmediately
-        });
-        if let Some(resource) = immediate {
-            self.verdict = Some(failed_verdict(resource));
+        let immediate = self
+            .resources
+            .iter()
+            .filter(|resource| {
+                resource.policy().fail_mode == FailMode::FailWholeDeployProcessImmediately
+            })
+            .find_map(failed_verdict);
+        if let Some(verdict) = immediate {
+            self.verdict = Some(verdict);
             return;
         }
         let all_settled = self
@@ -139,21 +146,22 @@ impl DeployTracker {
             self.verdict = Some(
                 self.resources
                     .iter()
-                    .find(failed)
-                    .map_or(Verdict::Succeeded, failed_verdict),
+                    .find_map(failed_verdict)
+                    .unwrap_or(Verdict::Succeeded),
             );
         }
     }
 }
 
-fn failed_verdict(resource: &ResourceTracker) -> Verdict {
-    let (reason, message) = resource.failure().map_or_else(
-        || ("Failed".to_owned(), resource.status().message.clone()),
-        |failure| (failure.reason.clone(), failure.message.clone()),
-    );
-    Verdict::Failed {
-        reason,
+/// The verdict a failed resource gives the deploy.
+fn failed_verdict(resource: &ResourceTracker) -> Option<Verdict> {
+    let failure = resource
+        .failure()
+        .filter(|_| resource.state() == State::Failed)?;
+    Some(Verdict::Failed {
+        reason: failure.reason,
         resource: resource.key().clone(),
-        message,
-    }
+        message: failure.message.clone(),
+        detail: Box::new(failure.detail.clone()),
+    })
 }

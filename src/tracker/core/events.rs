@@ -6,11 +6,12 @@ use k8s_openapi::api::core::v1::Event;
 
 use super::EventSummary;
 use super::time::{from_micro_time, from_time};
+use crate::domain::verdict::VerdictReason;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EventClass {
     /// Counts against the allowance (controller `FailedCreate`: quota, admission webhooks...).
-    Incident,
+    Incident(VerdictReason),
     /// Reported, never ends anything by itself (`FailedScheduling`: only the deadlines end it).
     Warning,
     /// Looks like a failure, is not one.
@@ -22,7 +23,7 @@ pub(crate) enum EventClass {
 pub(crate) fn classify(event: &Event) -> EventClass {
     let message = event.message.as_deref().unwrap_or_default();
     match event.reason.as_deref().unwrap_or_default() {
-        "FailedCreate" => EventClass::Incident,
+        "FailedCreate" => EventClass::Incident(VerdictReason::FailedCreate),
         "FailedScheduling" => EventClass::Warning,
         // Kubernetes 1.27–1.30 before PR #123809: the StatefulSet controller took a pod it had deleted
         // itself (phase Failed while terminating) for a crashed one.

@@ -46,6 +46,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::verdict::{VerdictDetail, VerdictReason};
+
 pub use custom_rules::{
     ConditionMatch, ConditionSpec, ConditionStatus, CustomResourceRule, CustomResourceRuleSpec,
     CustomResourceRules, RuleError, RuleFieldError,
@@ -139,14 +141,11 @@ pub enum Level {
 /// One failure signal (§5.2), counted once however often it is observed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Incident {
-    pub reason: String,
+    pub reason: VerdictReason,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub restart_count: Option<i32>,
+    /// The pod, container and Kubernetes' own words.
+    #[serde(flatten)]
+    pub detail: VerdictDetail,
     /// The logs worth showing are those of the previous container instance (a crash loop).
     pub previous_instance: bool,
     pub observed_at: DateTime<Utc>,
@@ -215,8 +214,11 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
     pub kind: FailureKind,
-    pub reason: String,
+    pub reason: VerdictReason,
     pub message: String,
+    /// Who failed and Kubernetes' own words (exit code, termination reason, condition reason).
+    #[serde(skip_serializing_if = "VerdictDetail::is_empty")]
+    pub detail: VerdictDetail,
     pub evidence: Evidence,
 }
 

@@ -15,6 +15,7 @@ use super::object::{TrackedObject, controller_of};
 use super::time::from_time;
 use super::{Incident, PodSummary, ResourceKey};
 use crate::domain::policy::TrackingPolicy;
+use crate::domain::verdict::{VerdictDetail, VerdictReason};
 
 const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 const CONTROLLER_REVISION_HASH: &str = "controller-revision-hash";
@@ -23,21 +24,11 @@ const DAEMON_SET_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.gene
 const REVISION_HASH_LABEL: &str = "controller.kubernetes.io/hash";
 const DEPLOYMENT_REVISION: &str = "deployment.kubernetes.io/revision";
 
-/// Container waiting reasons that are failures (kubelet, pkg/kubelet/images and kuberuntime).
-const FAILING_WAIT_REASONS: &[&str] = &[
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "CrashLoopBackOff",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "InvalidImageName",
-    "ErrImageNeverPull",
-    "RunContainerError",
-    "PreStartHookError",
-    "PostStartHookError",
+/// Signals that no retry can fix: the pod spec itself must change.
+const TERMINAL_REASONS: &[VerdictReason] = &[
+    VerdictReason::ErrImageNeverPull,
+    VerdictReason::InvalidImageName,
 ];
-/// Waiting reasons that no retry can fix: the pod spec itself must change.
-const TERMINAL_WAIT_REASONS: &[&str] = &["ErrImageNeverPull", "InvalidImageName"];
 
 /// Kubelet probe defaults (pkg/apis/core/v1/defaults.go).
 const DEFAULT_PROBE_PERIOD_SECONDS: i32 = 10;
@@ -267,31 +258,47 @@ struct PodContext<'a> {
 }
 
 impl PodContext<'_> {
+    /// An incident of `container` (of the pod itself when `None`), identified within the pod by
+    /// `identity`.
     fn candidate(
         &self,
-        container: Option<&str>,
+        container: Option<&ContainerStatus>,
         identity: &str,
-        reason: &str,
+        reason: VerdictReason,
         message: String,
-        restart_count: Option<i32>,
         previous_instance: bool,
     ) -> Candidate {
+        let name = container.map(|status| status.name.as_str());
         Candidate {
-            id: format!(
-                "pod/{}/{}/{identity}",
-                self.key,
-                container.unwrap_or_default()
-            ),
-            terminal: TERMINAL_WAIT_REASONS.contains(&reason),
+            id: format!("pod/{}/{}/{identity}", self.key, name.unwrap_or_default()),
+            terminal: TERMINAL_REASONS.contains(&reason),
             incident: Incident {
-                reason: reason.to_owned(),
+                reason,
                 message,
-                pod: Some(self.name.to_owned()),
-                container: container.map(str::to_owned),
-                restart_count,
+                detail: VerdictDetail {
+                    pod: Some(self.name.to_owned()),
+                    container: name.map(str::to_owned),
+                    restart_count: container.map(|status| status.restart_count),
+                    ..VerdictDetail::default()
+                },
                 previous_instance,
                 observed_at: self.now,
             },
+        }
+    }
+
+    /// A container instance that exited non-zero: a crash, or in a pod that is never restarted
+    /// (a Job's), a failed run.
+    fn exit_reason(&self) -> VerdictReason {
+        let restart_policy = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.restart_policy.as_deref());
+        if restart_policy == Some("Never") {
+            VerdictReason::ContainerFailed
+        } else {
+            VerdictReason::CrashLoopBackOff
         }
     }
 
@@ -310,38 +317,43 @@ impl PodContext<'_> {
             .as_ref()
             .and_then(|state| state.terminated.as_ref());
         if let Some(waiting) = &state.waiting {
-            let reason = waiting.reason.as_deref().unwrap_or_default();
-            if reason == "CrashLoopBackOff" {
-                // One crash is one incident: keyed by the dead instance, like its `terminated` state below.
-                // The kubelet has already counted this crash in `restarts`.
-                let instance = crash_instance(last_terminated, restarts - 1);
-                let exit = last_terminated
-                    .map(|terminated| format!(" (last exit code {})", terminated.exit_code))
-                    .unwrap_or_default();
-                found.push(self.candidate(
-                    Some(name),
-                    &format!("crash/{instance}"),
-                    reason,
-                    format!(
-                        "container {name:?} is crash looping{exit}, restarted {restarts} times"
-                    ),
-                    Some(restarts),
-                    true,
-                ));
-            } else if FAILING_WAIT_REASONS.contains(&reason) {
-                let detail = waiting.message.clone().unwrap_or_default();
-                found.push(self.candidate(
-                    Some(name),
-                    &format!("{reason}/{restarts}"),
-                    reason,
-                    if detail.is_empty() {
-                        format!("container {name:?} is waiting: {reason}")
-                    } else {
-                        format!("container {name:?} is waiting: {reason}: {detail}")
-                    },
-                    Some(restarts),
-                    false,
-                ));
+            let kubelet_reason = waiting.reason.as_deref().unwrap_or_default();
+            match VerdictReason::of_waiting_container(kubelet_reason) {
+                Some(VerdictReason::CrashLoopBackOff) => {
+                    // One crash is one incident: keyed by the dead instance, like its `terminated`
+                    // state below. The kubelet has already counted this crash in `restarts`.
+                    let instance = crash_instance(last_terminated, restarts - 1);
+                    let exit = last_terminated
+                        .map(|terminated| format!(" (last exit code {})", terminated.exit_code))
+                        .unwrap_or_default();
+                    found.push(
+                        self.candidate(
+                            Some(status),
+                            &format!("crash/{instance}"),
+                            VerdictReason::CrashLoopBackOff,
+                            format!(
+                                "container {name:?} is crash looping{exit}, restarted {restarts} times"
+                            ),
+                            true,
+                        )
+                        .ended(last_terminated),
+                    );
+                }
+                Some(reason) => {
+                    let detail = waiting.message.clone().unwrap_or_default();
+                    found.push(self.candidate(
+                        Some(status),
+                        &format!("{kubelet_reason}/{restarts}"),
+                        reason,
+                        if detail.is_empty() {
+                            format!("container {name:?} is waiting: {kubelet_reason}")
+                        } else {
+                            format!("container {name:?} is waiting: {kubelet_reason}: {detail}")
+                        },
+                        false,
+                    ));
+                }
+                None => {}
             }
         }
         // A crash first seen after its restart (it ended before the first observation, or in
@@ -351,34 +363,38 @@ impl PodContext<'_> {
             && terminated.exit_code != 0
             && self.ended_while_tracking(terminated)
         {
-            let reason = terminated.reason.as_deref().unwrap_or("Error");
-            found.push(self.candidate(
-                Some(name),
-                &format!("crash/{}", crash_instance(Some(terminated), restarts - 1)),
-                reason,
-                format!(
-                    "container {name:?} restarted after exiting with code {} ({reason})",
-                    terminated.exit_code
-                ),
-                Some(restarts),
-                true,
-            ));
+            found.push(
+                self.candidate(
+                    Some(status),
+                    &format!("crash/{}", crash_instance(Some(terminated), restarts - 1)),
+                    VerdictReason::CrashLoopBackOff,
+                    format!(
+                        "container {name:?} restarted after exiting with code {} ({})",
+                        terminated.exit_code,
+                        termination_reason(terminated)
+                    ),
+                    true,
+                )
+                .ended(Some(terminated)),
+            );
         }
         if let Some(terminated) = &state.terminated
             && terminated.exit_code != 0
         {
-            let reason = terminated.reason.as_deref().unwrap_or("Error");
-            found.push(self.candidate(
-                Some(name),
-                &format!("crash/{}", crash_instance(Some(terminated), restarts)),
-                reason,
-                format!(
-                    "container {name:?} terminated with exit code {} ({reason})",
-                    terminated.exit_code
-                ),
-                Some(restarts),
-                false,
-            ));
+            found.push(
+                self.candidate(
+                    Some(status),
+                    &format!("crash/{}", crash_instance(Some(terminated), restarts)),
+                    self.exit_reason(),
+                    format!(
+                        "container {name:?} terminated with exit code {} ({})",
+                        terminated.exit_code,
+                        termination_reason(terminated)
+                    ),
+                    false,
+                )
+                .ended(Some(terminated)),
+            );
         }
         if let Some(running) = &state.running
             && let Some(started) = running.started_at.as_ref().map(from_time)
@@ -386,14 +402,13 @@ impl PodContext<'_> {
             && let Some(evidence) = self.readiness_failure(name, status.ready, started, window)
         {
             found.push(self.candidate(
-                Some(name),
+                Some(status),
                 &format!("readiness/{restarts}"),
-                "ReadinessProbeFailed",
+                VerdictReason::ReadinessProbeFailed,
                 format!(
                     "container {name:?} {evidence}, past its {}s window",
                     window.as_secs()
                 ),
-                Some(restarts),
                 false,
             ));
         }
@@ -452,6 +467,24 @@ impl PodContext<'_> {
     }
 }
 
+impl Candidate {
+    /// With how the container instance ended, when it has.
+    fn ended(mut self, terminated: Option<&ContainerStateTerminated>) -> Self {
+        if let Some(terminated) = terminated {
+            let detail = &mut self.incident.detail;
+            detail.exit_code = Some(terminated.exit_code);
+            detail.signal = terminated.signal;
+            detail.termination_reason = Some(termination_reason(terminated).to_owned());
+        }
+        self
+    }
+}
+
+/// Kubernetes' word for how an instance ended; runtimes that give none mean a plain error.
+fn termination_reason(terminated: &ContainerStateTerminated) -> &str {
+    terminated.reason.as_deref().unwrap_or("Error")
+}
+
 /// Names one container instance: its container id, else its start or finish time, else the
 /// restart counter it died at (`restarts` as reported next to the terminated state).
 fn crash_instance(terminated: Option<&ContainerStateTerminated>, restarts: i32) -> String {
@@ -486,7 +519,7 @@ pub(crate) fn logs_of_previous_instance(pod: &Pod, incident: &Incident) -> bool 
         .and_then(|status| status.container_statuses.as_ref())
         .into_iter()
         .flatten()
-        .find(|status| Some(&status.name) == incident.container.as_ref());
+        .find(|status| Some(&status.name) == incident.detail.container.as_ref());
     let Some(status) = status else {
         return incident.previous_instance;
     };
@@ -499,6 +532,7 @@ pub(crate) fn logs_of_previous_instance(pod: &Pod, incident: &Incident) -> bool 
             .as_ref()
             .is_some_and(|state| state.terminated.is_some());
     let restarted_since = incident
+        .detail
         .restart_count
         .is_some_and(|count| status.restart_count > count);
     incident.previous_instance || backing_off || restarted_since
@@ -541,14 +575,10 @@ pub(crate) fn incidents(
         .collect();
     if status.phase.as_deref() == Some("Failed") {
         // Eviction and the like: the whole pod is gone for good.
-        let reason = status
-            .reason
-            .clone()
-            .unwrap_or_else(|| "PodFailed".to_owned());
-        found.push(context.candidate(
+        let mut failed = context.candidate(
             None,
             "failed",
-            &reason,
+            VerdictReason::PodFailed,
             format!(
                 "pod {:?} failed{}",
                 context.name,
@@ -558,9 +588,14 @@ pub(crate) fn incidents(
                     .map(|m| format!(": {m}"))
                     .unwrap_or_default()
             ),
-            None,
             false,
-        ));
+        );
+        failed
+            .incident
+            .detail
+            .original_reason
+            .clone_from(&status.reason);
+        found.push(failed);
     }
     found
 }

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::custom;
 use super::custom_rules::CustomResourceRule;
 use super::object::TrackedObject;
+use crate::domain::verdict::VerdictReason;
 
 /// Job `backoffLimit` when the spec leaves it out (API default).
 const DEFAULT_BACKOFF_LIMIT: i32 = 6;
@@ -20,8 +21,10 @@ pub(crate) enum Progress {
     Waiting,
     Done,
     /// A terminal signal: nothing will make this resource ready without a new rollout.
+    /// `original`: the object's own word, where it is not the reason itself.
     Failed {
-        reason: String,
+        reason: VerdictReason,
+        original: Option<String>,
     },
     /// A custom resource with an empty status: ready only once it has stayed empty for a while.
     Settling,
@@ -168,7 +171,8 @@ fn deployment_readiness(deployment: &Deployment) -> Readiness {
     if deadline_exceeded {
         return base(
             Progress::Failed {
-                reason: "ProgressDeadlineExceeded".to_owned(),
+                reason: VerdictReason::ProgressDeadlineExceeded,
+                original: None,
             },
             format!("deployment {name:?} exceeded its progress deadline"),
         );
@@ -400,7 +404,8 @@ fn job_readiness(job: &Job) -> Readiness {
         let detail = condition.message.unwrap_or_default();
         (
             Progress::Failed {
-                reason: reason.clone(),
+                reason: VerdictReason::of_failed_job(&reason),
+                original: Some(reason.clone()),
             },
             format!("job {name:?} failed: {reason}: {detail}"),
         )
@@ -435,7 +440,8 @@ fn pod_readiness(pod: &Pod) -> Readiness {
         // Phase never leaves Failed: this pod will not become ready.
         "Failed" => (
             Progress::Failed {
-                reason: status.reason.unwrap_or_else(|| "PodFailed".to_owned()),
+                reason: VerdictReason::PodFailed,
+                original: status.reason,
             },
             format!(
                 "pod {name:?} failed{}",
@@ -498,7 +504,8 @@ fn claim_readiness(claim: &PersistentVolumeClaim) -> Readiness {
         ),
         "Lost" => (
             Progress::Failed {
-                reason: "ClaimLost".to_owned(),
+                reason: VerdictReason::ClaimLost,
+                original: Some("Lost".to_owned()),
             },
             format!("persistent volume claim {name:?} lost its volume"),
         ),

@@ -18,6 +18,7 @@ use super::{
     ResourceKey, ResourceStatus, State,
 };
 use crate::domain::policy::{FailMode, TrackTerminationMode, TrackingPolicy};
+use crate::domain::verdict::{VerdictDetail, VerdictReason};
 
 /// How long a custom resource's status must stay empty before we take it as ready.
 pub const CUSTOM_RESOURCE_SETTLE: Duration = Duration::from_secs(10);
@@ -327,13 +328,16 @@ impl ResourceTracker {
         })];
         let first_time = previously.is_none();
         match class {
-            EventClass::Incident => {
+            EventClass::Incident(reason) => {
+                let original_reason = (summary.reason != reason.as_str()).then_some(summary.reason);
                 let incident = Incident {
-                    reason: summary.reason,
+                    reason,
                     message: summary.message,
-                    pod,
-                    container: None,
-                    restart_count: None,
+                    detail: VerdictDetail {
+                        pod,
+                        original_reason,
+                        ..VerdictDetail::default()
+                    },
                     previous_instance: false,
                     observed_at: now,
                 };
@@ -570,11 +574,9 @@ impl ResourceTracker {
         }
         if let Some(signal) = &readiness.signal {
             let incident = Incident {
-                reason: signal.reason.clone(),
+                reason: VerdictReason::CustomResourceFailed,
                 message: signal.message.clone(),
-                pod: None,
-                container: None,
-                restart_count: None,
+                detail: VerdictDetail::original(signal.reason.clone()),
                 previous_instance: false,
                 observed_at: now,
             };
@@ -588,6 +590,11 @@ impl ResourceTracker {
             );
         }
         let sticky = self.policy.fail_mode == FailMode::FailWholeDeployProcessImmediately;
+        if sticky && self.failure.is_none() {
+            // Failing immediately means as soon as the allowance is exceeded: an incident seen in
+            // the same pass as readiness (a crash noticed after its restart) still fails it.
+            self.failure = self.detect_failure(&readiness, allowance);
+        }
         let state = if self.failure.is_some() && sticky {
             State::Failed
         } else if readiness.progress == Progress::Done && !self.initial_lists_pending {
@@ -656,19 +663,25 @@ impl ResourceTracker {
 
     fn detect_failure(&self, readiness: &Readiness, allowance: Option<u32>) -> Option<Failure> {
         let last_incident = self.incidents.last();
-        if let Progress::Failed { reason } = &readiness.progress {
+        if let Progress::Failed { reason, original } = &readiness.progress {
+            let evidence = self.evidence(last_incident);
             return Some(Failure {
                 kind: FailureKind::Terminal,
-                reason: reason.clone(),
+                reason: *reason,
                 message: readiness.message.clone(),
-                evidence: self.evidence(last_incident),
+                detail: VerdictDetail {
+                    original_reason: original.clone(),
+                    ..failing_container(&evidence)
+                },
+                evidence,
             });
         }
         if let Some(incident) = &self.terminal_incident {
             return Some(Failure {
                 kind: FailureKind::Terminal,
-                reason: incident.reason.clone(),
+                reason: incident.reason,
                 message: incident.message.clone(),
+                detail: incident.detail.clone(),
                 evidence: self.evidence(Some(incident)),
             });
         }
@@ -679,34 +692,72 @@ impl ResourceTracker {
         {
             return Some(Failure {
                 kind: FailureKind::AllowanceExceeded,
-                reason: incident.reason.clone(),
-                message: format!("{count} failures, {allowed} allowed: {}", incident.message),
+                reason: incident.reason,
+                message: format!(
+                    "{count} failures, {allowed} allowed: {}",
+                    self.describe_incidents_like(incident)
+                ),
+                detail: incident.detail.clone(),
                 evidence: self.evidence(Some(incident)),
             });
         }
         if self.inactive {
+            let evidence = self.evidence(last_incident);
             return Some(Failure {
                 kind: FailureKind::NoActivity,
-                reason: "NoActivityTimeout".to_owned(),
+                reason: VerdictReason::NoActivityTimeout,
                 message: format!(
                     "no activity for {}: {}",
                     self.policy.no_activity_timeout, readiness.message
                 ),
-                evidence: self.evidence(last_incident),
+                detail: failing_container(&evidence),
+                evidence,
             });
         }
         None
+    }
+
+    /// What `incident` and the incidents like it say together: for crashes, how often the
+    /// container crashed and how its last instance ended.
+    fn describe_incidents_like(&self, incident: &Incident) -> String {
+        if incident.reason != VerdictReason::CrashLoopBackOff {
+            return incident.message.clone();
+        }
+        let container = incident.detail.container.as_deref().unwrap_or_default();
+        let crashes = self
+            .incidents
+            .iter()
+            .filter(|other| {
+                other.reason == VerdictReason::CrashLoopBackOff
+                    && other.detail.container == incident.detail.container
+            })
+            .count();
+        let times = if crashes == 1 { "once" } else { "times" };
+        let crashes = if crashes == 1 {
+            String::new()
+        } else {
+            format!("{crashes} ")
+        };
+        let how = match (
+            &incident.detail.exit_code,
+            &incident.detail.termination_reason,
+        ) {
+            (Some(code), Some(reason)) => format!(" (exit code {code}, last: {reason})"),
+            (Some(code), None) => format!(" (exit code {code})"),
+            _ => String::new(),
+        };
+        format!("container {container:?} crashed {crashes}{times}{how}")
     }
 
     /// The pod and container to show, and the Events about them (or about the resource itself).
     fn evidence(&self, incident: Option<&Incident>) -> Evidence {
         let (pod, container, previous_instance) = match incident {
             Some(incident) => (
-                incident.pod.clone(),
-                incident.container.clone(),
+                incident.detail.pod.clone(),
+                incident.detail.container.clone(),
                 // Judged on the pod as it is now: the log is read now, not when the incident was seen.
                 self.current_pods()
-                    .find(|pod| Some(pods::pod_name(pod)) == incident.pod.as_deref())
+                    .find(|pod| Some(pods::pod_name(pod)) == incident.detail.pod.as_deref())
                     .map_or(incident.previous_instance, |pod| {
                         pods::logs_of_previous_instance(pod, incident)
                     }),
@@ -768,6 +819,15 @@ impl ResourceTracker {
             Some(container.name.clone()),
             false,
         ))
+    }
+}
+
+/// The pod and container a failure report points at, as the detail of its verdict.
+fn failing_container(evidence: &Evidence) -> VerdictDetail {
+    VerdictDetail {
+        pod: evidence.pod.clone(),
+        container: evidence.container.clone(),
+        ..VerdictDetail::default()
     }
 }
 

@@ -3,6 +3,7 @@
 use super::testkit::*;
 use super::*;
 use crate::domain::policy::{FailMode, PolicyDuration, TrackTerminationMode, TrackingPolicy};
+use crate::domain::verdict::VerdictReason;
 
 fn observe_all(
     tracker: &mut ResourceTracker,
@@ -123,7 +124,7 @@ mod deployment_readiness {
         let deltas = tracker.observe(&object, t(1));
         let failure = failed_delta(&deltas).expect("failed");
         assert_eq!(failure.kind, FailureKind::Terminal);
-        assert_eq!(failure.reason, "ProgressDeadlineExceeded");
+        assert_eq!(failure.reason, VerdictReason::ProgressDeadlineExceeded);
         assert_eq!(
             tracker.status().message,
             "deployment \"web\" exceeded its progress deadline"
@@ -277,7 +278,7 @@ mod daemon_set_readiness {
         let deltas = observe_all(&mut tracker, [object, old.into(), new.into()], t(1));
         let incidents = incident_deltas(&deltas);
         assert_eq!(incidents.len(), 1);
-        assert_eq!(incidents[0].pod.as_deref(), Some("agent-new"));
+        assert_eq!(incidents[0].detail.pod.as_deref(), Some("agent-new"));
     }
 }
 
@@ -355,7 +356,7 @@ mod other_kinds {
         let failure = failed_delta(&tracker.observe(&failed, t(2)))
             .cloned()
             .expect("failed");
-        assert_eq!(failure.reason, "BackoffLimitExceeded");
+        assert_eq!(failure.reason, VerdictReason::BackoffLimitExceeded);
         assert_eq!(failure.kind, FailureKind::Terminal);
         assert_eq!(failure.evidence.pod.as_deref(), Some("migrate-b"));
     }
@@ -386,7 +387,7 @@ mod other_kinds {
         let failure = failed_delta(&tracker.observe(&failed, t(2)))
             .cloned()
             .expect("failed");
-        assert_eq!(failure.reason, "BackoffLimitExceeded");
+        assert_eq!(failure.reason, VerdictReason::BackoffLimitExceeded);
     }
 
     #[test]
@@ -660,7 +661,7 @@ mod incidents {
         );
         let incidents = incident_deltas(&deltas);
         assert_eq!(incidents.len(), 1);
-        assert_eq!(incidents[0].reason, "ReadinessProbeFailed");
+        assert_eq!(incidents[0].reason, VerdictReason::ReadinessProbeFailed);
     }
 
     #[test]
@@ -767,7 +768,7 @@ mod incidents {
         assert!(
             incident_deltas(&deltas)
                 .iter()
-                .all(|incident| incident.reason != "ReadinessProbeFailed"),
+                .all(|incident| incident.reason != VerdictReason::ReadinessProbeFailed),
             "{deltas:#?}"
         );
     }
@@ -844,14 +845,50 @@ mod incidents {
         let deltas = tracker.observe(&new_pod("web-new-a").terminated(1, "first", 0).into(), t(5));
         let failure = failed_delta(&deltas).expect("failed");
         assert_eq!(failure.kind, FailureKind::AllowanceExceeded);
-        assert_eq!(failure.reason, "Error");
+        assert_eq!(failure.reason, VerdictReason::CrashLoopBackOff);
         assert_eq!(
             failure.message,
-            "1 failures, 0 allowed: container \"app\" terminated with exit code 1 (Error)"
+            "1 failures, 0 allowed: container \"app\" crashed once (exit code 1, last: Error)"
+        );
+        let detail = &failure.detail;
+        assert_eq!(
+            (
+                detail.pod.as_deref(),
+                detail.container.as_deref(),
+                detail.exit_code,
+                detail.termination_reason.as_deref()
+            ),
+            (Some("web-new-a"), Some("app"), Some(1), Some("Error"))
         );
         // Ready afterwards changes nothing: the deploy has already failed.
         tracker.observe(&deployment("web").updated(1).available(1).into(), t(30));
         assert_eq!(tracker.state(), State::Failed);
+    }
+
+    #[test]
+    fn a_crash_beyond_the_allowance_fails_even_when_readiness_is_reached_in_the_same_pass() {
+        let mut tracker = web_rollout(policy(|p| p.failures_allowed_per_replica = 0));
+        tracker.observe(&deployment("web").updated(1).available(1).into(), t(5));
+        assert_eq!(tracker.state(), State::Ready);
+        let crashed_then_ready: TrackedObject = new_pod("web-new-a")
+            .restarted_after_crash(1, "c1", t(4))
+            .running(t(4), true)
+            .into();
+        let deltas = tracker.observe(&crashed_then_ready, t(6));
+        assert_eq!(incident_deltas(&deltas).len(), 1);
+        assert_eq!(tracker.state(), State::Failed);
+        assert_eq!(
+            failed_delta(&deltas).map(|failure| failure.reason),
+            Some(VerdictReason::CrashLoopBackOff)
+        );
+
+        let mut hopeful = web_rollout(policy(|p| {
+            p.failures_allowed_per_replica = 0;
+            p.fail_mode = FailMode::HopeUntilEndOfDeployProcess;
+        }));
+        hopeful.observe(&deployment("web").updated(1).available(1).into(), t(5));
+        hopeful.observe(&crashed_then_ready, t(6));
+        assert_eq!(hopeful.state(), State::Ready, "ready again is recovery");
     }
 
     #[test]
@@ -870,7 +907,7 @@ mod incidents {
         assert_eq!(tracker.state(), State::Progressing);
         let deltas = tracker.observe(&new_pod("web-new-a").crash_loop(2, "c2").into(), t(40));
         let failure = failed_delta(&deltas).expect("failed");
-        assert_eq!(failure.reason, "CrashLoopBackOff");
+        assert_eq!(failure.reason, VerdictReason::CrashLoopBackOff);
         assert_eq!(failure.evidence.pod.as_deref(), Some("web-new-a"));
         assert_eq!(failure.evidence.container.as_deref(), Some("app"));
         assert!(failure.evidence.previous_instance);
@@ -909,7 +946,7 @@ mod incidents {
         );
         let deltas = tracker.tick(t(40));
         let failure = failed_delta(&deltas).expect("failed");
-        assert_eq!(failure.reason, "NoActivityTimeout");
+        assert_eq!(failure.reason, VerdictReason::NoActivityTimeout);
         assert_eq!(failure.evidence.container.as_deref(), Some("app"));
         assert!(failure.evidence.previous_instance, "{failure:?}");
     }
@@ -944,7 +981,10 @@ mod incidents {
             let deltas = tracker.observe(&new_pod("web-new-a").waiting(reason, 0).into(), t(5));
             let failure = failed_delta(&deltas).expect("failed");
             assert_eq!(failure.kind, FailureKind::AllowanceExceeded, "{reason}");
-            assert_eq!(failure.reason, reason);
+            assert_eq!(
+                Some(failure.reason),
+                VerdictReason::of_waiting_container(reason)
+            );
         }
     }
 
@@ -957,7 +997,9 @@ mod incidents {
             .into();
         let incidents = incident_deltas(&tracker.observe(&evicted, t(5))).len();
         assert_eq!(incidents, 1);
-        assert_eq!(tracker.incidents()[0].reason, "Evicted");
+        let incident = &tracker.incidents()[0];
+        assert_eq!(incident.reason, VerdictReason::PodFailed);
+        assert_eq!(incident.detail.original_reason.as_deref(), Some("Evicted"));
     }
 
     #[test]
@@ -995,7 +1037,7 @@ mod incidents {
             t(4),
         );
         let failure = failed_delta(&deltas).expect("failed");
-        assert_eq!(failure.reason, "Error");
+        assert_eq!(failure.reason, VerdictReason::CrashLoopBackOff);
         assert!(failure.evidence.previous_instance);
         // The same dead instance, later crash looping: no second incident.
         tracker.observe(&new_pod("web-new-a").crash_loop(1, "c1").into(), t(5));
@@ -1051,7 +1093,7 @@ mod incidents {
             t(5),
         );
         let failure = failed_delta(&deltas).expect("failed");
-        assert_eq!(failure.reason, "ImagePullBackOff");
+        assert_eq!(failure.reason, VerdictReason::ImagePullBackOff);
         assert_eq!(failure.kind, FailureKind::AllowanceExceeded);
     }
 
@@ -1062,7 +1104,10 @@ mod incidents {
             let deltas = tracker.observe(&new_pod("web-new-a").waiting(reason, 0).into(), t(5));
             let failure = failed_delta(&deltas).expect("failed");
             assert_eq!(failure.kind, FailureKind::Terminal, "{reason}");
-            assert_eq!(failure.reason, reason);
+            assert_eq!(
+                Some(failure.reason),
+                VerdictReason::of_waiting_container(reason)
+            );
         }
     }
 
@@ -1327,11 +1372,12 @@ mod fail_modes {
             reason,
             resource,
             message,
+            ..
         }) = deploy.verdict()
         else {
             panic!("expected a failure, got {:?}", deploy.verdict());
         };
-        assert_eq!(reason, "CrashLoopBackOff");
+        assert_eq!(*reason, VerdictReason::CrashLoopBackOff);
         assert_eq!(resource.name, "web");
         assert!(message.starts_with("2 failures, 1 allowed"), "{message}");
         let report = deploy.tracker.report();
@@ -1403,7 +1449,7 @@ mod fail_modes {
         let Some(Verdict::Failed { reason, .. }) = deploy.verdict() else {
             panic!("expected a failure, got {:?}", deploy.verdict());
         };
-        assert_eq!(reason, "ProgressDeadlineExceeded");
+        assert_eq!(*reason, VerdictReason::ProgressDeadlineExceeded);
     }
 
     #[test]
@@ -1498,7 +1544,7 @@ mod no_activity {
         let deltas = tracker.tick(t(240));
         let failure = failed_delta(&deltas).expect("failed");
         assert_eq!(failure.kind, FailureKind::NoActivity);
-        assert_eq!(failure.reason, "NoActivityTimeout");
+        assert_eq!(failure.reason, VerdictReason::NoActivityTimeout);
         assert_eq!(
             failure.message,
             "no activity for 4m: Waiting for deployment \"web\" rollout to finish: 1 of 2 updated replicas are available..."

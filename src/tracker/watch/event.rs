@@ -207,6 +207,7 @@ pub(crate) fn to_json(value: &impl Serialize) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::verdict::{VerdictDetail, VerdictReason};
     use crate::tracker::core::{Incident, ResourceStatus, State};
 
     fn key() -> ResourceKey {
@@ -219,11 +220,14 @@ mod tests {
             resource: key(),
             change: Change::Incident {
                 incident: Incident {
-                    reason: "CrashLoopBackOff".to_owned(),
+                    reason: VerdictReason::CrashLoopBackOff,
                     message: "back-off restarting failed container app".to_owned(),
-                    pod: Some("web-1".to_owned()),
-                    container: Some("app".to_owned()),
-                    restart_count: Some(2),
+                    detail: VerdictDetail {
+                        pod: Some("web-1".to_owned()),
+                        container: Some("app".to_owned()),
+                        restart_count: Some(2),
+                        ..VerdictDetail::default()
+                    },
                     previous_instance: true,
                     observed_at: Utc::now(),
                 },

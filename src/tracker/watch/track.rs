@@ -23,6 +23,7 @@ use super::logs::{ContainerInstance, LogLimits, LogStreams, last_lines};
 use super::manifest::TrackedResource;
 use super::{Observation, WatchBackoff, WatchHub, api_resource};
 use crate::domain::policy::{PolicyError, TrackingOverrides, TrackingPolicy};
+use crate::domain::verdict::{VerdictDetail, VerdictReason};
 use crate::tracker::core::{
     Change, CustomResourceRules, Delta, DeployTracker, Level, ResourceKey, ResourceReport,
     ResourceTracker, State, TrackedObject, Verdict,
@@ -82,9 +83,11 @@ pub enum TrackError {
 pub enum TrackOutcome {
     Succeeded,
     Failed {
-        reason: String,
+        reason: VerdictReason,
         resource: ResourceRef,
         message: String,
+        #[serde(skip_serializing_if = "VerdictDetail::is_empty")]
+        detail: VerdictDetail,
     },
     /// The overall deadline passed with these blocking resources not settled.
     TimedOut {
@@ -474,10 +477,12 @@ impl Run {
                 reason,
                 resource,
                 message,
+                detail,
             }) => TrackOutcome::Failed {
                 reason,
                 resource: ResourceRef::from(&resource),
                 message,
+                detail: *detail,
             },
             Stop::TimedOut => TrackOutcome::TimedOut {
                 waiting_for: deploy
