@@ -451,6 +451,7 @@ fn pod_readiness(pod: &Pod) -> Readiness {
     Readiness::new(progress, message).with_ready(i64::from(ready_condition), 1)
 }
 
+/// helm's ReadyChecker (pkg/kube/ready.go `serviceReady`). A Service never fails: it only waits.
 fn service_readiness(service: &Service) -> Readiness {
     let name = name(&service.metadata);
     let spec = service.spec.clone().unwrap_or_default();
@@ -468,6 +469,18 @@ fn service_readiness(service: &Service) -> Readiness {
         );
     }
     if service_type == "LoadBalancer" {
+        let external_ips = spec.external_ips.unwrap_or_default();
+        if !external_ips.is_empty() {
+            // Bare metal without a load-balancer controller never assigns an ingress; the external IPs
+            // already route to the Service.
+            return Readiness::new(
+                Progress::Done,
+                format!(
+                    "service {name:?} is ready on its external IPs {}: no load balancer ingress to wait for",
+                    external_ips.join(", ")
+                ),
+            );
+        }
         let ingress = service
             .status
             .as_ref()
