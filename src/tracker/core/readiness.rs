@@ -105,6 +105,14 @@ fn desired(value: Option<i32>) -> i64 {
     i64::from(value.unwrap_or(1))
 }
 
+/// A condition as people read it: "Reason: message", or the reason alone.
+fn reason_and_message(reason: &str, message: Option<&str>) -> String {
+    match message.filter(|message| !message.is_empty()) {
+        Some(message) => format!("{reason}: {message}"),
+        None => reason.to_owned(),
+    }
+}
+
 fn name(metadata: &ObjectMeta) -> &str {
     metadata.name.as_deref().unwrap_or_default()
 }
@@ -397,17 +405,36 @@ fn job_readiness(job: &Job) -> Readiness {
     {
         // FailureTarget precedes Failed while the controller removes the remaining pods: already certain.
         let reason = condition.reason.unwrap_or_else(|| "Failed".to_owned());
-        let detail = condition.message.unwrap_or_default();
         (
             Progress::Failed {
                 reason: reason.clone(),
             },
-            format!("job {name:?} failed: {reason}: {detail}"),
+            format!(
+                "job {name:?} failed: {}",
+                reason_and_message(&reason, condition.message.as_deref())
+            ),
         )
     } else if true_condition(&["Complete", "SuccessCriteriaMet"]).is_some() {
         (Progress::Done, format!("job {name:?} completed"))
     } else if spec.and_then(|spec| spec.suspend) == Some(true) {
-        (Progress::Waiting, format!("job {name:?} is suspended"))
+        // kstatus: Current, as rollcall takes a paused Deployment: nothing runs until it is resumed.
+        // A Suspended condition not True yet: the controller is still stopping the Job's pods.
+        let stopping = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|condition| condition.type_ == "Suspended" && condition.status != "True");
+        if stopping {
+            (
+                Progress::Waiting,
+                format!("Waiting for job {name:?} to be suspended..."),
+            )
+        } else {
+            (
+                Progress::Done,
+                format!("job {name:?} is suspended: nothing runs until it is resumed"),
+            )
+        }
     } else {
         (
             Progress::Waiting,
