@@ -552,12 +552,35 @@ fn claim_readiness(claim: &PersistentVolumeClaim) -> Readiness {
 
 fn definition_readiness(definition: &CustomResourceDefinition) -> Readiness {
     let name = name(&definition.metadata);
-    let established = definition
-        .status
-        .as_ref()
-        .and_then(|status| status.conditions.as_ref())
-        .into_iter()
-        .flatten()
+    let conditions = || {
+        definition
+            .status
+            .as_ref()
+            .and_then(|status| status.conditions.as_ref())
+            .into_iter()
+            .flatten()
+    };
+    // kstatus: Failed. The kind is not served under names that conflict with another definition's
+    // (helm's ReadyChecker lets it pass; the chart's custom resources would then not apply).
+    if let Some(conflict) = conditions()
+        .find(|condition| condition.type_ == "NamesAccepted" && condition.status == "False")
+    {
+        let reason = conflict
+            .reason
+            .clone()
+            .filter(|reason| !reason.is_empty())
+            .unwrap_or_else(|| "NotAccepted".to_owned());
+        return Readiness::new(
+            Progress::Failed {
+                reason: reason.clone(),
+            },
+            format!(
+                "custom resource definition {name:?} names are not accepted: {}",
+                reason_and_message(&reason, conflict.message.as_deref())
+            ),
+        );
+    }
+    let established = conditions()
         .any(|condition| condition.type_ == "Established" && condition.status == "True");
     if established {
         Readiness::new(
