@@ -353,7 +353,9 @@ fn replica_set_readiness(set: &ReplicaSet) -> Readiness {
     let name = name(&set.metadata);
     let status = set.status.clone().unwrap_or_default();
     let replicas = desired(set.spec.replicas);
+    let ready = count(status.ready_replicas);
     let available = count(status.available_replicas);
+    let current = i64::from(status.replicas);
     let base = |progress, message| {
         Readiness::new(progress, message)
             .with_ready(available, replicas)
@@ -365,19 +367,36 @@ fn replica_set_readiness(set: &ReplicaSet) -> Readiness {
             "Waiting for replica set spec update to be observed...".to_owned(),
         );
     }
-    if available < replicas {
-        base(
+    // kstatus replicasetConditions, and what helm's check of every selected pod amounts to.
+    let (progress, message) = if ready < replicas {
+        (
+            Progress::Waiting,
+            format!(
+                "Waiting for replica set {name:?}: {ready} of {replicas} replicas are ready..."
+            ),
+        )
+    } else if available < replicas {
+        (
             Progress::Waiting,
             format!(
                 "Waiting for replica set {name:?}: {available} of {replicas} replicas are available..."
             ),
         )
+    } else if current > replicas {
+        (
+            Progress::Waiting,
+            format!(
+                "Waiting for replica set {name:?}: {} extra replicas are pending termination...",
+                current - replicas
+            ),
+        )
     } else {
-        base(
+        (
             Progress::Done,
             format!("replica set {name:?} has {available} available replicas"),
         )
-    }
+    };
+    base(progress, message)
 }
 
 fn job_readiness(job: &Job) -> Readiness {
