@@ -134,20 +134,24 @@ pub(crate) fn assess(object: &TrackedObject, rule: Option<&CustomResourceRule>) 
         TrackedObject::PersistentVolumeClaim(claim) => claim_readiness(claim),
         TrackedObject::CustomResourceDefinition(definition) => definition_readiness(definition),
         TrackedObject::Custom(object) => custom::readiness(object, rule),
-        TrackedObject::ControllerRevision(_)
-        | TrackedObject::Event(_)
-        | TrackedObject::Passive(_) => {
-            let (_, kind) = object.type_meta();
-            Readiness::new(
-                Progress::Done,
-                format!(
-                    "{} {:?} is present",
-                    kind.to_lowercase(),
-                    name(object.metadata())
-                ),
-            )
+        // kstatus holds every kind to a reported observedGeneration (helm: ReplicationControllers).
+        TrackedObject::Passive(generic) => {
+            custom::spec_not_observed(generic).unwrap_or_else(|| present(object))
         }
+        TrackedObject::ControllerRevision(_) | TrackedObject::Event(_) => present(object),
     }
+}
+
+fn present(object: &TrackedObject) -> Readiness {
+    let (_, kind) = object.type_meta();
+    Readiness::new(
+        Progress::Done,
+        format!(
+            "{} {:?} is present",
+            kind.to_lowercase(),
+            name(object.metadata())
+        ),
+    )
 }
 
 fn deployment_readiness(deployment: &Deployment) -> Readiness {
