@@ -217,7 +217,10 @@ pub(crate) fn readiness(object: &GenericObject, rule: Option<&CustomResourceRule
             describe(&reconciling)
         ));
     }
-    if let Some(ready) = condition(status, "Ready") {
+    // kstatus: a Ready status other than True, False or Unknown decides nothing.
+    if let Some(ready) = condition(status, "Ready")
+        .filter(|ready| ["True", "False", "Unknown"].contains(&ready.status))
+    {
         return if ready.status == "True" {
             Readiness::new(Progress::Done, format!("{kind} {name:?} is ready"))
         } else {
@@ -245,7 +248,7 @@ pub(crate) fn readiness(object: &GenericObject, rule: Option<&CustomResourceRule
     // A status without any signal we know: as kstatus, trust that the operator has caught up.
     Readiness::new(
         Progress::Done,
-        format!("{kind} {name:?} has a status without conditions"),
+        format!("{kind} {name:?} reports neither a readiness condition nor a phase"),
     )
 }
 
