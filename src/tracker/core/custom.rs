@@ -134,6 +134,23 @@ impl Subject<'_> {
     }
 }
 
+/// kstatus (generic.go): a controller that reports `status.observedGeneration` has not acted on the
+/// current spec until it equals `metadata.generation`; an object reporting none is not judged by it.
+pub(crate) fn spec_not_observed(object: &GenericObject) -> Option<Readiness> {
+    let generation = object.metadata.generation?;
+    let observed = object.status.get("observedGeneration")?.as_i64()?;
+    (observed != generation).then(|| {
+        Readiness::new(
+            Progress::Waiting,
+            format!(
+                "Waiting for {} {:?} spec update to be observed (generation {generation}, observed {observed})...",
+                object.kind.to_lowercase(),
+                object.metadata.name.as_deref().unwrap_or_default()
+            ),
+        )
+    })
+}
+
 /// `rule`: the configured rule of this kind, if any; what it does not decide is read generically.
 pub(crate) fn readiness(object: &GenericObject, rule: Option<&CustomResourceRule>) -> Readiness {
     let subject = Subject {
@@ -141,11 +158,7 @@ pub(crate) fn readiness(object: &GenericObject, rule: Option<&CustomResourceRule
         name: object.metadata.name.as_deref().unwrap_or_default(),
         generation: object.metadata.generation.unwrap_or(0),
     };
-    let Subject {
-        kind,
-        name,
-        generation,
-    } = &subject;
+    let Subject { kind, name, .. } = &subject;
     let status = &object.status;
     let ready_rule = rule.filter(|rule| rule.decides_readiness());
     let failure_rule = rule.filter(|rule| rule.decides_failure());
@@ -159,12 +172,8 @@ pub(crate) fn readiness(object: &GenericObject, rule: Option<&CustomResourceRule
             ),
         };
     }
-    if let Some(observed) = status.get("observedGeneration").and_then(Value::as_i64)
-        && observed < *generation
-    {
-        return subject.waiting(format!(
-            "Waiting for {kind} {name:?} spec update to be observed ({observed} of {generation})..."
-        ));
+    if let Some(waiting) = spec_not_observed(object) {
+        return waiting;
     }
     match failure_rule {
         Some(rule) => {
@@ -211,7 +220,10 @@ pub(crate) fn readiness(object: &GenericObject, rule: Option<&CustomResourceRule
             describe(&reconciling)
         ));
     }
-    if let Some(ready) = condition(status, "Ready") {
+    // kstatus: a Ready status other than True, False or Unknown decides nothing.
+    if let Some(ready) = condition(status, "Ready")
+        .filter(|ready| ["True", "False", "Unknown"].contains(&ready.status))
+    {
         return if ready.status == "True" {
             Readiness::new(Progress::Done, format!("{kind} {name:?} is ready"))
         } else {
@@ -240,7 +252,7 @@ pub(crate) fn readiness(object: &GenericObject, rule: Option<&CustomResourceRule
     // A status without any signal we know: as kstatus, trust that the operator has caught up.
     Readiness::new(
         Progress::Done,
-        format!("{kind} {name:?} has a status without conditions"),
+        format!("{kind} {name:?} reports neither a readiness condition nor a phase"),
     )
 }
 

@@ -108,6 +108,14 @@ fn desired(value: Option<i32>) -> i64 {
     i64::from(value.unwrap_or(1))
 }
 
+/// A condition as people read it: "Reason: message", or the reason alone.
+fn reason_and_message(reason: &str, message: Option<&str>) -> String {
+    match message.filter(|message| !message.is_empty()) {
+        Some(message) => format!("{reason}: {message}"),
+        None => reason.to_owned(),
+    }
+}
+
 fn name(metadata: &ObjectMeta) -> &str {
     metadata.name.as_deref().unwrap_or_default()
 }
@@ -129,20 +137,24 @@ pub(crate) fn assess(object: &TrackedObject, rule: Option<&CustomResourceRule>) 
         TrackedObject::PersistentVolumeClaim(claim) => claim_readiness(claim),
         TrackedObject::CustomResourceDefinition(definition) => definition_readiness(definition),
         TrackedObject::Custom(object) => custom::readiness(object, rule),
-        TrackedObject::ControllerRevision(_)
-        | TrackedObject::Event(_)
-        | TrackedObject::Passive(_) => {
-            let (_, kind) = object.type_meta();
-            Readiness::new(
-                Progress::Done,
-                format!(
-                    "{} {:?} is present",
-                    kind.to_lowercase(),
-                    name(object.metadata())
-                ),
-            )
+        // kstatus holds every kind to a reported observedGeneration (helm: ReplicationControllers).
+        TrackedObject::Passive(generic) => {
+            custom::spec_not_observed(generic).unwrap_or_else(|| present(object))
         }
+        TrackedObject::ControllerRevision(_) | TrackedObject::Event(_) => present(object),
     }
+}
+
+fn present(object: &TrackedObject) -> Readiness {
+    let (_, kind) = object.type_meta();
+    Readiness::new(
+        Progress::Done,
+        format!(
+            "{} {:?} is present",
+            kind.to_lowercase(),
+            name(object.metadata())
+        ),
+    )
 }
 
 fn deployment_readiness(deployment: &Deployment) -> Readiness {
@@ -349,7 +361,9 @@ fn replica_set_readiness(set: &ReplicaSet) -> Readiness {
     let name = name(&set.metadata);
     let status = set.status.clone().unwrap_or_default();
     let replicas = desired(set.spec.replicas);
+    let ready = count(status.ready_replicas);
     let available = count(status.available_replicas);
+    let current = i64::from(status.replicas);
     let base = |progress, message| {
         Readiness::new(progress, message)
             .with_ready(available, replicas)
@@ -361,19 +375,36 @@ fn replica_set_readiness(set: &ReplicaSet) -> Readiness {
             "Waiting for replica set spec update to be observed...".to_owned(),
         );
     }
-    if available < replicas {
-        base(
+    // kstatus replicasetConditions, and what helm's check of every selected pod amounts to.
+    let (progress, message) = if ready < replicas {
+        (
+            Progress::Waiting,
+            format!(
+                "Waiting for replica set {name:?}: {ready} of {replicas} replicas are ready..."
+            ),
+        )
+    } else if available < replicas {
+        (
             Progress::Waiting,
             format!(
                 "Waiting for replica set {name:?}: {available} of {replicas} replicas are available..."
             ),
         )
+    } else if current > replicas {
+        (
+            Progress::Waiting,
+            format!(
+                "Waiting for replica set {name:?}: {} extra replicas are pending termination...",
+                current - replicas
+            ),
+        )
     } else {
-        base(
+        (
             Progress::Done,
             format!("replica set {name:?} has {available} available replicas"),
         )
-    }
+    };
+    base(progress, message)
 }
 
 fn job_readiness(job: &Job) -> Readiness {
@@ -401,18 +432,37 @@ fn job_readiness(job: &Job) -> Readiness {
     {
         // FailureTarget precedes Failed while the controller removes the remaining pods: already certain.
         let reason = condition.reason.unwrap_or_else(|| "Failed".to_owned());
-        let detail = condition.message.unwrap_or_default();
         (
             Progress::Failed {
                 reason: VerdictReason::of_failed_job(&reason),
                 original: Some(reason.clone()),
             },
-            format!("job {name:?} failed: {reason}: {detail}"),
+            format!(
+                "job {name:?} failed: {}",
+                reason_and_message(&reason, condition.message.as_deref())
+            ),
         )
     } else if true_condition(&["Complete", "SuccessCriteriaMet"]).is_some() {
         (Progress::Done, format!("job {name:?} completed"))
     } else if spec.and_then(|spec| spec.suspend) == Some(true) {
-        (Progress::Waiting, format!("job {name:?} is suspended"))
+        // kstatus: Current, as rollcall takes a paused Deployment: nothing runs until it is resumed.
+        // A Suspended condition not True yet: the controller is still stopping the Job's pods.
+        let stopping = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|condition| condition.type_ == "Suspended" && condition.status != "True");
+        if stopping {
+            (
+                Progress::Waiting,
+                format!("Waiting for job {name:?} to be suspended..."),
+            )
+        } else {
+            (
+                Progress::Done,
+                format!("job {name:?} is suspended: nothing runs until it is resumed"),
+            )
+        }
     } else {
         (
             Progress::Waiting,
@@ -457,6 +507,7 @@ fn pod_readiness(pod: &Pod) -> Readiness {
     Readiness::new(progress, message).with_ready(i64::from(ready_condition), 1)
 }
 
+/// helm's ReadyChecker (pkg/kube/ready.go `serviceReady`). A Service never fails: it only waits.
 fn service_readiness(service: &Service) -> Readiness {
     let name = name(&service.metadata);
     let spec = service.spec.clone().unwrap_or_default();
@@ -474,6 +525,18 @@ fn service_readiness(service: &Service) -> Readiness {
         );
     }
     if service_type == "LoadBalancer" {
+        let external_ips = spec.external_ips.unwrap_or_default();
+        if !external_ips.is_empty() {
+            // Bare metal without a load-balancer controller never assigns an ingress; the external IPs
+            // already route to the Service.
+            return Readiness::new(
+                Progress::Done,
+                format!(
+                    "service {name:?} is ready on its external IPs {}: no load balancer ingress to wait for",
+                    external_ips.join(", ")
+                ),
+            );
+        }
         let ingress = service
             .status
             .as_ref()
@@ -519,12 +582,35 @@ fn claim_readiness(claim: &PersistentVolumeClaim) -> Readiness {
 
 fn definition_readiness(definition: &CustomResourceDefinition) -> Readiness {
     let name = name(&definition.metadata);
-    let established = definition
-        .status
-        .as_ref()
-        .and_then(|status| status.conditions.as_ref())
-        .into_iter()
-        .flatten()
+    let conditions = || {
+        definition
+            .status
+            .as_ref()
+            .and_then(|status| status.conditions.as_ref())
+            .into_iter()
+            .flatten()
+    };
+    // kstatus: Failed. The kind is not served under names that conflict with another definition's
+    // (helm's ReadyChecker lets it pass; the chart's custom resources would then not apply).
+    if let Some(conflict) = conditions()
+        .find(|condition| condition.type_ == "NamesAccepted" && condition.status == "False")
+    {
+        let reason = conflict
+            .reason
+            .clone()
+            .filter(|reason| !reason.is_empty())
+            .unwrap_or_else(|| "NotAccepted".to_owned());
+        return Readiness::new(
+            Progress::Failed {
+                reason: reason.clone(),
+            },
+            format!(
+                "custom resource definition {name:?} names are not accepted: {}",
+                reason_and_message(&reason, conflict.message.as_deref())
+            ),
+        );
+    }
+    let established = conditions()
         .any(|condition| condition.type_ == "Established" && condition.status == "True");
     if established {
         Readiness::new(
