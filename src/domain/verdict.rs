@@ -94,6 +94,9 @@ verdict_reasons! {
     JobFailed,
     /// The PersistentVolumeClaim lost its volume (terminal).
     ClaimLost,
+    /// A CustomResourceDefinition's names conflict with another's (`NamesAccepted=False`): its
+    /// custom resources cannot be served; the detail carries the condition's reason.
+    NamesNotAccepted,
     /// A custom resource reports a failure (`Stalled=True`, a failed phase word, or what its
     /// configured rule calls a failure); the detail carries its own reason or phase.
     CustomResourceFailed,

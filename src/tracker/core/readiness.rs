@@ -602,7 +602,8 @@ fn definition_readiness(definition: &CustomResourceDefinition) -> Readiness {
             .unwrap_or_else(|| "NotAccepted".to_owned());
         return Readiness::new(
             Progress::Failed {
-                reason: reason.clone(),
+                reason: VerdictReason::NamesNotAccepted,
+                original: Some(reason.clone()),
             },
             format!(
                 "custom resource definition {name:?} names are not accepted: {}",
