@@ -18,8 +18,9 @@
 //!    modified) or [`DeployTracker::observe_deleted`]. Feed the tracked objects themselves, their
 //!    ReplicaSets (Deployments) and ControllerRevisions (DaemonSets), pods and core/v1 Events; each
 //!    resource keeps what belongs to it.
-//! 3. Call [`DeployTracker::tick`] periodically (about once a second): readiness-probe windows, the
-//!    custom-resource settle window and the no-activity timeout advance only with time.
+//! 3. Call [`DeployTracker::tick`] periodically (about once a second): the custom-resource settle
+//!    window and the no-activity timeout advance only with time. (Readiness probe failures do not:
+//!    they need evidence, the kubelet's `Unhealthy` Event or a Ready→NotReady transition.)
 //! 4. Publish the returned deltas; after each call check [`DeployTracker::verdict`], which is decided
 //!    once. [`DeployTracker::report`] gives the final report; fill `Evidence::log_lines` from the log
 //!    streamer (the previous container instance when `Evidence::previous_instance`). Pods to stream logs

@@ -1,18 +1,18 @@
 //! Pods: which ones belong to a resource's current revision, and which of their states are incidents
 //! (DESIGN §5.2) — identified so that observing the same state again adds nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Event, Pod, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::object::{TrackedObject, controller_of};
-use super::time::{elapsed, from_time};
+use super::time::from_time;
 use super::{Incident, PodSummary, ResourceKey};
 use crate::domain::policy::TrackingPolicy;
 
@@ -214,6 +214,46 @@ fn readiness_window(pod: &Pod, container: &str, policy: &TrackingPolicy) -> Opti
     Some(Duration::from_secs(u64::try_from(seconds).unwrap_or(0)))
 }
 
+/// The kubelet's latest report that a container's readiness probe failed: its `Unhealthy`
+/// "Readiness probe failed" Event, which the kubelet folds into one object whose `lastTimestamp`
+/// moves with every new failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProbeFailure {
+    pub at: DateTime<Utc>,
+    pub message: String,
+}
+
+/// Readiness probe failures by pod (its [`object_key`]) and container.
+pub(crate) type ProbeFailures = HashMap<(String, String), ProbeFailure>;
+
+const READINESS_PROBE_FAILED: &str = "Readiness probe failed";
+
+/// The container whose readiness probe `event` says failed, if it says so: named by the Event's
+/// `fieldPath` (`spec.containers{web}`), or the pod's only container when the Event names none.
+pub(crate) fn readiness_probe_failure(event: &Event, pod: &Pod) -> Option<String> {
+    let message = event.message.as_deref().unwrap_or_default();
+    if event.reason.as_deref() != Some("Unhealthy") || !message.starts_with(READINESS_PROBE_FAILED)
+    {
+        return None;
+    }
+    match event.involved_object.field_path.as_deref() {
+        Some(path) => path
+            .strip_prefix("spec.containers{")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .map(str::to_owned),
+        None => match pod.spec.as_ref().map(|spec| spec.containers.as_slice()) {
+            Some([only]) => Some(only.name.clone()),
+            _ => None,
+        },
+    }
+}
+
+/// Kubernetes writes `metav1.Time` with whole seconds: comparisons between two such stamps are
+/// made on whole seconds, whatever precision a source happens to give.
+fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(0)
+}
+
 struct PodContext<'a> {
     pod: &'a Pod,
     key: String,
@@ -221,9 +261,9 @@ struct PodContext<'a> {
     now: DateTime<Utc>,
     /// When tracking began: a crash that ended before it is history.
     since: DateTime<Utc>,
-    /// When the pod's Ready condition last turned False: a container that was ready and stops being so
-    /// gets the same tolerance as one that just started.
-    unready_since: Option<DateTime<Utc>>,
+    probe_failures: &'a ProbeFailures,
+    /// When the pod's Ready condition last turned False, if it is False.
+    not_ready_since: Option<DateTime<Utc>>,
 }
 
 impl PodContext<'_> {
@@ -341,29 +381,64 @@ impl PodContext<'_> {
             ));
         }
         if let Some(running) = &state.running
-            && !status.ready
-            && status.started != Some(false)
+            && let Some(started) = running.started_at.as_ref().map(from_time)
             && let Some(window) = readiness_window(self.pod, name, policy)
+            && let Some(evidence) = self.readiness_failure(name, status.ready, started, window)
         {
-            let since = running.started_at.as_ref().map(from_time).map(|started| {
-                self.unready_since
-                    .map_or(started, |unready| unready.max(started))
-            });
-            if since.is_some_and(|since| elapsed(since, self.now) >= window) {
-                found.push(self.candidate(
-                    Some(name),
-                    &format!("readiness/{restarts}"),
-                    "ReadinessProbeFailed",
-                    format!(
-                        "container {name:?} has not passed its readiness probe {}s after starting",
-                        window.as_secs()
-                    ),
-                    Some(restarts),
-                    false,
-                ));
-            }
+            found.push(self.candidate(
+                Some(name),
+                &format!("readiness/{restarts}"),
+                "ReadinessProbeFailed",
+                format!(
+                    "container {name:?} {evidence}, past its {}s window",
+                    window.as_secs()
+                ),
+                Some(restarts),
+                false,
+            ));
         }
         found
+    }
+
+    /// Evidence that the instance of `container` started at `started` failed its readiness probe
+    /// after its `window`: a failure the kubelet reported, or the pod turning not ready while the
+    /// container is not ready (the pod was Ready, so the container was, after this instance
+    /// started). A container that simply is not ready yet is progress, never a failure. Both
+    /// stamps have whole seconds, so only a failure recorded at least `window + 1s` after the
+    /// recorded start certainly came after the window.
+    fn readiness_failure(
+        &self,
+        container: &str,
+        ready: bool,
+        started: DateTime<Utc>,
+        window: Duration,
+    ) -> Option<String> {
+        let started = whole_second(started);
+        let window = TimeDelta::from_std(window).unwrap_or(TimeDelta::MAX);
+        let earliest = started
+            .checked_add_signed(window + TimeDelta::seconds(1))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let after_start = |at: DateTime<Utc>| (whole_second(at) - started).num_seconds();
+        if let Some(failure) = self
+            .probe_failures
+            .get(&(self.key.clone(), container.to_owned()))
+            .filter(|failure| whole_second(failure.at) >= earliest)
+        {
+            return Some(format!(
+                "failed its readiness probe {}s after starting ({})",
+                after_start(failure.at),
+                failure.message
+            ));
+        }
+        self.not_ready_since
+            .filter(|since| !ready && whole_second(*since) > started)
+            .filter(|since| whole_second(*since) >= earliest)
+            .map(|since| {
+                format!(
+                    "turned not ready {}s after starting (the pod's Ready condition turned False)",
+                    after_start(since)
+                )
+            })
     }
 
     /// Whether the instance ended after tracking began (when its end is unknown: whether the pod
@@ -429,10 +504,12 @@ pub(crate) fn logs_of_previous_instance(pod: &Pod, incident: &Incident) -> bool 
     incident.previous_instance || backing_off || restarted_since
 }
 
-/// Incidents visible in a pod right now. Callers pass only current-revision, non-terminating pods.
+/// Incidents visible in a pod right now, given the readiness probe failures reported so far.
+/// Callers pass only current-revision, non-terminating pods.
 pub(crate) fn incidents(
     pod: &Pod,
     policy: &TrackingPolicy,
+    probe_failures: &ProbeFailures,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Vec<Candidate> {
@@ -442,7 +519,8 @@ pub(crate) fn incidents(
         name: pod_name(pod),
         now,
         since,
-        unready_since: pod
+        probe_failures,
+        not_ready_since: pod
             .status
             .as_ref()
             .and_then(|status| status.conditions.as_ref())

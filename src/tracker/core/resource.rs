@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use super::custom_rules::{CustomResourceRule, CustomResourceRules};
 use super::events::{self, EventClass};
 use super::object::TrackedObject;
-use super::pods::{self, CurrentRevision};
+use super::pods::{self, CurrentRevision, ProbeFailure, ProbeFailures};
 use super::readiness::{self, Allowance, Progress, Readiness};
 use super::time::elapsed;
 use super::{
@@ -43,6 +43,8 @@ pub struct ResourceTracker {
     revisions: BTreeMap<String, ControllerRevision>,
     pods: BTreeMap<String, Pod>,
     pod_summaries: HashMap<String, PodSummary>,
+    /// The latest readiness probe failure the kubelet reported, per pod and container.
+    probe_failures: ProbeFailures,
     incidents: Vec<Incident>,
     seen_incidents: HashSet<String>,
     relayed_events: HashMap<String, i32>,
@@ -89,6 +91,7 @@ impl ResourceTracker {
             revisions: BTreeMap::new(),
             pods: BTreeMap::new(),
             pod_summaries: HashMap::new(),
+            probe_failures: ProbeFailures::new(),
             incidents: Vec::new(),
             seen_incidents: HashSet::new(),
             relayed_events: HashMap::new(),
@@ -226,6 +229,7 @@ impl ResourceTracker {
             match object {
                 TrackedObject::Pod(_) => {
                     self.pod_summaries.remove(&key);
+                    self.probe_failures.retain(|(pod, _), _| *pod != key);
                     self.pods.remove(&key).is_some()
                 }
                 TrackedObject::ReplicaSet(_) => self.replica_sets.remove(&key).is_some(),
@@ -311,6 +315,7 @@ impl ResourceTracker {
         }
         let class = events::classify(event);
         let summary = events::summarize(event, &class);
+        self.note_probe_failure(event, &summary);
         if self.recent_events.len() == EVIDENCE_EVENTS {
             self.recent_events.pop_front();
         }
@@ -354,8 +359,34 @@ impl ResourceTracker {
         deltas
     }
 
-    /// Lets time pass: readiness-probe windows, the custom-resource settle window and the
-    /// no-activity timeout are judged here as well as on every observation.
+    /// Keeps a readiness probe failure the kubelet reported about a current pod: the evidence a
+    /// readiness incident needs (each bump of the folded Event is a new failure, at its new time).
+    fn note_probe_failure(&mut self, event: &Event, summary: &EventSummary) {
+        let Some((pod, container)) = self.current_pods().find_map(|pod| {
+            let container = pods::readiness_probe_failure(event, pod)?;
+            is_about(event, pod).then(|| (pods::object_key(&pod.metadata), container))
+        }) else {
+            return;
+        };
+        let Some(at) = summary.at else {
+            return;
+        };
+        let failure = ProbeFailure {
+            at,
+            message: summary.message.clone(),
+        };
+        self.probe_failures
+            .entry((pod, container))
+            .and_modify(|latest| {
+                if failure.at >= latest.at {
+                    *latest = failure.clone();
+                }
+            })
+            .or_insert(failure);
+    }
+
+    /// Lets time pass: the custom-resource settle window and the no-activity timeout are judged
+    /// here as well as on every observation.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Delta> {
         let settled = matches!(self.status.state, State::Ready | State::Failed);
         let quiet_since = *self.last_activity.get_or_insert(now);
@@ -517,7 +548,15 @@ impl ResourceTracker {
         let allowance = self.allowance(&readiness);
         let candidates: Vec<pods::Candidate> = self
             .current_pods()
-            .flat_map(|pod| pods::incidents(pod, &self.policy, self.started_at, now))
+            .flat_map(|pod| {
+                pods::incidents(
+                    pod,
+                    &self.policy,
+                    &self.probe_failures,
+                    self.started_at,
+                    now,
+                )
+            })
             .collect();
         for candidate in candidates {
             self.record(

@@ -677,6 +677,12 @@ impl EventBuilder {
         self
     }
 
+    /// The part of the involved object it is about, e.g. `spec.containers{app}`.
+    pub(crate) fn field_path(mut self, path: &str) -> Self {
+        self.0.involved_object.field_path = Some(path.to_owned());
+        self
+    }
+
     pub(crate) fn build(self) -> Event {
         self.0
     }

@@ -618,19 +618,31 @@ mod incidents {
         );
     }
 
+    /// The kubelet's folded `Unhealthy` Event about `pod`'s container `app`: `count` failures so
+    /// far, the latest at `at`.
+    fn readiness_probe_failed(
+        pod: &str,
+        count: i32,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> TrackedObject {
+        event("Unhealthy", "Pod", pod)
+            .field_path("spec.containers{app}")
+            .message("Readiness probe failed: HTTP probe failed with statuscode: 503")
+            .count(count)
+            .at(at)
+            .into()
+    }
+
     #[test]
     fn a_terminating_pods_readiness_failures_are_ignored() {
         let mut tracker = web_rollout(TrackingPolicy::default());
-        let unready = || {
-            new_pod("web-new-a")
-                .readiness_probe(0, 10, 3)
-                .running(t(0), false)
-        };
-        let terminating: TrackedObject = unready().terminating().into();
-        let probe_event: TrackedObject = event("Unhealthy", "Pod", "web-new-a")
-            .message("Readiness probe failed: HTTP probe failed with statuscode: 503")
-            .into();
-        let deltas = observe_all(&mut tracker, [terminating, probe_event.clone()], t(120));
+        let unready = |name| new_pod(name).readiness_probe(0, 10, 3).running(t(0), false);
+        let terminating: TrackedObject = unready("web-new-a").terminating().into();
+        let deltas = observe_all(
+            &mut tracker,
+            [terminating, readiness_probe_failed("web-new-a", 12, t(120))],
+            t(120),
+        );
         assert!(incident_deltas(&deltas).is_empty());
         assert!(
             deltas
@@ -638,23 +650,61 @@ mod incidents {
                 .all(|delta| !matches!(delta.change, Change::K8sEvent { .. }))
         );
 
-        let deltas = tracker.observe(&unready().uid("uid-web-new-b").into(), t(120));
+        let deltas = observe_all(
+            &mut tracker,
+            [
+                unready("web-new-b").into(),
+                readiness_probe_failed("web-new-b", 13, t(121)),
+            ],
+            t(121),
+        );
         let incidents = incident_deltas(&deltas);
         assert_eq!(incidents.len(), 1);
         assert_eq!(incidents[0].reason, "ReadinessProbeFailed");
     }
 
     #[test]
-    fn readiness_failures_within_the_ignore_window_do_not_count() {
+    fn a_container_not_ready_yet_is_progress_however_long_it_takes() {
+        let unready: TrackedObject = new_pod("web-new-a")
+            .readiness_probe(0, 1, 3)
+            .running(t(0), false)
+            .into();
+        let mut tracker = web_rollout(TrackingPolicy::default());
+        let mut deltas = tracker.observe(&unready, t(2));
+        deltas.extend(tracker.tick(t(200)));
+        assert!(incident_deltas(&deltas).is_empty());
+        assert_eq!(tracker.state(), State::Progressing);
+    }
+
+    #[test]
+    fn readiness_failures_count_only_when_reported_past_the_window() {
         // initialDelaySeconds 10 + periodSeconds 5 × failureThreshold 3 = 25s.
         let unready: TrackedObject = new_pod("web-new-a")
             .readiness_probe(10, 5, 3)
             .running(t(0), false)
             .into();
         let mut tracker = web_rollout(TrackingPolicy::default());
-        assert!(incident_deltas(&tracker.observe(&unready, t(20))).is_empty());
-        assert!(incident_deltas(&tracker.tick(t(24))).is_empty());
-        assert_eq!(incident_deltas(&tracker.tick(t(25))).len(), 1);
+        tracker.observe(&unready, t(20));
+        let inside = readiness_probe_failed("web-new-a", 3, t(25));
+        assert!(incident_deltas(&tracker.observe(&inside, t(25))).is_empty());
+        assert!(
+            incident_deltas(&tracker.tick(t(40))).is_empty(),
+            "time alone is no evidence"
+        );
+        let past = readiness_probe_failed("web-new-a", 4, t(26));
+        let incidents = tracker.observe(&past, t(26));
+        let incidents = incident_deltas(&incidents);
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(
+            incidents[0].message,
+            "container \"app\" failed its readiness probe 26s after starting (Readiness probe \
+             failed: HTTP probe failed with statuscode: 503), past its 25s window"
+        );
+        let again = readiness_probe_failed("web-new-a", 5, t(31));
+        assert!(
+            incident_deltas(&tracker.observe(&again, t(31))).is_empty(),
+            "one incident per container instance"
+        );
 
         let mut patient = web_rollout(policy(|p| {
             p.ignore_readiness_probe_fails_for.insert(
@@ -663,21 +713,97 @@ mod incidents {
             );
         }));
         patient.observe(&unready, t(20));
-        assert!(incident_deltas(&patient.tick(t(59))).is_empty());
-        assert_eq!(incident_deltas(&patient.tick(t(60))).len(), 1);
+        let inside = readiness_probe_failed("web-new-a", 10, t(60));
+        assert!(incident_deltas(&patient.observe(&inside, t(60))).is_empty());
+        let past = readiness_probe_failed("web-new-a", 11, t(61));
+        assert_eq!(incident_deltas(&patient.observe(&past, t(61))).len(), 1);
     }
 
     #[test]
-    fn readiness_lost_after_being_ready_gets_the_same_window() {
-        // Started long ago, unready since t(100): the 30s default window runs from t(100).
-        let flapping: TrackedObject = new_pod("web-new-a")
-            .readiness_probe(0, 10, 3)
-            .running(t(-3600), false)
-            .unready_since(t(100))
-            .into();
+    fn whole_second_timestamps_never_shrink_the_readiness_window() {
+        // Window 3s (period 1 × threshold 3). The container really started at 0.9s, recorded as
+        // 0s; its probes failed at 0.9, 1.9, 2.9 (recorded 2s) and passed at 3.9. The last failure
+        // is 2s after the recorded start: inside the window. A failure recorded at 3s (really
+        // 3.0–3.99s after a start in 0–0.99s) may still lie inside it; only 4s is certainly past.
+        let started = t(0) + chrono::Duration::milliseconds(900);
+        let unready = || {
+            new_pod("web-new-a")
+                .readiness_probe(0, 1, 3)
+                .running(started, false)
+        };
+        let mut tracker = web_rollout(policy(|p| p.failures_allowed_per_replica = 0));
+        let mut deltas = observe_all(
+            &mut tracker,
+            [
+                unready().into(),
+                readiness_probe_failed("web-new-a", 3, t(2) + chrono::Duration::milliseconds(900)),
+            ],
+            t(3),
+        );
+        deltas.extend(tracker.observe(
+            &readiness_probe_failed("web-new-a", 4, t(3) + chrono::Duration::milliseconds(999)),
+            t(4),
+        ));
+        assert!(incident_deltas(&deltas).is_empty(), "{deltas:#?}");
+        assert_ne!(tracker.state(), State::Failed);
+
+        let deltas = tracker.observe(&readiness_probe_failed("web-new-a", 5, t(4)), t(5));
+        assert_eq!(incident_deltas(&deltas).len(), 1);
+        assert_eq!(tracker.state(), State::Failed);
+    }
+
+    #[test]
+    fn a_restarted_container_is_not_blamed_for_its_previous_instance_probe_failures() {
         let mut tracker = web_rollout(TrackingPolicy::default());
-        assert!(incident_deltas(&tracker.observe(&flapping, t(110))).is_empty());
-        assert_eq!(incident_deltas(&tracker.tick(t(130))).len(), 1);
+        let restarted: TrackedObject = new_pod("web-new-a")
+            .readiness_probe(0, 1, 3)
+            .restarted_after_crash(1, "first", t(50))
+            .into();
+        let deltas = observe_all(
+            &mut tracker,
+            [restarted, readiness_probe_failed("web-new-a", 30, t(40))],
+            t(51),
+        );
+        assert!(
+            incident_deltas(&deltas)
+                .iter()
+                .all(|incident| incident.reason != "ReadinessProbeFailed"),
+            "{deltas:#?}"
+        );
+    }
+
+    #[test]
+    fn readiness_lost_after_being_ready_is_evidence_past_the_window() {
+        // Started long ago and was ready (the pod was Ready after it started); NotReady since t(100).
+        let flapping = |since| -> TrackedObject {
+            new_pod("web-new-a")
+                .readiness_probe(0, 10, 3)
+                .running(t(-3600), false)
+                .unready_since(since)
+                .into()
+        };
+        let mut tracker = web_rollout(TrackingPolicy::default());
+        let incidents = tracker.observe(&flapping(t(100)), t(110));
+        let incidents = incident_deltas(&incidents);
+        assert_eq!(incidents.len(), 1);
+        assert!(
+            incidents[0]
+                .message
+                .contains("turned not ready 3700s after starting"),
+            "{}",
+            incidents[0].message
+        );
+
+        // NotReady since the container's own start: it never was ready, that is no evidence.
+        let mut tracker = web_rollout(TrackingPolicy::default());
+        let never_ready: TrackedObject = new_pod("web-new-a")
+            .readiness_probe(0, 10, 3)
+            .running(t(5), false)
+            .unready_since(t(5))
+            .into();
+        let mut deltas = tracker.observe(&never_ready, t(200));
+        deltas.extend(tracker.tick(t(300)));
+        assert!(incident_deltas(&deltas).is_empty());
     }
 
     #[test]
