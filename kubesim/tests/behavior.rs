@@ -3,6 +3,8 @@
 #[path = "controllers_support/mod.rs"]
 mod support;
 
+use std::time::Duration;
+
 use kubesim::controllers::TransitionKind;
 use kubesim::store::{PODS, WatchEventType};
 use serde_json::{Value, json};
@@ -197,6 +199,83 @@ async fn never_ready_container_fails_its_readiness_probe() {
     assert_eq!(
         condition(&pod, "Ready").unwrap()["message"],
         "containers with unready status: [app]"
+    );
+    sim.stop().await;
+}
+
+/// A `metav1.Time` as the API serializes it (RFC 3339, whole seconds, UTC), in Unix seconds.
+fn whole_seconds(time: &Value) -> i64 {
+    let text = time
+        .as_str()
+        .unwrap_or_else(|| panic!("not a time: {time}"));
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ")
+        .unwrap_or_else(|error| panic!("{text:?} is not whole-second RFC 3339: {error}"))
+        .and_utc()
+        .timestamp()
+}
+
+#[tokio::test]
+async fn readiness_probe_fails_every_period_until_ready_after_has_passed() {
+    // Real seconds: the probe schedule is checked against whole-second timestamps.
+    let sim = Sim::start_in_real_time();
+    let mut warming = template("warming", "app:1", Some("readyAfter=2.5s"));
+    warming["spec"]["containers"][0]["readinessProbe"] = json!({
+        "httpGet": {"path": "/ready", "port": 8080},
+        "periodSeconds": 1,
+        "failureThreshold": 3,
+    });
+    sim.create(&PODS, pod("warming", warming));
+    let running_pod = pod_when(&sim, "warming", "running", running).await;
+    let running_since = Instant::now();
+    let ready = ready_pod(&sim, "warming").await;
+    // Probes at 0, 1 and 2 s fail; the one at 3 s is the first after 2.5 s and passes.
+    assert!(
+        running_since.elapsed() >= Duration::from_millis(2500),
+        "ready only at a probe"
+    );
+    let unhealthy: Vec<Value> = sim
+        .events_about("warming")
+        .into_iter()
+        .filter(|event| event["reason"] == "Unhealthy")
+        .collect();
+    let [event] = unhealthy.as_slice() else {
+        panic!("one Event for the repeated failure: {unhealthy:#?}");
+    };
+    assert_eq!(
+        (&event["type"], &event["message"], &event["count"]),
+        (
+            &json!("Warning"),
+            &json!("Readiness probe failed: HTTP probe failed with statuscode: 503"),
+            &json!(3)
+        ),
+        "{event}"
+    );
+    assert_eq!(event["involvedObject"]["fieldPath"], "spec.containers{app}");
+    assert_eq!(event["involvedObject"]["uid"], ready["metadata"]["uid"]);
+    assert!(event["eventTime"].is_null(), "a core/v1 recorder Event");
+    // Whole seconds everywhere metav1.Time is used; the failures are dated within the window
+    // (3 s after the start, plus the second lost to truncation).
+    let started = whole_seconds(&container_status(&running_pod)["state"]["running"]["startedAt"]);
+    assert_eq!(
+        container_status(&ready)["state"]["running"]["startedAt"],
+        container_status(&running_pod)["state"]["running"]["startedAt"]
+    );
+    let first = whole_seconds(&event["firstTimestamp"]);
+    let last = whole_seconds(&event["lastTimestamp"]);
+    let ready_since = whole_seconds(&condition(&ready, "Ready").unwrap()["lastTransitionTime"]);
+    whole_seconds(&ready["metadata"]["creationTimestamp"]);
+    whole_seconds(&event["metadata"]["creationTimestamp"]);
+    assert!(
+        (0..=1).contains(&(first - started)),
+        "first failure at the start: started {started}, first {first}"
+    );
+    assert!(
+        (2..=3).contains(&(last - started)),
+        "last failure 2 s after the start: started {started}, last {last}"
+    );
+    assert!(
+        (3..=4).contains(&(ready_since - started)),
+        "ready at the probe 3 s after the start: started {started}, ready {ready_since}"
     );
     sim.stop().await;
 }
@@ -487,6 +566,18 @@ async fn fail_readiness_while_terminating_emits_unhealthy_events() {
         .find(|event| event["reason"] == "Unhealthy")
         .unwrap();
     assert!(unhealthy["count"].as_i64().unwrap() >= 3, "{unhealthy}");
+    // Both the kubelet's stop and its probes are about the container.
+    let killing = sim
+        .events_about("probed")
+        .into_iter()
+        .find(|event| event["reason"] == "Killing")
+        .unwrap();
+    for event in [&unhealthy, &killing] {
+        assert_eq!(
+            event["involvedObject"]["fieldPath"], "spec.containers{app}",
+            "{event}"
+        );
+    }
     sim.stop().await;
 }
 

@@ -4,4 +4,5 @@
 mod failures;
 mod faults;
 mod policies;
+mod readiness;
 mod workloads;

@@ -887,9 +887,10 @@ impl PodRun {
             return;
         }
         for index in &running {
-            let name = self.container_name(Slot::Main(*index));
+            let slot = Slot::Main(*index);
+            let name = self.container_name(slot);
             self.event(
-                Some(&name),
+                Some(&slot.field_path(&name)),
                 EventType::Normal,
                 "Killing",
                 format!("Stopping container {name}"),
@@ -906,16 +907,18 @@ impl PodRun {
             }
         });
         let probes_fail = async {
+            // (fieldPath of the container, its probe, the probe's period)
             let failing: Vec<(String, Value, Duration)> = running
                 .iter()
                 .filter(|index| behaviors[**index].fail_readiness_while_terminating)
                 .map(|index| {
+                    let slot = Slot::Main(*index);
                     let spec = self.container_specs("containers").swap_remove(*index);
                     let period = spec["readinessProbe"]["periodSeconds"]
                         .as_u64()
                         .map_or(TERMINATING_PROBE_PERIOD, Duration::from_secs);
                     (
-                        self.container_name(Slot::Main(*index)),
+                        slot.field_path(&self.container_name(slot)),
                         spec["readinessProbe"].clone(),
                         self.tick(period),
                     )
@@ -926,9 +929,9 @@ impl PodRun {
             };
             let pod_ip = self.pod_ip();
             loop {
-                for (name, probe, _) in &failing {
+                for (path, probe, _) in &failing {
                     self.event(
-                        Some(name),
+                        Some(path),
                         EventType::Warning,
                         "Unhealthy",
                         format!("Readiness probe failed: {}", probe_failure(probe, &pod_ip)),

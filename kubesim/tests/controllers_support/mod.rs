@@ -36,11 +36,21 @@ impl Sim {
     }
 
     pub fn start_with(kube_version: KubeVersion, nodes: u32) -> Sim {
-        let options = ClusterOptions {
+        Sim::start_options(ClusterOptions {
             nodes,
             time_scale: TIME_SCALE,
             kube_version,
-        };
+        })
+    }
+
+    /// At time scale 1.0: for what depends on wall-clock seconds (probe schedules against
+    /// whole-second timestamps).
+    pub fn start_in_real_time() -> Sim {
+        Sim::start_options(ClusterOptions::default())
+    }
+
+    fn start_options(options: ClusterOptions) -> Sim {
+        let nodes = options.nodes;
         let store = Store::new();
         for index in 0..nodes {
             let name = format!("node-{index}");
