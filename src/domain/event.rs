@@ -97,12 +97,22 @@ impl Level {
     }
 }
 
-/// The Kubernetes object an event is about.
+/// The Kubernetes object an event is about (`namespace` is empty for cluster-scoped kinds).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub struct ResourceRef {
     pub kind: String,
     pub namespace: String,
     pub name: String,
+}
+
+impl std::fmt::Display for ResourceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{} {}", self.kind, self.name)
+        } else {
+            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
 }
 
 /// An event before the store gives it a `seq` and a time.

@@ -15,15 +15,12 @@ use tokio_util::sync::CancellationToken;
 use super::helm::{HelmError, HistoryEntry, Redactor, ReleaseInfo, ReleaseTarget, ValuesFiles};
 use super::{Helm, RenderFailure, RenderRequest, Runner, render};
 use crate::domain::deploy::{DeployStatus, Outcome, Phase, SecretValues};
-use crate::domain::event::{self, EventType, Level, NewEvent};
+use crate::domain::event::{EventType, Level, NewEvent};
 use crate::domain::verdict::{Verdict, VerdictReason};
 use crate::events::{EventWriter, WriterError};
 use crate::store::deploys::{self, Deploy, Finish, ResourceState};
 use crate::store::{self, StoreError};
-use crate::tracker::watch::{
-    Deadlines, EventKind, ResourceRef, TrackEvent, TrackOptions, TrackOutcome, parse_manifest,
-    track,
-};
+use crate::tracker::watch::{Deadlines, TrackOptions, TrackOutcome, parse_manifest, track};
 
 /// Longest pause between lease renewals; a cancel request is noticed at the next renewal.
 const MAX_RENEW_INTERVAL: Duration = Duration::from_secs(1);
@@ -224,30 +221,6 @@ fn failed(verdict: Verdict, revision: Option<i32>) -> Finish {
         verdict: Some(verdict),
         revision,
         rolled_back_to: None,
-    }
-}
-
-fn domain_resource(resource: &ResourceRef) -> event::ResourceRef {
-    event::ResourceRef {
-        kind: resource.kind.clone(),
-        namespace: resource.namespace.clone().unwrap_or_default(),
-        name: resource.name.clone(),
-    }
-}
-
-/// A tracking event as stored; kinds and levels share their wire names.
-fn stored_event(event: TrackEvent) -> NewEvent {
-    let level = serde_json::to_value(event.level)
-        .ok()
-        .and_then(|value| value.as_str().and_then(Level::parse))
-        .unwrap_or_default();
-    NewEvent {
-        kind: EventType::parse(event.kind.as_str()).unwrap_or(EventType::TrackerWarning),
-        at: event.at,
-        level,
-        resource: event.resource.as_ref().map(domain_resource),
-        message: event.message,
-        data: event.data,
     }
 }
 
@@ -507,7 +480,7 @@ impl Job<'_> {
         };
         while let Some(event) = tracking.next_event().await {
             self.record_resource(&event).await?;
-            self.emit(stored_event(event)).await?;
+            self.emit(event).await?;
         }
         let report = match tracking.finish().await {
             Ok(report) => report,
@@ -527,14 +500,14 @@ impl Job<'_> {
                 detail,
             } => Err(Verdict {
                 reason,
-                resource: Some(domain_resource(&resource)),
+                resource: Some(resource),
                 message,
                 detail,
             }),
             TrackOutcome::TimedOut { waiting_for } => {
                 let names: Vec<String> = waiting_for.iter().map(ToString::to_string).collect();
                 Err(Verdict {
-                    resource: waiting_for.first().map(domain_resource),
+                    resource: waiting_for.first().cloned(),
                     ..Verdict::new(
                         VerdictReason::Timeout,
                         format!(
@@ -553,7 +526,7 @@ impl Job<'_> {
     }
 
     /// Keeps `deploy_resources` in step with the tracking events.
-    async fn record_resource(&self, event: &TrackEvent) -> Result<(), Interrupted> {
+    async fn record_resource(&self, event: &NewEvent) -> Result<(), Interrupted> {
         let Some(resource) = &event.resource else {
             return Ok(());
         };
@@ -566,7 +539,7 @@ impl Job<'_> {
         };
         let key = (
             resource.kind.clone(),
-            resource.namespace.clone().unwrap_or_default(),
+            resource.namespace.clone(),
             resource.name.clone(),
         );
         let updated = {
@@ -583,18 +556,18 @@ impl Job<'_> {
                     message: String::new(),
                 });
             match event.kind {
-                EventKind::ResourceAdded => {}
-                EventKind::ResourceStatus => {
+                EventType::ResourceAdded => {}
+                EventType::ResourceStatus => {
                     state.state = text("state").unwrap_or_else(|| state.state.clone());
                     state.ready = text("ready").unwrap_or_default();
                     state.failures = text("failures").unwrap_or_default();
                     state.message = event.message.clone();
                 }
-                EventKind::ResourceReady => {
+                EventType::ResourceReady => {
                     state.state = "ready".into();
                     state.message = event.message.clone();
                 }
-                EventKind::ResourceFailed => {
+                EventType::ResourceFailed => {
                     state.state = "failed".into();
                     state.message = event.message.clone();
                 }

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 use kubesim::store::JOBS;
 use rollcall::domain::policy::TrackingOverrides;
-use rollcall::tracker::watch::TrackOptions;
+use rollcall::tracker::watch::{LogLimits, TrackOptions};
 
 use crate::support::{NAMESPACE, Outcome, SAFETY_TIMEOUT, Sim, job};
 
@@ -88,5 +88,37 @@ async fn a_job_that_finishes_at_once_keeps_its_lines_every_time() {
             outcome.explain()
         );
     }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn logs_beyond_the_cap_are_cut_and_the_cap_is_recorded() {
+    let sim = Sim::start().await;
+    let since = Utc::now();
+    let chatty = "exitAfter=1s;log=chatty line;logEvery=50ms";
+    let resources = sim
+        .apply(&[job("chatty", 0, chatty)])
+        .await
+        .expect("applies");
+    let options = TrackOptions {
+        since: Some(since),
+        logs: LogLimits {
+            lines_per_container: 3,
+            ..LogLimits::default()
+        },
+        ..TrackOptions::default()
+    };
+    let outcome = sim
+        .track(resources, &TrackingOverrides::default(), options, |_| {})
+        .await;
+    assert_eq!(outcome.result(), "succeeded", "{}", outcome.explain());
+    assert_eq!(streamed(&outcome).len(), 3, "{}", outcome.explain());
+    let capped = outcome.of("log.capped");
+    assert_eq!(capped.len(), 1, "{}", outcome.explain());
+    assert_eq!(capped[0].data["cap"], "container");
+    assert_eq!(capped[0].data["lines"], 3);
+    assert_eq!(capped[0].data["container"], "app");
+    let written = pod_log(&sim, "chatty").await;
+    assert!(written.len() > 3, "the container wrote more: {written:?}");
     sim.shutdown().await;
 }

@@ -10,10 +10,11 @@ use kube::{Client, Config};
 use kubesim::controllers::ControllerControl;
 use kubesim::options::{ClusterOptions, KubeVersion};
 use kubesim::{Cluster, ClusterHandle};
+use rollcall::domain::event::NewEvent;
 use rollcall::domain::policy::TrackingOverrides;
 use rollcall::tracker::watch::{
-    Deadlines, HubOptions, TrackEvent, TrackOptions, TrackReport, TrackedResource, Tracking,
-    WatchHub, parse_manifest, track,
+    Deadlines, HubOptions, TrackOptions, TrackReport, TrackedResource, Tracking, WatchHub,
+    parse_manifest, track,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -169,13 +170,13 @@ async fn collect(
 }
 
 pub struct Outcome {
-    pub events: Vec<TrackEvent>,
+    pub events: Vec<NewEvent>,
     pub report: TrackReport,
 }
 
 impl Outcome {
     /// The events of one type.
-    pub fn of(&self, kind: &str) -> Vec<&TrackEvent> {
+    pub fn of(&self, kind: &str) -> Vec<&NewEvent> {
         self.events
             .iter()
             .filter(|event| event.kind.as_str() == kind)
@@ -206,7 +207,7 @@ impl Outcome {
             .map(|event| {
                 format!(
                     "{} {} {}",
-                    event.kind,
+                    event.kind.as_str(),
                     event
                         .resource
                         .as_ref()

@@ -10,15 +10,14 @@ use kube::api::{Api, DynamicObject};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{Job, domain_resource, stored_event};
-use crate::domain::event::{EventType, Level, NewEvent};
+use super::Job;
+use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use crate::domain::policy::{PolicyDuration, PolicyPatch, ResourceRule};
 use crate::domain::verdict::{Verdict, VerdictDetail, VerdictReason};
 use crate::runner::helm::{HelmError, ReleaseInfo};
 use crate::tracker::core::{ResourceReport, State};
 use crate::tracker::watch::{
-    Deadlines, EventKind, ResourceRef, TrackEvent, TrackOptions, TrackReport, TrackedResource,
-    Tracking, WatchHub, track,
+    Deadlines, TrackOptions, TrackReport, TrackedResource, Tracking, WatchHub, track,
 };
 
 const HOOK_ANNOTATION: &str = "helm.sh/hook";
@@ -55,7 +54,9 @@ fn hook_events(resource: &TrackedResource) -> Option<&str> {
 }
 
 fn is_hook(hook: &TrackedResource, resource: &ResourceRef) -> bool {
-    hook.kind == resource.kind && hook.name == resource.name && hook.namespace == resource.namespace
+    hook.kind == resource.kind
+        && hook.name == resource.name
+        && hook.namespace.as_deref().unwrap_or_default() == resource.namespace
 }
 
 /// How far tracking got with each hook, from the events it emitted.
@@ -69,8 +70,8 @@ impl HookProgress {
     /// Takes an event of the hook tracking; `false` when it is not worth streaming: the tracking's
     /// own report (helm decides, not it), and status changes of a settled hook (helm deleting it
     /// per its `hook-delete-policy` is expected, not news).
-    fn observe(&mut self, event: &TrackEvent) -> bool {
-        if event.kind == EventKind::Report {
+    fn observe(&mut self, event: &NewEvent) -> bool {
+        if event.kind == EventType::Report {
             return false;
         }
         let Some(resource) = &event.resource else {
@@ -78,15 +79,15 @@ impl HookProgress {
         };
         let settled = self.settled.get(resource).copied().unwrap_or(false);
         match event.kind {
-            EventKind::ResourceStatus if settled => return false,
-            EventKind::ResourceStatus => {
+            EventType::ResourceStatus if settled => return false,
+            EventType::ResourceStatus => {
                 let state = event.data.get("state").and_then(serde_json::Value::as_str);
                 if state != Some("pending") {
                     let done = matches!(state, Some("ready" | "failed"));
                     self.settled.insert(resource.clone(), done);
                 }
             }
-            EventKind::ResourceReady | EventKind::ResourceFailed => {
+            EventType::ResourceReady | EventType::ResourceFailed => {
                 self.settled.insert(resource.clone(), true);
             }
             _ => {}
@@ -117,7 +118,7 @@ fn hook_verdict(
             .unwrap_or_default();
         Verdict {
             reason: VerdictReason::HookFailed,
-            resource: Some(domain_resource(&reference)),
+            resource: Some(reference.clone()),
             message: format!("hook {reference} ({events}){what}; {helm_error}"),
             detail,
         }
@@ -297,7 +298,7 @@ impl Job<'_> {
     /// must not stop helm, so it is logged.
     async fn forward_hook_event(
         &self,
-        mut event: TrackEvent,
+        mut event: NewEvent,
         hooks: &[TrackedResource],
         progress: &mut HookProgress,
     ) {
@@ -313,7 +314,7 @@ impl Job<'_> {
             data.insert("hook".to_owned(), json!(events));
         }
         let recorded = match self.record_resource(&event).await {
-            Ok(()) => self.emit(stored_event(event)).await,
+            Ok(()) => self.emit(event).await,
             Err(error) => Err(error),
         };
         if let Err(error) = recorded {
@@ -390,40 +391,34 @@ metadata:
         assert_eq!(hooks[0].namespace.as_deref(), Some("prod"));
     }
 
-    fn event(kind: EventKind, name: &str, data: serde_json::Value) -> TrackEvent {
+    fn event(kind: EventType, name: &str, data: serde_json::Value) -> NewEvent {
         let resource = ResourceRef {
             kind: "Job".into(),
-            namespace: Some("prod".into()),
+            namespace: "prod".into(),
             name: name.into(),
         };
-        TrackEvent::new(
-            kind,
-            crate::tracker::core::Level::Info,
-            "m",
-            Some(resource),
-            data,
-        )
+        NewEvent::new(kind, "m").resource(resource).data(data)
     }
 
     #[test]
     fn progress_waits_for_hooks_seen_running_and_hides_what_follows_their_end() {
         let mut progress = HookProgress::default();
-        assert!(progress.observe(&event(EventKind::ResourceAdded, "migrate", json!({}))));
-        assert!(progress.observe(&event(EventKind::ResourceAdded, "warm", json!({}))));
+        assert!(progress.observe(&event(EventType::ResourceAdded, "migrate", json!({}))));
+        assert!(progress.observe(&event(EventType::ResourceAdded, "warm", json!({}))));
         // Added but never seen in the cluster (a hook this upgrade does not run): nothing to wait for.
         assert!(!progress.catching_up());
         let running = json!({"state": "progressing"});
-        assert!(progress.observe(&event(EventKind::ResourceStatus, "migrate", running)));
+        assert!(progress.observe(&event(EventType::ResourceStatus, "migrate", running)));
         assert!(progress.catching_up());
         let ready = json!({"state": "ready"});
-        assert!(progress.observe(&event(EventKind::ResourceStatus, "migrate", ready)));
-        assert!(progress.observe(&event(EventKind::ResourceReady, "migrate", json!({}))));
+        assert!(progress.observe(&event(EventType::ResourceStatus, "migrate", ready)));
+        assert!(progress.observe(&event(EventType::ResourceReady, "migrate", json!({}))));
         assert!(!progress.catching_up());
         // helm deletes a succeeded hook (`hook-succeeded`): not a status worth streaming.
         let deleted = json!({"state": "pending"});
-        assert!(!progress.observe(&event(EventKind::ResourceStatus, "migrate", deleted)));
-        assert!(progress.observe(&event(EventKind::PodStatus, "migrate", json!({}))));
-        assert!(!progress.observe(&event(EventKind::Report, "migrate", json!({}))));
+        assert!(!progress.observe(&event(EventType::ResourceStatus, "migrate", deleted)));
+        assert!(progress.observe(&event(EventType::PodStatus, "migrate", json!({}))));
+        assert!(!progress.observe(&event(EventType::Report, "migrate", json!({}))));
     }
 
     #[test]

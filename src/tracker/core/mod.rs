@@ -29,7 +29,7 @@
 mod custom;
 mod custom_rules;
 mod deploy;
-mod events;
+mod k8s_events;
 mod object;
 mod pods;
 mod readiness;
@@ -46,6 +46,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use crate::domain::event::Level;
+use crate::domain::event::ResourceRef;
 use crate::domain::verdict::{VerdictDetail, VerdictReason};
 
 pub use custom_rules::{
@@ -78,6 +80,16 @@ impl ResourceKey {
             kind: kind.into(),
             namespace: namespace.map(str::to_owned),
             name: name.into(),
+        }
+    }
+}
+
+impl From<&ResourceKey> for ResourceRef {
+    fn from(key: &ResourceKey) -> Self {
+        ResourceRef {
+            kind: key.kind.clone(),
+            namespace: key.namespace.clone().unwrap_or_default(),
+            name: key.name.clone(),
         }
     }
 }
@@ -127,15 +139,6 @@ pub struct ResourceStatus {
     pub failures: Option<String>,
     /// Incidents recorded so far (each counted once).
     pub incidents: u32,
-}
-
-/// Severity of a delta, as carried by the §3 events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    Info,
-    Warning,
-    Error,
 }
 
 /// One failure signal (§5.2), counted once however often it is observed.

@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, Pod};
 
 use super::custom_rules::{CustomResourceRule, CustomResourceRules};
-use super::events::{self, EventClass};
+use super::k8s_events::{self, EventClass};
 use super::object::TrackedObject;
 use super::pods::{self, CurrentRevision, ProbeFailure, ProbeFailures};
 use super::readiness::{self, Allowance, Progress, Readiness};
@@ -277,8 +277,8 @@ impl ResourceTracker {
     }
 
     pub fn observe_event(&mut self, event: &Event, now: DateTime<Utc>) -> Vec<Delta> {
-        let identity = events::identity(event);
-        let occurrences = events::occurrences(event);
+        let identity = k8s_events::identity(event);
+        let occurrences = k8s_events::occurrences(event);
         match self.event_age(event) {
             EventAge::Older => return Vec::new(),
             EventAge::StartSecond if self.initial_lists_pending => {
@@ -287,7 +287,7 @@ impl ResourceTracker {
                     if self.start_second_pod_events.len() == EVIDENCE_EVENTS {
                         self.start_second_pod_events.pop_front();
                     }
-                    let summary = events::summarize(event, &events::classify(event));
+                    let summary = k8s_events::summarize(event, &k8s_events::classify(event));
                     self.start_second_pod_events.push_back(summary);
                 }
                 return Vec::new();
@@ -314,8 +314,8 @@ impl ResourceTracker {
         if previously.is_some_and(|relayed| relayed >= occurrences) {
             return Vec::new();
         }
-        let class = events::classify(event);
-        let summary = events::summarize(event, &class);
+        let class = k8s_events::classify(event);
+        let summary = k8s_events::summarize(event, &class);
         self.note_probe_failure(event, &summary);
         if self.recent_events.len() == EVIDENCE_EVENTS {
             self.recent_events.pop_front();
@@ -404,7 +404,7 @@ impl ResourceTracker {
     /// the previous one's.
     fn event_age(&self, event: &Event) -> EventAge {
         let start_second = self.started_at.trunc_subsecs(0);
-        match events::last_seen(event) {
+        match k8s_events::last_seen(event) {
             Some(at) if at < start_second => EventAge::Older,
             Some(at) if at < start_second + chrono::TimeDelta::seconds(1) => EventAge::StartSecond,
             _ => EventAge::Later,

@@ -15,9 +15,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::event::{EventKind, ResourceRef, TrackEvent};
+use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use crate::domain::policy::LogSelection;
-use crate::tracker::core::Level;
 
 /// How much log a deploy may stream.
 #[derive(Debug, Clone)]
@@ -49,7 +48,7 @@ pub struct LogStreams {
     budget: Arc<DeployBudget>,
     /// Each container instance is followed once, and can be stopped on its own.
     started: HashMap<ContainerInstance, CancellationToken>,
-    events: mpsc::Sender<TrackEvent>,
+    events: mpsc::Sender<NewEvent>,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
@@ -65,7 +64,7 @@ struct DeployBudget {
 }
 
 impl LogStreams {
-    pub fn new(client: Client, limits: LogLimits, events: mpsc::Sender<TrackEvent>) -> Self {
+    pub fn new(client: Client, limits: LogLimits, events: mpsc::Sender<NewEvent>) -> Self {
         LogStreams {
             client,
             limits,
@@ -180,17 +179,20 @@ struct LogTarget {
 }
 
 impl LogTarget {
-    fn event(&self, level: Level, message: String, data: serde_json::Value) -> TrackEvent {
+    fn event(
+        &self,
+        kind: EventType,
+        level: Level,
+        message: String,
+        data: serde_json::Value,
+    ) -> NewEvent {
         let mut data = data;
         data["pod"] = json!(self.pod);
         data["container"] = json!(self.container);
-        TrackEvent::new(
-            EventKind::ContainerLog,
-            level,
-            message,
-            Some(self.resource.clone()),
-            data,
-        )
+        NewEvent::new(kind, message)
+            .level(level)
+            .resource(self.resource.clone())
+            .data(data)
     }
 }
 
@@ -200,7 +202,7 @@ async fn stream_container(
     filter: Option<regex::Regex>,
     limits: LogLimits,
     budget: Arc<DeployBudget>,
-    events: mpsc::Sender<TrackEvent>,
+    events: mpsc::Sender<NewEvent>,
     stop: CancellationToken,
 ) {
     let api: Api<Pod> = Api::namespaced(client, &target.namespace);
@@ -249,7 +251,12 @@ async fn stream_container(
                 limits.bytes_per_container
             );
             let _closed = events
-                .send(target.event(Level::Warning, message, json!({"cap": "container"})))
+                .send(target.event(
+                    EventType::LogCapped,
+                    Level::Warning,
+                    message,
+                    json!({"cap": "container", "lines": limits.lines_per_container, "bytes": limits.bytes_per_container}),
+                ))
                 .await;
             return;
         }
@@ -262,13 +269,18 @@ async fn stream_container(
                     limits.lines_per_deploy, limits.bytes_per_deploy
                 );
                 let _closed = events
-                    .send(target.event(Level::Warning, message, json!({"cap": "deploy"})))
+                    .send(target.event(
+                        EventType::LogCapped,
+                        Level::Warning,
+                        message,
+                        json!({"cap": "deploy", "lines": limits.lines_per_deploy, "bytes": limits.bytes_per_deploy}),
+                    ))
                     .await;
             }
             return;
         }
         if events
-            .send(target.event(Level::Info, line, json!({})))
+            .send(target.event(EventType::ContainerLog, Level::Info, line, json!({})))
             .await
             .is_err()
         {

@@ -9,7 +9,7 @@
 //! exponential back-off and reported as [`Observation::ApiError`], never as a verdict (DESIGN §5.3).
 
 mod backoff;
-pub mod event;
+pub mod deltas;
 pub mod logs;
 pub mod manifest;
 pub mod track;
@@ -30,7 +30,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use backoff::WatchBackoff;
-pub use event::{EventKind, ResourceRef, TrackEvent};
 pub use logs::LogLimits;
 pub use manifest::{ManifestError, TrackedResource, parse_manifest};
 pub use track::{Deadlines, TrackError, TrackOptions, TrackOutcome, TrackReport, Tracking, track};

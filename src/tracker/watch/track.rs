@@ -18,14 +18,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::event::{EventKind, ResourceRef, TrackEvent, to_json};
+use super::deltas::{event_of, to_json};
 use super::logs::{ContainerInstance, LogLimits, LogStreams, last_lines};
 use super::manifest::TrackedResource;
 use super::{Observation, WatchBackoff, WatchHub, api_resource};
+use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use crate::domain::policy::{PolicyError, TrackingOverrides, TrackingPolicy};
 use crate::domain::verdict::{VerdictDetail, VerdictReason};
 use crate::tracker::core::{
-    Change, CustomResourceRules, Delta, DeployTracker, Level, ResourceKey, ResourceReport,
+    Change, CustomResourceRules, Delta, DeployTracker, ResourceKey, ResourceReport,
     ResourceTracker, State, TrackedObject, Verdict,
 };
 
@@ -116,13 +117,13 @@ impl TrackReport {
 
 /// A running tracking: read its events until they end, then [`Tracking::finish`] for the report.
 pub struct Tracking {
-    events: mpsc::Receiver<TrackEvent>,
+    events: mpsc::Receiver<NewEvent>,
     task: JoinHandle<TrackReport>,
 }
 
 impl Tracking {
     /// The next event; `None` once the `report` event has been read.
-    pub async fn next_event(&mut self) -> Option<TrackEvent> {
+    pub async fn next_event(&mut self) -> Option<NewEvent> {
         self.events.recv().await
     }
 
@@ -204,7 +205,7 @@ struct Run {
     hub: WatchHub,
     options: TrackOptions,
     cancel: CancellationToken,
-    events: mpsc::Sender<TrackEvent>,
+    events: mpsc::Sender<NewEvent>,
     started_at: DateTime<Utc>,
     api_errors: u64,
     /// Last lines of the failing container, per failed resource.
@@ -243,13 +244,11 @@ impl Run {
                 namespace.as_deref(),
                 &resource.name,
             );
-            self.emit(TrackEvent::new(
-                EventKind::ResourceAdded,
-                Level::Info,
-                format!("tracking {key}"),
-                Some(ResourceRef::from(&key)),
-                json!({"api_version": key.api_version, "policy": to_json(&policy)}),
-            ))
+            self.emit(
+                NewEvent::new(EventType::ResourceAdded, format!("tracking {key}"))
+                    .resource(ResourceRef::from(&key))
+                    .data(json!({"api_version": key.api_version, "policy": to_json(&policy)})),
+            )
             .await;
             let mut needs = BTreeSet::new();
             for (namespace, api) in watches_for(namespace.as_deref(), &api) {
@@ -386,14 +385,8 @@ impl Run {
         let tracked = match to_tracked(&object) {
             Ok(tracked) => tracked,
             Err(message) => {
-                self.emit(TrackEvent::new(
-                    EventKind::TrackerWarning,
-                    Level::Warning,
-                    message,
-                    None,
-                    json!({}),
-                ))
-                .await;
+                self.emit(NewEvent::new(EventType::TrackerWarning, message).level(Level::Warning))
+                    .await;
                 return Vec::new();
             }
         };
@@ -448,23 +441,21 @@ impl Run {
                 }
             }
         }
-        self.emit(TrackEvent::from_delta(&delta)).await;
+        self.emit(event_of(&delta)).await;
     }
 
     async fn api_error(&mut self, message: String) {
         self.api_errors += 1;
         let count = self.api_errors;
-        self.emit(TrackEvent::new(
-            EventKind::TrackerWarning,
-            Level::Warning,
-            format!("{message} (retrying)"),
-            None,
-            json!({"api_errors": count}),
-        ))
+        self.emit(
+            NewEvent::new(EventType::TrackerWarning, format!("{message} (retrying)"))
+                .level(Level::Warning)
+                .data(json!({"api_errors": count})),
+        )
         .await;
     }
 
-    async fn emit(&self, event: TrackEvent) {
+    async fn emit(&self, event: NewEvent) {
         // The receiver gone means nobody reads: tracking goes on to its report regardless.
         let _closed = self.events.send(event).await;
     }
@@ -527,13 +518,11 @@ impl Run {
             ),
             TrackOutcome::Cancelled => (Level::Warning, "tracking cancelled".to_owned()),
         };
-        self.emit(TrackEvent::new(
-            EventKind::Report,
-            level,
-            message,
-            None,
-            to_json(&report),
-        ))
+        self.emit(
+            NewEvent::new(EventType::Report, message)
+                .level(level)
+                .data(to_json(&report)),
+        )
         .await;
         report
     }
