@@ -48,7 +48,7 @@ async fn writer_throughput(app: &TestApp, deploys: usize, events_per_deploy: usi
         .map(|id| {
             let events = app.state.events.clone();
             tokio::spawn(async move {
-                let writer = EventWriter::open(&events, id).await.expect("open writer");
+                let writer = EventWriter::open(&events, id);
                 for index in 0..events_per_deploy {
                     let event = NewEvent::new(
                         EventType::ContainerLog,
@@ -104,9 +104,7 @@ async fn sse_fan_out(app: &TestApp, subscribers: usize, events: usize) {
     for _ in 0..subscribers {
         ready_rx.recv().await.expect("subscriber ready");
     }
-    let writer = EventWriter::open(&app.state.events, id)
-        .await
-        .expect("open writer");
+    let writer = EventWriter::open(&app.state.events, id);
     for index in 0..events {
         let event = NewEvent::new(EventType::ResourceStatus, format!("status {index}"))
             .data(serde_json::json!({"sent_at_micros": unix_micros()}));

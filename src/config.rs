@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::domain::auth::{Scope, TargetPattern};
+use crate::domain::auth::StaticToken;
 use crate::domain::duration::BoundedDuration;
-use crate::runner::{HelmConfig, RunnerOptions};
+use crate::runner::helm::DEFAULT_HELM_BIN;
+use crate::runner::{DEFAULT_PARALLELISM, HelmConfig, RunnerOptions};
 use crate::telemetry::LogFormat;
 use crate::tracker::core::{CustomResourceRuleSpec, CustomResourceRules, RuleError};
 
@@ -56,10 +57,10 @@ pub struct RunnerArgs {
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// The helm binary (v4 or v3).
-    #[arg(long, env = "HELM_BIN", default_value = "helm")]
+    #[arg(long, env = "HELM_BIN", default_value = DEFAULT_HELM_BIN)]
     pub helm_bin: PathBuf,
     /// Deploys this process runs at once.
-    #[arg(long, env = "ROLLCALL_PARALLELISM", default_value_t = 8)]
+    #[arg(long, env = "ROLLCALL_PARALLELISM", default_value_t = DEFAULT_PARALLELISM)]
     pub parallelism: usize,
     /// Roll back failed deploys unless the request says otherwise.
     #[arg(long, env = "ROLLCALL_ROLLBACK_ON_FAILURE")]
@@ -67,10 +68,10 @@ pub struct RunnerArgs {
     /// Serve the API only; other replicas run the deploys.
     #[arg(long, env = "ROLLCALL_NO_RUNNER")]
     pub no_runner: bool,
-    /// How long a deploy's lease lasts without renewal (e.g. `30s`): after a crash, another
+    /// How long a deploy's lease lasts without renewal (default 30s): after a crash, another
     /// process (or the restarted one) takes the deploy over once it runs out.
-    #[arg(long, env = "ROLLCALL_LEASE", default_value = "30s", value_parser = parse_lease)]
-    pub lease: Duration,
+    #[arg(long, env = "ROLLCALL_LEASE", value_parser = parse_lease)]
+    pub lease: Option<Duration>,
 }
 
 /// Shorter leases would expire between renewals (every third of the lease, at most every second)
@@ -79,19 +80,6 @@ const MIN_LEASE: Duration = Duration::from_secs(1);
 
 fn parse_lease(text: &str) -> Result<Duration, String> {
     BoundedDuration::parse(text, MIN_LEASE, Duration::from_secs(3600)).map(BoundedDuration::get)
-}
-
-impl Default for RunnerArgs {
-    fn default() -> Self {
-        RunnerArgs {
-            kubeconfig: None,
-            helm_bin: PathBuf::from("helm"),
-            parallelism: 8,
-            rollback_on_failure: false,
-            no_runner: false,
-            lease: crate::runner::DEFAULT_LEASE,
-        }
-    }
 }
 
 /// The TOML file.
@@ -133,15 +121,6 @@ pub struct FileLimits {
     pub db_max_connections: Option<u32>,
     pub sse_keep_alive_seconds: Option<u64>,
     pub event_bus_capacity: Option<usize>,
-}
-
-/// A token known from configuration rather than the database.
-#[derive(Debug, Clone)]
-pub struct StaticToken {
-    pub name: String,
-    pub secret_sha256: [u8; 32],
-    pub scopes: Vec<Scope>,
-    pub targets: Vec<TargetPattern>,
 }
 
 /// Everything the server needs, resolved and checked.
@@ -200,7 +179,7 @@ impl Config {
             sse_keep_alive: Duration::from_secs(15),
             event_bus_capacity: 16 * 1024,
             static_tokens: Vec::new(),
-            helm: HelmConfig::new("helm", None),
+            helm: HelmConfig::new(DEFAULT_HELM_BIN, None),
             runner: None,
             custom_resources: CustomResourceRules::default(),
         }
@@ -226,11 +205,14 @@ impl Config {
         config.chart_dir = args.chart_dir;
         let runner = args.runner;
         config.helm = HelmConfig::new(runner.helm_bin, runner.kubeconfig);
-        config.runner = (!runner.no_runner).then(|| RunnerOptions {
-            parallelism: runner.parallelism.max(1),
-            rollback_on_failure: runner.rollback_on_failure,
-            lease: runner.lease,
-            ..RunnerOptions::default()
+        config.runner = (!runner.no_runner).then(|| {
+            let defaults = RunnerOptions::default();
+            RunnerOptions {
+                parallelism: runner.parallelism.max(1),
+                rollback_on_failure: runner.rollback_on_failure,
+                lease: runner.lease.unwrap_or(defaults.lease),
+                ..defaults
+            }
         });
         config.body_limit = args
             .body_limit
@@ -251,7 +233,7 @@ impl Config {
                 .push(StaticToken::bootstrap_admin(token));
         }
         for token in file.tokens {
-            config.static_tokens.push(StaticToken::from_file(token)?);
+            config.static_tokens.push(token.into_static_token()?);
         }
         Ok(config)
     }
@@ -283,46 +265,14 @@ impl FileConfig {
     }
 }
 
-impl StaticToken {
-    pub const BOOTSTRAP_NAME: &'static str = "bootstrap-admin";
-
-    pub fn bootstrap_admin(token: &str) -> Self {
-        use sha2::{Digest, Sha256};
-        Self {
-            name: Self::BOOTSTRAP_NAME.into(),
-            secret_sha256: Sha256::digest(token.as_bytes()).into(),
-            scopes: vec![Scope::Admin],
-            targets: vec![TargetPattern::everything()],
-        }
-    }
-
-    fn from_file(token: FileToken) -> Result<Self, ConfigError> {
-        let invalid = |message: String| ConfigError::Token {
-            name: token.name.clone(),
-            message,
-        };
-        let digest: [u8; 32] = hex::decode(token.sha256.trim())
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(|| invalid("sha256 must be 64 hex digits".into()))?;
-        let scopes = token
-            .scopes
-            .iter()
-            .map(|scope| scope.parse())
-            .collect::<Result<Vec<Scope>, _>>()
-            .map_err(invalid)?;
-        let targets = token
-            .targets
-            .iter()
-            .map(|target| target.parse())
-            .collect::<Result<Vec<TargetPattern>, _>>()
-            .map_err(invalid)?;
-        Ok(Self {
-            name: token.name,
-            secret_sha256: digest,
-            scopes,
-            targets,
-        })
+impl FileToken {
+    fn into_static_token(self) -> Result<StaticToken, ConfigError> {
+        StaticToken::parse(self.name.clone(), &self.sha256, &self.scopes, &self.targets).map_err(
+            |message| ConfigError::Token {
+                name: self.name,
+                message,
+            },
+        )
     }
 }
 
@@ -366,15 +316,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(file.limits.body_limit_bytes, Some(2048));
-        let token = StaticToken::from_file(file.tokens.into_iter().next().unwrap()).unwrap();
-        assert_eq!(token.scopes, [Scope::Deploy, Scope::Read]);
+        let token = file
+            .tokens
+            .into_iter()
+            .next()
+            .unwrap()
+            .into_static_token()
+            .unwrap();
+        assert_eq!(
+            token.scopes,
+            [
+                crate::domain::auth::Scope::Deploy,
+                crate::domain::auth::Scope::Read
+            ]
+        );
         let bad = FileToken {
             name: "x".into(),
             sha256: "abc".into(),
             scopes: vec![],
             targets: vec![],
         };
-        assert!(StaticToken::from_file(bad).is_err());
+        assert!(bad.into_static_token().is_err());
         assert!(toml::from_str::<FileConfig>("unknown = 1").is_err());
     }
 

@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use postgres::{LocalPostgres, LocalPostgresError};
 
-use crate::config::{Config, StaticToken};
+use crate::config::Config;
+use crate::domain::auth::StaticToken;
 use crate::runner::{HelmConfig, RunnerOptions};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -145,10 +146,10 @@ pub async fn run(args: SandboxArgs, shutdown: CancellationToken) -> anyhow::Resu
     let address = listener.local_addr()?;
     config.listen = address;
 
-    let served = match crate::startup::build_state(config, shutdown.clone()).await {
-        Ok(state) => {
+    let served = match crate::startup::start(config, shutdown.clone()).await {
+        Ok(rollcall) => {
             println!("{}", banner(address, &admin_token, &kubeconfig));
-            crate::startup::serve(state, listener).await
+            crate::startup::serve(rollcall, listener).await
         }
         Err(error) => Err(error),
     };

@@ -126,6 +126,57 @@ pub struct LikeTargets {
     pub releases: Vec<String>,
 }
 
+/// A token known from configuration rather than the database: only its sha256 is known.
+#[derive(Debug, Clone)]
+pub struct StaticToken {
+    pub name: String,
+    pub secret_sha256: [u8; 32],
+    pub scopes: Vec<Scope>,
+    pub targets: Vec<TargetPattern>,
+}
+
+impl StaticToken {
+    pub const BOOTSTRAP_NAME: &'static str = "bootstrap-admin";
+
+    /// The bootstrap admin token (admin over every target), so that a fresh install can be
+    /// administered.
+    pub fn bootstrap_admin(token: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        Self {
+            name: Self::BOOTSTRAP_NAME.into(),
+            secret_sha256: Sha256::digest(token.as_bytes()).into(),
+            scopes: vec![Scope::Admin],
+            targets: vec![TargetPattern::everything()],
+        }
+    }
+
+    /// A configured token from its written form: the hex sha256 of the secret, scope names and
+    /// `cluster/namespace/release` patterns. The error says what is wrong.
+    pub fn parse(
+        name: String,
+        sha256_hex: &str,
+        scopes: &[String],
+        targets: &[String],
+    ) -> Result<Self, String> {
+        let secret_sha256: [u8; 32] = hex::decode(sha256_hex.trim())
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| "sha256 must be 64 hex digits".to_owned())?;
+        Ok(Self {
+            name,
+            secret_sha256,
+            scopes: scopes
+                .iter()
+                .map(|scope| scope.parse())
+                .collect::<Result<_, _>>()?,
+            targets: targets
+                .iter()
+                .map(|target| target.parse())
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {

@@ -86,8 +86,4 @@ impl EventHub {
     pub fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
         self.bus.subscribe()
     }
-
-    pub fn shutdown_token(&self) -> &CancellationToken {
-        &self.shutdown
-    }
 }

@@ -45,11 +45,9 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Starts the writer task of a deploy, owned by the hub's task tracker.
-    pub async fn open(hub: &EventHub, deploy_id: Uuid) -> Result<Self, StoreError> {
-        crate::store::deploys::get(hub.pool(), deploy_id)
-            .await?
-            .ok_or(StoreError::DeployNotFound(deploy_id))?;
+    /// Starts the writer task of a deploy, owned by the hub's task tracker. Events of a deploy
+    /// that does not exist are refused when written (`WriterError::Persist`).
+    pub fn open(hub: &EventHub, deploy_id: Uuid) -> Self {
         let (commands, receiver) = mpsc::channel(CHANNEL_CAPACITY);
         let task = WriterTask {
             hub: hub.clone(),
@@ -57,10 +55,10 @@ impl EventWriter {
             commands: receiver,
         };
         hub.tasks.spawn(task.run());
-        Ok(Self {
+        Self {
             deploy_id,
             commands,
-        })
+        }
     }
 
     pub fn deploy_id(&self) -> Uuid {

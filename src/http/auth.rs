@@ -10,9 +10,9 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::config::StaticToken;
+use super::state::ApiState;
+use crate::domain::auth::StaticToken;
 use crate::domain::auth::{Principal, ReleaseRef, Scope, TargetPattern};
-use crate::startup::AppState;
 use crate::store::StoreError;
 use crate::store::tokens;
 
@@ -109,10 +109,10 @@ pub fn mint_token() -> (Uuid, String, [u8; 32]) {
 /// The authenticated caller of a request.
 pub struct Auth(pub Principal);
 
-impl FromRequestParts<AppState> for Auth {
+impl FromRequestParts<ApiState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::auth::Auth;
 use super::error::{ApiError, Problem};
 use super::json::{JsonBytes, MaybeJson, Query, query_pairs};
+use super::state::ApiState;
 use crate::domain::FieldError;
 use crate::domain::auth::{ReleaseRef, Scope};
 use crate::domain::deploy::{DeployRequest, DeployStatus, NewDeploy};
@@ -24,7 +25,6 @@ use crate::domain::labels::parse_label_selector;
 use crate::runner::{
     self, HelmError, PlannedResource, Redactor, ReleaseTarget, RenderFailure, RenderRequest,
 };
-use crate::startup::AppState;
 use crate::store::StoreError;
 use crate::store::deploys::{self, CreateDeploy, Created, Deploy, DeployFilter, ResourceState};
 use crate::store::idempotency::{self, IdempotencyKey};
@@ -32,7 +32,7 @@ use crate::store::idempotency::{self, IdempotencyKey};
 pub const MAX_PAGE: i64 = 200;
 pub const DEFAULT_PAGE: i64 = 50;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_deploy, list_deploys))
         .routes(routes!(get_deploy))
@@ -92,7 +92,7 @@ pub struct DryRunResult {
 
 /// Renders the chart as the runner would (`helm template` with the same values, no cluster) and
 /// validates the tracking policy of every resource. Failures are the request's fault: 422.
-async fn dry_run(state: &AppState, new: &NewDeploy) -> Result<Response, ApiError> {
+async fn dry_run(state: &ApiState, new: &NewDeploy) -> Result<Response, ApiError> {
     let request = RenderRequest {
         target: ReleaseTarget {
             cluster: new.cluster.as_str().to_owned(),
@@ -180,7 +180,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// Answers a request whose key was used before: the same deploy for the same body, 422 otherwise.
-async fn replay(state: &AppState, key: &IdempotencyKey) -> Result<Option<Response>, ApiError> {
+async fn replay(state: &ApiState, key: &IdempotencyKey) -> Result<Option<Response>, ApiError> {
     let Some(stored) = idempotency::find(&state.pool, &key.token_id, &key.key).await? else {
         return Ok(None);
     };
@@ -215,7 +215,7 @@ async fn replay(state: &AppState, key: &IdempotencyKey) -> Result<Option<Respons
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_deploy(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     auth: Auth,
     Query(CreateParams {
         dry_run: is_dry_run,
@@ -369,7 +369,7 @@ fn decode_cursor(cursor: &str) -> Option<Uuid> {
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_deploys(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     auth: Auth,
     params: ListParams,
 ) -> Result<axum::Json<DeployPage>, ApiError> {
@@ -393,7 +393,7 @@ async fn list_deploys(
 
 /// Loads a deploy and checks that the caller holds `scope` over its release.
 pub async fn authorized_deploy(
-    state: &AppState,
+    state: &ApiState,
     auth: &Auth,
     id: &str,
     scope: Scope,
@@ -422,7 +422,7 @@ pub async fn authorized_deploy(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_deploy(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<DeployDetail>, ApiError> {
@@ -445,7 +445,7 @@ async fn get_deploy(
         (status = 409, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn cancel_deploy(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     auth: Auth,
     Path(id): Path<String>,
     MaybeJson(request): MaybeJson<CancelRequest>,

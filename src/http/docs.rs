@@ -7,7 +7,7 @@ use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_scalar::{Scalar, Servable};
 
-use crate::startup::AppState;
+use super::state::ApiState;
 
 pub struct BearerAuth;
 
@@ -21,7 +21,7 @@ impl Modify for BearerAuth {
     }
 }
 
-pub fn router(openapi: OpenApi) -> Router<AppState> {
+pub fn router(openapi: OpenApi) -> Router<ApiState> {
     let json = openapi.clone();
     Router::new()
         .route(

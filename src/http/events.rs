@@ -20,11 +20,11 @@ use super::auth::Auth;
 use super::deploys::authorized_deploy;
 use super::error::{ApiError, Problem};
 use super::json::Query;
+use super::state::ApiState;
 use crate::domain::FieldError;
 use crate::domain::auth::{ReleaseRef, Scope};
 use crate::domain::event::Event;
 use crate::events::BusMessage;
-use crate::startup::AppState;
 use crate::store::events::list_after;
 
 /// Events read from the database per query while catching up.
@@ -33,7 +33,7 @@ const CATCH_UP_PAGE: i64 = 500;
 const RETRY_HINT: Duration = Duration::from_secs(2);
 const MAX_JSON_PAGE: i64 = 1000;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(deploy_events))
         .routes(routes!(firehose))
@@ -121,7 +121,7 @@ fn end_event(last_seq: i64) -> SseEvent {
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn deploy_events(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     auth: Auth,
     Path(id): Path<String>,
     Query(params): Query<EventsParams>,
@@ -150,7 +150,7 @@ async fn deploy_events(
     let already_ended = deploy.status.is_terminal() && after >= deploy.last_event_seq;
     let stream = deploy_stream(state.clone(), deploy.id, after, already_ended);
     Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(state.config.sse_keep_alive))
+        .keep_alive(KeepAlive::new().interval(state.limits.sse_keep_alive))
         .into_response())
 }
 
@@ -158,7 +158,7 @@ async fn deploy_events(
 /// A gap, a lagging receiver or a resync request sends it back to the database, so a client sees
 /// every committed event exactly once and in order.
 fn deploy_stream(
-    state: AppState,
+    state: ApiState,
     deploy_id: Uuid,
     after: i64,
     already_ended: bool,
@@ -250,12 +250,12 @@ pub struct FirehoseParams {
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn firehose(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     auth: Auth,
     Query(params): Query<FirehoseParams>,
 ) -> Result<Response, ApiError> {
     auth.require_scope(Scope::Read)?;
-    let keep_alive = state.config.sse_keep_alive;
+    let keep_alive = state.limits.sse_keep_alive;
     let principal = auth.0;
     let stream = async_stream::stream! {
         let _subscriber = state.metrics.sse_subscriber();

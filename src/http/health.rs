@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
-use crate::startup::AppState;
+use super::state::ApiState;
 use crate::store;
 
 #[derive(Serialize, ToSchema)]
@@ -17,7 +17,7 @@ pub struct HealthStatus {
     pub status: &'static str,
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -34,7 +34,7 @@ async fn healthz() -> axum::Json<HealthStatus> {
 /// The database is reachable.
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, body = HealthStatus), (status = 503, body = Problem, content_type = "application/problem+json")))]
-async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthStatus>, ApiError> {
+async fn readyz(State(state): State<ApiState>) -> Result<axum::Json<HealthStatus>, ApiError> {
     store::ping(&state.pool)
         .await
         .map_err(|error| ApiError::Unavailable(format!("database unreachable: {error}")))?;
@@ -44,7 +44,7 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<HealthStatus
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, body = String, content_type = "text/plain")))]
-async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
     let deploys = store::deploys::counts(&state.pool).await?;
     Ok((
         [(

@@ -8,6 +8,7 @@ pub mod events;
 pub mod health;
 pub mod json;
 pub mod releases;
+pub mod state;
 pub mod tokens;
 
 use axum::Router;
@@ -22,9 +23,9 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::startup::AppState;
 use docs::BearerAuth;
 use error::{ApiError, REQUEST_ID};
+use state::ApiState;
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -47,7 +48,7 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 )]
 struct ApiDoc;
 
-fn api_router() -> OpenApiRouter<AppState> {
+fn api_router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(deploys::router())
         .merge(events::router())
@@ -61,7 +62,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().into_openapi()
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: ApiState) -> Router {
     let (api, openapi) = api_router().split_for_parts();
     api.merge(docs::router(openapi))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
@@ -78,13 +79,13 @@ pub fn router(state: AppState) -> Router {
                 .layer(CatchPanicLayer::custom(|_panic| {
                     ApiError::internal("handler panicked").into_response()
                 }))
-                .layer(DefaultBodyLimit::max(state.config.body_limit)),
+                .layer(DefaultBodyLimit::max(state.limits.body_limit)),
         )
         .with_state(state)
 }
 
 /// Makes the request id available to error bodies and counts the request by route.
-async fn request_context(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn request_context(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let request_id = request
         .headers()
         .get(REQUEST_ID_HEADER)

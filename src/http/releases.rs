@@ -9,16 +9,16 @@ use utoipa_axum::routes;
 use super::auth::Auth;
 use super::error::{ApiError, Problem};
 use super::json::Query;
+use super::state::ApiState;
 use crate::domain::FieldError;
 use crate::domain::auth::{ReleaseRef, Scope};
 use crate::domain::names::ClusterName;
-use crate::startup::AppState;
 use crate::store::deploys::{self, Deploy, DeployFilter};
 
 const DEFAULT_HISTORY: i64 = 20;
 const MAX_HISTORY: i64 = 200;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list_releases))
         .routes(routes!(get_release))
@@ -73,7 +73,7 @@ pub struct HistoryParams {
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_releases(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     auth: Auth,
     Query(params): Query<ReleasesParams>,
 ) -> Result<axum::Json<ReleaseList>, ApiError> {
@@ -108,7 +108,7 @@ async fn list_releases(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_release(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     auth: Auth,
     Path((namespace, release)): Path<(String, String)>,
     Query(params): Query<HistoryParams>,

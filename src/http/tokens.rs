@@ -11,12 +11,12 @@ use uuid::Uuid;
 use super::auth::{Auth, mint_token};
 use super::error::{ApiError, Problem};
 use super::json::Json;
+use super::state::ApiState;
 use crate::domain::FieldError;
 use crate::domain::auth::{Scope, TargetPattern};
-use crate::startup::AppState;
 use crate::store::tokens::{self, NewToken};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_token))
         .routes(routes!(revoke_token))
@@ -61,7 +61,7 @@ fn require_global_admin(auth: &Auth) -> Result<(), ApiError> {
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_token(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     auth: Auth,
     Json(request): Json<TokenRequest>,
 ) -> Result<(StatusCode, axum::Json<TokenCreated>), ApiError> {
@@ -127,7 +127,7 @@ async fn create_token(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn revoke_token(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {

@@ -98,22 +98,16 @@ type Flow = Result<Finish, Interrupted>;
 /// process.
 pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
     let id = deploy.id;
-    let writer = match EventWriter::open(&runner.state.events, id).await {
-        Ok(writer) => writer,
-        Err(error) => {
-            tracing::error!(deploy_id = %id, %error, "cannot open the event writer; the lease will expire");
-            return;
-        }
-    };
+    let writer = EventWriter::open(&runner.context.events, id);
     let halt = Arc::new(Halt::new());
     let done = CancellationToken::new();
-    let keeper = runner.state.tasks.spawn(keep_lease(
+    let keeper = runner.context.tasks.spawn(keep_lease(
         Arc::clone(&runner),
         id,
         Arc::clone(&halt),
         done.clone(),
     ));
-    let secrets = runner.state.secrets.take(id);
+    let secrets = runner.context.secrets.take(id);
     let job = Job {
         runner: &runner,
         target: ReleaseTarget {
@@ -157,7 +151,8 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
         }
         None if halt.cause() == Some(HaltCause::Shutdown) => {
             if let Err(error) =
-                store::runner::release(runner.state.events.pool(), id, &runner.options.owner).await
+                store::runner::release(runner.context.events.pool(), id, &runner.options.owner)
+                    .await
             {
                 tracing::warn!(deploy_id = %id, %error, "cannot hand the lease back");
             }
@@ -167,15 +162,15 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
 }
 
 async fn record_finish(runner: &Runner, id: uuid::Uuid, finish: Finish) -> Result<(), StoreError> {
-    let mut tx = runner.state.events.begin().await?;
+    let mut tx = runner.context.events.begin().await?;
     deploys::finish(&mut tx, id, finish).await?;
-    runner.state.events.commit(tx).await
+    runner.context.events.commit(tx).await
 }
 
 /// Renews the lease until `done`; notices cancel requests, a lost lease and shutdown.
 async fn keep_lease(runner: Arc<Runner>, id: uuid::Uuid, halt: Arc<Halt>, done: CancellationToken) {
     let every = (runner.options.lease / 3).min(MAX_RENEW_INTERVAL);
-    let shutdown = runner.state.shutdown.clone();
+    let shutdown = runner.context.shutdown.clone();
     loop {
         tokio::select! {
             () = done.cancelled() => return,
@@ -186,8 +181,13 @@ async fn keep_lease(runner: Arc<Runner>, id: uuid::Uuid, halt: Arc<Halt>, done: 
             () = tokio::time::sleep(every) => {}
         }
         let until = Utc::now() + runner.options.lease;
-        match store::runner::renew(runner.state.events.pool(), id, &runner.options.owner, until)
-            .await
+        match store::runner::renew(
+            runner.context.events.pool(),
+            id,
+            &runner.options.owner,
+            until,
+        )
+        .await
         {
             Ok(Some(DeployStatus::Cancelling)) => halt.trigger(HaltCause::Cancelled),
             Ok(Some(_)) => {}
@@ -226,7 +226,7 @@ fn failed(verdict: Verdict, revision: Option<i32>) -> Finish {
 
 impl Job<'_> {
     fn helm(&self) -> &Helm {
-        &self.runner.helm
+        &self.runner.context.helm
     }
 
     /// What is left of the deploy's timeout (at least a second, so that a late step still starts
@@ -247,7 +247,7 @@ impl Job<'_> {
     async fn phase(&self, phase: Phase) -> Result<(), Interrupted> {
         // Events emitted so far are written before the phase event, keeping their order.
         self.writer.flush().await?;
-        let events = &self.runner.state.events;
+        let events = &self.runner.context.events;
         let mut tx = events.begin().await?;
         deploys::set_phase(&mut tx, self.deploy.id, phase).await?;
         events.commit(tx).await?;
@@ -304,7 +304,7 @@ impl Job<'_> {
         };
         let rendered = render(
             self.helm(),
-            &self.runner.state.catalog,
+            &self.runner.context.catalog,
             &request,
             self.remaining(),
             &self.redactor,
@@ -347,7 +347,7 @@ impl Job<'_> {
             }
         };
         store::runner::set_revision(
-            self.runner.state.events.pool(),
+            self.runner.context.events.pool(),
             self.deploy.id,
             release.version,
         )
@@ -356,7 +356,7 @@ impl Job<'_> {
     }
 
     async fn upgrade(&self) -> Result<ReleaseInfo, HelmError> {
-        let chart = Helm::chart_args(&self.deploy.chart, &self.runner.state.catalog)?;
+        let chart = Helm::chart_args(&self.deploy.chart, &self.runner.context.catalog)?;
         let values = ValuesFiles::write(
             &self.helm().config().home,
             &self.deploy.values,
@@ -445,7 +445,7 @@ impl Job<'_> {
                 )));
             }
         };
-        let hub = match self.runner.clusters.hub(&self.target.cluster).await {
+        let hub = match self.runner.context.clusters.hub(&self.target.cluster).await {
             Ok(hub) => hub,
             Err(error) => {
                 return Ok(Err(Verdict::new(
@@ -460,7 +460,7 @@ impl Job<'_> {
                 ..Deadlines::default()
             },
             since: self.deploy.started_at,
-            custom_resources: self.runner.state.config.custom_resources.clone(),
+            custom_resources: self.runner.context.custom_resources.clone(),
             ..TrackOptions::default()
         };
         let mut tracking = match track(
@@ -575,7 +575,8 @@ impl Job<'_> {
             }
             state.clone()
         };
-        deploys::upsert_resource(self.runner.state.events.pool(), self.deploy.id, &updated).await?;
+        deploys::upsert_resource(self.runner.context.events.pool(), self.deploy.id, &updated)
+            .await?;
         Ok(())
     }
 
@@ -595,7 +596,7 @@ impl Job<'_> {
     /// The `rolling_back` phase, recorded together with the failure it rolls back from.
     async fn enter_rollback(&self, failure: &Verdict) -> Result<(), Interrupted> {
         self.writer.flush().await?;
-        let events = &self.runner.state.events;
+        let events = &self.runner.context.events;
         let mut tx = events.begin().await?;
         deploys::set_phase(&mut tx, self.deploy.id, Phase::RollingBack).await?;
         store::runner::set_failure(&mut tx, self.deploy.id, failure).await?;
@@ -652,8 +653,12 @@ impl Job<'_> {
                 return Ok(None);
             }
         };
-        store::runner::set_rollback_target(self.runner.state.events.pool(), self.deploy.id, target)
-            .await?;
+        store::runner::set_rollback_target(
+            self.runner.context.events.pool(),
+            self.deploy.id,
+            target,
+        )
+        .await?;
         self.rollback_to(target, None, stop).await
     }
 
@@ -850,7 +855,7 @@ impl Job<'_> {
         // A rollback left pending returns to its recorded target: the newest deployed revision
         // before it may be the failed one it was rolling back from.
         let recorded = match status.info.status.as_str() {
-            "pending-rollback" => deploys::get(self.runner.state.events.pool(), self.deploy.id)
+            "pending-rollback" => deploys::get(self.runner.context.events.pool(), self.deploy.id)
                 .await?
                 .and_then(|deploy| deploy.rollback_target),
             _ => None,
@@ -901,7 +906,7 @@ impl Job<'_> {
     /// After a cancel stopped the work: repair the release, then end `cancelled` with who and why.
     async fn cancel_and_repair(&self) -> Result<Finish, Interrupted> {
         let repaired = self.repair(&self.halt.abandon).await?;
-        let current = deploys::get(self.runner.state.events.pool(), self.deploy.id)
+        let current = deploys::get(self.runner.context.events.pool(), self.deploy.id)
             .await?
             .ok_or(StoreError::DeployNotFound(self.deploy.id))?;
         let by = current.cancelled_by.unwrap_or_else(|| "unknown".into());

@@ -19,6 +19,9 @@ use crate::domain::chart::{ChartCatalog, ChartSource};
 use crate::domain::deploy::SecretValues;
 use crate::domain::verdict::VerdictReason;
 
+/// The helm binary run unless configured otherwise: `helm` on `PATH`.
+pub const DEFAULT_HELM_BIN: &str = "helm";
+
 /// The largest stdout kept (a rendered manifest); more is an error rather than unbounded memory.
 const MAX_STDOUT: usize = 32 * 1024 * 1024;
 /// Lines of stderr kept for the error message.

@@ -9,6 +9,7 @@ mod clusters;
 mod execute;
 pub mod helm;
 pub mod render;
+mod secrets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,24 +17,45 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 pub use clusters::{ClusterError, Clusters};
 pub use helm::{Helm, HelmConfig, HelmError, Redactor, ReleaseTarget, ValuesFiles};
 pub use render::{PlannedResource, RenderError};
+pub use secrets::SecretStash;
 
 use crate::domain::chart::{ChartCatalog, ChartSource};
 use crate::domain::deploy::SecretValues;
 use crate::domain::event::EventType;
 use crate::domain::policy::TrackingOverrides;
 use crate::domain::verdict::VerdictReason;
-use crate::events::BusMessage;
-use crate::startup::AppState;
+use crate::events::{BusMessage, EventHub};
 use crate::store::{self, StoreError};
+use crate::tracker::core::CustomResourceRules;
 use crate::tracker::watch::TrackedResource;
 
 /// How long a lease lasts unless configured otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// Deploys one process runs at once unless configured otherwise.
+pub const DEFAULT_PARALLELISM: usize = 8;
+
+/// What the runner's workers use, and nothing else; `startup` builds it from the configuration.
+pub struct RunnerContext {
+    /// Writes and delivers the deploys' events; its pool is the database.
+    pub events: EventHub,
+    pub helm: Arc<Helm>,
+    pub catalog: Arc<ChartCatalog>,
+    pub clusters: Clusters,
+    /// Secret values the API accepted, taken when a deploy starts.
+    pub secrets: Arc<SecretStash>,
+    /// How custom resources of configured kinds are read.
+    pub custom_resources: CustomResourceRules,
+    /// Owns the workers; shutdown waits for them.
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
+}
 
 /// How this process runs deploys.
 #[derive(Debug, Clone)]
@@ -59,7 +81,7 @@ impl Default for RunnerOptions {
                 std::process::id(),
                 &Uuid::new_v4().simple().to_string()[..8]
             ),
-            parallelism: 8,
+            parallelism: DEFAULT_PARALLELISM,
             lease: DEFAULT_LEASE,
             poll_interval: Duration::from_millis(250),
             rollback_on_failure: false,
@@ -112,7 +134,7 @@ pub async fn render(
     request: &RenderRequest<'_>,
     time_limit: Duration,
     redactor: &Redactor,
-    cancel: &tokio_util::sync::CancellationToken,
+    cancel: &CancellationToken,
 ) -> Result<(Vec<TrackedResource>, Vec<PlannedResource>), RenderFailure> {
     let chart = Helm::chart_args(request.chart, catalog)?;
     let values = ValuesFiles::write(&helm.config().home, request.values, request.secrets)
@@ -128,29 +150,26 @@ pub async fn render(
 
 /// The workers of one process.
 pub(crate) struct Runner {
-    state: AppState,
-    helm: Arc<Helm>,
-    clusters: Clusters,
+    context: RunnerContext,
     options: RunnerOptions,
     permits: Arc<Semaphore>,
     /// A deploy of this process ended and gave its slot back.
     slot_freed: Notify,
 }
 
-/// Checks the helm binary, then starts the worker loop on the state's task tracker; it stops at
-/// the state's shutdown.
-pub async fn spawn(state: &AppState, options: RunnerOptions) -> Result<(), RunnerError> {
-    let version = state.helm.check_version().await?;
+/// Checks the helm binary, then starts the worker loop on the context's task tracker; it stops at
+/// the context's shutdown.
+pub async fn spawn(context: RunnerContext, options: RunnerOptions) -> Result<(), RunnerError> {
+    let version = context.helm.check_version().await?;
     tracing::info!(%version, owner = %options.owner, parallelism = options.parallelism, "runner started");
+    let tasks = context.tasks.clone();
     let runner = Arc::new(Runner {
-        state: state.clone(),
-        helm: state.helm.clone(),
-        clusters: Clusters::new(state.helm.config().kubeconfig.clone()),
+        context,
         permits: Arc::new(Semaphore::new(options.parallelism.max(1))),
         slot_freed: Notify::new(),
         options,
     });
-    state.tasks.spawn(runner.run());
+    tasks.spawn(runner.run());
     Ok(())
 }
 
@@ -169,9 +188,9 @@ fn changes_the_queue(message: &Result<BusMessage, RecvError>) -> bool {
 
 impl Runner {
     async fn run(self: Arc<Self>) {
-        let shutdown = self.state.shutdown.clone();
+        let shutdown = self.context.shutdown.clone();
         // Submits and ends of deploys, on any replica, wake the loop; the poll is the safety net.
-        let mut bus = self.state.events.subscribe();
+        let mut bus = self.context.events.subscribe();
         let mut poll = tokio::time::interval(self.options.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut recovery = tokio::time::interval(self.options.lease / 3);
@@ -187,7 +206,7 @@ impl Runner {
                 },
             }
         }
-        self.clusters.shutdown().await;
+        self.context.clusters.shutdown().await;
     }
 
     fn lease_until(&self) -> chrono::DateTime<Utc> {
@@ -200,7 +219,7 @@ impl Runner {
             match self.claim().await {
                 Ok(Some(deploy)) => {
                     let runner = Arc::clone(self);
-                    self.state.tasks.spawn(async move {
+                    self.context.tasks.spawn(async move {
                         execute::execute(Arc::clone(&runner), deploy, execute::Start::Fresh).await;
                         drop(permit);
                         runner.slot_freed.notify_one();
@@ -218,10 +237,10 @@ impl Runner {
     }
 
     async fn claim(&self) -> Result<Option<store::deploys::Deploy>, StoreError> {
-        let mut tx = self.state.events.begin().await?;
+        let mut tx = self.context.events.begin().await?;
         let claimed =
             store::deploys::claim_next(&mut tx, &self.options.owner, self.lease_until()).await?;
-        self.state.events.commit(tx).await?;
+        self.context.events.commit(tx).await?;
         Ok(claimed)
     }
 
@@ -232,7 +251,7 @@ impl Runner {
                 Ok(Some(deploy)) => {
                     tracing::warn!(deploy_id = %deploy.id, "recovering a deploy whose lease expired");
                     let runner = Arc::clone(self);
-                    self.state.tasks.spawn(async move {
+                    self.context.tasks.spawn(async move {
                         execute::execute(runner, deploy, execute::Start::Recovered).await;
                         drop(permit);
                     });
@@ -247,11 +266,11 @@ impl Runner {
     }
 
     async fn take_over(&self) -> Result<Option<store::deploys::Deploy>, StoreError> {
-        let mut tx = self.state.events.begin().await?;
+        let mut tx = self.context.events.begin().await?;
         let taken =
             store::runner::take_over_expired(&mut tx, &self.options.owner, self.lease_until())
                 .await?;
-        self.state.events.commit(tx).await?;
+        self.context.events.commit(tx).await?;
         Ok(taken)
     }
 }

@@ -4,8 +4,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::common::app::{Answer, TestApp, deploy_body, spawn_app, spawn_app_with};
-use rollcall::config::{Config, DatabaseArgs, ServeArgs};
-use rollcall::telemetry::LogFormat;
+use clap::Parser;
+use rollcall::cli::{Cli, Command};
+use rollcall::config::Config;
 
 async fn deploy_count(app: &TestApp) -> i64 {
     sqlx::query_scalar("select count(*) from deploys")
@@ -208,17 +209,16 @@ async fn tokens_from_the_config_file_are_recognised_by_their_digest() {
         ),
     )
     .unwrap();
-    let args = ServeArgs {
-        database: DatabaseArgs {
-            database_url: "unused".into(),
-            log_format: LogFormat::Text,
-        },
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_token: None,
-        config: Some(file.path().to_owned()),
-        chart_dir: None,
-        body_limit: None,
-        runner: Default::default(),
+    let command = [
+        "rollcall",
+        "serve",
+        "--database-url",
+        "unused",
+        "--config",
+        file.path().to_str().unwrap(),
+    ];
+    let Command::Serve(args) = Cli::try_parse_from(command).unwrap().command else {
+        panic!("not the serve command");
     };
     let file_tokens = Config::from_args(args).unwrap().static_tokens;
     let app = spawn_app_with(move |config| config.static_tokens.extend(file_tokens)).await;

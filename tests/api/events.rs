@@ -73,7 +73,7 @@ async fn sse_replays_then_follows_live_and_ends_after_the_terminal_event() {
     assert_eq!(queued.event.as_deref(), Some("deploy.queued"));
     assert_eq!(queued.json()["type"], "deploy.queued");
 
-    let writer = EventWriter::open(&app.state.events, id).await.unwrap();
+    let writer = EventWriter::open(&app.state.events, id);
     for index in 0..5 {
         writer.emit(log_line(index)).await.unwrap();
     }
@@ -117,7 +117,7 @@ async fn sse_resumes_across_reconnects_without_gaps_or_duplicates() {
     let app = spawn_app().await;
     let id = app.submit(&deploy_body("prod", "web")).await;
     let total = 600;
-    let writer = EventWriter::open(&app.state.events, id).await.unwrap();
+    let writer = EventWriter::open(&app.state.events, id);
     let producer = {
         let app_events = app.state.events.clone();
         tokio::spawn(async move {
@@ -205,7 +205,7 @@ async fn after_parameter_and_finished_deploys() {
 async fn json_pages_walk_the_events() {
     let app = spawn_app().await;
     let id = app.submit(&deploy_body("prod", "web")).await;
-    let writer = EventWriter::open(&app.state.events, id).await.unwrap();
+    let writer = EventWriter::open(&app.state.events, id);
     for index in 0..9 {
         writer.emit(log_line(index)).await.unwrap();
     }
@@ -282,7 +282,7 @@ async fn a_lagging_subscriber_catches_up_from_the_database() {
         Some("1")
     );
     // One batch of 300 events overflows the 4-slot broadcast at once.
-    let writer = EventWriter::open(&app.state.events, id).await.unwrap();
+    let writer = EventWriter::open(&app.state.events, id);
     for index in 0..300 {
         writer.emit(log_line(index)).await.unwrap();
     }

@@ -23,7 +23,7 @@ async fn a_client_on_one_instance_sees_events_written_on_another() {
         Some("1")
     );
 
-    let writer = EventWriter::open(&a.state.events, id).await.unwrap();
+    let writer = EventWriter::open(&a.state.events, id);
     for index in 0..50 {
         writer.emit(log_line(index)).await.unwrap();
     }
@@ -45,7 +45,7 @@ async fn shutdown_flushes_pending_events_and_ends_streams() {
         stream.next_frame(WAIT).await.unwrap().id.as_deref(),
         Some("1")
     );
-    let writer = EventWriter::open(&app.state.events, id).await.unwrap();
+    let writer = EventWriter::open(&app.state.events, id);
     for index in 0..2000 {
         writer.emit(log_line(index)).await.unwrap();
     }

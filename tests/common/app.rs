@@ -2,8 +2,10 @@
 
 use std::sync::Once;
 
-use rollcall::config::{Config, StaticToken};
-use rollcall::startup::{AppState, StartupError, build_state, serve};
+use rollcall::config::Config;
+use rollcall::domain::auth::StaticToken;
+use rollcall::http::state::ApiState;
+use rollcall::startup::{StartupError, serve, start};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +16,7 @@ pub struct TestApp {
     /// `http://127.0.0.1:<port>`
     pub address: String,
     pub database_url: String,
-    pub state: AppState,
+    pub state: ApiState,
     /// A bootstrap admin token (admin over `*/*/*`).
     pub admin_token: String,
     pub client: reqwest::Client,
@@ -57,10 +59,11 @@ pub async fn spawn_app_on(database_url: &str, configure: impl FnOnce(&mut Config
         .expect("bind port 0");
     let address = format!("http://{}", listener.local_addr().expect("local address"));
     let shutdown = CancellationToken::new();
-    let state = build_state(config, shutdown.clone())
+    let rollcall = start(config, shutdown.clone())
         .await
         .expect("start rollcall");
-    let server = tokio::spawn(serve(state.clone(), listener));
+    let state = rollcall.api.clone();
+    let server = tokio::spawn(serve(rollcall, listener));
     TestApp {
         address,
         database_url: database_url.to_owned(),

@@ -254,7 +254,7 @@ impl Job<'_> {
         if hooks.is_empty() {
             return None;
         }
-        let hub = match self.runner.clusters.hub(&self.target.cluster).await {
+        let hub = match self.runner.context.clusters.hub(&self.target.cluster).await {
             Ok(hub) => hub,
             Err(error) => {
                 self.hook_warning(format!("hooks not followed: {error}"))

@@ -1,0 +1,38 @@
+//! What the HTTP handlers share: built by `startup` from the configuration. Cheap to clone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::auth::Authenticator;
+use crate::domain::chart::ChartCatalog;
+use crate::events::EventHub;
+use crate::runner::{Helm, SecretStash};
+use crate::telemetry::Metrics;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub pool: PgPool,
+    pub events: EventHub,
+    pub auth: Arc<Authenticator>,
+    pub catalog: Arc<ChartCatalog>,
+    pub metrics: Arc<Metrics>,
+    /// Secret values of accepted deploys, handed to the runner in memory.
+    pub secrets: Arc<SecretStash>,
+    /// `?dry_run=true` renders with helm.
+    pub helm: Arc<Helm>,
+    pub limits: ApiLimits,
+    /// Cancelled at shutdown: SSE streams end.
+    pub shutdown: CancellationToken,
+}
+
+/// Limits of the HTTP surface.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiLimits {
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// Interval of SSE keep-alive comments.
+    pub sse_keep_alive: Duration,
+}
