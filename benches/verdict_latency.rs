@@ -16,6 +16,7 @@ use kube::api::{Api, DeleteParams};
 use kubesim::controllers::TransitionKind;
 use kubesim::store::PODS;
 use rollcall::domain::policy::TrackingOverrides;
+use rollcall::tracker::core::plan;
 use rollcall::tracker::watch::{TrackOptions, track};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -88,15 +89,15 @@ async fn latencies(
         };
         let decided = watch_decisive_change(sim, &name, decisive);
         let object = workload("Deployment", &name, replicas, behavior);
-        let resources = manifest_of(std::slice::from_ref(&object)).expect("valid manifest");
+        let manifest = manifest_of(std::slice::from_ref(&object)).expect("valid manifest");
+        let resources =
+            plan(&manifest, NAMESPACE, &TrackingOverrides::default()).expect("valid policy");
         let mut tracking = track(
             &sim.hub,
             resources,
-            &TrackingOverrides::default(),
             TrackOptions::default(),
             CancellationToken::new(),
-        )
-        .expect("valid policy");
+        );
         // Watches are up before the rollout starts: what is measured is reaction, not start-up.
         tokio::time::sleep(WATCHES_SETTLE).await;
         sim.apply(&[object]).await.expect("deployment applies");
@@ -201,16 +202,15 @@ async fn api_cost(resources: usize) {
     let objects: Vec<Value> = (0..resources)
         .map(|index| workload("Deployment", &format!("app-{index}"), 1, "readyAfter=500ms"))
         .collect();
-    let tracked = sim.apply(&objects).await.expect("deployments apply");
+    let manifest = sim.apply(&objects).await.expect("deployments apply");
+    let tracked = plan(&manifest, NAMESPACE, &TrackingOverrides::default()).expect("valid policy");
     sim.cluster.reset_request_counts();
     let tracking = track(
         &sim.hub,
         tracked,
-        &TrackingOverrides::default(),
         TrackOptions::default(),
         CancellationToken::new(),
-    )
-    .expect("valid policy");
+    );
     let report = tracking.finish().await.expect("tracking completes");
     assert!(report.succeeded(), "{:?}", report.outcome);
     let counts = sim.cluster.request_counts();

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::glob::{glob_match, glob_to_like};
+use super::release::ReleaseId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -44,14 +45,6 @@ impl FromStr for Scope {
     }
 }
 
-/// The release a request acts on.
-#[derive(Debug, Clone, Copy)]
-pub struct ReleaseRef<'a> {
-    pub cluster: &'a str,
-    pub namespace: &'a str,
-    pub release: &'a str,
-}
-
 /// A `cluster/namespace/release` pattern, each part a glob (`*`, `?`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetPattern {
@@ -69,10 +62,10 @@ impl TargetPattern {
         }
     }
 
-    pub fn matches(&self, target: ReleaseRef<'_>) -> bool {
-        glob_match(&self.cluster, target.cluster)
-            && glob_match(&self.namespace, target.namespace)
-            && glob_match(&self.release, target.release)
+    pub fn matches(&self, target: &ReleaseId) -> bool {
+        glob_match(&self.cluster, &target.cluster)
+            && glob_match(&self.namespace, &target.namespace)
+            && glob_match(&self.release, &target.release)
     }
 
     pub fn is_everything(&self) -> bool {
@@ -192,7 +185,7 @@ impl Principal {
         self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
     }
 
-    pub fn allows(&self, scope: Scope, target: ReleaseRef<'_>) -> bool {
+    pub fn allows(&self, scope: Scope, target: &ReleaseId) -> bool {
         self.has_scope(scope) && self.targets.iter().any(|pattern| pattern.matches(target))
     }
 
@@ -228,36 +221,22 @@ mod tests {
         }
     }
 
-    const WEB_PROD: ReleaseRef<'static> = ReleaseRef {
-        cluster: "default",
-        namespace: "prod",
-        release: "web",
-    };
+    fn web_prod() -> ReleaseId {
+        ReleaseId::new("default", "prod", "web")
+    }
 
     #[test]
     fn scopes_apply_only_within_targets() {
         let ci = principal(&[Scope::Deploy], &["default/prod/web*"]);
-        assert!(ci.allows(Scope::Deploy, WEB_PROD));
-        assert!(!ci.allows(Scope::Cancel, WEB_PROD));
-        assert!(!ci.allows(
-            Scope::Deploy,
-            ReleaseRef {
-                release: "api",
-                ..WEB_PROD
-            }
-        ));
+        assert!(ci.allows(Scope::Deploy, &web_prod()));
+        assert!(!ci.allows(Scope::Cancel, &web_prod()));
+        assert!(!ci.allows(Scope::Deploy, &ReleaseId::new("default", "prod", "api")));
     }
 
     #[test]
     fn admin_implies_every_scope_but_global_admin_needs_every_target() {
         let team_admin = principal(&[Scope::Admin], &["*/team-a/*"]);
-        assert!(team_admin.allows(
-            Scope::Read,
-            ReleaseRef {
-                namespace: "team-a",
-                ..WEB_PROD
-            }
-        ));
+        assert!(team_admin.allows(Scope::Read, &ReleaseId::new("default", "team-a", "web")));
         assert!(!team_admin.is_global_admin());
         assert!(principal(&[Scope::Admin], &["*/*/*"]).is_global_admin());
     }

@@ -14,6 +14,7 @@ use super::labels::Labels;
 use super::names::{ClusterName, Namespace, ReleaseName};
 use super::notify::{NotifySpec, NotifySubscription};
 use super::policy::TrackingOverrides;
+use super::release::ReleaseId;
 use super::{FieldError, FieldErrors};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -126,6 +127,14 @@ impl fmt::Debug for SecretValues {
 }
 
 impl NewDeploy {
+    pub fn release_id(&self) -> ReleaseId {
+        ReleaseId::new(
+            self.cluster.as_str(),
+            self.namespace.as_str(),
+            self.release.as_str(),
+        )
+    }
+
     pub fn parse(request: DeployRequest, catalog: &ChartCatalog) -> Result<Self, Vec<FieldError>> {
         let mut errors = FieldErrors::default();
         let release = errors.take(ReleaseName::parse(request.release, "release"));

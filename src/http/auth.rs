@@ -12,7 +12,8 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::state::ApiState;
 use crate::domain::auth::StaticToken;
-use crate::domain::auth::{Principal, ReleaseRef, Scope, TargetPattern};
+use crate::domain::auth::{Principal, Scope, TargetPattern};
+use crate::domain::release::ReleaseId;
 use crate::store::StoreError;
 use crate::store::tokens;
 
@@ -146,7 +147,7 @@ impl Auth {
     }
 
     /// 403 unless the caller holds `scope` over this release.
-    pub fn require(&self, scope: Scope, target: ReleaseRef<'_>) -> Result<(), ApiError> {
+    pub fn require(&self, scope: Scope, target: &ReleaseId) -> Result<(), ApiError> {
         if self.0.allows(scope, target) {
             Ok(())
         } else {

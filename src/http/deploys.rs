@@ -19,15 +19,15 @@ use super::error::{ApiError, Problem};
 use super::json::{JsonBytes, MaybeJson, Query, query_pairs};
 use super::state::ApiState;
 use crate::domain::FieldError;
-use crate::domain::auth::{ReleaseRef, Scope};
+use crate::domain::auth::Scope;
 use crate::domain::deploy::{DeployRequest, DeployStatus, NewDeploy};
 use crate::domain::labels::parse_label_selector;
-use crate::runner::{
-    self, HelmError, PlannedResource, Redactor, ReleaseTarget, RenderFailure, RenderRequest,
-};
+use crate::domain::policy::TrackingPolicy;
+use crate::runner::{self, RenderRequest};
 use crate::store::StoreError;
 use crate::store::deploys::{self, CreateDeploy, Created, Deploy, DeployFilter, ResourceState};
 use crate::store::idempotency::{self, IdempotencyKey};
+use crate::tracker::core::TrackedResource;
 
 pub const MAX_PAGE: i64 = 200;
 pub const DEFAULT_PAGE: i64 = 50;
@@ -90,49 +90,53 @@ pub struct DryRunResult {
     pub resources: Vec<PlannedResource>,
 }
 
+/// One resource the deploy would track, with its effective policy.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlannedResource {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub policy: TrackingPolicy,
+}
+
+impl From<TrackedResource> for PlannedResource {
+    fn from(resource: TrackedResource) -> Self {
+        PlannedResource {
+            api_version: resource.api_version,
+            kind: resource.kind,
+            namespace: resource.namespace,
+            name: resource.name,
+            policy: resource.policy,
+        }
+    }
+}
+
 /// Renders the chart as the runner would (`helm template` with the same values, no cluster) and
 /// validates the tracking policy of every resource. Failures are the request's fault: 422.
 async fn dry_run(state: &ApiState, new: &NewDeploy) -> Result<Response, ApiError> {
-    let request = RenderRequest {
-        target: ReleaseTarget {
-            cluster: new.cluster.as_str().to_owned(),
-            namespace: new.namespace.as_str().to_owned(),
-            release: new.release.as_str().to_owned(),
-        },
-        chart: &new.chart,
-        values: &new.values,
-        secrets: new.secret_values.as_ref(),
-        tracking: &new.tracking,
-    };
     let rendered = runner::render(
         &state.helm,
         &state.catalog,
-        &request,
+        &RenderRequest::of(new),
         DRY_RUN_TIME_LIMIT,
-        &Redactor::new(new.secret_values.as_ref()),
         &state.shutdown,
     )
     .await;
     match rendered {
-        Ok((_, resources)) => {
+        Ok(resources) => {
+            let resources = resources.into_iter().map(PlannedResource::from).collect();
             Ok((StatusCode::OK, axum::Json(DryRunResult { resources })).into_response())
         }
-        Err(
-            failure @ (RenderFailure::Plan(_)
-            | RenderFailure::Helm(
-                HelmError::Failed { .. } | HelmError::ChartNotInCatalog(_),
-            )),
-        ) => {
-            let field = match &failure {
-                RenderFailure::Plan(_) => "tracking",
-                _ => "chart",
-            };
-            Err(ApiError::Unprocessable {
+        Err(failure) => match failure.field_at_fault() {
+            Some(field) => Err(ApiError::Unprocessable {
                 detail: format!("the chart cannot be deployed ({})", failure.reason()),
                 errors: vec![FieldError::new(field, failure.to_string())],
-            })
-        }
-        Err(failure) => Err(ApiError::internal(failure)),
+            }),
+            None => Err(ApiError::internal(failure)),
+        },
     }
 }
 
@@ -226,14 +230,7 @@ async fn create_deploy(
     auth.require_scope(Scope::Deploy)?;
     let request: DeployRequest = body.parse()?;
     let new = NewDeploy::parse(request, &state.catalog).map_err(ApiError::invalid_fields)?;
-    auth.require(
-        Scope::Deploy,
-        ReleaseRef {
-            cluster: new.cluster.as_str(),
-            namespace: new.namespace.as_str(),
-            release: new.release.as_str(),
-        },
-    )?;
+    auth.require(Scope::Deploy, &new.release_id())?;
     if is_dry_run {
         return dry_run(&state, &new).await;
     }
@@ -401,14 +398,7 @@ pub async fn authorized_deploy(
     let not_found = || ApiError::NotFound(format!("no deploy {id}"));
     let id = Uuid::try_parse(id).map_err(|_| not_found())?;
     let deploy = deploys::get(&state.pool, id).await?.ok_or_else(not_found)?;
-    auth.require(
-        scope,
-        ReleaseRef {
-            cluster: &deploy.cluster,
-            namespace: &deploy.namespace,
-            release: &deploy.release,
-        },
-    )?;
+    auth.require(scope, &deploy.release_id())?;
     Ok(deploy)
 }
 

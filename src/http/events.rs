@@ -22,7 +22,7 @@ use super::error::{ApiError, Problem};
 use super::json::Query;
 use super::state::ApiState;
 use crate::domain::FieldError;
-use crate::domain::auth::{ReleaseRef, Scope};
+use crate::domain::auth::Scope;
 use crate::domain::event::Event;
 use crate::events::BusMessage;
 use crate::store::events::list_after;
@@ -270,14 +270,11 @@ async fn firehose(
             match message {
                 Ok(BusMessage::Event(published)) => {
                     let matches = |wanted: &Option<String>, actual: &str| wanted.as_deref().is_none_or(|w| w == actual);
-                    let visible = matches(&params.cluster, &published.cluster)
-                        && matches(&params.namespace, &published.namespace)
-                        && matches(&params.release, &published.release)
-                        && principal.allows(Scope::Read, ReleaseRef {
-                            cluster: &published.cluster,
-                            namespace: &published.namespace,
-                            release: &published.release,
-                        });
+                    let release = &published.release;
+                    let visible = matches(&params.cluster, &release.cluster)
+                        && matches(&params.namespace, &release.namespace)
+                        && matches(&params.release, &release.release)
+                        && principal.allows(Scope::Read, release);
                     if visible {
                         let event = &published.event;
                         yield Ok(sse_event(event, &published.json, format!("{}:{}", event.deploy_id, event.seq)));

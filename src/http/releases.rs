@@ -11,8 +11,9 @@ use super::error::{ApiError, Problem};
 use super::json::Query;
 use super::state::ApiState;
 use crate::domain::FieldError;
-use crate::domain::auth::{ReleaseRef, Scope};
+use crate::domain::auth::Scope;
 use crate::domain::names::ClusterName;
+use crate::domain::release::ReleaseId;
 use crate::store::deploys::{self, Deploy, DeployFilter};
 
 const DEFAULT_HISTORY: i64 = 20;
@@ -126,14 +127,7 @@ async fn get_release(
             )],
         });
     }
-    auth.require(
-        Scope::Read,
-        ReleaseRef {
-            cluster: &cluster,
-            namespace: &namespace,
-            release: &release,
-        },
-    )?;
+    auth.require(Scope::Read, &ReleaseId::new(&cluster, &namespace, &release))?;
     let history =
         deploys::release_history(&state.pool, &cluster, &namespace, &release, limit).await?;
     let last_deploy = history.first().cloned().ok_or_else(|| {

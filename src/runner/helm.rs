@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::chart::{ChartCatalog, ChartSource};
 use crate::domain::deploy::SecretValues;
+use crate::domain::release::ReleaseId;
 use crate::domain::verdict::VerdictReason;
 
 /// The helm binary run unless configured otherwise: `helm` on `PATH`.
@@ -325,15 +326,6 @@ impl Drop for ValuesFiles {
     }
 }
 
-/// The release a command is about.
-#[derive(Debug, Clone)]
-pub struct ReleaseTarget {
-    /// `default` is the kubeconfig's current context, any other name a context of that name.
-    pub cluster: String,
-    pub namespace: String,
-    pub release: String,
-}
-
 /// Which of helm's streams a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputStream {
@@ -472,7 +464,7 @@ impl Helm {
         })
     }
 
-    fn kube_args(&self, target: &ReleaseTarget) -> Vec<OsString> {
+    fn kube_args(&self, target: &ReleaseId) -> Vec<OsString> {
         let mut args = vec!["--namespace".into(), target.namespace.clone().into()];
         if target.cluster != crate::domain::names::ClusterName::default_cluster().as_str() {
             args.extend(["--kube-context".into(), target.cluster.clone().into()]);
@@ -483,7 +475,7 @@ impl Helm {
     /// `helm template`: renders locally, touching no cluster.
     pub fn template(
         &self,
-        target: &ReleaseTarget,
+        target: &ReleaseId,
         chart: Vec<OsString>,
         values: &ValuesFiles,
         time_limit: Duration,
@@ -505,7 +497,7 @@ impl Helm {
     /// namespace first.
     pub fn upgrade(
         &self,
-        target: &ReleaseTarget,
+        target: &ReleaseId,
         chart: Vec<OsString>,
         values: &ValuesFiles,
         hook_timeout: Duration,
@@ -536,7 +528,7 @@ impl Helm {
         }
     }
 
-    pub fn get_manifest(&self, target: &ReleaseTarget, revision: i32) -> Invocation {
+    pub fn get_manifest(&self, target: &ReleaseId, revision: i32) -> Invocation {
         let mut args: Vec<OsString> = vec![
             "get".into(),
             "manifest".into(),
@@ -548,7 +540,7 @@ impl Helm {
         self.query("get manifest", args)
     }
 
-    pub fn history(&self, target: &ReleaseTarget) -> Invocation {
+    pub fn history(&self, target: &ReleaseId) -> Invocation {
         let mut args: Vec<OsString> = vec![
             "history".into(),
             target.release.clone().into(),
@@ -561,7 +553,7 @@ impl Helm {
         self.query("history", args)
     }
 
-    pub fn status(&self, target: &ReleaseTarget) -> Invocation {
+    pub fn status(&self, target: &ReleaseId) -> Invocation {
         let mut args: Vec<OsString> = vec![
             "status".into(),
             target.release.clone().into(),
@@ -572,7 +564,7 @@ impl Helm {
         self.query("status", args)
     }
 
-    pub fn rollback(&self, target: &ReleaseTarget, revision: i32, timeout: Duration) -> Invocation {
+    pub fn rollback(&self, target: &ReleaseId, revision: i32, timeout: Duration) -> Invocation {
         let mut args: Vec<OsString> = vec![
             "rollback".into(),
             target.release.clone().into(),
@@ -590,7 +582,7 @@ impl Helm {
     }
 
     /// Removes a release that never had a good revision (a first install left `pending-install`).
-    pub fn uninstall(&self, target: &ReleaseTarget, timeout: Duration) -> Invocation {
+    pub fn uninstall(&self, target: &ReleaseId, timeout: Duration) -> Invocation {
         let mut args: Vec<OsString> = vec!["uninstall".into(), target.release.clone().into()];
         args.extend(self.kube_args(target));
         Invocation {

@@ -22,19 +22,15 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 pub use clusters::{ClusterError, Clusters};
-pub use helm::{Helm, HelmConfig, HelmError, Redactor, ReleaseTarget, ValuesFiles};
-pub use render::{PlannedResource, RenderError};
+pub use helm::{Helm, HelmConfig, HelmError, Redactor, ValuesFiles};
+pub use render::{RenderFailure, RenderRequest, render};
 pub use secrets::SecretStash;
 
-use crate::domain::chart::{ChartCatalog, ChartSource};
-use crate::domain::deploy::SecretValues;
+use crate::domain::chart::ChartCatalog;
 use crate::domain::event::EventType;
-use crate::domain::policy::TrackingOverrides;
-use crate::domain::verdict::VerdictReason;
 use crate::events::{BusMessage, EventHub};
 use crate::store::{self, StoreError};
 use crate::tracker::core::CustomResourceRules;
-use crate::tracker::watch::TrackedResource;
 
 /// How long a lease lasts unless configured otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -95,57 +91,6 @@ pub enum RunnerError {
     Helm(#[from] HelmError),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Why a chart could not be rendered and planned.
-#[derive(Debug, thiserror::Error)]
-pub enum RenderFailure {
-    #[error("cannot write the values file: {0}")]
-    Values(std::io::Error),
-    #[error(transparent)]
-    Helm(#[from] HelmError),
-    #[error(transparent)]
-    Plan(#[from] RenderError),
-}
-
-impl RenderFailure {
-    pub fn reason(&self) -> VerdictReason {
-        match self {
-            RenderFailure::Values(_) => VerdictReason::HelmFailed,
-            RenderFailure::Helm(error) => error.reason(),
-            RenderFailure::Plan(error) => error.reason(),
-        }
-    }
-}
-
-/// What a deploy renders from.
-pub struct RenderRequest<'a> {
-    pub target: ReleaseTarget,
-    pub chart: &'a ChartSource,
-    pub values: &'a serde_json::Map<String, serde_json::Value>,
-    pub secrets: Option<&'a SecretValues>,
-    pub tracking: &'a TrackingOverrides,
-}
-
-/// `helm template` with the request's values, then every resource's effective tracking policy.
-pub async fn render(
-    helm: &Helm,
-    catalog: &ChartCatalog,
-    request: &RenderRequest<'_>,
-    time_limit: Duration,
-    redactor: &Redactor,
-    cancel: &CancellationToken,
-) -> Result<(Vec<TrackedResource>, Vec<PlannedResource>), RenderFailure> {
-    let chart = Helm::chart_args(request.chart, catalog)?;
-    let values = ValuesFiles::write(&helm.config().home, request.values, request.secrets)
-        .map_err(RenderFailure::Values)?;
-    let invocation = helm.template(&request.target, chart, &values, time_limit);
-    let manifest = helm.run(invocation, redactor, None, cancel).await?;
-    Ok(render::plan(
-        &manifest,
-        &request.target.namespace,
-        request.tracking,
-    )?)
 }
 
 /// The workers of one process.

@@ -21,6 +21,7 @@ use crate::domain::deploy::{DeployStatus, NewDeploy, Outcome, Phase, QueueMode};
 use crate::domain::event::{EventType, Level, NewEvent};
 use crate::domain::notify::NotifySubscription;
 use crate::domain::policy::TrackingOverrides;
+use crate::domain::release::ReleaseId;
 use crate::domain::verdict::{Verdict, VerdictReason};
 use crate::telemetry::DeployCounts;
 
@@ -70,6 +71,10 @@ pub struct Deploy {
 }
 
 impl Deploy {
+    pub fn release_id(&self) -> ReleaseId {
+        ReleaseId::new(&self.cluster, &self.namespace, &self.release)
+    }
+
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_seconds.max(0) as u64)
     }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{StoreError, decode_enum};
 use crate::domain::event::{Event, EventType, Level, NewEvent, ResourceRef};
+use crate::domain::release::ReleaseId;
 
 /// The PostgreSQL channel on which committed event batches are announced to other instances.
 pub const NOTIFY_CHANNEL: &str = "rollcall_events";
@@ -14,20 +15,16 @@ pub const NOTIFY_CHANNEL: &str = "rollcall_events";
 /// A persisted event together with the release it belongs to, as live subscribers receive it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishedEvent {
-    pub cluster: String,
-    pub namespace: String,
-    pub release: String,
+    pub release: ReleaseId,
     pub event: Event,
     /// The event as JSON, serialized once for every subscriber.
     pub json: String,
 }
 
 impl PublishedEvent {
-    pub fn new(cluster: String, namespace: String, release: String, event: Event) -> Self {
+    pub fn new(release: ReleaseId, event: Event) -> Self {
         let json = serde_json::to_string(&event).unwrap_or_default();
         Self {
-            cluster,
-            namespace,
             release,
             event,
             json,
@@ -149,9 +146,7 @@ impl EventTx {
             .collect();
         self.appended.extend(persisted.iter().map(|event| {
             PublishedEvent::new(
-                cluster.clone(),
-                namespace.clone(),
-                release.clone(),
+                ReleaseId::new(&cluster, &namespace, &release),
                 event.clone(),
             )
         }));
@@ -206,9 +201,11 @@ pub async fn read_batch(
     rows.iter()
         .map(|row| {
             Ok(PublishedEvent::new(
-                row.try_get("cluster")?,
-                row.try_get("namespace")?,
-                row.try_get("release")?,
+                ReleaseId::new(
+                    row.try_get::<String, _>("cluster")?,
+                    row.try_get::<String, _>("namespace")?,
+                    row.try_get::<String, _>("release")?,
+                ),
                 Event::from_row(row)?,
             ))
         })

@@ -5,19 +5,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rollcall::domain::chart::{ChartCatalog, ChartSource};
+use rollcall::domain::release::ReleaseId;
 use rollcall::domain::verdict::VerdictReason;
-use rollcall::runner::{Helm, HelmConfig, HelmError, Redactor, ReleaseTarget, ValuesFiles};
+use rollcall::runner::{Helm, HelmConfig, HelmError, Redactor, ValuesFiles};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{charts_dir, helm_bin};
 
-fn target() -> ReleaseTarget {
-    ReleaseTarget {
-        cluster: "default".into(),
-        namespace: "prod".into(),
-        release: "shop".into(),
-    }
+fn target() -> ReleaseId {
+    ReleaseId::new("default", "prod", "shop")
 }
 
 fn helm_at(bin: PathBuf, home: &Path) -> Helm {

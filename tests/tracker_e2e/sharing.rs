@@ -2,10 +2,11 @@
 //! concurrent deploys, and no periodic LIST.
 
 use rollcall::domain::policy::TrackingOverrides;
+use rollcall::tracker::core::plan;
 use rollcall::tracker::watch::{TrackOptions, track};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{SAFETY_TIMEOUT, Sim, workload};
+use crate::support::{NAMESPACE, SAFETY_TIMEOUT, Sim, workload};
 
 #[tokio::test]
 async fn concurrent_deploys_share_one_watch_per_kind() {
@@ -22,15 +23,15 @@ async fn concurrent_deploys_share_one_watch_per_kind() {
         .await
         .expect("second release applies");
     sim.cluster.reset_request_counts();
-    let start = |resources| {
+    let start = |manifest: String| {
+        let resources =
+            plan(&manifest, NAMESPACE, &TrackingOverrides::default()).expect("valid policies");
         track(
             &sim.hub,
             resources,
-            &TrackingOverrides::default(),
             TrackOptions::default(),
             CancellationToken::new(),
         )
-        .expect("valid policies")
     };
     let (first, second) = (start(first), start(second));
     let (first, second) = tokio::time::timeout(SAFETY_TIMEOUT, async {

@@ -12,9 +12,9 @@ use kubesim::options::{ClusterOptions, KubeVersion};
 use kubesim::{Cluster, ClusterHandle};
 use rollcall::domain::event::NewEvent;
 use rollcall::domain::policy::TrackingOverrides;
+use rollcall::tracker::core::plan;
 use rollcall::tracker::watch::{
-    Deadlines, HubOptions, TrackOptions, TrackReport, TrackedResource, Tracking, WatchHub,
-    parse_manifest, track,
+    Deadlines, HubOptions, TrackOptions, TrackReport, Tracking, WatchHub, track,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -68,8 +68,9 @@ impl Sim {
         self.cluster.shutdown().await;
     }
 
-    /// Server-side applies every object of `objects` and returns them as a manifest would list them.
-    pub async fn apply(&self, objects: &[Value]) -> anyhow::Result<Vec<TrackedResource>> {
+    /// Server-side applies every object of `objects` and returns their manifest, as helm would
+    /// print it.
+    pub async fn apply(&self, objects: &[Value]) -> anyhow::Result<String> {
         for object in objects {
             let api_version = object["apiVersion"].as_str().context("apiVersion")?;
             let kind = object["kind"].as_str().context("kind")?;
@@ -118,36 +119,31 @@ impl Sim {
         self.track(resources, overrides, options, during).await
     }
 
-    /// Tracks resources applied earlier to the end.
+    /// Tracks the resources of a manifest applied earlier to the end, as the runner would (planned
+    /// with `overrides`).
     pub async fn track(
         &self,
-        resources: Vec<TrackedResource>,
+        manifest: String,
         overrides: &TrackingOverrides,
         options: TrackOptions,
         during: impl FnOnce(&ClusterHandle),
     ) -> Outcome {
-        let tracking = track(
-            &self.hub,
-            resources,
-            overrides,
-            options,
-            CancellationToken::new(),
-        )
-        .expect("valid policies");
+        let resources = plan(&manifest, NAMESPACE, overrides).expect("valid policies");
+        let tracking = track(&self.hub, resources, options, CancellationToken::new());
         tokio::time::timeout(SAFETY_TIMEOUT, collect(tracking, &self.cluster, during))
             .await
             .expect("tracking ends before the safety timeout")
     }
 }
 
-/// The resources of `objects`, read back the way the runner reads `helm get manifest`.
-pub fn manifest_of(objects: &[Value]) -> anyhow::Result<Vec<TrackedResource>> {
+/// `objects` as a manifest: a YAML stream, as `helm get manifest` prints it.
+pub fn manifest_of(objects: &[Value]) -> anyhow::Result<String> {
     let mut manifest = String::new();
     for object in objects {
         manifest.push_str("---\n");
         manifest.push_str(&serde_yaml_ng::to_string(object)?);
     }
-    Ok(parse_manifest(&manifest, NAMESPACE)?)
+    Ok(manifest)
 }
 
 async fn collect(

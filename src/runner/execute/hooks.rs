@@ -10,15 +10,13 @@ use kube::api::{Api, DynamicObject};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::Job;
+use super::DeployRun;
 use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
-use crate::domain::policy::{PolicyDuration, PolicyPatch, ResourceRule};
+use crate::domain::policy::PolicyDuration;
 use crate::domain::verdict::{Verdict, VerdictDetail, VerdictReason};
 use crate::runner::helm::{HelmError, ReleaseInfo};
-use crate::tracker::core::{ResourceReport, State};
-use crate::tracker::watch::{
-    Deadlines, TrackOptions, TrackReport, TrackedResource, Tracking, WatchHub, track,
-};
+use crate::tracker::core::{ResourceReport, State, TrackedResource};
+use crate::tracker::watch::{Deadlines, TrackOptions, TrackReport, Tracking, WatchHub, track};
 
 const HOOK_ANNOTATION: &str = "helm.sh/hook";
 /// The hook events `helm upgrade --install` runs (test, delete and rollback hooks run elsewhere).
@@ -179,7 +177,7 @@ impl From<HelmError> for UpgradeFailure {
     }
 }
 
-impl Job<'_> {
+impl DeployRun<'_> {
     /// `helm upgrade --install` while following the chart's hooks (from the rendered plan); stops
     /// following them once helm has exited.
     pub(super) async fn upgrade_following_hooks(
@@ -263,35 +261,26 @@ impl Job<'_> {
             }
         };
         let remaining = self.remaining();
-        let mut overrides = self.deploy.tracking.clone();
         // A hook helm has not reached yet (a post-upgrade Job while the pre-upgrade one runs) shows
         // no activity; helm's own hook timeout is the deploy's, so the tracker must not give up first.
-        overrides.resources.push(ResourceRule {
-            kind: None,
-            name: None,
-            override_annotations: true,
-            policy: PolicyPatch {
-                no_activity_timeout: Some(PolicyDuration(remaining)),
-                ..PolicyPatch::default()
-            },
-        });
+        let hooks: Vec<TrackedResource> = hooks
+            .iter()
+            .cloned()
+            .map(|mut hook| {
+                hook.policy.no_activity_timeout = PolicyDuration(remaining);
+                hook
+            })
+            .collect();
         let options = TrackOptions {
             deadlines: Deadlines {
                 overall: remaining,
                 ..Deadlines::default()
             },
             since: self.deploy.started_at,
-            previous_uids: previous_uids(&hub, hooks).await,
+            previous_uids: previous_uids(&hub, &hooks).await,
             ..TrackOptions::default()
         };
-        match track(&hub, hooks.to_vec(), &overrides, options, stop) {
-            Ok(tracking) => Some(tracking),
-            Err(error) => {
-                self.hook_warning(format!("hooks not followed: {error}"))
-                    .await;
-                None
-            }
-        }
+        Some(track(&hub, hooks, options, stop))
     }
 
     /// Streams one event of the hook tracking, marked with the hook's events; a recording failure
@@ -333,7 +322,11 @@ impl Job<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::watch::parse_manifest;
+    use crate::tracker::core::plan;
+
+    fn parse_manifest(manifest: &str, namespace: &str) -> Vec<TrackedResource> {
+        plan(manifest, namespace, &Default::default()).unwrap()
+    }
 
     const MANIFEST: &str = r#"---
 apiVersion: batch/v1
@@ -383,7 +376,7 @@ metadata:
 
     #[test]
     fn selects_the_hook_jobs_and_pods_that_an_upgrade_runs() {
-        let resources = parse_manifest(MANIFEST, "prod").unwrap();
+        let resources = parse_manifest(MANIFEST, "prod");
         let hooks = upgrade_hooks(&resources);
         // Not the plain Job (tracked after the upgrade), not test or delete hooks, not a ConfigMap
         // hook (helm waits for nothing there).
@@ -424,7 +417,7 @@ metadata:
     #[test]
     fn the_hook_that_failed_or_kept_helm_waiting_becomes_the_verdict() {
         use crate::tracker::core::{Evidence, Failure, FailureKind, ResourceKey, ResourceStatus};
-        let hooks = upgrade_hooks(&parse_manifest(MANIFEST, "prod").unwrap());
+        let hooks = upgrade_hooks(&parse_manifest(MANIFEST, "prod"));
         let report = |failure: Option<Failure>, state: State| TrackReport {
             outcome: crate::tracker::watch::TrackOutcome::Cancelled,
             started_at: chrono::Utc::now(),

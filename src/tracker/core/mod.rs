@@ -30,6 +30,7 @@ mod custom;
 mod custom_rules;
 mod deploy;
 mod k8s_events;
+mod manifest;
 mod object;
 mod pods;
 mod readiness;
@@ -55,6 +56,7 @@ pub use custom_rules::{
     CustomResourceRules, RuleError, RuleFieldError,
 };
 pub use deploy::{DeployTracker, Report, ResourceReport, Verdict};
+pub use manifest::{ManifestError, PlanError, TrackedResource, plan};
 pub use object::{ObjectError, TrackedObject};
 pub use resource::{CUSTOM_RESOURCE_SETTLE, ResourceTracker};
 

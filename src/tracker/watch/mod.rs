@@ -11,7 +11,6 @@
 mod backoff;
 pub mod deltas;
 pub mod logs;
-pub mod manifest;
 pub mod track;
 
 use std::collections::{HashMap, HashSet};
@@ -31,7 +30,6 @@ use tokio_util::task::TaskTracker;
 
 pub use backoff::WatchBackoff;
 pub use logs::LogLimits;
-pub use manifest::{ManifestError, TrackedResource, parse_manifest};
 pub use track::{Deadlines, TrackError, TrackOptions, TrackOutcome, TrackReport, Tracking, track};
 
 /// Observations buffered per subscriber; a slower subscriber slows its watch rather than losing state.

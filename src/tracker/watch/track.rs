@@ -20,14 +20,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::deltas::{event_of, to_json};
 use super::logs::{ContainerInstance, LogLimits, LogStreams, last_lines};
-use super::manifest::TrackedResource;
 use super::{Observation, WatchBackoff, WatchHub, api_resource};
 use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
-use crate::domain::policy::{PolicyError, TrackingOverrides, TrackingPolicy};
 use crate::domain::verdict::{VerdictDetail, VerdictReason};
 use crate::tracker::core::{
     Change, CustomResourceRules, Delta, DeployTracker, ResourceKey, ResourceReport,
-    ResourceTracker, State, TrackedObject, Verdict,
+    ResourceTracker, State, TrackedObject, TrackedResource, Verdict,
 };
 
 /// Events buffered between the tracker and the runner persisting them.
@@ -70,13 +68,10 @@ pub struct TrackOptions {
     pub previous_uids: HashSet<String>,
 }
 
+/// The tracking task itself failed (it panicked).
 #[derive(Debug, thiserror::Error)]
-pub enum TrackError {
-    #[error(transparent)]
-    Policy(#[from] PolicyError),
-    #[error("tracking task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-}
+#[error("tracking task failed: {0}")]
+pub struct TrackError(#[from] tokio::task::JoinError);
 
 /// How tracking ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,23 +129,15 @@ impl Tracking {
     }
 }
 
-/// Starts tracking `resources` (from [`super::parse_manifest`]) until every blocking one is ready, one
-/// fails as its policy says, the deadline passes or `cancel` fires. Policies are resolved first: an
-/// invalid annotation fails here, before anything is watched.
+/// Starts tracking `resources` (planned with their policies by [`crate::tracker::core::plan`])
+/// until every blocking one is ready, one fails as its policy says, the deadline passes or `cancel`
+/// fires.
 pub fn track(
     hub: &WatchHub,
     resources: Vec<TrackedResource>,
-    overrides: &TrackingOverrides,
     options: TrackOptions,
     cancel: CancellationToken,
-) -> Result<Tracking, TrackError> {
-    let resolved = resources
-        .into_iter()
-        .map(|resource| {
-            let policy = resource.resolve_policy(overrides)?;
-            Ok((resource, policy))
-        })
-        .collect::<Result<Vec<_>, PolicyError>>()?;
+) -> Tracking {
     let (sender, events) = mpsc::channel(EVENT_BUFFER);
     let run = Run {
         hub: hub.clone(),
@@ -162,8 +149,8 @@ pub fn track(
         api_errors: 0,
         failure_logs: HashMap::new(),
     };
-    let task = tokio::spawn(run.run(resolved));
-    Ok(Tracking { events, task })
+    let task = tokio::spawn(run.run(resources));
+    Tracking { events, task }
 }
 
 /// One watch's observations, tagged with the watch's index in [`ListGate`].
@@ -219,13 +206,14 @@ enum Stop {
 }
 
 impl Run {
-    async fn run(mut self, resolved: Vec<(TrackedResource, TrackingPolicy)>) -> TrackReport {
+    async fn run(mut self, resources: Vec<TrackedResource>) -> TrackReport {
         let deadline = tokio::time::Instant::now() + self.options.deadlines.overall;
         let mut trackers = Vec::new();
         let mut feeds: Vec<Feed> = Vec::new();
         let mut watched = BTreeMap::new();
         let mut gate = ListGate::default();
-        for (resource, policy) in resolved {
+        for resource in resources {
+            let policy = &resource.policy;
             let Some((api, scope)) = self.discover(&resource, deadline).await else {
                 let stop = if self.cancel.is_cancelled() {
                     Stop::Cancelled
@@ -247,7 +235,7 @@ impl Run {
             self.emit(
                 NewEvent::new(EventType::ResourceAdded, format!("tracking {key}"))
                     .resource(ResourceRef::from(&key))
-                    .data(json!({"api_version": key.api_version, "policy": to_json(&policy)})),
+                    .data(json!({"api_version": key.api_version, "policy": to_json(policy)})),
             )
             .await;
             let mut needs = BTreeSet::new();
@@ -262,7 +250,7 @@ impl Run {
             }
             gate.add_resource(key.clone(), needs);
             trackers.push(
-                ResourceTracker::new(key, policy, self.started_at)
+                ResourceTracker::new(key, policy.clone(), self.started_at)
                     .with_custom_rules(&self.options.custom_resources)
                     .awaiting_initial_lists(),
             );

@@ -1,0 +1,305 @@
+//! One deploy from claim to verdict: render, upgrade, track, roll back when asked, and stop,
+//! repair and record when cancelled. A deploy taken over from a dead process resumes here too.
+
+mod hooks;
+mod lease;
+mod repair;
+mod rollback;
+mod tracking;
+mod upgrade;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use lease::{Halt, HaltCause, keep_lease};
+
+use super::helm::{HelmError, Redactor};
+use super::{Helm, RenderFailure, RenderRequest, Runner, render};
+use crate::domain::deploy::{DeployStatus, Outcome, Phase, SecretValues};
+use crate::domain::event::{EventType, NewEvent};
+use crate::domain::release::ReleaseId;
+use crate::domain::verdict::{Verdict, VerdictReason};
+use crate::events::{EventWriter, WriterError};
+use crate::store::deploys::{self, Deploy, Finish, ResourceState};
+use crate::store::{self, StoreError};
+
+/// Helm output lines buffered before helm itself is slowed down.
+const OUTPUT_BUFFER: usize = 256;
+
+pub(super) enum Start {
+    /// Claimed from the queue.
+    Fresh,
+    /// Taken over after its owner's lease expired.
+    Recovered,
+}
+
+/// Why a step did not reach a verdict.
+#[derive(Debug, thiserror::Error)]
+enum Interrupted {
+    #[error("halted")]
+    Halted,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Events(#[from] WriterError),
+}
+
+type Flow = Result<Finish, Interrupted>;
+
+/// Runs (or resumes) one deploy and records its end, unless the deploy must be left to another
+/// process.
+pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
+    let id = deploy.id;
+    let writer = EventWriter::open(&runner.context.events, id);
+    let halt = Arc::new(Halt::new());
+    let done = CancellationToken::new();
+    let keeper = runner.context.tasks.spawn(keep_lease(
+        Arc::clone(&runner),
+        id,
+        Arc::clone(&halt),
+        done.clone(),
+    ));
+    let secrets = runner.context.secrets.take(id);
+    let run = DeployRun {
+        runner: &runner,
+        target: deploy.release_id(),
+        redactor: Redactor::new(secrets.as_ref()),
+        secrets,
+        deploy,
+        writer: &writer,
+        halt: &halt,
+        resources: Mutex::new(HashMap::new()),
+    };
+    let flow = match start {
+        Start::Fresh => run.run_fresh().await,
+        Start::Recovered => run.resume().await,
+    };
+    let finish = match flow {
+        Ok(finish) => Some(finish),
+        Err(Interrupted::Halted) if halt.cause() == Some(HaltCause::Cancelled) => {
+            run.cancel_and_repair().await.ok()
+        }
+        Err(Interrupted::Halted) => None,
+        Err(error) => {
+            tracing::error!(deploy_id = %id, %error, "deploy interrupted; the lease will expire and it resumes");
+            None
+        }
+    };
+    done.cancel();
+    let _ = keeper.await;
+    // The terminal event must be the deploy's last: everything emitted is written first.
+    if let Err(error) = writer.close().await {
+        tracing::error!(deploy_id = %id, %error, "events of the deploy were lost");
+    }
+    match finish {
+        Some(finish) => {
+            if let Err(error) = record_finish(&runner, id, finish).await {
+                tracing::error!(deploy_id = %id, %error, "cannot record the end of the deploy");
+            }
+        }
+        None if halt.cause() == Some(HaltCause::Shutdown) => {
+            if let Err(error) =
+                store::runner::release(runner.context.events.pool(), id, &runner.options.owner)
+                    .await
+            {
+                tracing::warn!(deploy_id = %id, %error, "cannot hand the lease back");
+            }
+        }
+        None => {}
+    }
+}
+
+async fn record_finish(runner: &Runner, id: uuid::Uuid, finish: Finish) -> Result<(), StoreError> {
+    let mut tx = runner.context.events.begin().await?;
+    deploys::finish(&mut tx, id, finish).await?;
+    runner.context.events.commit(tx).await
+}
+
+/// One deploy being run by this process: what every phase of it needs.
+struct DeployRun<'a> {
+    runner: &'a Runner,
+    deploy: Deploy,
+    target: ReleaseId,
+    secrets: Option<SecretValues>,
+    redactor: Redactor,
+    writer: &'a EventWriter,
+    halt: &'a Halt,
+    /// Per-resource state as last written to `deploy_resources`.
+    resources: Mutex<HashMap<(String, String, String), ResourceState>>,
+}
+
+fn failed(verdict: Verdict, revision: Option<i32>) -> Finish {
+    Finish {
+        outcome: Outcome::Failed,
+        verdict: Some(verdict),
+        revision,
+        rolled_back_to: None,
+    }
+}
+impl DeployRun<'_> {
+    fn helm(&self) -> &Helm {
+        &self.runner.context.helm
+    }
+
+    /// What is left of the deploy's timeout (at least a second, so that a late step still starts
+    /// and reports its own timeout).
+    fn remaining(&self) -> Duration {
+        let started = self.deploy.started_at.unwrap_or_else(Utc::now);
+        let elapsed = (Utc::now() - started).to_std().unwrap_or_default();
+        self.deploy
+            .timeout()
+            .saturating_sub(elapsed)
+            .max(Duration::from_secs(1))
+    }
+
+    async fn emit(&self, event: NewEvent) -> Result<(), Interrupted> {
+        Ok(self.writer.emit(event).await?)
+    }
+
+    async fn phase(&self, phase: Phase) -> Result<(), Interrupted> {
+        // Events emitted so far are written before the phase event, keeping their order.
+        self.writer.flush().await?;
+        let events = &self.runner.context.events;
+        let mut tx = events.begin().await?;
+        deploys::set_phase(&mut tx, self.deploy.id, phase).await?;
+        events.commit(tx).await?;
+        Ok(())
+    }
+
+    /// Runs helm, streaming its output as `helm.output` events.
+    async fn run_helm(
+        &self,
+        invocation: super::helm::Invocation,
+        stop: &CancellationToken,
+    ) -> Result<String, HelmError> {
+        let command = invocation.command;
+        let (lines, mut received) = mpsc::channel(OUTPUT_BUFFER);
+        let run = async move {
+            let result = self
+                .helm()
+                .run(invocation, &self.redactor, Some(&lines), stop)
+                .await;
+            drop(lines);
+            result
+        };
+        let forward = async {
+            while let Some(line) = received.recv().await {
+                let event = NewEvent::new(EventType::HelmOutput, line.text)
+                    .data(json!({"command": command, "stream": line.stream.as_str()}));
+                if let Err(error) = self.emit(event).await {
+                    tracing::warn!(deploy_id = %self.deploy.id, %error, "helm output not recorded");
+                }
+            }
+        };
+        let (result, ()) = tokio::join!(run, forward);
+        result
+    }
+
+    async fn run_fresh(&self) -> Flow {
+        if self.deploy.secret_values_digest.is_some() && self.secrets.is_none() {
+            return Ok(failed(
+                Verdict::new(
+                    VerdictReason::SecretValuesUnavailable,
+                    "the secret values of this deploy were held only by the rollcall process that \
+                     accepted it, which stopped; submit the deploy again",
+                ),
+                None,
+            ));
+        }
+        self.phase(Phase::Rendering).await?;
+        let request = RenderRequest {
+            release: self.target.clone(),
+            chart: &self.deploy.chart,
+            values: &self.deploy.values,
+            secrets: self.secrets.as_ref(),
+            tracking: &self.deploy.tracking,
+        };
+        let rendered = render(
+            self.helm(),
+            &self.runner.context.catalog,
+            &request,
+            self.remaining(),
+            &self.halt.any,
+        )
+        .await;
+        let hooks = match rendered {
+            Ok(resources) => {
+                self.emit(
+                    NewEvent::new(
+                        EventType::HelmOutput,
+                        format!("rendered {} resources", resources.len()),
+                    )
+                    .data(json!({"command": "template", "resources": resources.len()})),
+                )
+                .await?;
+                hooks::upgrade_hooks(&resources)
+            }
+            Err(RenderFailure::Helm(HelmError::Cancelled { .. })) => {
+                return Err(Interrupted::Halted);
+            }
+            Err(failure) => {
+                return Ok(failed(
+                    Verdict::new(failure.reason(), failure.to_string()),
+                    None,
+                ));
+            }
+        };
+        self.phase(Phase::Upgrading).await?;
+        let release = match self.upgrade_following_hooks(&hooks).await {
+            Ok(release) => release,
+            Err(failure) => {
+                if let HelmError::Cancelled { .. } = failure.error {
+                    return Err(Interrupted::Halted);
+                }
+                if failure.error.may_have_changed_the_cluster() {
+                    return self.after_failure(failure.verdict, None).await;
+                }
+                return Ok(failed(failure.verdict, None));
+            }
+        };
+        store::runner::set_revision(
+            self.runner.context.events.pool(),
+            self.deploy.id,
+            release.version,
+        )
+        .await?;
+        self.track_revision(release.version, release.manifest).await
+    }
+
+    /// A deploy taken over from a process that died: a cancel in flight is completed, tracking is
+    /// re-attached to the revision helm made, a rollback is finished, anything else is repaired
+    /// and run again.
+    async fn resume(&self) -> Flow {
+        if self.deploy.status == DeployStatus::Cancelling {
+            self.halt.trigger(HaltCause::Cancelled);
+            return Err(Interrupted::Halted);
+        }
+        match (self.deploy.phase, self.deploy.revision) {
+            (Some(Phase::Tracking), Some(revision)) => self.track_revision(revision, None).await,
+            (Some(Phase::RollingBack), revision) => {
+                let failure = self.deploy.verdict.clone().unwrap_or_else(|| {
+                    Verdict::new(
+                        VerdictReason::Interrupted,
+                        "the rollcall process rolling this deploy back stopped before recording \
+                         why it failed",
+                    )
+                });
+                let rolled_back_to = self.resume_rollback(revision).await?;
+                Ok(Finish {
+                    rolled_back_to,
+                    ..failed(failure, revision)
+                })
+            }
+            _ => {
+                self.repair(&self.halt.any).await?;
+                self.run_fresh().await
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Phase `upgrading`: `helm upgrade --install` with the deploy's values (its hooks are followed
+//! in `hooks`).
+
+use serde_json::json;
+
+use super::DeployRun;
+use crate::domain::event::{EventType, NewEvent};
+use crate::runner::Helm;
+use crate::runner::helm::{HelmError, ReleaseInfo, ValuesFiles};
+
+impl DeployRun<'_> {
+    pub(super) async fn upgrade(&self) -> Result<ReleaseInfo, HelmError> {
+        let chart = Helm::chart_args(&self.deploy.chart, &self.runner.context.catalog)?;
+        let values = ValuesFiles::write(
+            &self.helm().config().home,
+            &self.deploy.values,
+            self.secrets.as_ref(),
+        )
+        .map_err(|source| HelmError::Io {
+            command: "upgrade",
+            source,
+        })?;
+        let invocation = self.helm().upgrade(
+            &self.target,
+            chart,
+            &values,
+            self.remaining(),
+            self.deploy.create_namespace,
+        );
+        let output = self.run_helm(invocation, &self.halt.any).await?;
+        let release: ReleaseInfo =
+            serde_json::from_str(&output).map_err(|error| HelmError::Unexpected {
+                command: "upgrade",
+                message: error.to_string(),
+            })?;
+        self.emit(
+            NewEvent::new(
+                EventType::HelmOutput,
+                format!(
+                    "release {} revision {}: {}",
+                    self.target.release, release.version, release.info.status
+                ),
+            )
+            .data(json!({"command": "upgrade", "revision": release.version, "status": release.info.status})),
+        )
+        .await
+        .map_err(|error| HelmError::Unexpected {
+            command: "upgrade",
+            message: error.to_string(),
+        })?;
+        Ok(release)
+    }
+}
