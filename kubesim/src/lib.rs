@@ -18,6 +18,7 @@ pub mod controllers;
 pub mod kubelet;
 pub mod logs;
 pub mod options;
+pub mod pod_util;
 pub mod recorder;
 pub mod store;
 

@@ -6,7 +6,6 @@ mod daemonset;
 mod deployment;
 mod job;
 mod pod_control;
-pub mod pod_util;
 mod replicaset;
 mod resources;
 mod revisions;
@@ -22,11 +21,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::logs::LogBook;
 use crate::options::ClusterOptions;
+use crate::pod_util::PodReadiness;
 use crate::recorder::Recorder;
 use crate::store::{ResourceType, Store, StoredEvent};
-
-pub(crate) use daemonset::node_of;
-pub use pod_util::PodReadiness;
 
 /// A controller with nothing to wait for still re-syncs this often (simulated time), like an
 /// informer resync, so that a missed change cannot wedge it.

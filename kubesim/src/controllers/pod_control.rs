@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::Context;
-use super::pod_util;
+use crate::pod_util;
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::{DeleteOptions, PODS, ResourceType};
 

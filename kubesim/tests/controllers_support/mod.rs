@@ -299,10 +299,10 @@ impl PodHistory {
     }
 }
 
-pub use kubesim::controllers::pod_util::{condition, is_ready, name, uid};
+pub use kubesim::pod_util::{condition, is_ready, name, uid};
 
 pub fn int(object: &Value, pointer: &str) -> i64 {
-    kubesim::controllers::pod_util::int_at(object, pointer, 0)
+    kubesim::pod_util::int_at(object, pointer, 0)
 }
 
 /// A pod template with one container `app` and an optional behaviour annotation.
