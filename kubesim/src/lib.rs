@@ -14,6 +14,7 @@ pub mod admin;
 pub mod api;
 pub mod behavior;
 pub mod cli;
+pub mod control_loop;
 pub mod controllers;
 pub mod kubelet;
 pub mod logs;
@@ -34,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use admin::{Admin, RequestCounts};
-use controllers::ControllerControl;
+use control_loop::ControllerControl;
 use logs::LogBook;
 use options::ClusterOptions;
 use store::{Store, StoreError, WatchEventType};

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::Admin;
-use crate::controllers::ControllerControl;
+use crate::control_loop::ControllerControl;
 use crate::logs::LogBook;
 use crate::options::KubeVersion;
 use crate::store::{self, DeleteOptions, Propagation, ResourceType, Store, StoreError};

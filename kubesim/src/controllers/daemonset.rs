@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::pod_control::{PodControl, write_status};
-use super::{Context, Reconciler, TransitionKind, revisions};
+use super::revisions;
+use crate::control_loop::{Context, Reconciler, TransitionKind};
 use crate::pod_util::{
     self, PodName, ReadyCount, controller_reference, int_or_percent, is_active, is_being_deleted,
     is_terminal, node_of, owned_by, pod_from_template,

@@ -9,8 +9,9 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::InstantsByUid;
 use super::pod_control::{PodControl, write_status};
-use super::{Context, InstantsByUid, Reconciler, TransitionKind};
+use crate::control_loop::{Context, Reconciler, TransitionKind};
 use crate::pod_util::{
     self, PodName, controller_reference, is_active, is_being_deleted, is_ready, is_terminal,
     owned_by, phase, pod_from_template, set_condition,

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::Context;
+use crate::control_loop::Context;
 use crate::pod_util;
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::{DeleteOptions, PODS, ResourceType};

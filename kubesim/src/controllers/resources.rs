@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Context, Reconciler};
+use crate::control_loop::{Context, Reconciler};
 use crate::pod_util::{self, is_being_deleted};
 use crate::store::{PVCS, SERVICES};
 

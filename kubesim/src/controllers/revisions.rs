@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::Context;
+use crate::control_loop::Context;
 use crate::pod_util::{self, controller_reference, owned_by};
 use crate::store::{CONTROLLER_REVISIONS, ResourceType, StoreError};
 

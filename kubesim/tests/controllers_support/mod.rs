@@ -6,7 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kubesim::controllers::{self, ControllerControl};
+use kubesim::control_loop::ControllerControl;
+use kubesim::controllers;
 use kubesim::logs::LogBook;
 use kubesim::options::{ClusterOptions, KubeVersion};
 use kubesim::store::{self, Store, StoredEvent, WatchEventType};
