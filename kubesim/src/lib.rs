@@ -261,14 +261,7 @@ impl ClusterHandle {
         namespace: &str,
         name: &str,
     ) -> Result<Value, StoreError> {
-        self.store
-            .delete(
-                &store::PODS,
-                Some(namespace),
-                name,
-                store::DeleteOptions::immediate(),
-            )
-            .map(|deleted| deleted.object)
+        admin::delete_pod_behind_controllers(&self.store, namespace, name)
     }
 
     pub fn request_counts(&self) -> RequestCounts {
