@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DeleteParams};
-use kubesim::controllers::TransitionKind;
+use kubesim::control_loop::TransitionKind;
 use kubesim::store::PODS;
 use rollcall::domain::policy::TrackingOverrides;
 use rollcall::tracker::core::plan;

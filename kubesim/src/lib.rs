@@ -14,10 +14,12 @@ pub mod admin;
 pub mod api;
 pub mod behavior;
 pub mod cli;
+pub mod control_loop;
 pub mod controllers;
 pub mod kubelet;
 pub mod logs;
 pub mod options;
+pub mod pod_util;
 pub mod recorder;
 pub mod store;
 
@@ -33,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use admin::{Admin, RequestCounts};
-use controllers::ControllerControl;
+use control_loop::ControllerControl;
 use logs::LogBook;
 use options::ClusterOptions;
 use store::{Store, StoreError, WatchEventType};
@@ -259,14 +261,7 @@ impl ClusterHandle {
         namespace: &str,
         name: &str,
     ) -> Result<Value, StoreError> {
-        self.store
-            .delete(
-                &store::PODS,
-                Some(namespace),
-                name,
-                store::DeleteOptions::immediate(),
-            )
-            .map(|deleted| deleted.object)
+        admin::delete_pod_behind_controllers(&self.store, namespace, name)
     }
 
     pub fn request_counts(&self) -> RequestCounts {

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use kubesim::controllers::TransitionKind;
+use kubesim::control_loop::TransitionKind;
 use kubesim::store::{PODS, WatchEventType};
 use serde_json::{Value, json};
 use support::*;

@@ -4,7 +4,7 @@
 #[path = "controllers_support/mod.rs"]
 mod support;
 
-use kubesim::controllers::TransitionKind;
+use kubesim::control_loop::TransitionKind;
 use kubesim::options::KubeVersion;
 use kubesim::store::{
     CONTROLLER_REVISIONS, DAEMONSETS, DEPLOYMENTS, JOBS, PODS, PVCS, REPLICASETS, SERVICES,

@@ -1,6 +1,6 @@
 //! Healthy rollouts end ready, including the churn that must never count (DESIGN §5.3).
 
-use kubesim::controllers::TransitionKind;
+use kubesim::control_loop::TransitionKind;
 use kubesim::options::KubeVersion;
 use serde_json::json;
 

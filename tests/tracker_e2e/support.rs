@@ -7,7 +7,7 @@ use chrono::Utc;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use kubesim::controllers::ControllerControl;
+use kubesim::control_loop::ControllerControl;
 use kubesim::options::{ClusterOptions, KubeVersion};
 use kubesim::{Cluster, ClusterHandle};
 use rollcall::domain::event::NewEvent;

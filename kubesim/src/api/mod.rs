@@ -1,4 +1,5 @@
-//! The Kubernetes HTTP API of the simulated cluster (JSON responses; JSON, YAML and protobuf requests).
+//! The Kubernetes HTTP API of the simulated cluster (JSON responses; JSON, YAML and protobuf requests),
+//! and beside it the simulator's own `/sim/...` endpoints.
 
 mod defaults;
 pub mod discovery;
@@ -8,6 +9,7 @@ mod pod_logs;
 mod protobuf;
 pub mod resources;
 mod selectors;
+mod sim;
 mod table;
 mod watch;
 
@@ -24,8 +26,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{self, Admin};
-use crate::controllers::ControllerControl;
+use crate::admin::Admin;
+use crate::control_loop::ControllerControl;
 use crate::logs::LogBook;
 use crate::options::KubeVersion;
 use crate::store::{self, DeleteOptions, Propagation, ResourceType, Store, StoreError};
@@ -99,7 +101,7 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             count_and_inject_faults,
         ))
-        .nest("/sim", admin::router())
+        .nest("/sim", sim::router())
         .with_state(state)
 }
 

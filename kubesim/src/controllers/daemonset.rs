@@ -7,11 +7,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::pod_control::{PodControl, write_status};
-use super::pod_util::{
+use super::revisions;
+use crate::control_loop::{Context, Reconciler, TransitionKind};
+use crate::pod_util::{
     self, PodName, ReadyCount, controller_reference, int_or_percent, is_active, is_being_deleted,
-    is_terminal, owned_by, pod_from_template,
+    is_terminal, node_of, owned_by, pod_from_template,
 };
-use super::{Context, Reconciler, TransitionKind, revisions};
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::{DAEMONSETS, NODES, PODS};
 
@@ -30,18 +31,6 @@ impl Reconciler for Controller {
                 pod_util::earliest(wake, sync_daemon_set(context, set, &nodes))
             })
     }
-}
-
-/// The node a daemon pod is bound or pinned to.
-pub(crate) fn node_of(pod: &Value) -> Option<&str> {
-    pod["spec"]["nodeName"].as_str().or_else(|| {
-        pod.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")?
-            .as_array()?
-            .iter()
-            .flat_map(|term| term["matchFields"].as_array().into_iter().flatten())
-            .find(|field| field["key"] == "metadata.name" && field["operator"] == "In")
-            .and_then(|field| field["values"][0].as_str())
-    })
 }
 
 fn should_run_on(set: &Value, node: &Value) -> bool {

@@ -6,11 +6,12 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+use super::InstantsByUid;
 use super::pod_control::write_status;
-use super::pod_util::{
+use crate::control_loop::{Context, Reconciler, TransitionKind};
+use crate::pod_util::{
     self, controller_reference, int_or_percent, is_being_deleted, owned_by, set_condition,
 };
-use super::{Context, InstantsByUid, Reconciler, TransitionKind};
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::{DEPLOYMENTS, PODS, REPLICASETS, StoreError};
 

@@ -9,12 +9,13 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::InstantsByUid;
 use super::pod_control::{PodControl, write_status};
-use super::pod_util::{
+use crate::control_loop::{Context, Reconciler, TransitionKind};
+use crate::pod_util::{
     self, PodName, controller_reference, is_active, is_being_deleted, is_ready, is_terminal,
     owned_by, phase, pod_from_template, set_condition,
 };
-use super::{Context, InstantsByUid, Reconciler, TransitionKind};
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::timestamp;
 use crate::store::{JOBS, PODS};

@@ -1,151 +1,27 @@
-//! The simulated control plane: workload controllers, the scheduler and the kubelet, each a task that
-//! re-syncs from the [`Store`] whenever something it watches changes (level-triggered, like the real
-//! informer-driven controllers) or when a timer it asked for fires.
+//! The workload controllers (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, and the one for
+//! Services and PersistentVolumeClaims), each a `Reconciler` in the loop of `control_loop`, and
+//! [`spawn_all`], which starts them with the scheduler and the kubelet.
 
 mod daemonset;
 mod deployment;
 mod job;
 mod pod_control;
-pub mod pod_util;
 mod replicaset;
 mod resources;
 mod revisions;
 mod statefulset;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::control_loop::{Context, ControllerControl, spawn_controller};
 use crate::logs::LogBook;
 use crate::options::ClusterOptions;
+use crate::pod_util::PodReadiness;
 use crate::recorder::Recorder;
-use crate::store::{ResourceType, Store, StoredEvent};
-
-pub(crate) use daemonset::node_of;
-pub use pod_util::PodReadiness;
-
-/// A controller with nothing to wait for still re-syncs this often (simulated time), like an
-/// informer resync, so that a missed change cannot wedge it.
-const IDLE_RESYNC: Duration = Duration::from_secs(30);
-
-/// A notable moment in the simulated cluster, stamped when it happened, for benchmarks that measure
-/// how long a client took to notice.
-#[derive(Clone, Debug)]
-pub struct Transition {
-    pub at: std::time::Instant,
-    pub kind: TransitionKind,
-    pub namespace: String,
-    pub name: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TransitionKind {
-    /// A pod's Ready condition became True.
-    PodReady,
-    /// A pod's Ready condition went from True to False.
-    PodNotReady,
-    /// A container of the pod entered `CrashLoopBackOff`.
-    CrashLoopBackOff { container: String },
-    /// A container of the pod entered `ImagePullBackOff` or `ErrImageNeverPull`.
-    ImagePullFailing { container: String },
-    /// A Deployment, StatefulSet or DaemonSet has all replicas updated and available.
-    RolloutComplete { kind: &'static str },
-    /// A Deployment's Progressing condition became `ProgressDeadlineExceeded`.
-    ProgressDeadlineExceeded,
-    /// A Job got its terminal condition.
-    JobFinished { succeeded: bool },
-}
-
-/// Handle on the controllers of one cluster: pause/resume (admin endpoint) and the stream of
-/// decisive transitions.
-#[derive(Clone)]
-pub struct ControllerControl {
-    paused: watch::Sender<bool>,
-    transitions: broadcast::Sender<Transition>,
-    last: Arc<Mutex<Option<Transition>>>,
-}
-
-impl Default for ControllerControl {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ControllerControl {
-    pub fn new() -> Self {
-        Self {
-            paused: watch::Sender::new(false),
-            transitions: broadcast::channel(1024).0,
-            last: Arc::default(),
-        }
-    }
-
-    /// Stops the workload controllers and the scheduler after their current sync; the kubelet keeps
-    /// running pods that are already bound.
-    pub fn pause(&self) {
-        self.paused.send_replace(true);
-    }
-
-    pub fn resume(&self) {
-        self.paused.send_replace(false);
-    }
-
-    pub fn is_paused(&self) -> bool {
-        *self.paused.borrow()
-    }
-
-    /// Transitions from now on (a slow subscriber loses the oldest ones).
-    pub fn subscribe(&self) -> broadcast::Receiver<Transition> {
-        self.transitions.subscribe()
-    }
-
-    /// The most recent transition of any kind.
-    pub fn last_transition(&self) -> Option<Transition> {
-        self.last.lock().expect("transition lock").clone()
-    }
-
-    pub(crate) fn notify(&self, kind: TransitionKind, namespace: &str, name: &str) {
-        let transition = Transition {
-            at: std::time::Instant::now(),
-            kind,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
-        *self.last.lock().expect("transition lock") = Some(transition.clone());
-        // Nobody listening is fine: benchmarks subscribe only when they measure.
-        let _ = self.transitions.send(transition);
-    }
-
-    /// Waits while paused; false when the cluster is stopping.
-    async fn wait_until_running(&self, cancel: &CancellationToken) -> bool {
-        let mut paused = self.paused.subscribe();
-        tokio::select! {
-            _ = cancel.cancelled() => false,
-            result = paused.wait_for(|paused| !paused) => result.is_ok(),
-        }
-    }
-}
-
-/// What every controller and the kubelet share.
-#[derive(Clone)]
-pub(crate) struct Context {
-    pub store: Store,
-    pub logs: LogBook,
-    pub options: ClusterOptions,
-    pub control: ControllerControl,
-    pub recorder: Recorder,
-    pub readiness: PodReadiness,
-}
-
-impl Context {
-    pub fn scaled(&self, simulated: Duration) -> Duration {
-        self.options.scaled(simulated)
-    }
-}
+use crate::store::Store;
 
 /// Starts every controller, the scheduler and the kubelet of a cluster. They stop when `cancel` fires;
 /// `tasks` lets the caller wait for them.
@@ -219,63 +95,6 @@ pub fn spawn_all(
         crate::kubelet::Scheduler,
     );
     crate::kubelet::spawn(context, tasks, cancel);
-}
-
-/// One level-triggered reconciler: `sync` looks at the whole store and returns when it wants to run
-/// again at the latest (minReadySeconds, deadlines, back-off).
-pub(crate) trait Reconciler: Send + 'static {
-    fn sync(&mut self, context: &Context) -> Option<Duration>;
-
-    /// Sees every change of a watched resource before the sync it triggers.
-    fn observe(&mut self, _context: &Context, _change: &StoredEvent) {}
-}
-
-fn spawn_controller(
-    tasks: &TaskTracker,
-    cancel: &CancellationToken,
-    context: &Context,
-    watched: &[ResourceType],
-    mut reconciler: impl Reconciler,
-) {
-    let context = context.clone();
-    let cancel = cancel.clone();
-    let watched = watched.to_vec();
-    let mut changes = context.store.subscribe();
-    tasks.spawn(async move {
-        let idle = context.scaled(IDLE_RESYNC);
-        while context.control.wait_until_running(&cancel).await {
-            let wake_after = reconciler
-                .sync(&context)
-                .map_or(idle, |after| after.min(idle));
-            let wake = tokio::time::sleep(wake_after);
-            tokio::pin!(wake);
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = &mut wake => break,
-                    change = changes.recv() => match change {
-                        Ok(change) if watched.contains(&change.resource) => {
-                            reconciler.observe(&context, &change);
-                            break;
-                        }
-                        Ok(_) => {}
-                        // Changes were lost: a full resync covers them.
-                        Err(broadcast::error::RecvError::Lagged(_)) => break,
-                        Err(broadcast::error::RecvError::Closed) => {
-                            cancel.cancelled().await;
-                            return;
-                        }
-                    },
-                }
-            }
-            // Everything already queued is covered by the coming sync.
-            while let Ok(change) = changes.try_recv() {
-                if watched.contains(&change.resource) {
-                    reconciler.observe(&context, &change);
-                }
-            }
-        }
-    });
 }
 
 /// Remembers per object uid a wall-clock instant, e.g. when a Deployment last made progress; entries of

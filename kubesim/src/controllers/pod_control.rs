@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::Context;
-use super::pod_util;
+use crate::control_loop::Context;
+use crate::pod_util;
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::{DeleteOptions, PODS, ResourceType};
 

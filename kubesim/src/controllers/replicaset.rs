@@ -6,11 +6,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::pod_control::{self, PodControl};
-use super::pod_util::{
+use crate::control_loop::{Context, Reconciler};
+use crate::pod_util::{
     self, PodName, ReadyCount, controller_reference, is_active, is_being_deleted, is_ready,
     owned_by, phase, pod_from_template,
 };
-use super::{Context, Reconciler};
 use crate::recorder::EventSource;
 use crate::store::{PODS, REPLICASETS};
 

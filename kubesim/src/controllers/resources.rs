@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::pod_util::{self, is_being_deleted};
-use super::{Context, Reconciler};
+use crate::control_loop::{Context, Reconciler};
+use crate::pod_util::{self, is_being_deleted};
 use crate::store::{PVCS, SERVICES};
 
 pub(crate) struct Controller;

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use super::Context;
-use super::pod_util::{self, controller_reference, owned_by};
+use crate::control_loop::Context;
+use crate::pod_util::{self, controller_reference, owned_by};
 use crate::store::{CONTROLLER_REVISIONS, ResourceType, StoreError};
 
 const HASH_LABEL: &str = "controller.kubernetes.io/hash";

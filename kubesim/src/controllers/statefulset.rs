@@ -9,12 +9,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::pod_control;
-use super::pod_util::{
+use super::revisions::{self, UpdateRevision};
+use crate::control_loop::{Context, Reconciler, TransitionKind};
+use crate::pod_util::{
     self, PodName, controller_reference, is_being_deleted, is_running_and_ready, is_terminal,
     owned_by, pod_from_template,
 };
-use super::revisions::{self, UpdateRevision};
-use super::{Context, Reconciler, TransitionKind};
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::{
     DeleteOptions, PODS, PVCS, STATEFULSETS, StoreError, StoredEvent, WatchEventType,

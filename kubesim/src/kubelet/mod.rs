@@ -15,7 +15,8 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::controllers::{Context, Reconciler, pod_util};
+use crate::control_loop::{Context, Reconciler};
+use crate::pod_util;
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::timestamp;
 use crate::store::{NODES, PODS, StoredEvent, WatchEventType};
@@ -48,7 +49,7 @@ impl Reconciler for Scheduler {
                     .is_none_or(|scheduler| scheduler == "default-scheduler")
         });
         for pod in pending {
-            let pinned = crate::controllers::node_of(pod).filter(|node| load.contains_key(node));
+            let pinned = pod_util::node_of(pod).filter(|node| load.contains_key(node));
             let least_loaded = || {
                 load.iter()
                     .min_by_key(|(name, count)| (**count, **name))

@@ -17,7 +17,8 @@ use super::status::{
     self, ContainerState, ContainerStatus, RestartPolicy, Termination, go_duration,
 };
 use crate::behavior::{Behavior, ImagePull, RESTART_COUNT_PLACEHOLDER};
-use crate::controllers::{Context, TransitionKind, pod_util};
+use crate::control_loop::{Context, TransitionKind};
+use crate::pod_util;
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::timestamp;
 use crate::store::{DeleteOptions, NODES, PODS};

@@ -6,7 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kubesim::controllers::{self, ControllerControl};
+use kubesim::control_loop::ControllerControl;
+use kubesim::controllers;
 use kubesim::logs::LogBook;
 use kubesim::options::{ClusterOptions, KubeVersion};
 use kubesim::store::{self, Store, StoredEvent, WatchEventType};
@@ -299,10 +300,10 @@ impl PodHistory {
     }
 }
 
-pub use kubesim::controllers::pod_util::{condition, is_ready, name, uid};
+pub use kubesim::pod_util::{condition, is_ready, name, uid};
 
 pub fn int(object: &Value, pointer: &str) -> i64 {
-    kubesim::controllers::pod_util::int_at(object, pointer, 0)
+    kubesim::pod_util::int_at(object, pointer, 0)
 }
 
 /// A pod template with one container `app` and an optional behaviour annotation.

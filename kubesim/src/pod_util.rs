@@ -1,5 +1,6 @@
-//! Helpers shared by the controllers: owner references, pod predicates (active, ready, available),
-//! template hashes, int-or-percent values and condition lists. Objects are JSON in wire form.
+//! Helpers shared by the controllers and the kubelet: owner references, pod predicates (active, ready,
+//! available), the node a pod runs on, template hashes, int-or-percent values and condition lists.
+//! Objects are JSON in wire form.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -137,6 +138,18 @@ pub fn is_ready(pod: &Value) -> bool {
 
 pub fn is_running_and_ready(pod: &Value) -> bool {
     phase(pod) == "Running" && is_ready(pod)
+}
+
+/// The node a pod is bound to, or pinned to by node affinity as daemon pods are.
+pub(crate) fn node_of(pod: &Value) -> Option<&str> {
+    pod["spec"]["nodeName"].as_str().or_else(|| {
+        pod.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")?
+            .as_array()?
+            .iter()
+            .flat_map(|term| term["matchFields"].as_array().into_iter().flatten())
+            .find(|field| field["key"] == "metadata.name" && field["operator"] == "In")
+            .and_then(|field| field["values"][0].as_str())
+    })
 }
 
 /// When each pod became Ready, precisely: object timestamps have whole seconds, too coarse for
