@@ -160,7 +160,8 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
         }
         None if halt.cause() == Some(HaltCause::Shutdown) => {
             if let Err(error) =
-                store::runner::release(runner.state.events.pool(), id, &runner.options.owner).await
+                store::deploys::release_lease(runner.state.events.pool(), id, &runner.options.owner)
+                    .await
             {
                 tracing::warn!(deploy_id = %id, %error, "cannot hand the lease back");
             }
@@ -189,8 +190,13 @@ async fn keep_lease(runner: Arc<Runner>, id: uuid::Uuid, halt: Arc<Halt>, done: 
             () = tokio::time::sleep(every) => {}
         }
         let until = Utc::now() + runner.options.lease;
-        match store::runner::renew(runner.state.events.pool(), id, &runner.options.owner, until)
-            .await
+        match store::deploys::renew_lease(
+            runner.state.events.pool(),
+            id,
+            &runner.options.owner,
+            until,
+        )
+        .await
         {
             Ok(Some(DeployStatus::Cancelling)) => halt.trigger(HaltCause::Cancelled),
             Ok(Some(_)) => {}
@@ -373,7 +379,7 @@ impl Job<'_> {
                 return Ok(failed(failure.verdict, None));
             }
         };
-        store::runner::set_revision(
+        store::deploys::set_revision(
             self.runner.state.events.pool(),
             self.deploy.id,
             release.version,
@@ -625,7 +631,7 @@ impl Job<'_> {
         let events = &self.runner.state.events;
         let mut tx = events.begin().await?;
         deploys::set_phase(&mut tx, self.deploy.id, Phase::RollingBack).await?;
-        store::runner::set_failure(&mut tx, self.deploy.id, failure).await?;
+        store::deploys::set_failure(&mut tx, self.deploy.id, failure).await?;
         events.commit(tx).await?;
         Ok(())
     }
@@ -679,8 +685,12 @@ impl Job<'_> {
                 return Ok(None);
             }
         };
-        store::runner::set_rollback_target(self.runner.state.events.pool(), self.deploy.id, target)
-            .await?;
+        store::deploys::set_rollback_target(
+            self.runner.state.events.pool(),
+            self.deploy.id,
+            target,
+        )
+        .await?;
         self.rollback_to(target, None, stop).await
     }
 

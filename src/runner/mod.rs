@@ -249,7 +249,7 @@ impl Runner {
     async fn take_over(&self) -> Result<Option<store::deploys::Deploy>, StoreError> {
         let mut tx = self.state.events.begin().await?;
         let taken =
-            store::runner::take_over_expired(&mut tx, &self.options.owner, self.lease_until())
+            store::deploys::take_over_expired(&mut tx, &self.options.owner, self.lease_until())
                 .await?;
         self.state.events.commit(tx).await?;
         Ok(taken)

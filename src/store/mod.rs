@@ -3,7 +3,6 @@
 pub mod deploys;
 pub mod events;
 pub mod idempotency;
-pub mod runner;
 pub mod tokens;
 
 use std::time::Duration;
