@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::events::EventTx;
 use super::idempotency::{self, IdempotencyKey};
-use super::{StoreError, decode_enum, on_constraint};
+use super::{StoreError, on_constraint};
 use crate::domain::auth::LikeTargets;
 use crate::domain::chart::ChartSource;
 use crate::domain::deploy::{DeployStatus, NewDeploy, Outcome, Phase, QueueMode};
@@ -96,7 +96,6 @@ impl<'r> FromRow<'r, PgRow> for Deploy {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         let values: Json<serde_json::Map<String, serde_json::Value>> = row.try_get("values")?;
         let verdict: Option<Json<Verdict>> = row.try_get("verdict")?;
-        let phase: Option<String> = row.try_get("phase")?;
         Ok(Deploy {
             id: row.try_get("id")?,
             cluster: row.try_get("cluster")?,
@@ -108,20 +107,13 @@ impl<'r> FromRow<'r, PgRow> for Deploy {
             secret_values_digest: row.try_get("secret_values_digest")?,
             timeout_seconds: row.try_get("timeout_seconds")?,
             rollback_on_failure: row.try_get("rollback_on_failure")?,
-            queue: decode_enum(row, "queue_mode", QueueMode::parse)?,
+            queue: row.try_get("queue_mode")?,
             tracking: decode_json(row, "tracking")?,
             notify: decode_json(row, "notify")?,
             labels: decode_json(row, "labels")?,
             requested_by: row.try_get("requested_by")?,
-            status: decode_enum(row, "status", DeployStatus::parse)?,
-            phase: phase
-                .map(|text| {
-                    Phase::parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
-                        index: "phase".into(),
-                        source: format!("unknown phase {text:?}").into(),
-                    })
-                })
-                .transpose()?,
+            status: row.try_get("status")?,
+            phase: row.try_get("phase")?,
             revision: row.try_get("revision")?,
             rolled_back_to: row.try_get("rolled_back_to")?,
             rollback_target: row.try_get("rollback_target")?,
@@ -241,7 +233,7 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
     .bind(deploy.secret_values.as_ref().map(|secret| secret.digest()))
     .bind(deploy.timeout.get().as_secs() as i64)
     .bind(deploy.rollback_on_failure)
-    .bind(deploy.queue.as_str())
+    .bind(deploy.queue)
     .bind(Json(&deploy.tracking))
     .bind(Json(&deploy.notify))
     .bind(Json(deploy.labels.as_map()))
@@ -305,7 +297,7 @@ pub async fn cancel(
          where id = $1",
     )
     .bind(id)
-    .bind(next.as_str())
+    .bind(next)
     .bind(reason)
     .bind(by)
     .execute(tx.conn())
@@ -342,7 +334,7 @@ pub async fn start(
          where id = $1",
     )
     .bind(id)
-    .bind(next.as_str())
+    .bind(next)
     .bind(owner)
     .bind(lease_until)
     .execute(tx.conn())
@@ -411,7 +403,7 @@ pub async fn set_phase(tx: &mut EventTx, id: Uuid, phase: Phase) -> Result<Deplo
     }
     sqlx::query("update deploys set phase = $2 where id = $1")
         .bind(id)
-        .bind(phase.as_str())
+        .bind(phase)
         .execute(tx.conn())
         .await?;
     tx.append(
@@ -446,7 +438,7 @@ pub async fn finish(tx: &mut EventTx, id: Uuid, finish: Finish) -> Result<Deploy
          where id = $1",
     )
     .bind(id)
-    .bind(next.as_str())
+    .bind(next)
     .bind(finish.verdict.as_ref().map(Json))
     .bind(finish.revision)
     .bind(finish.rolled_back_to)
@@ -476,7 +468,7 @@ pub async fn renew_lease(
     owner: &str,
     lease_until: DateTime<Utc>,
 ) -> Result<Option<DeployStatus>, StoreError> {
-    let status: Option<String> = sqlx::query_scalar(
+    Ok(sqlx::query_scalar(
         "update deploys set lease_until = $3
          where id = $1 and lease_owner = $2 and status in ('running', 'cancelling')
          returning status",
@@ -485,13 +477,7 @@ pub async fn renew_lease(
     .bind(owner)
     .bind(lease_until)
     .fetch_optional(pool)
-    .await?;
-    status
-        .map(|text| {
-            DeployStatus::parse(&text)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown deploy status {text:?}")))
-        })
-        .transpose()
+    .await?)
 }
 
 /// Gives the lease back at once (graceful shutdown), so that another process resumes the deploy
@@ -652,7 +638,7 @@ pub async fn list(
     .bind(&filter.cluster)
     .bind(&filter.namespace)
     .bind(&filter.release)
-    .bind(filter.status.map(DeployStatus::as_str))
+    .bind(filter.status)
     .bind(Json(&filter.labels))
     .bind(before)
     .bind(&targets.clusters)
