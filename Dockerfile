@@ -1,11 +1,13 @@
 # syntax=docker/dockerfile:1
-# Build: a release binary; the SQL is checked at runtime, so no database is needed here.
+# Build: a release binary; the SQL is checked against the committed query data (.sqlx), so no
+# database is needed here.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY kubesim kubesim
 COPY src src
 COPY migrations migrations
+COPY .sqlx .sqlx
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin rollcall \

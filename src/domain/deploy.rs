@@ -21,8 +21,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// What to do when the release already has a queued or running deploy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema, sqlx::Type,
+)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum QueueMode {
     /// Wait behind the earlier deploys.
     #[default]
@@ -31,22 +34,6 @@ pub enum QueueMode {
     Supersede,
     /// Answer 409 while another deploy of the release is queued or running.
     Reject,
-}
-
-impl QueueMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueueMode::Fifo => "fifo",
-            QueueMode::Supersede => "supersede",
-            QueueMode::Reject => "reject",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [QueueMode::Fifo, QueueMode::Supersede, QueueMode::Reject]
-            .into_iter()
-            .find(|mode| mode.as_str() == text)
-    }
 }
 
 /// `POST /v1/deploys` body as sent.
@@ -185,8 +172,9 @@ impl NewDeploy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum DeployStatus {
     Queued,
     Running,
@@ -291,8 +279,9 @@ impl fmt::Display for DeployStatus {
 }
 
 /// What a running deploy is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum Phase {
     Rendering,
     Upgrading,
@@ -308,17 +297,6 @@ impl Phase {
             Phase::Tracking => "tracking",
             Phase::RollingBack => "rolling_back",
         }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            Phase::Rendering,
-            Phase::Upgrading,
-            Phase::Tracking,
-            Phase::RollingBack,
-        ]
-        .into_iter()
-        .find(|phase| phase.as_str() == text)
     }
 }
 

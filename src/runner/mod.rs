@@ -213,7 +213,7 @@ impl Runner {
     async fn take_over(&self) -> Result<Option<store::deploys::Deploy>, StoreError> {
         let mut tx = self.context.events.begin().await?;
         let taken =
-            store::runner::take_over_expired(&mut tx, &self.options.owner, self.lease_until())
+            store::deploys::take_over_expired(&mut tx, &self.options.owner, self.lease_until())
                 .await?;
         self.context.events.commit(tx).await?;
         Ok(taken)

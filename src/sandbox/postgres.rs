@@ -155,12 +155,14 @@ impl LocalPostgres {
     /// Creates database [`DATABASE`] unless it exists.
     pub async fn create_database(&self) -> Result<(), LocalPostgresError> {
         let mut connection = sqlx::PgConnection::connect(&self.admin_url()).await?;
-        let exists: bool =
-            sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-                .bind(DATABASE)
-                .fetch_one(&mut connection)
-                .await?;
+        let exists = sqlx::query_scalar!(
+            r#"select exists (select 1 from pg_database where datname = $1) as "exists!""#,
+            DATABASE,
+        )
+        .fetch_one(&mut connection)
+        .await?;
         if !exists {
+            // A database name is an identifier, which cannot be a bind parameter.
             sqlx::query(sqlx::AssertSqlSafe(format!("create database {DATABASE}")))
                 .execute(&mut connection)
                 .await?;

@@ -1,20 +1,21 @@
 //! `deploys` and `deploy_resources`: the deploy state machine as stored, each transition written
-//! together with its event in one transaction.
+//! together with its event in one transaction, and the runner's lease on a running deploy (renewal,
+//! take-over of expired ones) with the progress a successor needs to resume it (its revision, its
+//! rollback target).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{FromRow, PgConnection, PgExecutor, PgPool, Row};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::events::EventTx;
 use super::idempotency::{self, IdempotencyKey};
-use super::{StoreError, decode_enum, on_constraint};
+use super::{StoreError, on_constraint};
 use crate::domain::auth::LikeTargets;
 use crate::domain::chart::ChartSource;
 use crate::domain::deploy::{DeployStatus, NewDeploy, Outcome, Phase, QueueMode};
@@ -81,7 +82,7 @@ impl Deploy {
 }
 
 /// Per-resource state shown by `GET /v1/deploys/{id}`, written by the runner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ResourceState {
     pub kind: String,
     pub namespace: String,
@@ -95,63 +96,100 @@ pub struct ResourceState {
     pub message: String,
 }
 
-impl<'r> FromRow<'r, PgRow> for Deploy {
-    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        let values: Json<serde_json::Map<String, serde_json::Value>> = row.try_get("values")?;
-        let verdict: Option<Json<Verdict>> = row.try_get("verdict")?;
-        let phase: Option<String> = row.try_get("phase")?;
-        Ok(Deploy {
-            id: row.try_get("id")?,
-            cluster: row.try_get("cluster")?,
-            namespace: row.try_get("namespace")?,
-            create_namespace: row.try_get("create_namespace")?,
-            release: row.try_get("release")?,
-            chart: decode_json(row, "chart")?,
-            values: values.0,
-            secret_values_digest: row.try_get("secret_values_digest")?,
-            timeout_seconds: row.try_get("timeout_seconds")?,
-            rollback_on_failure: row.try_get("rollback_on_failure")?,
-            queue: decode_enum(row, "queue_mode", QueueMode::parse)?,
-            tracking: decode_json(row, "tracking")?,
-            notify: decode_json(row, "notify")?,
-            labels: decode_json(row, "labels")?,
-            requested_by: row.try_get("requested_by")?,
-            status: decode_enum(row, "status", DeployStatus::parse)?,
-            phase: phase
-                .map(|text| {
-                    Phase::parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
-                        index: "phase".into(),
-                        source: format!("unknown phase {text:?}").into(),
-                    })
-                })
-                .transpose()?,
-            revision: row.try_get("revision")?,
-            rolled_back_to: row.try_get("rolled_back_to")?,
-            rollback_target: row.try_get("rollback_target")?,
-            verdict: verdict.map(|json| json.0),
-            cancel_reason: row.try_get("cancel_reason")?,
-            cancelled_by: row.try_get("cancelled_by")?,
-            lease_owner: row.try_get("lease_owner")?,
-            lease_until: row.try_get("lease_until")?,
-            last_event_seq: row.try_get("last_event_seq")?,
-            created_at: row.try_get("created_at")?,
-            started_at: row.try_get("started_at")?,
-            cancel_requested_at: row.try_get("cancel_requested_at")?,
-            finished_at: row.try_get("finished_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
+/// A `deploys` row as `query_deploys!` decodes it; `From` unwraps its JSON columns into the plain
+/// values of a [`Deploy`].
+struct DeployRow {
+    id: Uuid,
+    cluster: String,
+    namespace: String,
+    create_namespace: bool,
+    release: String,
+    chart: Json<ChartSource>,
+    values: Json<serde_json::Map<String, serde_json::Value>>,
+    secret_values_digest: Option<String>,
+    timeout_seconds: i64,
+    rollback_on_failure: bool,
+    queue_mode: QueueMode,
+    tracking: Json<TrackingOverrides>,
+    notify: Json<Vec<NotifySubscription>>,
+    labels: Json<BTreeMap<String, String>>,
+    requested_by: String,
+    status: DeployStatus,
+    phase: Option<Phase>,
+    revision: Option<i32>,
+    rolled_back_to: Option<i32>,
+    rollback_target: Option<i32>,
+    verdict: Option<Json<Verdict>>,
+    cancel_reason: Option<String>,
+    cancelled_by: Option<String>,
+    lease_owner: Option<String>,
+    lease_until: Option<DateTime<Utc>>,
+    last_event_seq: i64,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    cancel_requested_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<DeployRow> for Deploy {
+    fn from(row: DeployRow) -> Self {
+        Deploy {
+            id: row.id,
+            cluster: row.cluster,
+            namespace: row.namespace,
+            create_namespace: row.create_namespace,
+            release: row.release,
+            chart: row.chart.0,
+            values: row.values.0,
+            secret_values_digest: row.secret_values_digest,
+            timeout_seconds: row.timeout_seconds,
+            rollback_on_failure: row.rollback_on_failure,
+            queue: row.queue_mode,
+            tracking: row.tracking.0,
+            notify: row.notify.0,
+            labels: row.labels.0,
+            requested_by: row.requested_by,
+            status: row.status,
+            phase: row.phase,
+            revision: row.revision,
+            rolled_back_to: row.rolled_back_to,
+            rollback_target: row.rollback_target,
+            verdict: row.verdict.map(|json| json.0),
+            cancel_reason: row.cancel_reason,
+            cancelled_by: row.cancelled_by,
+            lease_owner: row.lease_owner,
+            lease_until: row.lease_until,
+            last_event_seq: row.last_event_seq,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            cancel_requested_at: row.cancel_requested_at,
+            finished_at: row.finished_at,
+            updated_at: row.updated_at,
+        }
     }
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(
-    row: &PgRow,
-    column: &str,
-) -> Result<T, sqlx::Error> {
-    let value: serde_json::Value = row.try_get(column)?;
-    serde_json::from_value(value).map_err(|error| sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: Box::new(error),
-    })
+/// `sqlx::query_as!` of [`DeployRow`]s with every column of `deploys` between `$head` and `$tail`:
+/// `query_deploys!("select", "from deploys where id = $1", id)`. One column list for every query
+/// that returns deploys; the macro still checks each whole query against the schema.
+macro_rules! query_deploys {
+    ($head:literal, $tail:literal $($args:tt)*) => {
+        sqlx::query_as!(
+            DeployRow,
+            $head
+                + r#" id, cluster, namespace, create_namespace, release, chart as "chart: _",
+                     "values" as "values: _", secret_values_digest, timeout_seconds,
+                     rollback_on_failure, queue_mode as "queue_mode: _", tracking as "tracking: _",
+                     notify as "notify: _", labels as "labels: _", requested_by,
+                     status as "status: _", phase as "phase: _", revision, rolled_back_to,
+                     rollback_target, verdict as "verdict: _", cancel_reason, cancelled_by,
+                     lease_owner, lease_until, last_event_seq, created_at, started_at,
+                     cancel_requested_at, finished_at, updated_at "#
+                + $tail
+            $($args)*
+        )
+    };
 }
 
 /// A validated request about to become a queued deploy.
@@ -182,23 +220,25 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
     if deploy.queue != QueueMode::Fifo {
         // Reject and supersede decide on the release's queue: creations for it take turns. A
         // fifo deploy changes nothing for the others and need not wait.
-        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("{cluster}/{namespace}/{release}"))
-            .execute(tx.conn())
-            .await?;
+        sqlx::query!(
+            "select pg_advisory_xact_lock(hashtextextended($1, 0))",
+            format!("{cluster}/{namespace}/{release}"),
+        )
+        .execute(tx.conn())
+        .await?;
     }
     match deploy.queue {
         QueueMode::Fifo => {}
         QueueMode::Reject => {
-            let blocking: Option<Uuid> = sqlx::query_scalar(
+            let blocking = sqlx::query_scalar!(
                 "select id from deploys
                  where cluster = $1 and namespace = $2 and release = $3
                    and status in ('queued', 'running', 'cancelling')
                  order by id limit 1",
+                cluster,
+                namespace,
+                release,
             )
-            .bind(cluster)
-            .bind(namespace)
-            .bind(release)
             .fetch_optional(tx.conn())
             .await?;
             if let Some(blocking) = blocking {
@@ -206,14 +246,14 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
             }
         }
         QueueMode::Supersede => {
-            let queued: Vec<Uuid> = sqlx::query_scalar(
+            let queued = sqlx::query_scalar!(
                 "select id from deploys
                  where cluster = $1 and namespace = $2 and release = $3 and status = 'queued'
                  order by id",
+                cluster,
+                namespace,
+                release,
             )
-            .bind(cluster)
-            .bind(namespace)
-            .bind(release)
             .fetch_all(tx.conn())
             .await?;
             for older in queued {
@@ -228,30 +268,32 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
             }
         }
     }
-    let mut inserted = sqlx::query_as::<_, Deploy>(
-        "insert into deploys (id, cluster, namespace, release, chart, \"values\", secret_values_digest,
-                              timeout_seconds, rollback_on_failure, queue_mode, tracking, notify, labels,
-                              requested_by, create_namespace, status)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'queued')
-         returning *",
+    let mut inserted: Deploy = query_deploys!(
+        r#"insert into deploys (id, cluster, namespace, release, chart, "values", secret_values_digest,
+                                timeout_seconds, rollback_on_failure, queue_mode, tracking, notify,
+                                labels, requested_by, create_namespace, status)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'queued')
+           returning"#,
+        "",
+        new.id,
+        cluster,
+        namespace,
+        release,
+        Json(&deploy.chart) as _,
+        Json(&deploy.values) as _,
+        deploy.secret_values.as_ref().map(|secret| secret.digest()),
+        deploy.timeout.get().as_secs() as i64,
+        deploy.rollback_on_failure,
+        deploy.queue as QueueMode,
+        Json(&deploy.tracking) as _,
+        Json(&deploy.notify) as _,
+        Json(deploy.labels.as_map()) as _,
+        new.requested_by,
+        deploy.create_namespace,
     )
-    .bind(new.id)
-    .bind(cluster)
-    .bind(namespace)
-    .bind(release)
-    .bind(Json(&deploy.chart))
-    .bind(Json(&deploy.values))
-    .bind(deploy.secret_values.as_ref().map(|secret| secret.digest()))
-    .bind(deploy.timeout.get().as_secs() as i64)
-    .bind(deploy.rollback_on_failure)
-    .bind(deploy.queue.as_str())
-    .bind(Json(&deploy.tracking))
-    .bind(Json(&deploy.notify))
-    .bind(Json(deploy.labels.as_map()))
-    .bind(new.requested_by)
-    .bind(deploy.create_namespace)
     .fetch_one(tx.conn())
-    .await?;
+    .await?
+    .into();
     let queued = tx
         .append(
             new.id,
@@ -275,19 +317,17 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Deploy>, StoreError> {
-    Ok(
-        sqlx::query_as::<_, Deploy>("select * from deploys where id = $1")
-            .bind(id)
-            .fetch_optional(db)
-            .await?,
-    )
+    Ok(query_deploys!("select", "from deploys where id = $1", id)
+        .fetch_optional(db)
+        .await?
+        .map(Deploy::from))
 }
 
 async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Deploy, StoreError> {
-    sqlx::query_as::<_, Deploy>("select * from deploys where id = $1 for update")
-        .bind(id)
+    query_deploys!("select", "from deploys where id = $1 for update", id)
         .fetch_optional(conn)
         .await?
+        .map(Deploy::from)
         .ok_or(StoreError::DeployNotFound(id))
 }
 
@@ -301,16 +341,16 @@ pub async fn cancel(
 ) -> Result<Deploy, StoreError> {
     let current = lock(tx.conn(), id).await?;
     let next = current.status.cancel()?;
-    sqlx::query(
+    sqlx::query!(
         "update deploys set status = $2, cancel_reason = $3, cancelled_by = $4,
                 cancel_requested_at = now(),
                 finished_at = case when $2 = 'cancelled' then now() else finished_at end
          where id = $1",
+        id,
+        next as DeployStatus,
+        reason,
+        by,
     )
-    .bind(id)
-    .bind(next.as_str())
-    .bind(reason)
-    .bind(by)
     .execute(tx.conn())
     .await?;
     let (kind, message) = match next {
@@ -340,14 +380,14 @@ pub async fn start(
 ) -> Result<Deploy, StoreError> {
     let current = lock(tx.conn(), id).await?;
     let next = current.status.start()?;
-    sqlx::query(
+    sqlx::query!(
         "update deploys set status = $2, started_at = now(), lease_owner = $3, lease_until = $4
          where id = $1",
+        id,
+        next as DeployStatus,
+        owner,
+        lease_until,
     )
-    .bind(id)
-    .bind(next.as_str())
-    .bind(owner)
-    .bind(lease_until)
     .execute(tx.conn())
     .await
     .map_err(|error| {
@@ -378,7 +418,7 @@ pub async fn claim_next(
     owner: &str,
     lease_until: DateTime<Utc>,
 ) -> Result<Option<Deploy>, StoreError> {
-    let next: Option<Uuid> = sqlx::query_scalar(
+    let next = sqlx::query_scalar!(
         "select d.id from deploys d
          where d.status = 'queued'
            and not exists (
@@ -412,11 +452,13 @@ pub async fn set_phase(tx: &mut EventTx, id: Uuid, phase: Phase) -> Result<Deplo
         }
         .into());
     }
-    sqlx::query("update deploys set phase = $2 where id = $1")
-        .bind(id)
-        .bind(phase.as_str())
-        .execute(tx.conn())
-        .await?;
+    sqlx::query!(
+        "update deploys set phase = $2 where id = $1",
+        id,
+        phase as Phase,
+    )
+    .execute(tx.conn())
+    .await?;
     tx.append(
         id,
         vec![
@@ -442,17 +484,17 @@ pub struct Finish {
 pub async fn finish(tx: &mut EventTx, id: Uuid, finish: Finish) -> Result<Deploy, StoreError> {
     let current = lock(tx.conn(), id).await?;
     let next = current.status.finish(finish.outcome)?;
-    sqlx::query(
+    sqlx::query!(
         "update deploys set status = $2, verdict = $3, revision = coalesce($4, revision),
                 rolled_back_to = coalesce($5, rolled_back_to), finished_at = now(),
                 lease_owner = null, lease_until = null
          where id = $1",
+        id,
+        next as DeployStatus,
+        finish.verdict.as_ref().map(Json) as _,
+        finish.revision,
+        finish.rolled_back_to,
     )
-    .bind(id)
-    .bind(next.as_str())
-    .bind(finish.verdict.as_ref().map(Json))
-    .bind(finish.revision)
-    .bind(finish.rolled_back_to)
     .execute(tx.conn())
     .await?;
     let (kind, level) = match finish.outcome {
@@ -471,23 +513,122 @@ pub async fn finish(tx: &mut EventTx, id: Uuid, finish: Finish) -> Result<Deploy
     lock(tx.conn(), id).await
 }
 
-/// Extends the runner's lease; false when `owner` no longer holds it.
+/// Extends `owner`'s lease and returns the deploy's status (`cancelling` once a cancel was asked
+/// for); `None` when `owner` no longer holds the lease.
 pub async fn renew_lease(
     pool: &PgPool,
     id: Uuid,
     owner: &str,
     lease_until: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let result = sqlx::query(
-        "update deploys set lease_until = $3
-         where id = $1 and lease_owner = $2 and status in ('running', 'cancelling')",
+) -> Result<Option<DeployStatus>, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"update deploys set lease_until = $3
+           where id = $1 and lease_owner = $2 and status in ('running', 'cancelling')
+           returning status as "status: DeployStatus""#,
+        id,
+        owner,
+        lease_until,
     )
-    .bind(id)
-    .bind(owner)
-    .bind(lease_until)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Gives the lease back at once (graceful shutdown), so that another process resumes the deploy
+/// without waiting for the lease to run out.
+pub async fn release_lease(pool: &PgPool, id: Uuid, owner: &str) -> Result<(), StoreError> {
+    sqlx::query!(
+        "update deploys set lease_until = now()
+         where id = $1 and lease_owner = $2 and status in ('running', 'cancelling')",
+        id,
+        owner,
+    )
     .execute(pool)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(())
+}
+
+/// Takes over the active deploy whose lease ran out longest ago, recording `deploy.recovered`;
+/// concurrent processes skip each other's candidates.
+pub async fn take_over_expired(
+    tx: &mut EventTx,
+    owner: &str,
+    lease_until: DateTime<Utc>,
+) -> Result<Option<Deploy>, StoreError> {
+    let expired = sqlx::query!(
+        "select id, lease_owner from deploys
+         where status in ('running', 'cancelling') and (lease_until is null or lease_until < now())
+         order by lease_until nulls first
+         limit 1
+         for update skip locked",
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(expired) = expired else {
+        return Ok(None);
+    };
+    let id = expired.id;
+    sqlx::query!(
+        "update deploys set lease_owner = $2, lease_until = $3 where id = $1",
+        id,
+        owner,
+        lease_until,
+    )
+    .execute(tx.conn())
+    .await?;
+    let previous = expired.lease_owner.unwrap_or_else(|| "nobody".to_owned());
+    tx.append(
+        id,
+        vec![
+            NewEvent::new(
+                EventType::DeployRecovered,
+                format!("taken over by {owner}: the lease of {previous} expired"),
+            )
+            .level(Level::Warning)
+            .data(serde_json::json!({ "previous_owner": previous, "owner": owner })),
+        ],
+    )
+    .await?;
+    get(tx.conn(), id)
+        .await?
+        .map(Some)
+        .ok_or(StoreError::DeployNotFound(id))
+}
+
+/// The revision helm created for this deploy, as soon as it is known.
+pub async fn set_revision(pool: &PgPool, id: Uuid, revision: i32) -> Result<(), StoreError> {
+    sqlx::query!(
+        "update deploys set revision = $2 where id = $1",
+        id,
+        revision,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The failure a deploy is about to roll back from, recorded with its `rolling_back` phase so that
+/// a successor ends the deploy with it.
+pub async fn set_failure(tx: &mut EventTx, id: Uuid, verdict: &Verdict) -> Result<(), StoreError> {
+    sqlx::query!(
+        "update deploys set verdict = $2 where id = $1",
+        id,
+        Json(verdict) as _,
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// The revision a rollback returns to, recorded before helm rollback runs.
+pub async fn set_rollback_target(pool: &PgPool, id: Uuid, target: i32) -> Result<(), StoreError> {
+    sqlx::query!(
+        "update deploys set rollback_target = $2 where id = $1",
+        id,
+        target,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 pub async fn upsert_resource(
@@ -495,32 +636,33 @@ pub async fn upsert_resource(
     id: Uuid,
     resource: &ResourceState,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "insert into deploy_resources (deploy_id, kind, namespace, name, state, ready, failures, message)
          values ($1, $2, $3, $4, $5, $6, $7, $8)
          on conflict (deploy_id, kind, namespace, name) do update
          set state = excluded.state, ready = excluded.ready, failures = excluded.failures,
              message = excluded.message, updated_at = now()",
+        id,
+        resource.kind,
+        resource.namespace,
+        resource.name,
+        resource.state,
+        resource.ready,
+        resource.failures,
+        resource.message,
     )
-    .bind(id)
-    .bind(&resource.kind)
-    .bind(&resource.namespace)
-    .bind(&resource.name)
-    .bind(&resource.state)
-    .bind(&resource.ready)
-    .bind(&resource.failures)
-    .bind(&resource.message)
     .execute(db)
     .await?;
     Ok(())
 }
 
 pub async fn resources(pool: &PgPool, id: Uuid) -> Result<Vec<ResourceState>, StoreError> {
-    Ok(sqlx::query_as::<_, ResourceState>(
+    Ok(sqlx::query_as!(
+        ResourceState,
         "select kind, namespace, name, state, ready, failures, message
          from deploy_resources where deploy_id = $1 order by kind, namespace, name",
+        id,
     )
-    .bind(id)
     .fetch_all(pool)
     .await?)
 }
@@ -543,8 +685,9 @@ pub async fn list(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Deploy>, StoreError> {
-    Ok(sqlx::query_as::<_, Deploy>(
-        "select * from deploys d
+    let rows = query_deploys!(
+        "select",
+        "from deploys d
          where ($1::text is null or d.cluster = $1)
            and ($2::text is null or d.namespace = $2)
            and ($3::text is null or d.release = $3)
@@ -555,19 +698,20 @@ pub async fn list(
                        where d.cluster like t.c and d.namespace like t.n and d.release like t.r)
          order by d.id desc
          limit $10",
+        filter.cluster.as_deref(),
+        filter.namespace.as_deref(),
+        filter.release.as_deref(),
+        filter.status as Option<DeployStatus>,
+        Json(&filter.labels) as _,
+        before,
+        &targets.clusters,
+        &targets.namespaces,
+        &targets.releases,
+        limit,
     )
-    .bind(&filter.cluster)
-    .bind(&filter.namespace)
-    .bind(&filter.release)
-    .bind(filter.status.map(DeployStatus::as_str))
-    .bind(Json(&filter.labels))
-    .bind(before)
-    .bind(&targets.clusters)
-    .bind(&targets.namespaces)
-    .bind(&targets.releases)
-    .bind(limit)
     .fetch_all(pool)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(Deploy::from).collect())
 }
 
 /// The latest deploy of every release within `targets`.
@@ -576,21 +720,23 @@ pub async fn latest_per_release(
     filter: &DeployFilter,
     targets: &LikeTargets,
 ) -> Result<Vec<Deploy>, StoreError> {
-    Ok(sqlx::query_as::<_, Deploy>(
-        "select distinct on (d.cluster, d.namespace, d.release) * from deploys d
+    let rows = query_deploys!(
+        "select distinct on (d.cluster, d.namespace, d.release)",
+        "from deploys d
          where ($1::text is null or d.cluster = $1)
            and ($2::text is null or d.namespace = $2)
            and exists (select 1 from unnest($3::text[], $4::text[], $5::text[]) as t(c, n, r)
                        where d.cluster like t.c and d.namespace like t.n and d.release like t.r)
          order by d.cluster, d.namespace, d.release, d.id desc",
+        filter.cluster.as_deref(),
+        filter.namespace.as_deref(),
+        &targets.clusters,
+        &targets.namespaces,
+        &targets.releases,
     )
-    .bind(&filter.cluster)
-    .bind(&filter.namespace)
-    .bind(&targets.clusters)
-    .bind(&targets.namespaces)
-    .bind(&targets.releases)
     .fetch_all(pool)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(Deploy::from).collect())
 }
 
 /// Deploys of one release, newest first.
@@ -601,31 +747,37 @@ pub async fn release_history(
     release: &str,
     limit: i64,
 ) -> Result<Vec<Deploy>, StoreError> {
-    Ok(sqlx::query_as::<_, Deploy>(
-        "select * from deploys where cluster = $1 and namespace = $2 and release = $3
+    let rows = query_deploys!(
+        "select",
+        "from deploys where cluster = $1 and namespace = $2 and release = $3
          order by id desc limit $4",
+        cluster,
+        namespace,
+        release,
+        limit,
     )
-    .bind(cluster)
-    .bind(namespace)
-    .bind(release)
-    .bind(limit)
     .fetch_all(pool)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(Deploy::from).collect())
 }
 
 /// Deploys per status, and those that did not succeed per verdict reason, for metrics.
 pub async fn counts(pool: &PgPool) -> Result<DeployCounts, StoreError> {
     let by_status =
-        sqlx::query_as::<_, (String, i64)>("select status, count(*) from deploys group by status")
+        sqlx::query!(r#"select status, count(*) as "count!" from deploys group by status"#)
             .fetch_all(pool)
-            .await?;
-    let by_verdict = sqlx::query_as::<_, (Json<VerdictReason>, i64)>(
-        "select verdict->'reason', count(*) from deploys where verdict is not null group by 1",
+            .await?
+            .into_iter()
+            .map(|row| (row.status, row.count))
+            .collect();
+    let by_verdict = sqlx::query!(
+        r#"select verdict->'reason' as "reason!: Json<VerdictReason>", count(*) as "count!"
+           from deploys where verdict is not null group by 1"#
     )
     .fetch_all(pool)
     .await?
     .into_iter()
-    .map(|(reason, count)| (reason.0, count))
+    .map(|row| (row.reason.0, row.count))
     .collect();
     Ok(DeployCounts {
         by_status,

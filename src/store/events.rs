@@ -1,11 +1,11 @@
 //! `deploy_events`: gapless `seq` per deploy, assigned under the deploy row's lock.
 
-use sqlx::postgres::PgRow;
+use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{FromRow, PgConnection, PgExecutor, PgPool, Postgres, Row, Transaction};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{StoreError, decode_enum};
+use super::StoreError;
 use crate::domain::event::{Event, EventType, Level, NewEvent, ResourceRef};
 use crate::domain::release::ReleaseId;
 
@@ -93,8 +93,8 @@ impl EventTx {
         let count = events.len() as i64;
         // One round trip: claim the seqs under the deploy row's lock, insert the batch, and queue
         // the NOTIFY (`<origin>:<deploy>:<first>:<last>`, see `BatchNotice`) for commit time.
-        let claimed = sqlx::query(
-            "with claimed as (
+        let claimed = sqlx::query!(
+            r#"with claimed as (
                  update deploys set last_event_seq = last_event_seq + $2, updated_at = now()
                  where id = $1
                  returning last_event_seq, cluster, namespace, release
@@ -110,26 +110,31 @@ impl EventTx {
                                       || ':' || last_event_seq::text)
                  from claimed
              )
-             select last_event_seq, cluster, namespace, release, (select count(*) from notified) as notices
-             from claimed",
+             select last_event_seq as "last_event_seq!", cluster as "cluster!",
+                    namespace as "namespace!", release as "release!",
+                    (select count(*) from notified) as notices
+             from claimed"#,
+            deploy_id,
+            count,
+            &events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>() as &[&str],
+            &events.iter().map(|e| e.at).collect::<Vec<_>>(),
+            &events.iter().map(|e| e.level.as_str()).collect::<Vec<_>>() as &[&str],
+            &events.iter().map(|e| e.resource.as_ref().map(Json)).collect::<Vec<_>>()
+                as &[Option<Json<&ResourceRef>>],
+            &events.iter().map(|e| e.message.as_str()).collect::<Vec<_>>() as &[&str],
+            &events.iter().map(|e| &e.data).collect::<Vec<_>>() as &[&serde_json::Value],
+            NOTIFY_CHANNEL,
+            self.origin.to_string(),
         )
-        .bind(deploy_id)
-        .bind(count)
-        .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.level.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.resource.as_ref().map(Json)).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.message.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| &e.data).collect::<Vec<_>>())
-        .bind(NOTIFY_CHANNEL)
-        .bind(self.origin.to_string())
         .fetch_optional(&mut *self.tx)
         .await?
         .ok_or(StoreError::DeployNotFound(deploy_id))?;
-        let last_seq: i64 = claimed.try_get("last_event_seq")?;
-        let cluster: String = claimed.try_get("cluster")?;
-        let namespace: String = claimed.try_get("namespace")?;
-        let release: String = claimed.try_get("release")?;
+        let (last_seq, cluster, namespace, release) = (
+            claimed.last_event_seq,
+            claimed.cluster,
+            claimed.namespace,
+            claimed.release,
+        );
         let persisted: Vec<Event> = events
             .into_iter()
             .zip(last_seq - count + 1..)
@@ -166,19 +171,22 @@ pub async fn list_after(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<Event>, StoreError> {
-    let events = sqlx::query_as::<_, Event>(
-        "select deploy_id, seq, type, at, level, resource, message, data
-         from deploy_events
-         where deploy_id = $1 and seq > $2
-         order by seq
-         limit $3",
+    let rows = sqlx::query_as!(
+        EventRow,
+        r#"select deploy_id, seq, type as kind, at, level, resource as "resource: _", message, data
+           from deploy_events
+           where deploy_id = $1 and seq > $2
+           order by seq
+           limit $3"#,
+        deploy_id,
+        after_seq,
+        limit,
     )
-    .bind(deploy_id)
-    .bind(after_seq)
-    .bind(limit)
     .fetch_all(db)
     .await?;
-    Ok(events)
+    rows.into_iter()
+        .map(|row| Ok(Event::try_from(row)?))
+        .collect()
 }
 
 /// A committed batch announced by another instance, with its release, for local publishing.
@@ -186,54 +194,89 @@ pub async fn read_batch(
     pool: &PgPool,
     notice: &BatchNotice,
 ) -> Result<Vec<PublishedEvent>, StoreError> {
-    let rows = sqlx::query(
-        "select e.deploy_id, e.seq, e.type, e.at, e.level, e.resource, e.message, e.data,
-                d.cluster, d.namespace, d.release
-         from deploy_events e join deploys d on d.id = e.deploy_id
-         where e.deploy_id = $1 and e.seq between $2 and $3
-         order by e.seq",
+    let rows = sqlx::query!(
+        r#"select e.deploy_id, e.seq, e.type as kind, e.at, e.level,
+                  e.resource as "resource: Json<ResourceRef>", e.message, e.data,
+                  d.cluster, d.namespace, d.release
+           from deploy_events e join deploys d on d.id = e.deploy_id
+           where e.deploy_id = $1 and e.seq between $2 and $3
+           order by e.seq"#,
+        notice.deploy_id,
+        notice.first_seq,
+        notice.last_seq,
     )
-    .bind(notice.deploy_id)
-    .bind(notice.first_seq)
-    .bind(notice.last_seq)
     .fetch_all(pool)
     .await?;
-    rows.iter()
+    rows.into_iter()
         .map(|row| {
+            let event = EventRow {
+                deploy_id: row.deploy_id,
+                seq: row.seq,
+                kind: row.kind,
+                at: row.at,
+                level: row.level,
+                resource: row.resource,
+                message: row.message,
+                data: row.data,
+            };
             Ok(PublishedEvent::new(
-                ReleaseId::new(
-                    row.try_get::<String, _>("cluster")?,
-                    row.try_get::<String, _>("namespace")?,
-                    row.try_get::<String, _>("release")?,
-                ),
-                Event::from_row(row)?,
+                ReleaseId::new(row.cluster, row.namespace, row.release),
+                event.try_into()?,
             ))
         })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+        .collect()
 }
 
 /// Total events persisted, for metrics.
 pub async fn count(pool: &PgPool) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("select count(*) from deploy_events")
-        .fetch_one(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar!(r#"select count(*) as "count!" from deploy_events"#)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
-impl<'r> FromRow<'r, PgRow> for Event {
-    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        let resource: Option<Json<ResourceRef>> = row.try_get("resource")?;
+/// A `deploy_events` row. Its type and level are text checked against the closed vocabularies of
+/// [`EventType`] and [`Level`] here: those enums belong to the event vocabulary shared with the
+/// tracker and the wire, whose names they parse.
+struct EventRow {
+    deploy_id: Uuid,
+    seq: i64,
+    kind: String,
+    at: DateTime<Utc>,
+    level: String,
+    resource: Option<Json<ResourceRef>>,
+    message: String,
+    data: serde_json::Value,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = sqlx::Error;
+
+    fn try_from(row: EventRow) -> Result<Self, sqlx::Error> {
         Ok(Event {
-            deploy_id: row.try_get("deploy_id")?,
-            seq: row.try_get("seq")?,
-            kind: decode_enum(row, "type", EventType::parse)?,
-            at: row.try_get("at")?,
-            level: decode_enum(row, "level", Level::parse)?,
-            resource: resource.map(|json| json.0),
-            message: row.try_get("message")?,
-            data: row.try_get("data")?,
+            deploy_id: row.deploy_id,
+            seq: row.seq,
+            kind: parse_column("type", &row.kind, EventType::parse)?,
+            at: row.at,
+            level: parse_column("level", &row.level, Level::parse)?,
+            resource: row.resource.map(|json| json.0),
+            message: row.message,
+            data: row.data,
         })
     }
+}
+
+/// A text column's value as a domain enum; an unknown value fails like a failed column decode.
+fn parse_column<T>(
+    column: &str,
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, sqlx::Error> {
+    parse(text).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: format!("unknown value {text:?}").into(),
+    })
 }
 
 #[cfg(test)]

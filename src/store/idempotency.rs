@@ -14,7 +14,7 @@ pub struct IdempotencyKey {
 }
 
 /// What an earlier request with the same key did.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct StoredKey {
     pub request_sha256: String,
     pub deploy_id: Uuid,
@@ -25,11 +25,12 @@ pub async fn find(
     token_id: &str,
     key: &str,
 ) -> Result<Option<StoredKey>, StoreError> {
-    Ok(sqlx::query_as::<_, StoredKey>(
+    Ok(sqlx::query_as!(
+        StoredKey,
         "select request_sha256, deploy_id from idempotency_keys where token_id = $1 and key = $2",
+        token_id,
+        key,
     )
-    .bind(token_id)
-    .bind(key)
     .fetch_optional(pool)
     .await?)
 }
@@ -41,13 +42,13 @@ pub async fn insert(
     key: &IdempotencyKey,
     deploy_id: Uuid,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "insert into idempotency_keys (token_id, key, request_sha256, deploy_id) values ($1, $2, $3, $4)",
+        key.token_id,
+        key.key,
+        key.request_sha256,
+        deploy_id,
     )
-    .bind(&key.token_id)
-    .bind(&key.key)
-    .bind(&key.request_sha256)
-    .bind(deploy_id)
     .execute(conn)
     .await
     .map_err(|error| on_constraint(error, "idempotency_keys_pkey", || StoreError::IdempotencyKeyUsed))?;

@@ -3,7 +3,6 @@
 pub mod deploys;
 pub mod events;
 pub mod idempotency;
-pub mod runner;
 pub mod tokens;
 
 use std::time::Duration;
@@ -52,22 +51,8 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 }
 
 pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
-    sqlx::query("select 1").execute(pool).await?;
+    sqlx::query_scalar!("select 1").fetch_one(pool).await?;
     Ok(())
-}
-
-/// Reads a text column into a domain enum, failing the row decode when the value is unknown.
-fn decode_enum<T>(
-    row: &sqlx::postgres::PgRow,
-    column: &str,
-    parse: fn(&str) -> Option<T>,
-) -> Result<T, sqlx::Error> {
-    use sqlx::Row;
-    let text: String = row.try_get(column)?;
-    parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: format!("unknown value {text:?}").into(),
-    })
 }
 
 /// Turns a violation of the named constraint into a domain error; other errors pass through.

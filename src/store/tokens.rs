@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TokenRecord {
     pub id: Uuid,
     pub name: String,
@@ -27,16 +27,16 @@ pub struct NewToken<'a> {
 }
 
 pub async fn insert(pool: &PgPool, token: NewToken<'_>) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "insert into api_tokens (id, name, secret_sha256, scopes, targets, created_by)
          values ($1, $2, $3, $4, $5, $6)",
+        token.id,
+        token.name,
+        token.secret_sha256,
+        token.scopes,
+        token.targets,
+        token.created_by,
     )
-    .bind(token.id)
-    .bind(token.name)
-    .bind(token.secret_sha256)
-    .bind(token.scopes)
-    .bind(token.targets)
-    .bind(token.created_by)
     .execute(pool)
     .await?;
     Ok(())
@@ -44,21 +44,22 @@ pub async fn insert(pool: &PgPool, token: NewToken<'_>) -> Result<(), StoreError
 
 /// A token that has not been revoked.
 pub async fn find_active(pool: &PgPool, id: Uuid) -> Result<Option<TokenRecord>, StoreError> {
-    Ok(sqlx::query_as::<_, TokenRecord>(
+    Ok(sqlx::query_as!(
+        TokenRecord,
         "select id, name, secret_sha256, scopes, targets, created_by, created_at
          from api_tokens where id = $1 and revoked_at is null",
+        id,
     )
-    .bind(id)
     .fetch_optional(pool)
     .await?)
 }
 
 /// Revokes a token; false when there is no active token with this id.
 pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<bool, StoreError> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "update api_tokens set revoked_at = now() where id = $1 and revoked_at is null",
+        id,
     )
-    .bind(id)
     .execute(pool)
     .await?;
     Ok(result.rows_affected() == 1)

@@ -87,13 +87,13 @@ async fn a_live_lease_is_left_alone_and_only_its_owner_renews_it() {
     let pool = app.state.events.pool();
     let later = Utc::now() + chrono::Duration::minutes(10);
     assert_eq!(
-        store::runner::renew(pool, id, "someone-else", later)
+        store::deploys::renew_lease(pool, id, "someone-else", later)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        store::runner::renew(pool, id, "live-owner", later)
+        store::deploys::renew_lease(pool, id, "live-owner", later)
             .await
             .unwrap(),
         Some(DeployStatus::Running)

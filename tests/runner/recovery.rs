@@ -72,7 +72,7 @@ async fn insert_interrupted_rollback(app: &TestApp, failure: &Verdict) -> Uuid {
     store::deploys::set_phase(&mut tx, id, Phase::RollingBack)
         .await
         .unwrap();
-    store::runner::set_failure(&mut tx, id, failure)
+    store::deploys::set_failure(&mut tx, id, failure)
         .await
         .unwrap();
     // In the same transaction: the runner takes the deploy over as soon as it is committed.

@@ -80,7 +80,7 @@ pub(super) async fn keep_lease(
             () = tokio::time::sleep(every) => {}
         }
         let until = Utc::now() + runner.options.lease;
-        match store::runner::renew(
+        match store::deploys::renew_lease(
             runner.context.events.pool(),
             id,
             &runner.options.owner,

@@ -104,9 +104,12 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
             }
         }
         None if halt.cause() == Some(HaltCause::Shutdown) => {
-            if let Err(error) =
-                store::runner::release(runner.context.events.pool(), id, &runner.options.owner)
-                    .await
+            if let Err(error) = store::deploys::release_lease(
+                runner.context.events.pool(),
+                id,
+                &runner.options.owner,
+            )
+            .await
             {
                 tracing::warn!(deploy_id = %id, %error, "cannot hand the lease back");
             }
@@ -263,7 +266,7 @@ impl DeployRun<'_> {
                 return Ok(failed(failure.verdict, None));
             }
         };
-        store::runner::set_revision(
+        store::deploys::set_revision(
             self.runner.context.events.pool(),
             self.deploy.id,
             release.version,

@@ -33,7 +33,7 @@ impl DeployRun<'_> {
         let events = &self.runner.context.events;
         let mut tx = events.begin().await?;
         deploys::set_phase(&mut tx, self.deploy.id, Phase::RollingBack).await?;
-        store::runner::set_failure(&mut tx, self.deploy.id, failure).await?;
+        store::deploys::set_failure(&mut tx, self.deploy.id, failure).await?;
         events.commit(tx).await?;
         Ok(())
     }
@@ -87,7 +87,7 @@ impl DeployRun<'_> {
                 return Ok(None);
             }
         };
-        store::runner::set_rollback_target(
+        store::deploys::set_rollback_target(
             self.runner.context.events.pool(),
             self.deploy.id,
             target,
