@@ -355,15 +355,27 @@ impl ClientBench {
             Decisive::SecondCrash => "deploy.failed",
         };
         assert_eq!(terminal["type"], expected, "{release}: {terminal}");
-        let seq = terminal["seq"].as_i64().expect("seq");
-        let committed = self.commits.of(id, seq).await;
+        let seq_of = |kind: &str| {
+            events
+                .iter()
+                .rfind(|event| event["type"] == kind)
+                .and_then(|event| event["seq"].as_i64())
+                .unwrap_or_else(|| panic!("{release}: no {kind} event"))
+        };
+        let committed = Committed {
+            report: self.commits.of(id, seq_of("report")).await,
+            terminal: self
+                .commits
+                .of(id, seq_of(terminal["type"].as_str().unwrap_or_default()))
+                .await,
+        };
         Stages::of(
             &self.clock,
             &events,
             &release,
             scenario.decisive,
             decisive,
-            committed,
+            &committed,
             received,
         )
     }
@@ -373,6 +385,13 @@ impl ClientBench {
         drop(self.server);
         self.sim.shutdown().await;
     }
+}
+
+/// When the commits of a run's last tracking batch (ending with `report`) and of its terminal event
+/// were announced to this process.
+struct Committed {
+    report: Instant,
+    terminal: Instant,
 }
 
 /// One run through the server, and where its time went.
@@ -386,7 +405,7 @@ struct Sample {
 struct Stages;
 
 impl Stages {
-    const NAMES: [&str; 6] = [
+    const NAMES: [&str; 7] = [
         // The tracker's event for the decisive observation: `resource.ready` of the Deployment, or
         // the `resource.failure` that exceeds the allowance.
         "kubesim change -> tracker observes it",
@@ -394,8 +413,11 @@ impl Stages {
         "failure evidence (last log lines)",
         // `report`: log streams of finished containers may deliver their last lines first.
         "log drain -> report",
-        // The runner writes the tracking events, ends the lease keeper, builds `deploy.*`.
-        "runner: events flushed -> deploy.* built",
+        // The runner records and relays the tracking events; its writer commits the last batch,
+        // ending with `report`, when the runner closes it: that NOTIFY reaches this process.
+        "report committed (NOTIFY here)",
+        // The runner's closing transaction locks and updates the deploy, builds `deploy.*`.
+        "deploy row updated -> deploy.* built",
         // Its transaction commits: its NOTIFY reaches this process.
         "deploy.* committed (NOTIFY here)",
         // Published on the server's bus, written by its SSE stream, read by this client.
@@ -410,7 +432,7 @@ impl Stages {
         release: &str,
         decisive: Decisive,
         decided: Instant,
-        committed: Instant,
+        committed: &Committed,
         received: Instant,
     ) -> Option<Sample> {
         let at = |event: &Value| -> DateTime<Utc> {
@@ -460,8 +482,9 @@ impl Stages {
             observed,
             verdict,
             report,
+            clock.wall(committed.report),
             terminal,
-            clock.wall(committed),
+            clock.wall(committed.terminal),
             clock.wall(received),
         ];
         let stages = std::array::from_fn(|index| {
