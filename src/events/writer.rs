@@ -173,7 +173,7 @@ impl WriterTask {
         }
         let mut attempt = 0;
         loop {
-            match self.try_persist(events.clone()).await {
+            match self.hub.append(self.deploy_id, events.clone()).await {
                 Ok(()) => return Ok(()),
                 Err(error) if attempt < RETRY_DELAYS.len() => {
                     tracing::warn!(deploy_id = %self.deploy_id, %error, attempt, "retrying event batch");
@@ -189,11 +189,5 @@ impl WriterTask {
                 }
             }
         }
-    }
-
-    async fn try_persist(&self, events: Vec<NewEvent>) -> Result<(), StoreError> {
-        let mut tx = self.hub.begin().await?;
-        tx.append(self.deploy_id, events).await?;
-        self.hub.commit(tx).await
     }
 }
