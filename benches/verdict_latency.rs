@@ -3,26 +3,29 @@
 //! `cargo bench --bench verdict_latency` (`RUNS=N` samples per scenario, default 20: about two
 //! minutes). Two scenarios, each measured twice:
 //! - **success**: 2 replicas become ready. The decisive change is the Deployment's
-//!   `RolloutComplete` transition, stamped by kubesim's Deployment controller as it writes that status.
+//!   `RolloutComplete` transition, stamped by kubesim's Deployment controller as it sets that status
+//!   (just before writing it).
 //! - **crash loop**: 1 replica crashes, allowance 1. The decisive change is kubesim's write of the pod
 //!   status that shows the second crash (a terminated container that has restarted before), stamped
 //!   as its store announces the write.
 //!
 //! **To the client** (what a user sees): `rollcall serve`, the binary of this build (release under
-//! `cargo bench`), runs as a child process over a throwaway PostgreSQL of its own, so that this
+//! `cargo bench`), runs as a child process over a throwaway PostgreSQL of its own (the tests' server:
+//! `fsync` and `synchronous_commit` off, so commits are cheaper than in production), so that this
 //! process's work does not share its runtime. Each run sends `POST /v1/deploys` of the `web` chart
 //! (deployed by the real helm to a kubesim running in this process), follows
-//! `GET /v1/deploys/{id}/events` as an SSE client, and measures from the decisive change to the moment
-//! this client has read the `deploy.succeeded` / `deploy.failed` frame, both ends on this process's
-//! monotonic clock. The figures are then split into stages using the wall-clock `at` of the
-//! server's events (one machine, one clock) and the moment the commit's NOTIFY reaches this process
-//! ([`Stages`]). A run whose decisive change came before the server's tracker had reported on the
-//! Deployment (its first `resource.status`) measures start-up, not reaction: it is left out and
-//! counted.
+//! `GET /v1/deploys/{id}/events` as an SSE client, and measures from the decisive change to the
+//! moment this client has read the `deploy.succeeded` / `deploy.failed` frame, both ends on this
+//! process's monotonic clock. Each figure is split into stages using the wall-clock `at` of the
+//! server's events (one machine, one clock) and the moments the NOTIFY of its commits reach this
+//! process ([`Stages`]). A run whose decisive change came before the server's tracker had reported
+//! on the Deployment (its first `resource.status`) measures start-up, not reaction: it is left out
+//! and counted.
 //!
 //! **To the tracker**: `track()` in this process on a kubesim of its own, from the same decisive
 //! changes to the `report` event of `track()`. Tracking starts before the objects are applied, so
-//! its start-up is not counted.
+//! its start-up is not counted, and the containers are quicker (ready after 50 ms, or crashing
+//! after 20 ms) since no helm run comes first.
 //!
 //! **API cost**: Kubernetes requests made by tracking one deploy of 1, 10 and 100 Deployments.
 
