@@ -15,8 +15,9 @@ use uuid::Uuid;
 
 pub use writer::{EventWriter, WriterError};
 
+use crate::domain::event::NewEvent;
 use crate::store::StoreError;
-use crate::store::events::{Committed, EventTx, PublishedEvent};
+use crate::store::events::{Committed, EventTx, PublishedEvent, append_committed};
 use crate::telemetry::Metrics;
 
 /// Live messages; a receiver that lags or sees `Resync` re-reads from the database.
@@ -71,12 +72,20 @@ impl EventHub {
     /// Commits, then publishes the transaction's events to local subscribers.
     pub async fn commit(&self, tx: EventTx) -> Result<(), StoreError> {
         let committed = tx.commit().await?;
-        self.metrics.events_written(committed.0.len() as u64);
+        self.publish(committed);
+        Ok(())
+    }
+
+    /// Appends a batch of a deploy's events on its own (one statement, one round trip), then
+    /// publishes it to local subscribers.
+    pub async fn append(&self, deploy_id: Uuid, events: Vec<NewEvent>) -> Result<(), StoreError> {
+        let committed = append_committed(&self.pool, self.origin, deploy_id, events).await?;
         self.publish(committed);
         Ok(())
     }
 
     fn publish(&self, committed: Committed) {
+        self.metrics.events_written(committed.0.len() as u64);
         for event in committed.0 {
             // No receivers is not an error: nobody is watching right now.
             let _ = self.bus.send(BusMessage::Event(Arc::new(event)));

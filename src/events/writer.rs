@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use super::EventHub;
 use crate::domain::event::NewEvent;
-use crate::store::StoreError;
 
 /// How long an event may wait for companions before its batch is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
@@ -171,7 +170,7 @@ impl WriterTask {
         }
         let mut attempt = 0;
         loop {
-            match self.try_persist(events.clone()).await {
+            match self.hub.append(self.deploy_id, events.clone()).await {
                 Ok(()) => return Ok(()),
                 Err(error) if attempt < RETRY_DELAYS.len() => {
                     tracing::warn!(deploy_id = %self.deploy_id, %error, attempt, "retrying event batch");
@@ -187,11 +186,5 @@ impl WriterTask {
                 }
             }
         }
-    }
-
-    async fn try_persist(&self, events: Vec<NewEvent>) -> Result<(), StoreError> {
-        let mut tx = self.hub.begin().await?;
-        tx.append(self.deploy_id, events).await?;
-        self.hub.commit(tx).await
     }
 }

@@ -87,58 +87,88 @@ impl EventTx {
         deploy_id: Uuid,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Event>, StoreError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let count = events.len() as i64;
-        // One round trip: claim the seqs under the deploy row's lock, insert the batch, and queue
-        // the NOTIFY (`<origin>:<deploy>:<first>:<last>`, see `BatchNotice`) for commit time.
-        let claimed = sqlx::query!(
-            r#"with claimed as (
-                 update deploys set last_event_seq = last_event_seq + $2, updated_at = now()
-                 where id = $1
-                 returning last_event_seq, cluster, namespace, release
-             ), inserted as (
-                 insert into deploy_events (deploy_id, seq, type, at, level, resource, message, data)
-                 select $1, claimed.last_event_seq - $2 + batch.position, batch.type, batch.at,
-                        batch.level, batch.resource, batch.message, batch.data
-                 from claimed,
-                      unnest($3::text[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::text[], $8::jsonb[])
-                          with ordinality as batch(type, at, level, resource, message, data, position)
-             ), notified as (
-                 select pg_notify($9, $10 || ':' || $1::text || ':' || (last_event_seq - $2 + 1)::text
-                                      || ':' || last_event_seq::text)
-                 from claimed
-             )
-             select last_event_seq as "last_event_seq!", cluster as "cluster!",
-                    namespace as "namespace!", release as "release!",
-                    (select count(*) from notified) as notices
-             from claimed"#,
-            deploy_id,
-            count,
-            &events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>() as &[&str],
-            &events.iter().map(|e| e.at).collect::<Vec<_>>(),
-            &events.iter().map(|e| e.level.as_str()).collect::<Vec<_>>() as &[&str],
-            &events.iter().map(|e| e.resource.as_ref().map(Json)).collect::<Vec<_>>()
-                as &[Option<Json<&ResourceRef>>],
-            &events.iter().map(|e| e.message.as_str()).collect::<Vec<_>>() as &[&str],
-            &events.iter().map(|e| &e.data).collect::<Vec<_>>() as &[&serde_json::Value],
-            NOTIFY_CHANNEL,
-            self.origin.to_string(),
-        )
-        .fetch_optional(&mut *self.tx)
-        .await?
-        .ok_or(StoreError::DeployNotFound(deploy_id))?;
-        let (last_seq, cluster, namespace, release) = (
-            claimed.last_event_seq,
-            claimed.cluster,
-            claimed.namespace,
-            claimed.release,
-        );
-        let persisted: Vec<Event> = events
-            .into_iter()
-            .zip(last_seq - count + 1..)
-            .map(|(new, seq)| Event {
+        let appended = insert(&mut self.tx, self.origin, deploy_id, events).await?;
+        let persisted = appended.iter().map(|event| event.event.clone()).collect();
+        self.appended.extend(appended);
+        Ok(persisted)
+    }
+
+    pub async fn commit(self) -> Result<Committed, StoreError> {
+        self.tx.commit().await?;
+        Ok(Committed(self.appended))
+    }
+}
+
+/// Appends a batch of a deploy's events in a statement of its own, which commits it: as atomic as
+/// in a transaction (a failed statement leaves nothing, seqs stay gapless) in one round trip instead
+/// of three. Its NOTIFY is sent on that commit; the caller publishes the [`Committed`] events locally.
+pub async fn append_committed(
+    pool: &PgPool,
+    origin: Uuid,
+    deploy_id: Uuid,
+    events: Vec<NewEvent>,
+) -> Result<Committed, StoreError> {
+    let mut conn = pool.acquire().await?;
+    Ok(Committed(
+        insert(&mut conn, origin, deploy_id, events).await?,
+    ))
+}
+
+/// The one statement that appends events: claims the seqs under the deploy row's lock, inserts the
+/// batch, and queues the NOTIFY (`<origin>:<deploy>:<first>:<last>`, see `BatchNotice`) for commit.
+async fn insert(
+    conn: &mut PgConnection,
+    origin: Uuid,
+    deploy_id: Uuid,
+    events: Vec<NewEvent>,
+) -> Result<Vec<PublishedEvent>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = events.len() as i64;
+    let claimed = sqlx::query!(
+        r#"with claimed as (
+             update deploys set last_event_seq = last_event_seq + $2, updated_at = now()
+             where id = $1
+             returning last_event_seq, cluster, namespace, release
+         ), inserted as (
+             insert into deploy_events (deploy_id, seq, type, at, level, resource, message, data)
+             select $1, claimed.last_event_seq - $2 + batch.position, batch.type, batch.at,
+                    batch.level, batch.resource, batch.message, batch.data
+             from claimed,
+                  unnest($3::text[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::text[], $8::jsonb[])
+                      with ordinality as batch(type, at, level, resource, message, data, position)
+         ), notified as (
+             select pg_notify($9, $10 || ':' || $1::text || ':' || (last_event_seq - $2 + 1)::text
+                                  || ':' || last_event_seq::text)
+             from claimed
+         )
+         select last_event_seq as "last_event_seq!", cluster as "cluster!",
+                namespace as "namespace!", release as "release!",
+                (select count(*) from notified) as notices
+         from claimed"#,
+        deploy_id,
+        count,
+        &events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>() as &[&str],
+        &events.iter().map(|e| e.at).collect::<Vec<_>>(),
+        &events.iter().map(|e| e.level.as_str()).collect::<Vec<_>>() as &[&str],
+        &events.iter().map(|e| e.resource.as_ref().map(Json)).collect::<Vec<_>>()
+            as &[Option<Json<&ResourceRef>>],
+        &events.iter().map(|e| e.message.as_str()).collect::<Vec<_>>() as &[&str],
+        &events.iter().map(|e| &e.data).collect::<Vec<_>>() as &[&serde_json::Value],
+        NOTIFY_CHANNEL,
+        origin.to_string(),
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::DeployNotFound(deploy_id))?;
+    let release = ReleaseId::new(claimed.cluster, claimed.namespace, claimed.release);
+    let last_seq = claimed.last_event_seq;
+    Ok(events
+        .into_iter()
+        .zip(last_seq - count + 1..)
+        .map(|(new, seq)| {
+            let event = Event {
                 deploy_id,
                 seq,
                 kind: new.kind,
@@ -147,21 +177,10 @@ impl EventTx {
                 resource: new.resource,
                 message: new.message,
                 data: new.data,
-            })
-            .collect();
-        self.appended.extend(persisted.iter().map(|event| {
-            PublishedEvent::new(
-                ReleaseId::new(&cluster, &namespace, &release),
-                event.clone(),
-            )
-        }));
-        Ok(persisted)
-    }
-
-    pub async fn commit(self) -> Result<Committed, StoreError> {
-        self.tx.commit().await?;
-        Ok(Committed(self.appended))
-    }
+            };
+            PublishedEvent::new(release.clone(), event)
+        })
+        .collect())
 }
 
 /// Events of a deploy after `after_seq`, oldest first.

@@ -298,3 +298,62 @@ async fn a_lagging_subscriber_catches_up_from_the_database() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn writer_batches_and_transactions_on_one_deploy_interleave_without_gaps() {
+    let app = spawn_app().await;
+    let id = app.submit(&deploy_body("prod", "web")).await;
+    let mut stream = SseStream::connect(app.get(&events_path(id), &app.admin_token)).await;
+    let writer = EventWriter::open(&app.state.events, id);
+    let emitting = async {
+        for index in 0..300 {
+            writer.emit(log_line(index)).await.unwrap();
+            if index % 50 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    // Transactions of three events each, appended meanwhile: each must stay in one piece.
+    let transactions = async {
+        for round in 0..20 {
+            let mut tx = app.state.events.begin().await.unwrap();
+            let triple = (0..3)
+                .map(|part| {
+                    NewEvent::new(
+                        EventType::ResourceStatus,
+                        format!("round {round} part {part}"),
+                    )
+                })
+                .collect();
+            tx.append(id, triple).await.unwrap();
+            app.state.events.commit(tx).await.unwrap();
+        }
+    };
+    tokio::join!(emitting, transactions);
+    writer.close().await.unwrap();
+    run_to_success(&app, id).await;
+    let frames = stream
+        .frames_until(WAIT, |f| f.event.as_deref() == Some("end"))
+        .await;
+    let total = 1 + 300 + 60 + 3;
+    assert_eq!(seqs(&frames), (1..=total).collect::<Vec<_>>());
+    let statuses: Vec<String> = frames
+        .iter()
+        .filter(|f| f.event.as_deref() == Some("resource.status"))
+        .map(|f| f.json()["message"].as_str().unwrap().to_owned())
+        .collect();
+    for triple in statuses.chunks(3) {
+        let round = triple[0].split(" part").next().unwrap();
+        assert_eq!(
+            triple,
+            [0, 1, 2].map(|part| format!("{round} part {part}")),
+            "a transaction's events were split: {statuses:?}"
+        );
+    }
+    let logs: Vec<i64> = frames
+        .iter()
+        .filter(|f| f.event.as_deref() == Some("container.log"))
+        .map(|f| f.json()["data"]["index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(logs, (0..300).collect::<Vec<_>>(), "log lines out of order");
+}

@@ -1,7 +1,9 @@
-//! Shared test support: a throwaway PostgreSQL, the app on port 0, an SSE reader.
+//! Shared test support: a throwaway PostgreSQL, the app on port 0 or `rollcall serve` as a child
+//! process, an SSE reader.
 //! Each test binary uses what it needs, so unused helpers are expected here.
 #![allow(dead_code)]
 
 pub mod app;
 pub mod postgres;
+pub mod serve;
 pub mod sse;

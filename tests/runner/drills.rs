@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +18,7 @@ use uuid::Uuid;
 
 use super::common::app::submit;
 use super::common::postgres::fresh_database;
+use super::common::serve::{ServeEnv, ServeProcess};
 use super::common::sse::{SseFrame, SseStream};
 use super::{charts_dir, helm_bin};
 
@@ -36,14 +36,6 @@ struct Env {
     database_url: String,
     token: String,
     client: reqwest::Client,
-}
-
-/// One `rollcall serve` child process, its log in a file.
-struct Process {
-    child: Child,
-    /// `http://127.0.0.1:<port>`
-    address: String,
-    log: PathBuf,
 }
 
 impl Env {
@@ -64,68 +56,25 @@ impl Env {
         }
     }
 
-    /// Starts `rollcall serve` named `name` (its lease owner starts with it) and waits until it
-    /// serves. `extra`: more environment.
-    async fn spawn(&self, name: &str, extra: &[(&str, &str)]) -> Process {
-        let log = self
-            .dir
-            .path()
-            .join(format!("{name}-{}.log", Uuid::new_v4().simple()));
-        let file = std::fs::File::create(&log).expect("create the log file");
-        let tmp = self.dir.path().join("tmp");
-        std::fs::create_dir_all(&tmp).expect("create the temporary directory");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
-        command
-            .arg("serve")
-            .env("DATABASE_URL", &self.database_url)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("HELM_BIN", helm_bin())
-            .env("ROLLCALL_CHART_DIR", charts_dir())
-            .env("ROLLCALL_ADMIN_TOKEN", &self.token)
-            .env("ROLLCALL_LISTEN", "127.0.0.1:0")
-            .env("ROLLCALL_LEASE", LEASE)
-            .env("ROLLCALL_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,sqlx=warn")
-            .env("HOSTNAME", name)
-            // helm's home and value files live in the process's temporary directory.
-            .env("TMPDIR", &tmp)
-            .env_remove("ROLLCALL_CONFIG")
-            .env_remove("ROLLCALL_NO_RUNNER")
-            .env_remove("ROLLCALL_ROLLBACK_ON_FAILURE")
-            .env_remove("ROLLCALL_PARALLELISM")
-            .env_remove("ROLLCALL_BODY_LIMIT")
-            .envs(extra.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file handle"))
-            .stderr(file);
-        let mut child = command.spawn().expect("start rollcall serve");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let address = text
-                .lines()
-                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-                .find(|line| line["message"] == "rollcall serving")
-                .and_then(|line| line["address"].as_str().map(str::to_owned));
-            if let Some(address) = address {
-                return Process {
-                    child,
-                    address: format!("http://{address}"),
-                    log,
-                };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("rollcall serve exited ({status}) before serving:\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rollcall serve did not start serving:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    /// Starts `rollcall serve` named `name` with a short lease and waits until it serves. `extra`:
+    /// more environment.
+    async fn spawn(&self, name: &str, extra: &[(&str, &str)]) -> ServeProcess {
+        let env = ServeEnv {
+            database_url: &self.database_url,
+            kubeconfig: &self.kubeconfig,
+            helm: &helm_bin(),
+            chart_dir: &charts_dir(),
+            admin_token: &self.token,
+            dir: self.dir.path(),
+        };
+        let environment: Vec<(&str, &str)> = [("ROLLCALL_LEASE", LEASE)]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        ServeProcess::start(&env, name, &environment).await
     }
 
-    async fn submit(&self, process: &Process, body: &Value) -> Uuid {
+    async fn submit(&self, process: &ServeProcess, body: &Value) -> Uuid {
         submit(
             self.client
                 .post(format!("{}/v1/deploys", process.address))
@@ -151,7 +100,7 @@ impl Env {
     /// Polls the deploy through `process` until `done` holds for it; panics if it finishes first.
     async fn wait_for(
         &self,
-        process: &Process,
+        process: &ServeProcess,
         id: Uuid,
         what: &str,
         done: impl Fn(&Value) -> bool,
@@ -176,7 +125,7 @@ impl Env {
         }
     }
 
-    async fn wait_for_end(&self, process: &Process, id: Uuid) -> Value {
+    async fn wait_for_end(&self, process: &ServeProcess, id: Uuid) -> Value {
         let deadline = Instant::now() + DRILL_TIMEOUT;
         loop {
             let deploy = self
@@ -194,7 +143,7 @@ impl Env {
     }
 
     /// Every event of a deploy, in order, from the JSON API.
-    async fn events(&self, process: &Process, id: Uuid) -> Vec<Value> {
+    async fn events(&self, process: &ServeProcess, id: Uuid) -> Vec<Value> {
         let mut events = Vec::new();
         loop {
             let after = events
@@ -262,70 +211,6 @@ fn is_terminal(deploy: &Value) -> bool {
         deploy["status"].as_str(),
         Some("succeeded" | "failed" | "cancelled")
     )
-}
-
-impl Process {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Whether `deploy` is held by this process (its lease owner is `<name>-<pid>-<suffix>`).
-    fn owns(&self, deploy: &Value) -> bool {
-        deploy["lease_owner"]
-            .as_str()
-            .is_some_and(|owner| owner.contains(&format!("-{}-", self.pid())))
-    }
-
-    /// SIGKILL of the process and of the helm processes it started, as when its container dies:
-    /// frozen first so that it starts nothing new meanwhile. helm runs in process groups of its
-    /// own, which outlive their parent unless killed too.
-    fn kill(&mut self) {
-        let pid = self.pid() as libc::pid_t;
-        // SAFETY: kill(2) on processes this test started; no memory effects.
-        unsafe { libc::kill(pid, libc::SIGSTOP) };
-        for child in children_of(pid) {
-            // SAFETY: as above; a negative pid is the helm child's process group.
-            unsafe {
-                libc::kill(-child, libc::SIGKILL);
-                libc::kill(child, libc::SIGKILL);
-            }
-        }
-        // SAFETY: as above.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.kill();
-        }
-    }
-}
-
-/// Processes whose parent is `parent`, from `/proc/<pid>/stat` (`pid (comm) state ppid ...`).
-fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<libc::pid_t>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let (_, after_comm) = stat.rsplit_once(')')?;
-                    after_comm.split_whitespace().nth(1)?.parse().ok()
-                })
-                == Some(parent)
-        })
-        .collect()
 }
 
 /// What a client following one deploy's SSE stream saw.

@@ -30,8 +30,8 @@ use crate::tracker::core::{
 
 /// Events buffered between the tracker and the runner persisting them.
 const EVENT_BUFFER: usize = 1024;
-/// How long, after the verdict, the log streams of finished containers may take to deliver their
-/// last lines (they end on their own once the log is read to the end).
+/// How long, after a successful verdict, the log streams of finished containers may take to deliver
+/// their last lines (they end on their own once the log is read to the end).
 const LOG_DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// When tracking gives up.
@@ -205,6 +205,23 @@ enum Stop {
     Cancelled,
 }
 
+impl Stop {
+    /// How long the log streams of finished containers may still deliver lines before the report.
+    /// After a success, a Job that finished just before the verdict may still be delivering its
+    /// lines. A failure does not wait: its evidence already holds the failing container's last
+    /// lines (read when it failed), and a kubelet ends the follow stream of an exited container only
+    /// at its next state check (every 5 s, `kuberuntime/logs`): waiting would hold the verdict back
+    /// for the whole grace.
+    fn log_drain_grace(&self) -> Duration {
+        match self {
+            Stop::Verdict(Verdict::Succeeded) => LOG_DRAIN_GRACE,
+            Stop::Verdict(Verdict::Failed { .. }) | Stop::TimedOut | Stop::Cancelled => {
+                Duration::ZERO
+            }
+        }
+    }
+}
+
 impl Run {
     async fn run(mut self, resources: Vec<TrackedResource>) -> TrackReport {
         let deadline = tokio::time::Instant::now() + self.options.deadlines.overall;
@@ -264,14 +281,9 @@ impl Run {
         let stop = self
             .follow(&mut deploy, &mut logs, feeds, gate, deadline)
             .await;
-        // A Job that finished just before the verdict may still be delivering its lines.
-        let grace = match stop {
-            Stop::Verdict(_) => LOG_DRAIN_GRACE,
-            Stop::TimedOut | Stop::Cancelled => Duration::ZERO,
-        };
         logs.finish(
             |instance| has_finished(&deploy, instance),
-            grace,
+            stop.log_drain_grace(),
             &self.cancel,
         )
         .await;
@@ -662,6 +674,23 @@ mod tests {
         assert_eq!(gate.listed(deployments), [web]);
         assert!(gate.listed(deployments).is_empty(), "released once");
         assert_eq!(gate.listed(jobs), [migrate]);
+    }
+
+    #[test]
+    fn only_a_success_waits_for_the_last_lines_of_finished_containers() {
+        assert_eq!(
+            Stop::Verdict(Verdict::Succeeded).log_drain_grace(),
+            LOG_DRAIN_GRACE
+        );
+        let failed = Verdict::Failed {
+            reason: VerdictReason::CrashLoopBackOff,
+            resource: ResourceKey::new("apps/v1", "Deployment", Some("prod"), "web"),
+            message: "2 failures, 1 allowed".to_owned(),
+            detail: Box::default(),
+        };
+        for stop in [Stop::Verdict(failed), Stop::TimedOut, Stop::Cancelled] {
+            assert_eq!(stop.log_drain_grace(), Duration::ZERO);
+        }
     }
 
     #[test]
