@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::app::{TestApp, deploy_body, spawn_app_with};
 use common::sse::SseStream;
+use rollcall::bus::EventWriter;
 use rollcall::domain::event::{EventType, NewEvent};
-use rollcall::events::EventWriter;
 use tokio::sync::Mutex;
 
 fn unix_micros() -> i64 {
@@ -124,7 +124,7 @@ async fn sse_fan_out(app: &TestApp, subscribers: usize, events: usize) {
         percentile(&all, 0.50),
         percentile(&all, 0.99),
         all.last().copied().unwrap_or(f64::NAN),
-        rollcall::events::writer::FLUSH_INTERVAL.as_millis()
+        rollcall::bus::writer::FLUSH_INTERVAL.as_millis()
     );
 }
 

@@ -46,7 +46,7 @@ use kube::api::{Api, DeleteParams};
 use kubesim::control_loop::TransitionKind;
 use kubesim::store::PODS;
 use rollcall::domain::policy::TrackingOverrides;
-use rollcall::store::events::{BatchNotice, NOTIFY_CHANNEL};
+use rollcall::store::deploy_events::{BatchNotice, NOTIFY_CHANNEL};
 use rollcall::tracker::core::plan;
 use rollcall::tracker::watch::{TrackOptions, track};
 use serde_json::{Value, json};

@@ -2,10 +2,10 @@
 //!
 //! Data flows one way: `http` → `domain` → `store` / `runner` → `tracker` → events → `store` → `http`.
 
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod domain;
-pub mod events;
 pub mod http;
 pub mod runner;
 pub mod sandbox;

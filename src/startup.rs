@@ -7,9 +7,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::bus::{EventHub, listener};
 use crate::config::Config;
 use crate::domain::chart::ChartCatalog;
-use crate::events::{EventHub, listener};
 use crate::http::{
     self,
     auth::Authenticator,

@@ -1,6 +1,8 @@
 //! Bearer token authentication (DESIGN §6.1). Secrets are compared as sha256 digests in constant time.
 
-use axum::extract::FromRequestParts;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use rand::RngCore;
@@ -10,7 +12,6 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::state::ApiState;
 use crate::domain::auth::StaticToken;
 use crate::domain::auth::{Principal, Scope, TargetPattern};
 use crate::domain::release::ReleaseId;
@@ -110,10 +111,15 @@ pub fn mint_token() -> (Uuid, String, [u8; 32]) {
 /// The authenticated caller of a request.
 pub struct Auth(pub Principal);
 
-impl FromRequestParts<ApiState> for Auth {
+/// Any router state that holds the authenticator authenticates (`ApiState` does).
+impl<S> FromRequestParts<S> for Auth
+where
+    S: Send + Sync,
+    Arc<Authenticator>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -123,8 +129,7 @@ impl FromRequestParts<ApiState> for Auth {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             })
             .ok_or(ApiError::Unauthorized)?;
-        let principal = state
-            .auth
+        let principal = Arc::<Authenticator>::from_ref(state)
             .authenticate(token)
             .await?
             .ok_or(ApiError::Unauthorized)?;

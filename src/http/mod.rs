@@ -1,10 +1,10 @@
 //! The HTTP API (DESIGN §3): one router per feature, problem JSON errors, bearer auth, OpenAPI.
 
 pub mod auth;
+pub mod deploy_events;
 pub mod deploys;
 pub mod docs;
 pub mod error;
-pub mod events;
 pub mod health;
 pub mod json;
 pub mod releases;
@@ -51,7 +51,7 @@ struct ApiDoc;
 fn api_router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(deploys::router())
-        .merge(events::router())
+        .merge(deploy_events::router())
         .merge(releases::router())
         .merge(tokens::router())
         .merge(health::router())

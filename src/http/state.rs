@@ -3,12 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Authenticator;
+use crate::bus::EventHub;
 use crate::domain::chart::ChartCatalog;
-use crate::events::EventHub;
 use crate::runner::{Helm, SecretStash};
 use crate::telemetry::Metrics;
 
@@ -26,6 +27,12 @@ pub struct ApiState {
     pub limits: ApiLimits,
     /// Cancelled at shutdown: SSE streams end.
     pub shutdown: CancellationToken,
+}
+
+impl FromRef<ApiState> for Arc<Authenticator> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.auth.clone()
+    }
 }
 
 /// Limits of the HTTP surface.

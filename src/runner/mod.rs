@@ -26,9 +26,9 @@ pub use helm::{Helm, HelmConfig, HelmError, Redactor, ValuesFiles};
 pub use render::{RenderFailure, RenderRequest, render};
 pub use secrets::SecretStash;
 
+use crate::bus::{BusMessage, EventHub};
 use crate::domain::chart::ChartCatalog;
 use crate::domain::event::EventType;
-use crate::events::{BusMessage, EventHub};
 use crate::store::{self, StoreError};
 use crate::tracker::core::CustomResourceRules;
 

@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::events::EventTx;
+use super::deploy_events::EventTx;
 use super::idempotency::{self, IdempotencyKey};
 use super::{StoreError, on_constraint};
 use crate::domain::auth::LikeTargets;

@@ -1,7 +1,7 @@
 //! PostgreSQL persistence: one module per table group, SQL next to its use.
 
+pub mod deploy_events;
 pub mod deploys;
-pub mod events;
 pub mod idempotency;
 pub mod tokens;
 

@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use crate::common::app::{Answer, TestApp, deploy_body, spawn_app, spawn_app_with};
 use crate::common::sse::{SseFrame, SseStream};
+use rollcall::bus::EventWriter;
 use rollcall::domain::deploy::{Outcome, Phase};
 use rollcall::domain::event::{EventType, Level, NewEvent, ResourceRef};
-use rollcall::events::EventWriter;
 use rollcall::store::deploys::{self, Finish};
 
 const WAIT: Duration = Duration::from_secs(20);

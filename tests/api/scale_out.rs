@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::common::app::{deploy_body, spawn_app, spawn_app_on};
 use crate::common::sse::SseStream;
 use crate::events::{log_line, run_to_success, seqs};
-use rollcall::events::EventWriter;
+use rollcall::bus::EventWriter;
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -204,7 +204,7 @@ pub async fn start_kubesim(
 
 /// Writes a deploy of `body` in `tx` as the API would have accepted it (a catalog of the test
 /// charts), for tests that then leave it as a dead process would have.
-pub async fn insert_deploy(tx: &mut rollcall::store::events::EventTx, body: Value) -> Uuid {
+pub async fn insert_deploy(tx: &mut rollcall::store::deploy_events::EventTx, body: Value) -> Uuid {
     let request = serde_json::from_value(body).expect("a deploy request");
     let catalog = rollcall::domain::chart::ChartCatalog::new(Some(charts_dir()));
     let new =

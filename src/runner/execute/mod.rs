@@ -21,11 +21,11 @@ use lease::{Halt, HaltCause, keep_lease};
 
 use super::helm::{HelmError, Redactor};
 use super::{Helm, RenderFailure, RenderRequest, Runner, render};
+use crate::bus::{EventWriter, WriterError};
 use crate::domain::deploy::{DeployStatus, Outcome, Phase, SecretValues};
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::release::ReleaseId;
 use crate::domain::verdict::{Verdict, VerdictReason};
-use crate::events::{EventWriter, WriterError};
 use crate::store::deploys::{self, Deploy, Finish, ResourceState};
 use crate::store::{self, StoreError};
 

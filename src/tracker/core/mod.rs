@@ -26,7 +26,6 @@
 //!    streamer (the previous container instance when `Evidence::previous_instance`). Pods to stream logs
 //!    from: [`ResourceTracker::current_pods`] and the policy's `logs` selection.
 
-mod custom;
 mod custom_rules;
 mod deploy;
 mod k8s_events;

@@ -7,7 +7,7 @@ use sqlx::postgres::PgListener;
 
 use super::{BusMessage, EventHub};
 use crate::store::StoreError;
-use crate::store::events::{BatchNotice, NOTIFY_CHANNEL, read_batch};
+use crate::store::deploy_events::{BatchNotice, NOTIFY_CHANNEL, read_batch};
 
 /// Connects and subscribes; returns once LISTEN is active so that no later batch is missed.
 pub async fn listen(hub: &EventHub) -> Result<PgListener, StoreError> {

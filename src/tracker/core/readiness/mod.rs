@@ -8,7 +8,8 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::custom;
+mod custom;
+
 use super::custom_rules::CustomResourceRule;
 use super::object::TrackedObject;
 use crate::domain::verdict::VerdictReason;

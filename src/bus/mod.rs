@@ -17,7 +17,7 @@ pub use writer::{EventWriter, WriterError};
 
 use crate::domain::event::NewEvent;
 use crate::store::StoreError;
-use crate::store::events::{Committed, EventTx, PublishedEvent, append_committed};
+use crate::store::deploy_events::{Committed, EventTx, PublishedEvent, append_committed};
 use crate::telemetry::Metrics;
 
 /// Live messages; a receiver that lags or sees `Resync` re-reads from the database.

@@ -5,10 +5,10 @@
 
 use serde_json::Value;
 
-use super::custom_rules::{ConditionMatch, CustomResourceRule};
-use super::object::GenericObject;
-use super::readiness::{FailureSignal, Progress, Readiness};
+use super::{FailureSignal, Progress, Readiness};
 use crate::domain::verdict::VerdictReason;
+use crate::tracker::core::custom_rules::{ConditionMatch, CustomResourceRule};
+use crate::tracker::core::object::GenericObject;
 
 const READY_PHASES: &[&str] = &[
     "ready",
@@ -318,154 +318,5 @@ mod tests {
         assert_eq!(progress(1, Value::Null), Progress::Settling);
         assert_eq!(progress(1, serde_json::json!({})), Progress::Settling);
         assert_eq!(progress(1, serde_json::json!({"url": "x"})), Progress::Done);
-    }
-}
-
-#[cfg(test)]
-mod rule_tests {
-    use serde_json::json;
-
-    use super::*;
-    use crate::domain::policy::TrackingPolicy;
-    use crate::tracker::core::object::TrackedObject;
-    use crate::tracker::core::testkit::t;
-    use crate::tracker::core::{
-        CUSTOM_RESOURCE_SETTLE, ConditionSpec, CustomResourceRuleSpec, CustomResourceRules,
-        FailureKind, ResourceTracker, State,
-    };
-
-    fn widget(status: Value) -> TrackedObject {
-        TrackedObject::from_value(json!({
-            "apiVersion": "example.com/v1", "kind": "Widget",
-            "metadata": {"name": "w", "namespace": "prod", "generation": 1}, "status": status
-        }))
-        .unwrap()
-    }
-
-    fn condition(type_: &str, status: &str, since: &str) -> Value {
-        json!({"type": type_, "status": status, "reason": format!("{type_}Reason"),
-               "lastTransitionTime": since})
-    }
-
-    fn rules(terminal: bool) -> CustomResourceRules {
-        let matching = |condition: &str| ConditionSpec {
-            condition: condition.to_owned(),
-            status: "True".to_owned(),
-        };
-        CustomResourceRules::from_specs(vec![CustomResourceRuleSpec {
-            group: "example.com".to_owned(),
-            kind: "Widget".to_owned(),
-            ready_when: vec![matching("Available")],
-            failed_when: vec![matching("Degraded")],
-            terminal: Some(terminal),
-            ..CustomResourceRuleSpec::default()
-        }])
-        .unwrap()
-    }
-
-    fn tracker(terminal: bool) -> ResourceTracker {
-        ResourceTracker::new(widget(Value::Null).key(), TrackingPolicy::default(), t(0))
-            .with_custom_rules(&rules(terminal))
-    }
-
-    #[test]
-    fn configured_conditions_decide_readiness_instead_of_ready() {
-        let mut tracker = tracker(true);
-        // The generic reading would call this ready; the rule waits for Available.
-        tracker.observe(
-            &widget(json!({"conditions": [condition("Ready", "True", "a")]})),
-            t(1),
-        );
-        assert_eq!(tracker.state(), State::Progressing);
-        assert_eq!(
-            tracker.status().message,
-            "Waiting for widget \"w\": Available=True..."
-        );
-        tracker.observe(
-            &widget(json!({"conditions": [condition("Available", "True", "b")]})),
-            t(2),
-        );
-        assert_eq!(tracker.state(), State::Ready);
-    }
-
-    #[test]
-    fn an_empty_status_is_not_ready_under_a_rule_even_after_the_settle_window() {
-        let mut tracker = tracker(true);
-        tracker.observe(&widget(json!({})), t(1));
-        tracker.tick(t(1) + CUSTOM_RESOURCE_SETTLE * 3);
-        assert_eq!(tracker.state(), State::Progressing);
-    }
-
-    #[test]
-    fn a_terminal_failure_condition_fails_at_once() {
-        let mut tracker = tracker(true);
-        tracker.observe(
-            &widget(json!({"conditions": [condition("Degraded", "True", "a")]})),
-            t(1),
-        );
-        assert_eq!(tracker.state(), State::Failed);
-        let failure = tracker.failure().expect("failure");
-        assert_eq!(failure.kind, FailureKind::Terminal);
-        assert_eq!(failure.reason, VerdictReason::CustomResourceFailed);
-        assert_eq!(
-            failure.detail.original_reason.as_deref(),
-            Some("DegradedReason")
-        );
-        assert_eq!(
-            failure.message,
-            "widget \"w\" is Degraded=True: DegradedReason"
-        );
-    }
-
-    #[test]
-    fn a_non_terminal_failure_condition_is_an_incident_per_transition() {
-        let mut tracker = tracker(false);
-        let degraded =
-            |since| widget(json!({"conditions": [condition("Degraded", "True", since)]}));
-        for _ in 0..3 {
-            tracker.observe(&degraded("a"), t(1));
-        }
-        assert_eq!(tracker.incidents().len(), 1, "re-reading adds nothing");
-        assert_eq!(tracker.state(), State::Progressing, "1 incident allowed");
-        tracker.observe(
-            &widget(json!({"conditions": [condition("Degraded", "False", "b")]})),
-            t(2),
-        );
-        tracker.observe(&degraded("c"), t(3));
-        assert_eq!(tracker.state(), State::Failed);
-        let failure = tracker.failure().expect("failure");
-        assert_eq!(failure.kind, FailureKind::AllowanceExceeded);
-        assert_eq!(failure.reason, VerdictReason::CustomResourceFailed);
-        assert_eq!(
-            failure.detail.original_reason.as_deref(),
-            Some("DegradedReason")
-        );
-    }
-
-    #[test]
-    fn a_rule_with_failure_phases_only_keeps_the_generic_readiness() {
-        let rules = CustomResourceRules::from_specs(vec![CustomResourceRuleSpec {
-            group: "example.com".to_owned(),
-            kind: "Widget".to_owned(),
-            failed_phases: vec!["Broken".to_owned()],
-            ..CustomResourceRuleSpec::default()
-        }])
-        .unwrap();
-        let rule = rules.get("example.com", "Widget");
-        let read = |status: Value| match widget(status) {
-            TrackedObject::Custom(object) => readiness(&object, rule).progress,
-            other => panic!("custom resource expected, got {other:?}"),
-        };
-        assert_eq!(
-            read(json!({"phase": "broken"})),
-            Progress::Failed {
-                reason: VerdictReason::CustomResourceFailed,
-                original: Some("broken".to_owned())
-            }
-        );
-        // "Failed" is no longer a generic failure word for this kind: the rule decides failures.
-        assert_eq!(read(json!({"phase": "Failed"})), Progress::Waiting);
-        assert_eq!(read(json!({"phase": "Running"})), Progress::Done);
-        assert_eq!(read(Value::Null), Progress::Settling);
     }
 }

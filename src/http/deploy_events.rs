@@ -21,11 +21,11 @@ use super::deploys::authorized_deploy;
 use super::error::{ApiError, Problem};
 use super::json::Query;
 use super::state::ApiState;
+use crate::bus::BusMessage;
 use crate::domain::FieldError;
 use crate::domain::auth::Scope;
 use crate::domain::event::Event;
-use crate::events::BusMessage;
-use crate::store::events::list_after;
+use crate::store::deploy_events::list_after;
 
 /// Events read from the database per query while catching up.
 const CATCH_UP_PAGE: i64 = 500;
