@@ -1,6 +1,19 @@
 //! rollcall: a deploy-tracking service for Kubernetes.
 //!
-//! Data flows one way: `http` → `domain` → `store` / `runner` → `tracker` → events → `store` → `http`.
+//! Data flows one way: `http` → `domain` → `store` / `runner` → `tracker` → `bus` → `store` →
+//! `http`. No module imports a module that imports it (`scripts/module-cycles src` checks).
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`http`] | axum routers per feature, the API's state ([`http::state::ApiState`]), auth extractor, problem JSON, SSE, OpenAPI |
+//! | [`domain`] | requests parsed once into types that cannot be invalid, the deploy state machine, the event and verdict vocabularies, tracking policy, release identity, auth model |
+//! | [`store`] | compile-checked SQL, one module per table group (`deploys`, `deploy_events`, `tokens`, `idempotency`) |
+//! | [`bus`] | the event bus: each deploy's writer (gapless seq, batched, commit then publish) and delivery to live subscribers (in-process broadcast, LISTEN/NOTIFY relay) |
+//! | [`runner`] | the worker loop with its narrow [`runner::RunnerContext`], leases, the helm driver, the one render path, each deploy's phases (`runner::execute`) |
+//! | [`tracker`] | the pure decision core (`tracker::core`: objects in, verdicts out) and the watches, log streams and `track()` driver around it (`tracker::watch`) |
+//! | [`config`] | reads flags, environment and the TOML file into the types their owners define |
+//! | [`startup`] | builds the API's state and the runner's context from the configuration; serves until shutdown |
+//! | [`cli`], [`sandbox`], [`telemetry`] | the command line, the sandbox (kubesim + private PostgreSQL + demo charts), logs and metrics |
 
 pub mod bus;
 pub mod cli;

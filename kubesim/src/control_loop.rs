@@ -3,7 +3,7 @@
 //! timer it asked for fires. With it, what they and the kubelet share: the `Context`, and the
 //! [`ControllerControl`] that pauses them and streams the notable transitions they report.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
@@ -93,7 +93,10 @@ impl ControllerControl {
 
     /// The most recent transition of any kind.
     pub fn last_transition(&self) -> Option<Transition> {
-        self.last.lock().expect("transition lock").clone()
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn notify(&self, kind: TransitionKind, namespace: &str, name: &str) {
@@ -103,7 +106,7 @@ impl ControllerControl {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         };
-        *self.last.lock().expect("transition lock") = Some(transition.clone());
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(transition.clone());
         // Nobody listening is fine: benchmarks subscribe only when they measure.
         let _ = self.transitions.send(transition);
     }

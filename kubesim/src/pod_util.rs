@@ -3,7 +3,7 @@
 //! Objects are JSON in wire form.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -159,7 +159,7 @@ pub struct PodReadiness(Arc<Mutex<HashMap<String, tokio::time::Instant>>>);
 
 impl PodReadiness {
     pub fn set_ready(&self, pod_uid: &str, ready: bool) {
-        let mut since = self.0.lock().expect("readiness lock");
+        let mut since = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if ready {
             since
                 .entry(pod_uid.to_owned())
@@ -170,7 +170,10 @@ impl PodReadiness {
     }
 
     pub fn forget(&self, pod_uid: &str) {
-        self.0.lock().expect("readiness lock").remove(pod_uid);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(pod_uid);
     }
 
     /// `IsPodAvailable`: Ok when ready for at least `min_ready` (scaled), Err(remaining) while ready
@@ -185,7 +188,7 @@ impl PodReadiness {
         let since = self
             .0
             .lock()
-            .expect("readiness lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .get(uid(pod))
             .copied();
         let ready_for = match since {

@@ -2,7 +2,7 @@
 //! (source, object, type, reason, message), repeats bump `count` and `lastTimestamp`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -146,7 +146,7 @@ impl Recorder {
         let previous = self
             .written
             .lock()
-            .expect("recorder lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
             .cloned();
         if let Some((namespace, name)) = previous {
@@ -197,7 +197,7 @@ impl Recorder {
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
-                let mut written = self.written.lock().expect("recorder lock");
+                let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
                 // client-go's events cache is an LRU of 4096 entries: repeats older than that start a new Event.
                 if written.len() >= AGGREGATION_CACHE {
                     written.clear();

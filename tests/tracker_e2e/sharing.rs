@@ -62,3 +62,36 @@ async fn concurrent_deploys_share_one_watch_per_kind() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn dropping_a_tracking_stops_it_and_its_watches() {
+    let sim = Sim::start().await;
+    let manifest = sim
+        .apply(&[workload("Deployment", "stuck", 1, "neverReady=true")])
+        .await
+        .expect("applies");
+    let resources =
+        plan(&manifest, NAMESPACE, &TrackingOverrides::default()).expect("valid policies");
+    let tracking = track(
+        &sim.hub,
+        resources,
+        TrackOptions::default(),
+        CancellationToken::new(),
+    );
+    let hub = &sim.hub;
+    let watches_are = |running: bool| async move {
+        tokio::time::timeout(SAFETY_TIMEOUT, async {
+            while (hub.active_watches() > 0) != running {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .is_ok()
+    };
+    assert!(watches_are(true).await, "the tracking watches");
+    drop(tracking);
+    assert!(watches_are(false).await, "its watches stop with it");
+    tokio::time::timeout(SAFETY_TIMEOUT, sim.shutdown())
+        .await
+        .expect("the hub's tasks have ended");
+}

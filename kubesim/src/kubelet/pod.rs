@@ -3,7 +3,7 @@
 //! grace ending in a terminal phase and the final delete (kubelet 1.27+).
 
 use std::convert::Infallible;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -299,7 +299,7 @@ impl PodRun {
     fn pod_ip(&self) -> String {
         self.state
             .lock()
-            .expect("pod state")
+            .unwrap_or_else(PoisonError::into_inner)
             .pod_ip
             .clone()
             .unwrap_or_default()
@@ -308,7 +308,7 @@ impl PodRun {
     fn container_name(&self, slot: Slot) -> String {
         self.state
             .lock()
-            .expect("pod state")
+            .unwrap_or_else(PoisonError::into_inner)
             .container(slot)
             .name
             .clone()
@@ -362,7 +362,7 @@ impl PodRun {
 
     fn log(&self, slot: Slot, line: &str) {
         let (name, restart_count) = {
-            let mut state = self.state.lock().expect("pod state");
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let container = state.container(slot);
             (container.name.clone(), container.restart_count)
         };
@@ -373,7 +373,7 @@ impl PodRun {
     }
 
     fn update(&self, change: impl FnOnce(&mut PodState)) {
-        change(&mut self.state.lock().expect("pod state"));
+        change(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
         self.write_status();
     }
 
@@ -384,7 +384,7 @@ impl PodRun {
     /// Writes the pod status computed from the simulated state (a no-op write when nothing changed).
     fn write_status(&self) {
         let (phase, computed, containers, init_containers, pod_ip, ready) = {
-            let state = self.state.lock().expect("pod state");
+            let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let phase = status::phase(
                 &state.init_containers,
                 &state.containers,
@@ -445,7 +445,7 @@ impl PodRun {
             tracing::debug!(%error, pod = self.name, "pod status not written");
             return;
         }
-        let mut state = self.state.lock().expect("pod state");
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.was_ready != ready {
             state.was_ready = ready;
             drop(state);
@@ -851,7 +851,7 @@ impl PodRun {
             .unwrap_or(30);
         let grace = self.scaled(Duration::from_secs(grace_seconds));
         let running: Vec<usize> = {
-            let mut state = self.state.lock().expect("pod state");
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.terminating = true;
             let now = now_text();
             for init in &mut state.init_containers {

@@ -14,7 +14,7 @@ pub mod logs;
 pub mod track;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -159,7 +159,11 @@ impl WatchHub {
 
     /// Watches currently running (each shared by all its subscribers).
     pub fn active_watches(&self) -> usize {
-        let watches = self.inner.watches.lock().expect("watch registry poisoned");
+        let watches = self
+            .inner
+            .watches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         watches
             .values()
             .filter(|watch| watch.strong_count() > 0)
@@ -205,7 +209,7 @@ impl WatchHub {
         self.inner
             .discovered
             .lock()
-            .expect("discovery cache poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Subscribes to the watch of `resource` in `namespace`, starting it if nobody watches it yet.
@@ -213,7 +217,11 @@ impl WatchHub {
         let gvk = GroupVersionKind::gvk(&resource.group, &resource.version, &resource.kind);
         let key = WatchKey::new(namespace, &gvk);
         let watch = {
-            let mut watches = self.inner.watches.lock().expect("watch registry poisoned");
+            let mut watches = self
+                .inner
+                .watches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             watches.retain(|_, watch| watch.strong_count() > 0);
             match watches.get(&key).and_then(Weak::upgrade) {
                 Some(watch) => watch,
@@ -226,7 +234,7 @@ impl WatchHub {
         };
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
         let (initial, listed) = {
-            let mut state = watch.state.lock().expect("watch state poisoned");
+            let mut state = watch.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.subscribers.push(sender);
             (state.objects.values().cloned().collect(), state.listed)
         };
@@ -449,7 +457,7 @@ async fn run_watch(source: WatchSource, state: Arc<Mutex<WatchState>>, stop: Can
             // State and the subscriber list are read under one lock, so that a subscriber joining now
             // gets each change exactly once: in its initial snapshot or through its channel.
             let (observations, subscribers) = {
-                let mut state = state.lock().expect("watch state poisoned");
+                let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
                 let observations = match next {
                     Ok(event) => state.apply(event),
                     Err(error) => {
@@ -487,7 +495,7 @@ async fn run_watch(source: WatchSource, state: Arc<Mutex<WatchState>>, stop: Can
 fn end_subscriptions(state: &Mutex<WatchState>) {
     state
         .lock()
-        .expect("watch state poisoned")
+        .unwrap_or_else(PoisonError::into_inner)
         .subscribers
         .clear();
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::deltas::{event_of, to_json};
 use super::logs::{ContainerInstance, LogLimits, LogStreams, last_lines};
@@ -111,9 +111,11 @@ impl TrackReport {
 }
 
 /// A running tracking: read its events until they end, then [`Tracking::finish`] for the report.
+/// Dropping it stops the tracking.
 pub struct Tracking {
     events: mpsc::Receiver<NewEvent>,
     task: JoinHandle<TrackReport>,
+    _stop_when_dropped: DropGuard,
 }
 
 impl Tracking {
@@ -130,8 +132,8 @@ impl Tracking {
 }
 
 /// Starts tracking `resources` (planned with their policies by [`crate::tracker::core::plan`])
-/// until every blocking one is ready, one fails as its policy says, the deadline passes or `cancel`
-/// fires.
+/// until every blocking one is ready, one fails as its policy says, the deadline passes, `cancel`
+/// fires or the hub shuts down. The tracking task belongs to the hub's task tracker.
 pub fn track(
     hub: &WatchHub,
     resources: Vec<TrackedResource>,
@@ -139,18 +141,35 @@ pub fn track(
     cancel: CancellationToken,
 ) -> Tracking {
     let (sender, events) = mpsc::channel(EVENT_BUFFER);
+    // Stopped by the hub's shutdown, by dropping the `Tracking`, or by the caller's `cancel`.
+    let stop = hub.inner.shutdown.child_token();
     let run = Run {
         hub: hub.clone(),
         // Event timestamps (lastTimestamp) have whole seconds: an Event of the first second must count.
         started_at: options.since.unwrap_or_else(Utc::now).trunc_subsecs(0),
         options,
-        cancel,
+        cancel: stop.clone(),
         events: sender,
         api_errors: 0,
         failure_logs: HashMap::new(),
     };
-    let task = tokio::spawn(run.run(resources));
-    Tracking { events, task }
+    let stop_when_dropped = stop.clone().drop_guard();
+    let task = hub.inner.tasks.spawn(async move {
+        let report = run.run(resources);
+        tokio::pin!(report);
+        tokio::select! {
+            report = &mut report => report,
+            () = cancel.cancelled() => {
+                stop.cancel();
+                report.await
+            }
+        }
+    });
+    Tracking {
+        events,
+        task,
+        _stop_when_dropped: stop_when_dropped,
+    }
 }
 
 /// One watch's observations, tagged with the watch's index in [`ListGate`].
