@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use crate::domain::auth::StaticToken;
 use crate::domain::duration::BoundedDuration;
+use crate::domain::public_url::PublicUrl;
+use crate::domain::sealing::{SealingError, ServerKey};
 use crate::runner::helm::DEFAULT_HELM_BIN;
 use crate::runner::{DEFAULT_PARALLELISM, HelmConfig, RunnerOptions};
 use crate::telemetry::LogFormat;
@@ -45,6 +47,15 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes (default 1 MiB, or the config file's limit).
     #[arg(long, env = "ROLLCALL_BODY_LIMIT")]
     pub body_limit: Option<usize>,
+    /// The key that seals secrets the admin APIs store (webhook and notification secrets): 32
+    /// random bytes as 64 hex digits or base64 (`openssl rand -hex 32`). Without it those APIs
+    /// refuse to store secrets.
+    #[arg(long, env = "ROLLCALL_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<Redacted>,
+    /// The server's public base URL (e.g. `https://rollcall.example.com`), for links in
+    /// notifications, the CLI and `/ui`.
+    #[arg(long, env = "ROLLCALL_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<PublicUrl>,
     #[command(flatten)]
     pub runner: RunnerArgs,
 }
@@ -72,6 +83,27 @@ pub struct RunnerArgs {
     /// process (or the restarted one) takes the deploy over once it runs out.
     #[arg(long, env = "ROLLCALL_LEASE", value_parser = parse_lease)]
     pub lease: Option<Duration>,
+}
+
+/// A flag's value that must never be printed, not even in an error about it.
+#[derive(Clone)]
+pub struct Redacted(String);
+
+impl std::str::FromStr for Redacted {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Redacted(text.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+fn parse_public_url(text: &str) -> Result<PublicUrl, String> {
+    PublicUrl::parse(text)
 }
 
 /// Shorter leases would expire between renewals (every third of the lease, at most every second)
@@ -142,6 +174,9 @@ pub struct Config {
     pub runner: Option<RunnerOptions>,
     /// Custom-resource rules for every deploy's tracking.
     pub custom_resources: CustomResourceRules,
+    /// Seals secrets the admin APIs store; `None`: they refuse to store any.
+    pub secret_key: Option<ServerKey>,
+    pub public_url: Option<PublicUrl>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +193,8 @@ pub enum ConfigError {
     },
     #[error("token {name:?} in the config file: {message}")]
     Token { name: String, message: String },
+    #[error("ROLLCALL_SECRET_KEY: {0}")]
+    SecretKey(SealingError),
     #[error("chart directory {0} is not a directory")]
     ChartDir(PathBuf),
     #[error("config file {path}: {source}")]
@@ -182,6 +219,8 @@ impl Config {
             helm: HelmConfig::new(DEFAULT_HELM_BIN, None),
             runner: None,
             custom_resources: CustomResourceRules::default(),
+            secret_key: None,
+            public_url: None,
         }
     }
 
@@ -203,6 +242,12 @@ impl Config {
         config.listen = args.listen;
         config.custom_resources = custom_resources;
         config.chart_dir = args.chart_dir;
+        config.secret_key = args
+            .secret_key
+            .map(|key| ServerKey::parse(&key.0))
+            .transpose()
+            .map_err(ConfigError::SecretKey)?;
+        config.public_url = args.public_url;
         let runner = args.runner;
         config.helm = HelmConfig::new(runner.helm_bin, runner.kubeconfig);
         config.runner = (!runner.no_runner).then(|| {
@@ -298,6 +343,29 @@ mod tests {
         assert_eq!(default.runner.unwrap().lease, crate::runner::DEFAULT_LEASE);
         assert!(serve_args(&["--lease", "500ms"]).is_err());
         assert!(serve_args(&["--lease", "soon"]).is_err());
+    }
+
+    #[test]
+    fn the_secret_key_and_public_url_are_checked_at_start() {
+        let key = "0123456789abcdef".repeat(4);
+        let args = serve_args(&[
+            "--secret-key",
+            &key,
+            "--public-url",
+            "https://rc.example.com/",
+        ]);
+        let config = Config::from_args(args.unwrap()).unwrap();
+        assert!(config.secret_key.is_some());
+        assert_eq!(
+            config.public_url.map(|url| url.to_string()).as_deref(),
+            Some("https://rc.example.com")
+        );
+        let short = Config::from_args(serve_args(&["--secret-key", "abc123"]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(short.contains("64 hex digits"), "{short}");
+        assert!(!short.contains("abc123"), "the key is not echoed: {short}");
+        assert!(serve_args(&["--public-url", "rc.example.com"]).is_err());
     }
 
     #[test]

@@ -79,6 +79,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollca
             body_limit: config.body_limit,
             sse_keep_alive: config.sse_keep_alive,
         },
+        secret_key: config.secret_key,
+        public_url: config.public_url,
         shutdown,
     };
     Ok(Rollcall { api, tasks })

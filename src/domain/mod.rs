@@ -11,6 +11,7 @@ pub mod labels;
 pub mod names;
 pub mod notify;
 pub mod policy;
+pub mod public_url;
 pub mod release;
 pub mod sealing;
 pub mod verdict;

@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::auth::Authenticator;
 use crate::bus::EventHub;
 use crate::domain::chart::ChartCatalog;
+use crate::domain::public_url::PublicUrl;
+use crate::domain::sealing::ServerKey;
 use crate::runner::{Helm, SecretStash};
 use crate::telemetry::Metrics;
 
@@ -25,6 +27,10 @@ pub struct ApiState {
     /// `?dry_run=true` renders with helm.
     pub helm: Arc<Helm>,
     pub limits: ApiLimits,
+    /// Seals secrets the admin APIs store; `None`: they refuse to store secrets.
+    pub secret_key: Option<ServerKey>,
+    /// The base of absolute links the API hands out.
+    pub public_url: Option<PublicUrl>,
     /// Cancelled at shutdown: SSE streams end.
     pub shutdown: CancellationToken,
 }
