@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::domain::auth::StaticToken;
-use crate::domain::duration::BoundedDuration;
+use crate::domain::duration::{BoundedDuration, DurationError};
 use crate::runner::helm::DEFAULT_HELM_BIN;
 use crate::runner::{DEFAULT_PARALLELISM, HelmConfig, RunnerOptions};
 use crate::telemetry::LogFormat;
@@ -78,7 +78,7 @@ pub struct RunnerArgs {
 /// under an ordinary database hiccup.
 const MIN_LEASE: Duration = Duration::from_secs(1);
 
-fn parse_lease(text: &str) -> Result<Duration, String> {
+fn parse_lease(text: &str) -> Result<Duration, DurationError> {
     BoundedDuration::parse(text, MIN_LEASE, Duration::from_secs(3600)).map(BoundedDuration::get)
 }
 

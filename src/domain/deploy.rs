@@ -134,7 +134,7 @@ impl NewDeploy {
         let timeout = match request.timeout {
             Some(text) => errors.take(
                 BoundedDuration::parse(&text, Duration::from_secs(1), MAX_TIMEOUT)
-                    .map_err(|message| FieldError::new("timeout", message)),
+                    .map_err(|error| FieldError::new("timeout", error.to_string())),
             ),
             None => Some(
                 BoundedDuration::parse("10m", DEFAULT_TIMEOUT, DEFAULT_TIMEOUT)
