@@ -7,20 +7,18 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::core::{
-    CustomResourceRules, Incident, ObjectError, ResourceTracker, State, TrackedObject,
+    CustomResourceRules, Incident, ObjectError, ResourceTracker, State, TrackedObject, YamlError,
+    yaml_objects,
 };
 use crate::domain::policy::{PolicyError, PolicyTarget, TrackingOverrides};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
-    #[error("document {document}: {source}")]
-    Yaml {
-        document: usize,
-        source: serde_yaml_ng::Error,
-    },
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
     #[error("document {document}: {source}")]
     Object {
         document: usize,
@@ -52,38 +50,13 @@ pub struct Explanation {
 
 /// Reads a YAML stream into objects, unpacking `List` documents.
 pub fn parse_stream(text: &str) -> Result<Vec<TrackedObject>, ExplainError> {
-    let mut objects = Vec::new();
-    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let document_number = index + 1;
-        let value =
-            serde_json::Value::deserialize(document).map_err(|source| ExplainError::Yaml {
-                document: document_number,
-                source,
-            })?;
-        if value.is_null() {
-            continue;
-        }
-        let items = match value.get("items").and_then(serde_json::Value::as_array) {
-            Some(items)
-                if value
-                    .get("kind")
-                    .and_then(serde_json::Value::as_str)
-                    .is_some_and(|kind| kind.ends_with("List")) =>
-            {
-                items.clone()
-            }
-            _ => vec![value],
-        };
-        for item in items {
-            objects.push(TrackedObject::from_value(item).map_err(|source| {
-                ExplainError::Object {
-                    document: document_number,
-                    source,
-                }
-            })?);
-        }
-    }
-    Ok(objects)
+    yaml_objects(text)?
+        .into_iter()
+        .map(|(document, object)| {
+            TrackedObject::from_value(object)
+                .map_err(|source| ExplainError::Object { document, source })
+        })
+        .collect()
 }
 
 /// Runs the core over `objects` as if they had all been observed at `now`, tracking since `since`
