@@ -45,15 +45,16 @@ pub struct SandboxArgs {
     pub helm_bin: PathBuf,
 }
 
-/// The demo chart catalog: `(path inside the catalog, contents)`.
-const DEMO_CHARTS: &[(&str, &str)] = &[
+/// The demo chart catalog, `(path inside the catalog, contents)`, from `src/sandbox/charts`. The
+/// tests deploy these charts too (`web`, `statefulset`) rather than keep copies of their own.
+pub const DEMO_CHARTS: &[(&str, &str)] = &[
     (
         "web/Chart.yaml",
-        include_str!("../tests/charts/web/Chart.yaml"),
+        include_str!("sandbox/charts/web/Chart.yaml"),
     ),
     (
         "web/values.yaml",
-        include_str!("../tests/charts/web/values.yaml"),
+        include_str!("sandbox/charts/web/values.yaml"),
     ),
     ("web/templates/deployment.yaml", WEB_DEPLOYMENT),
     ("web/templates/service.yaml", WEB_SERVICE),
@@ -94,8 +95,8 @@ const DEMO_CHARTS: &[(&str, &str)] = &[
 ];
 
 // The crashloop demo is the web chart with a crashing behaviour in its values.
-const WEB_DEPLOYMENT: &str = include_str!("../tests/charts/web/templates/deployment.yaml");
-const WEB_SERVICE: &str = include_str!("../tests/charts/web/templates/service.yaml");
+const WEB_DEPLOYMENT: &str = include_str!("sandbox/charts/web/templates/deployment.yaml");
+const WEB_SERVICE: &str = include_str!("sandbox/charts/web/templates/service.yaml");
 
 /// Runs the sandbox until `shutdown` is cancelled, then stops the server, the cluster and PostgreSQL.
 pub async fn run(args: SandboxArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
