@@ -1,9 +1,13 @@
 # syntax=docker/dockerfile:1
-# Build: a release binary; the SQL is checked against the committed query data (.sqlx), so no
-# database is needed here.
+# Build: a release binary. The SQL is checked against the committed query data (.sqlx; the
+# SQLX_OFFLINE=true of .cargo/config.toml), so no database is needed here. Nothing under tests/ is
+# read: the sandbox's demo charts are compiled in from src/sandbox/charts.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
+# Cargo.toml names the benches, so cargo wants their files; they are not built.
+COPY benches benches
 COPY kubesim kubesim
 COPY src src
 COPY migrations migrations
