@@ -16,6 +16,7 @@ pub use postgres::{LocalPostgres, LocalPostgresError};
 
 use crate::config::Config;
 use crate::domain::auth::StaticToken;
+use crate::runner::helm::DEFAULT_HELM_BIN;
 use crate::runner::{HelmConfig, RunnerOptions};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -41,7 +42,7 @@ pub struct SandboxArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// The helm binary (v4 or v3).
-    #[arg(long, env = "HELM_BIN", default_value = "helm")]
+    #[arg(long, env = "HELM_BIN", default_value = DEFAULT_HELM_BIN)]
     pub helm_bin: PathBuf,
 }
 

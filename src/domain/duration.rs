@@ -93,7 +93,10 @@ pub struct BoundedDuration(Duration);
 
 impl BoundedDuration {
     pub fn parse(text: &str, min: Duration, max: Duration) -> Result<Self, DurationError> {
-        let duration = parse_duration(text)?;
+        Self::new(parse_duration(text)?, min, max)
+    }
+
+    pub fn new(duration: Duration, min: Duration, max: Duration) -> Result<Self, DurationError> {
         if duration < min || duration > max {
             return Err(DurationError::OutOfRange { min, max });
         }
