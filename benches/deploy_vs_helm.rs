@@ -1,11 +1,10 @@
 //! rollcall deploy vs `helm upgrade --wait`, side by side on one kubesim and the same chart
-//! (`tests/charts/web`): wall time of a healthy release, and time to a verdict for a crash loop
+//! (the demo `web` chart): wall time of a healthy release, and time to a verdict for a crash loop
 //! (helm only gives up at its timeout). Run: `cargo bench --bench deploy_vs_helm`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kubesim::Cluster;
@@ -15,10 +14,6 @@ use serde_json::json;
 
 const HELM_TIMEOUT: &str = "30s";
 const ROUNDS: usize = 2;
-
-fn charts() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/charts")
-}
 
 fn helm_wait(
     kubeconfig: &std::path::Path,
@@ -30,7 +25,7 @@ fn helm_wait(
     let status =
         std::process::Command::new(std::env::var("HELM_BIN").unwrap_or_else(|_| "helm".into()))
             .args(["upgrade", "--install", release])
-            .arg(charts().join("web"))
+            .arg(common::charts::catalog().join("web"))
             .args([
                 "--namespace",
                 "default",
@@ -63,7 +58,7 @@ async fn main() {
     let kubeconfig = home.path().join("kubeconfig");
     std::fs::write(&kubeconfig, cluster.kubeconfig_yaml()).unwrap();
     let app = common::app::spawn_app_with(|config| {
-        config.chart_dir = Some(charts());
+        config.chart_dir = Some(common::charts::catalog());
         config.helm = HelmConfig {
             home: home.path().join("rollcall-helm"),
             ..HelmConfig::new(

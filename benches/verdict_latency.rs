@@ -269,7 +269,7 @@ impl ClientBench {
         let database_url = fresh_database().await;
         let token = format!("bench-admin-{}", Uuid::new_v4().simple());
         let helm = PathBuf::from(std::env::var("HELM_BIN").unwrap_or_else(|_| "helm".into()));
-        let charts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/charts");
+        let charts = common::charts::catalog();
         let env = ServeEnv {
             database_url: &database_url,
             kubeconfig: &kubeconfig,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::domain::auth::StaticToken;
-use crate::domain::duration::BoundedDuration;
+use crate::domain::duration::{BoundedDuration, DurationError};
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::{SealingError, ServerKey};
 use crate::runner::helm::DEFAULT_HELM_BIN;
@@ -110,7 +110,7 @@ fn parse_public_url(text: &str) -> Result<PublicUrl, String> {
 /// under an ordinary database hiccup.
 const MIN_LEASE: Duration = Duration::from_secs(1);
 
-fn parse_lease(text: &str) -> Result<Duration, String> {
+fn parse_lease(text: &str) -> Result<Duration, DurationError> {
     BoundedDuration::parse(text, MIN_LEASE, Duration::from_secs(3600)).map(BoundedDuration::get)
 }
 

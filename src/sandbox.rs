@@ -16,6 +16,7 @@ pub use postgres::{LocalPostgres, LocalPostgresError};
 
 use crate::config::Config;
 use crate::domain::auth::StaticToken;
+use crate::runner::helm::DEFAULT_HELM_BIN;
 use crate::runner::{HelmConfig, RunnerOptions};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -41,19 +42,20 @@ pub struct SandboxArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// The helm binary (v4 or v3).
-    #[arg(long, env = "HELM_BIN", default_value = "helm")]
+    #[arg(long, env = "HELM_BIN", default_value = DEFAULT_HELM_BIN)]
     pub helm_bin: PathBuf,
 }
 
-/// The demo chart catalog: `(path inside the catalog, contents)`.
-const DEMO_CHARTS: &[(&str, &str)] = &[
+/// The demo chart catalog, `(path inside the catalog, contents)`, from `src/sandbox/charts`. The
+/// tests deploy these charts too (`web`, `statefulset`) rather than keep copies of their own.
+pub const DEMO_CHARTS: &[(&str, &str)] = &[
     (
         "web/Chart.yaml",
-        include_str!("../tests/charts/web/Chart.yaml"),
+        include_str!("sandbox/charts/web/Chart.yaml"),
     ),
     (
         "web/values.yaml",
-        include_str!("../tests/charts/web/values.yaml"),
+        include_str!("sandbox/charts/web/values.yaml"),
     ),
     ("web/templates/deployment.yaml", WEB_DEPLOYMENT),
     ("web/templates/service.yaml", WEB_SERVICE),
@@ -94,8 +96,8 @@ const DEMO_CHARTS: &[(&str, &str)] = &[
 ];
 
 // The crashloop demo is the web chart with a crashing behaviour in its values.
-const WEB_DEPLOYMENT: &str = include_str!("../tests/charts/web/templates/deployment.yaml");
-const WEB_SERVICE: &str = include_str!("../tests/charts/web/templates/service.yaml");
+const WEB_DEPLOYMENT: &str = include_str!("sandbox/charts/web/templates/deployment.yaml");
+const WEB_SERVICE: &str = include_str!("sandbox/charts/web/templates/service.yaml");
 
 /// Runs the sandbox until `shutdown` is cancelled, then stops the server, the cluster and PostgreSQL.
 pub async fn run(args: SandboxArgs, shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -69,8 +69,7 @@ impl Metrics {
     /// The Prometheus text exposition of everything, plus the deploys recorded in the database.
     pub fn render(&self, deploys: &DeployCounts) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP rollcall_deploys Deploys by status.");
-        let _ = writeln!(out, "# TYPE rollcall_deploys gauge");
+        describe(&mut out, "rollcall_deploys", "gauge", "Deploys by status.");
         for (status, count) in &deploys.by_status {
             let _ = writeln!(
                 out,
@@ -78,11 +77,12 @@ impl Metrics {
                 escape(status)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP rollcall_deploy_verdicts Deploys that did not succeed, by verdict reason."
+        describe(
+            &mut out,
+            "rollcall_deploy_verdicts",
+            "gauge",
+            "Deploys that did not succeed, by verdict reason.",
         );
-        let _ = writeln!(out, "# TYPE rollcall_deploy_verdicts gauge");
         // Every reason of the closed set, zeros included: the label set never grows.
         for reason in VerdictReason::ALL {
             let count = deploys
@@ -95,38 +95,35 @@ impl Metrics {
                 "rollcall_deploy_verdicts{{reason=\"{reason}\"}} {count}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP rollcall_events_written_total Events persisted by this process."
+        for (name, kind, help, value) in [
+            (
+                "rollcall_events_written_total",
+                "counter",
+                "Events persisted by this process.",
+                self.events_written.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "rollcall_sse_subscribers",
+                "gauge",
+                "Open SSE streams.",
+                self.sse_subscribers.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "rollcall_sse_lagged_total",
+                "counter",
+                "SSE streams that fell behind and re-read from the database.",
+                self.sse_lagged.load(Ordering::Relaxed).to_string(),
+            ),
+        ] {
+            describe(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        describe(
+            &mut out,
+            "rollcall_http_requests_total",
+            "counter",
+            "HTTP requests by method, route and status.",
         );
-        let _ = writeln!(out, "# TYPE rollcall_events_written_total counter");
-        let _ = writeln!(
-            out,
-            "rollcall_events_written_total {}",
-            self.events_written.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(out, "# HELP rollcall_sse_subscribers Open SSE streams.");
-        let _ = writeln!(out, "# TYPE rollcall_sse_subscribers gauge");
-        let _ = writeln!(
-            out,
-            "rollcall_sse_subscribers {}",
-            self.sse_subscribers.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP rollcall_sse_lagged_total SSE streams that fell behind and re-read from the database."
-        );
-        let _ = writeln!(out, "# TYPE rollcall_sse_lagged_total counter");
-        let _ = writeln!(
-            out,
-            "rollcall_sse_lagged_total {}",
-            self.sse_lagged.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP rollcall_http_requests_total HTTP requests by method, route and status."
-        );
-        let _ = writeln!(out, "# TYPE rollcall_http_requests_total counter");
         let requests = self
             .http_requests
             .lock()
@@ -141,6 +138,12 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The `# HELP` and `# TYPE` lines that introduce a metric.
+fn describe(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// Deploys as recorded in the database (shared by every replica).

@@ -18,6 +18,7 @@ use super::release::ReleaseId;
 use super::{FieldError, FieldErrors};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// What to do when the release already has a queued or running deploy.
@@ -133,12 +134,12 @@ impl NewDeploy {
         let chart = errors.take_all(ChartSource::parse(request.chart, catalog));
         let timeout = match request.timeout {
             Some(text) => errors.take(
-                BoundedDuration::parse(&text, Duration::from_secs(1), MAX_TIMEOUT)
-                    .map_err(|message| FieldError::new("timeout", message)),
+                BoundedDuration::parse(&text, MIN_TIMEOUT, MAX_TIMEOUT)
+                    .map_err(|error| FieldError::new("timeout", error.to_string())),
             ),
             None => Some(
-                BoundedDuration::parse("10m", DEFAULT_TIMEOUT, DEFAULT_TIMEOUT)
-                    .expect("the default timeout is a valid duration"),
+                BoundedDuration::new(DEFAULT_TIMEOUT, MIN_TIMEOUT, MAX_TIMEOUT)
+                    .expect("the default timeout is within bounds"),
             ),
         };
         let notify = errors.take_all(NotifySubscription::parse_all(request.notify));

@@ -20,6 +20,8 @@ use std::time::Duration;
 use globset::{Glob, GlobMatcher};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::duration::{format_duration, parse_duration};
+
 /// Annotation prefixes, lowest precedence first.
 const ANNOTATION_PREFIXES: [&str; 2] = ["werf.io/", "rollcall.dev/"];
 const IGNORE_READINESS_PREFIX: &str = "ignore-readiness-probe-fails-for-";
@@ -119,7 +121,8 @@ policy_enum!(
     }
 );
 
-/// A duration written the Go way, as werf's annotations are: `4m`, `1h30m`, `90s`, `500ms`.
+/// A duration written the Go way, as werf's annotations are: `4m`, `1h30m`, `90s`, `500ms`
+/// ([`parse_duration`]); surrounding whitespace is ignored, as for every annotation value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PolicyDuration(pub Duration);
 
@@ -127,68 +130,15 @@ impl FromStr for PolicyDuration {
     type Err = PolicyError;
 
     fn from_str(text: &str) -> Result<Self, PolicyError> {
-        let trimmed = text.trim();
-        if trimmed == "0" {
-            return Ok(PolicyDuration(Duration::ZERO));
-        }
-        if trimmed.is_empty() {
-            return Err(invalid_value(text, "empty duration"));
-        }
-        let mut total = Duration::ZERO;
-        let mut rest = trimmed;
-        while !rest.is_empty() {
-            let digits = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            if digits == 0 {
-                return Err(invalid_value(
-                    text,
-                    "expected a number like 30s, 4m or 1h30m",
-                ));
-            }
-            let amount: u64 = rest[..digits]
-                .parse()
-                .map_err(|_| invalid_value(text, "number too large"))?;
-            rest = &rest[digits..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            let part = match &rest[..unit_len] {
-                "ms" => Duration::from_millis(amount),
-                "s" => Duration::from_secs(amount),
-                "m" => Duration::from_secs(amount.saturating_mul(60)),
-                "h" => Duration::from_secs(amount.saturating_mul(3600)),
-                "" => return Err(invalid_value(text, "missing unit (ms, s, m or h)")),
-                other => return Err(invalid_value(text, format!("unknown unit {other:?}"))),
-            };
-            total = total.saturating_add(part);
-            rest = &rest[unit_len..];
-        }
-        Ok(PolicyDuration(total))
+        parse_duration(text.trim())
+            .map(PolicyDuration)
+            .map_err(|error| invalid_value(text, error.to_string()))
     }
 }
 
 impl fmt::Display for PolicyDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let millis = self.0.as_millis();
-        if millis == 0 {
-            return f.write_str("0s");
-        }
-        if !millis.is_multiple_of(1000) {
-            return write!(f, "{millis}ms");
-        }
-        let seconds = millis / 1000;
-        let (hours, minutes, secs) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
-        if hours > 0 {
-            write!(f, "{hours}h")?;
-        }
-        if minutes > 0 {
-            write!(f, "{minutes}m")?;
-        }
-        if secs > 0 {
-            write!(f, "{secs}s")?;
-        }
-        Ok(())
+        f.write_str(&format_duration(self.0))
     }
 }
 
@@ -795,7 +745,7 @@ mod tests {
 
     #[test]
     fn durations_round_trip() {
-        for (text, seconds) in [("4m", 240), ("1h30m", 5400), ("90s", 90), ("0", 0)] {
+        for (text, seconds) in [("4m", 240), ("1h30m", 5400), (" 90s\n", 90), ("0", 0)] {
             let duration: PolicyDuration = text.parse().unwrap();
             assert_eq!(duration.0, Duration::from_secs(seconds), "{text}");
         }

@@ -20,6 +20,7 @@ use super::auth::Auth;
 use super::deploys::authorized_deploy;
 use super::error::{ApiError, Problem};
 use super::json::Query;
+use super::page;
 use super::state::ApiState;
 use crate::bus::BusMessage;
 use crate::domain::FieldError;
@@ -31,7 +32,6 @@ use crate::store::deploy_events::list_after;
 const CATCH_UP_PAGE: i64 = 500;
 /// Reconnection delay suggested to SSE clients.
 const RETRY_HINT: Duration = Duration::from_secs(2);
-const MAX_JSON_PAGE: i64 = 1000;
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -130,16 +130,7 @@ async fn deploy_events(
     let deploy = authorized_deploy(&state, &auth, &id, Scope::Read).await?;
     if wants_json(&headers) {
         let after = resume_point(&HeaderMap::new(), params.after)?;
-        let limit = params.limit.unwrap_or(100);
-        if !(1..=MAX_JSON_PAGE).contains(&limit) {
-            return Err(ApiError::BadRequest {
-                detail: "invalid query parameters".into(),
-                errors: vec![FieldError::new(
-                    "limit",
-                    format!("must be from 1 to {MAX_JSON_PAGE}"),
-                )],
-            });
-        }
+        let limit = page::DEPLOY_EVENTS.limit(params.limit)?;
         let items = list_after(&state.pool, deploy.id, after, limit).await?;
         let next_after = (items.len() as i64 == limit)
             .then(|| items.last().map(|e| e.seq))

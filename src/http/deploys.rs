@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::auth::Auth;
 use super::error::{ApiError, Problem};
 use super::json::{JsonBytes, MaybeJson, Query, query_pairs};
+use super::page;
 use super::state::ApiState;
 use crate::domain::FieldError;
 use crate::domain::auth::Scope;
@@ -28,9 +29,6 @@ use crate::store::StoreError;
 use crate::store::deploys::{self, CreateDeploy, Created, Deploy, DeployFilter, ResourceState};
 use crate::store::idempotency::{self, IdempotencyKey};
 use crate::tracker::core::TrackedResource;
-
-pub const MAX_PAGE: i64 = 200;
-pub const DEFAULT_PAGE: i64 = 50;
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -295,7 +293,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let mut params = ListParams {
             filter: DeployFilter::default(),
-            limit: DEFAULT_PAGE,
+            limit: page::DEPLOYS.default,
             before: None,
         };
         let mut errors = Vec::new();
@@ -316,9 +314,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
                     }
                     Err(message) => invalid(message),
                 },
-                "limit" => match value.parse::<i64>() {
-                    Ok(limit) if (1..=MAX_PAGE).contains(&limit) => params.limit = limit,
-                    _ => invalid(format!("must be an integer from 1 to {MAX_PAGE}")),
+                "limit" => match page::DEPLOYS.parse(&value) {
+                    Ok(limit) => params.limit = limit,
+                    Err(error) => errors.push(error),
                 },
                 "cursor" => match decode_cursor(&value) {
                     Some(before) => params.before = Some(before),
@@ -331,10 +329,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
         if errors.is_empty() {
             Ok(params)
         } else {
-            Err(ApiError::BadRequest {
-                detail: "invalid query parameters".into(),
-                errors,
-            })
+            Err(ApiError::invalid_query(errors))
         }
     }
 }

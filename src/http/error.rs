@@ -73,6 +73,14 @@ impl ApiError {
         }
     }
 
+    /// Query parameters that are unknown, ill-typed or out of bounds: a 400 naming each.
+    pub fn invalid_query(errors: Vec<FieldError>) -> Self {
+        ApiError::BadRequest {
+            detail: "invalid query parameters".into(),
+            errors,
+        }
+    }
+
     pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
         ApiError::Unprocessable {
             detail: "the request has invalid fields".into(),

@@ -165,10 +165,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .map(Query)
             .map_err(|error| {
                 let field = path_text(&error.path().to_string());
-                ApiError::BadRequest {
-                    detail: "invalid query parameters".into(),
-                    errors: vec![FieldError::new(field, error.inner().to_string())],
-                }
+                ApiError::invalid_query(vec![FieldError::new(field, error.inner().to_string())])
             })
     }
 }

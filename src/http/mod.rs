@@ -7,6 +7,7 @@ pub mod docs;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod page;
 pub mod releases;
 pub mod state;
 pub mod tokens;

@@ -9,15 +9,12 @@ use utoipa_axum::routes;
 use super::auth::Auth;
 use super::error::{ApiError, Problem};
 use super::json::Query;
+use super::page;
 use super::state::ApiState;
-use crate::domain::FieldError;
 use crate::domain::auth::Scope;
 use crate::domain::names::ClusterName;
 use crate::domain::release::ReleaseId;
 use crate::store::deploys::{self, Deploy, DeployFilter};
-
-const DEFAULT_HISTORY: i64 = 20;
-const MAX_HISTORY: i64 = 200;
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -117,16 +114,7 @@ async fn get_release(
     let cluster = params
         .cluster
         .unwrap_or_else(|| ClusterName::DEFAULT.to_owned());
-    let limit = params.limit.unwrap_or(DEFAULT_HISTORY);
-    if !(1..=MAX_HISTORY).contains(&limit) {
-        return Err(ApiError::BadRequest {
-            detail: "invalid query parameters".into(),
-            errors: vec![FieldError::new(
-                "limit",
-                format!("must be from 1 to {MAX_HISTORY}"),
-            )],
-        });
-    }
+    let limit = page::RELEASE_HISTORY.limit(params.limit)?;
     auth.require(Scope::Read, &ReleaseId::new(&cluster, &namespace, &release))?;
     let history =
         deploys::release_history(&state.pool, &cluster, &namespace, &release, limit).await?;

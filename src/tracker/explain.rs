@@ -7,20 +7,18 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::core::{
-    CustomResourceRules, Incident, ObjectError, ResourceTracker, State, TrackedObject,
+    CustomResourceRules, FailureKind, ObjectError, ResourceReport, ResourceTracker, TrackedObject,
+    YamlError, yaml_objects,
 };
 use crate::domain::policy::{PolicyError, PolicyTarget, TrackingOverrides};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
-    #[error("document {document}: {source}")]
-    Yaml {
-        document: usize,
-        source: serde_yaml_ng::Error,
-    },
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
     #[error("document {document}: {source}")]
     Object {
         document: usize,
@@ -30,60 +28,61 @@ pub enum ExplainError {
     Policy(#[from] PolicyError),
 }
 
-/// One resource's verdict, as printed by `rollcall explain -o json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Explanation {
-    pub api_version: String,
-    pub kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
-    pub state: State,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ready: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failures: Option<String>,
-    pub incidents: Vec<Incident>,
+/// One resource's verdict: the core's report of it, as the `report` event carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation(pub ResourceReport);
+
+impl Explanation {
     /// Failed for a reason no allowance covers (ProgressDeadlineExceeded, Job Failed, ...).
-    pub terminal: bool,
+    pub fn is_terminal(&self) -> bool {
+        self.0
+            .failure
+            .as_ref()
+            .is_some_and(|failure| failure.kind == FailureKind::Terminal)
+    }
+}
+
+/// `rollcall explain -o json` prints each resource flat and camelCased, as kubectl users read it:
+/// `apiVersion`, `kind`, `namespace`, `name`, `state`, `message`, `ready`, `failures`, the
+/// `incidents` themselves and `terminal`.
+impl Serialize for Explanation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let ResourceReport {
+            resource,
+            status,
+            incidents,
+            ..
+        } = &self.0;
+        let mut json = serializer.serialize_map(None)?;
+        json.serialize_entry("apiVersion", &resource.api_version)?;
+        json.serialize_entry("kind", &resource.kind)?;
+        if let Some(namespace) = &resource.namespace {
+            json.serialize_entry("namespace", namespace)?;
+        }
+        json.serialize_entry("name", &resource.name)?;
+        json.serialize_entry("state", &status.state)?;
+        json.serialize_entry("message", &status.message)?;
+        if let Some(ready) = &status.ready {
+            json.serialize_entry("ready", ready)?;
+        }
+        if let Some(failures) = &status.failures {
+            json.serialize_entry("failures", failures)?;
+        }
+        json.serialize_entry("incidents", incidents)?;
+        json.serialize_entry("terminal", &self.is_terminal())?;
+        json.end()
+    }
 }
 
 /// Reads a YAML stream into objects, unpacking `List` documents.
 pub fn parse_stream(text: &str) -> Result<Vec<TrackedObject>, ExplainError> {
-    let mut objects = Vec::new();
-    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let document_number = index + 1;
-        let value =
-            serde_json::Value::deserialize(document).map_err(|source| ExplainError::Yaml {
-                document: document_number,
-                source,
-            })?;
-        if value.is_null() {
-            continue;
-        }
-        let items = match value.get("items").and_then(serde_json::Value::as_array) {
-            Some(items)
-                if value
-                    .get("kind")
-                    .and_then(serde_json::Value::as_str)
-                    .is_some_and(|kind| kind.ends_with("List")) =>
-            {
-                items.clone()
-            }
-            _ => vec![value],
-        };
-        for item in items {
-            objects.push(TrackedObject::from_value(item).map_err(|source| {
-                ExplainError::Object {
-                    document: document_number,
-                    source,
-                }
-            })?);
-        }
-    }
-    Ok(objects)
+    yaml_objects(text)?
+        .into_iter()
+        .map(|(document, object)| {
+            TrackedObject::from_value(object)
+                .map_err(|source| ExplainError::Object { document, source })
+        })
+        .collect()
 }
 
 /// Runs the core over `objects` as if they had all been observed at `now`, tracking since `since`
@@ -124,21 +123,7 @@ pub fn explain(
                 tracker.observe(observed, now);
             }
             tracker.tick(now);
-            let status = tracker.status().clone();
-            Ok(Explanation {
-                api_version: key.api_version,
-                kind: key.kind,
-                namespace: key.namespace,
-                name: key.name,
-                terminal: tracker
-                    .failure()
-                    .is_some_and(|failure| failure.kind == super::core::FailureKind::Terminal),
-                state: status.state,
-                message: status.message,
-                ready: status.ready,
-                failures: status.failures,
-                incidents: tracker.incidents().to_vec(),
-            })
+            Ok(Explanation(ResourceReport::from(&tracker)))
         })
         .collect()
 }
@@ -147,21 +132,17 @@ pub fn explain(
 pub fn render_text(explanations: &[Explanation]) -> String {
     let rows: Vec<[String; 5]> = explanations
         .iter()
-        .map(|explanation| {
+        .map(|Explanation(report)| {
+            let (resource, status) = (&report.resource, &report.status);
             [
-                match &explanation.namespace {
-                    Some(namespace) => {
-                        format!("{}/{}/{}", namespace, explanation.kind, explanation.name)
-                    }
-                    None => format!("{}/{}", explanation.kind, explanation.name),
+                match &resource.namespace {
+                    Some(namespace) => format!("{namespace}/{}/{}", resource.kind, resource.name),
+                    None => format!("{}/{}", resource.kind, resource.name),
                 },
-                explanation.state.as_str().to_owned(),
-                explanation.ready.clone().unwrap_or_else(|| "-".to_owned()),
-                explanation
-                    .failures
-                    .clone()
-                    .unwrap_or_else(|| "-".to_owned()),
-                explanation.message.clone(),
+                status.state.as_str().to_owned(),
+                status.ready.clone().unwrap_or_else(|| "-".to_owned()),
+                status.failures.clone().unwrap_or_else(|| "-".to_owned()),
+                status.message.clone(),
             ]
         })
         .collect();
@@ -186,13 +167,13 @@ pub fn render_text(explanations: &[Explanation]) -> String {
     for row in &rows {
         line(row);
     }
-    for explanation in explanations {
-        for incident in &explanation.incidents {
+    for Explanation(report) in explanations {
+        for incident in &report.incidents {
             let _ = writeln!(
                 out,
                 "  {}/{}: {} {}: {}",
-                explanation.kind,
-                explanation.name,
+                report.resource.kind,
+                report.resource.name,
                 incident.detail.pod.as_deref().unwrap_or("-"),
                 incident.reason,
                 incident.message

@@ -1,9 +1,10 @@
 //! Shared test support: a throwaway PostgreSQL, the app on port 0 or `rollcall serve` as a child
-//! process, an SSE reader.
+//! process, an SSE reader, the chart catalog.
 //! Each test binary uses what it needs, so unused helpers are expected here.
 #![allow(dead_code)]
 
 pub mod app;
+pub mod charts;
 pub mod postgres;
 pub mod serve;
 pub mod sse;

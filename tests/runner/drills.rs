@@ -20,7 +20,8 @@ use super::common::app::submit;
 use super::common::postgres::fresh_database;
 use super::common::serve::{ServeEnv, ServeProcess};
 use super::common::sse::{SseFrame, SseStream};
-use super::{charts_dir, helm_bin};
+use super::helm_bin;
+use crate::common::charts;
 
 /// Generous: only guards against a hung drill.
 const DRILL_TIMEOUT: Duration = Duration::from_secs(240);
@@ -63,7 +64,7 @@ impl Env {
             database_url: &self.database_url,
             kubeconfig: &self.kubeconfig,
             helm: &helm_bin(),
-            chart_dir: &charts_dir(),
+            chart_dir: &charts::catalog(),
             admin_token: &self.token,
             dir: self.dir.path(),
         };

@@ -11,7 +11,8 @@ use rollcall::runner::{Helm, HelmConfig, HelmError, Redactor, ValuesFiles};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{charts_dir, helm_bin};
+use super::helm_bin;
+use crate::common::charts;
 
 fn target() -> ReleaseId {
     ReleaseId::new("default", "prod", "shop")
@@ -58,7 +59,7 @@ async fn helm_template_reads_values_from_a_private_file_removed_afterwards() {
 
     let chart = Helm::chart_args(
         &ChartSource::Path { path: "web".into() },
-        &ChartCatalog::new(Some(charts_dir())),
+        &ChartCatalog::new(Some(charts::catalog())),
     )
     .unwrap();
     let invocation = helm.template(&target(), chart, &files, Duration::from_secs(60));

@@ -31,10 +31,6 @@ use common::sse::SseStream;
 /// Generous: only guards against a hung test.
 const SAFETY_TIMEOUT: Duration = Duration::from_secs(90);
 
-pub fn charts_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/charts")
-}
-
 /// The helm binary under test: `HELM_BIN`, else `helm` on PATH; fails with how to install it.
 pub fn helm_bin() -> PathBuf {
     let bin = std::env::var_os("HELM_BIN")
@@ -74,7 +70,7 @@ pub fn refusing_server() -> String {
 
 /// Configures helm, the chart catalog and a runner with short leases.
 pub fn with_runner(config: &mut Config, kubeconfig: Option<PathBuf>, home: &std::path::Path) {
-    config.chart_dir = Some(charts_dir());
+    config.chart_dir = Some(common::charts::catalog());
     config.helm = HelmConfig {
         home: home.join("helm"),
         kill_grace: Duration::from_secs(2),
@@ -206,7 +202,7 @@ pub async fn start_kubesim(
 /// charts), for tests that then leave it as a dead process would have.
 pub async fn insert_deploy(tx: &mut rollcall::store::deploy_events::EventTx, body: Value) -> Uuid {
     let request = serde_json::from_value(body).expect("a deploy request");
-    let catalog = rollcall::domain::chart::ChartCatalog::new(Some(charts_dir()));
+    let catalog = rollcall::domain::chart::ChartCatalog::new(Some(common::charts::catalog()));
     let new =
         rollcall::domain::deploy::NewDeploy::parse(request, &catalog).expect("a valid deploy");
     let id = Uuid::now_v7();

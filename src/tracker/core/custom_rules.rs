@@ -180,6 +180,25 @@ fn phases(field: &str, phases: Vec<String>) -> Result<Vec<String>, RuleFieldErro
         .collect()
 }
 
+/// A criterion cannot mean both failed and ready: the first failed one that is also a ready one
+/// is named by its place (`failed_when[1]`).
+fn disjoint<T: PartialEq>(
+    (failed_field, failed): (&str, &[T]),
+    (ready_field, ready): (&str, &[T]),
+    describe: impl Fn(&T) -> String,
+) -> Result<(), RuleFieldError> {
+    match failed
+        .iter()
+        .position(|criterion| ready.contains(criterion))
+    {
+        Some(index) => Err(RuleFieldError::new(
+            format!("{failed_field}[{index}]"),
+            format!("{} is also in {ready_field}", describe(&failed[index])),
+        )),
+        None => Ok(()),
+    }
+}
+
 impl TryFrom<CustomResourceRuleSpec> for CustomResourceRule {
     type Error = RuleFieldError;
 
@@ -224,28 +243,16 @@ impl TryFrom<CustomResourceRuleSpec> for CustomResourceRule {
                 "a rule needs at least one of ready_when, failed_when, ready_phases, failed_phases",
             ));
         }
-        if let Some((index, both)) = rule
-            .failed_when
-            .iter()
-            .enumerate()
-            .find(|(_, failed)| rule.ready_when.contains(failed))
-        {
-            return Err(RuleFieldError::new(
-                format!("failed_when[{index}]"),
-                format!("{both} is also in ready_when"),
-            ));
-        }
-        if let Some((index, both)) = rule
-            .failed_phases
-            .iter()
-            .enumerate()
-            .find(|(_, failed)| rule.ready_phases.contains(failed))
-        {
-            return Err(RuleFieldError::new(
-                format!("failed_phases[{index}]"),
-                format!("phase {both:?} is also in ready_phases"),
-            ));
-        }
+        disjoint(
+            ("failed_when", &rule.failed_when),
+            ("ready_when", &rule.ready_when),
+            ToString::to_string,
+        )?;
+        disjoint(
+            ("failed_phases", &rule.failed_phases),
+            ("ready_phases", &rule.ready_phases),
+            |phase| format!("phase {phase:?}"),
+        )?;
         Ok(rule)
     }
 }
@@ -371,6 +378,14 @@ mod tests {
                 ..widget()
             }),
             "failed_when[0]: Available=True is also in ready_when"
+        );
+        assert_eq!(
+            field_error(CustomResourceRuleSpec {
+                ready_phases: vec!["Running".to_owned()],
+                failed_phases: vec!["Broken".to_owned(), "running".to_owned()],
+                ..widget()
+            }),
+            "failed_phases[1]: phase \"running\" is also in ready_phases"
         );
         assert_eq!(
             field_error(CustomResourceRuleSpec {

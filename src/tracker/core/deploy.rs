@@ -50,6 +50,17 @@ pub struct ResourceReport {
     pub incidents: Vec<Incident>,
 }
 
+impl From<&ResourceTracker> for ResourceReport {
+    fn from(tracker: &ResourceTracker) -> Self {
+        ResourceReport {
+            resource: tracker.key().clone(),
+            status: tracker.status().clone(),
+            failure: tracker.failure().cloned(),
+            incidents: tracker.incidents().to_vec(),
+        }
+    }
+}
+
 /// All resources of one deploy, and the verdict once it is certain.
 #[derive(Debug, Clone, Default)]
 pub struct DeployTracker {
@@ -103,16 +114,7 @@ impl DeployTracker {
     pub fn report(&self) -> Report {
         Report {
             verdict: self.verdict.clone(),
-            resources: self
-                .resources
-                .iter()
-                .map(|resource| ResourceReport {
-                    resource: resource.key().clone(),
-                    status: resource.status().clone(),
-                    failure: resource.failure().cloned(),
-                    incidents: resource.incidents().to_vec(),
-                })
-                .collect(),
+            resources: self.resources.iter().map(ResourceReport::from).collect(),
         }
     }
 

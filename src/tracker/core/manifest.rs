@@ -50,16 +50,11 @@ pub fn plan(
     release_namespace: &str,
     overrides: &TrackingOverrides,
 ) -> Result<Vec<TrackedResource>, PlanError> {
-    let mut resources = Vec::new();
-    for (index, document) in serde_yaml_ng::Deserializer::from_str(manifest).enumerate() {
-        let document_number = index + 1;
-        let value =
-            serde_json::Value::deserialize(document).map_err(|source| ManifestError::Yaml {
-                document: document_number,
-                source,
-            })?;
-        collect(value, document_number, release_namespace, &mut resources)?;
-    }
+    let resources = yaml_objects(manifest)
+        .map_err(|YamlError { document, source }| ManifestError::Yaml { document, source })?
+        .into_iter()
+        .map(|(document, object)| declared(&object, document, release_namespace))
+        .collect::<Result<Vec<_>, _>>()?;
     resources
         .into_iter()
         .map(|declared| {
@@ -104,15 +99,53 @@ pub enum ManifestError {
     },
 }
 
-fn collect(
-    value: serde_json::Value,
+/// A YAML document that is not YAML, numbered from 1 in its stream.
+#[derive(Debug, thiserror::Error)]
+#[error("document {document}: {source}")]
+pub struct YamlError {
+    pub document: usize,
+    pub source: serde_yaml_ng::Error,
+}
+
+/// The objects of a YAML stream, each with the number of its document (from 1). Empty documents
+/// (a template that rendered nothing) are skipped, and list documents (`kind: List`, `PodList`,
+/// ... with `items`) unpacked, as helm and kubectl flatten them before applying.
+pub fn yaml_objects(text: &str) -> Result<Vec<(usize, serde_json::Value)>, YamlError> {
+    let mut objects = Vec::new();
+    for (index, yaml) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let document = index + 1;
+        let value = serde_json::Value::deserialize(yaml)
+            .map_err(|source| YamlError { document, source })?;
+        unpack(value, &mut |object| objects.push((document, object)));
+    }
+    Ok(objects)
+}
+
+fn unpack(value: serde_json::Value, found: &mut impl FnMut(serde_json::Value)) {
+    let is_list = value
+        .get("kind")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|kind| kind.ends_with("List"));
+    match value {
+        serde_json::Value::Null => {}
+        serde_json::Value::Object(mut object)
+            if is_list && object.get("items").is_some_and(serde_json::Value::is_array) =>
+        {
+            if let Some(serde_json::Value::Array(items)) = object.remove("items") {
+                for item in items {
+                    unpack(item, found);
+                }
+            }
+        }
+        object => found(object),
+    }
+}
+
+fn declared(
+    value: &serde_json::Value,
     document: usize,
     release_namespace: &str,
-    resources: &mut Vec<Declared>,
-) -> Result<(), ManifestError> {
-    if value.is_null() {
-        return Ok(());
-    }
+) -> Result<Declared, ManifestError> {
     let text = |pointer: &str, field: &'static str| {
         value
             .pointer(pointer)
@@ -121,14 +154,6 @@ fn collect(
             .ok_or(ManifestError::MissingField { document, field })
     };
     let kind = text("/kind", "kind")?;
-    if kind == "List"
-        && let Some(items) = value.get("items").and_then(serde_json::Value::as_array)
-    {
-        for item in items.clone() {
-            collect(item, document, release_namespace, resources)?;
-        }
-        return Ok(());
-    }
     let annotations = value
         .pointer("/metadata/annotations")
         .and_then(serde_json::Value::as_object)
@@ -145,14 +170,13 @@ fn collect(
         .filter(|namespace| !namespace.is_empty())
         .unwrap_or(release_namespace)
         .to_owned();
-    resources.push(Declared {
+    Ok(Declared {
         api_version: text("/apiVersion", "apiVersion")?,
         name: text("/metadata/name", "metadata.name")?,
         kind,
         namespace: Some(namespace),
         annotations,
-    });
-    Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -220,6 +244,21 @@ items:
         assert_eq!(
             resources[0].policy.fail_mode,
             FailMode::HopeUntilEndOfDeployProcess
+        );
+    }
+
+    #[test]
+    fn a_stream_skips_empty_documents_and_unpacks_lists_of_any_kind() {
+        let stream = "---\n# nothing\n---\nkind: PodList\nitems:\n  - {kind: Pod, n: 1}\n  - kind: List\n    items: [{kind: Pod, n: 2}]\n---\nkind: List\n---\n{kind: Pod, n: 3}\n";
+        let objects: Vec<(usize, String)> = yaml_objects(stream)
+            .unwrap()
+            .into_iter()
+            .map(|(document, object)| (document, object["n"].to_string()))
+            .collect();
+        let expected = [(2, "1"), (2, "2"), (3, "null"), (4, "3")];
+        assert_eq!(
+            objects,
+            expected.map(|(document, n)| (document, n.to_owned()))
         );
     }
 

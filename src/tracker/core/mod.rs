@@ -55,7 +55,7 @@ pub use custom_rules::{
     CustomResourceRules, RuleError, RuleFieldError,
 };
 pub use deploy::{DeployTracker, Report, ResourceReport, Verdict};
-pub use manifest::{ManifestError, PlanError, TrackedResource, plan};
+pub use manifest::{ManifestError, PlanError, TrackedResource, YamlError, plan, yaml_objects};
 pub use object::{ObjectError, TrackedObject};
 pub use resource::{CUSTOM_RESOURCE_SETTLE, ResourceTracker};
 

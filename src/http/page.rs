@@ -1,0 +1,105 @@
+//! Page sizes of the list endpoints: the `limit` query parameter's bounds and default, and the 400
+//! problem naming `limit` when a request asks for more (or less) than a page may hold.
+
+use super::error::ApiError;
+use crate::domain::FieldError;
+
+/// The `limit` of one list endpoint: from 1 to `max`, `default` when absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize {
+    pub default: i64,
+    pub max: i64,
+}
+
+/// `GET /v1/deploys`.
+pub const DEPLOYS: PageSize = PageSize {
+    default: 50,
+    max: 200,
+};
+
+/// `GET /v1/deploys/{id}/events` as JSON pages.
+pub const DEPLOY_EVENTS: PageSize = PageSize {
+    default: 100,
+    max: 1000,
+};
+
+/// `GET /v1/releases/{namespace}/{release}`: how much of the history.
+pub const RELEASE_HISTORY: PageSize = PageSize {
+    default: 20,
+    max: 200,
+};
+
+impl PageSize {
+    /// The page size of a typed query's `limit`; out of bounds, the whole request is refused.
+    pub fn limit(self, requested: Option<i64>) -> Result<i64, ApiError> {
+        match requested {
+            None => Ok(self.default),
+            Some(limit) if self.allows(limit) => Ok(limit),
+            Some(_) => Err(ApiError::invalid_query(vec![self.invalid()])),
+        }
+    }
+
+    /// The page size of a `limit` read from the query text, for queries read pair by pair whose
+    /// errors are collected.
+    pub fn parse(self, text: &str) -> Result<i64, FieldError> {
+        text.parse()
+            .ok()
+            .filter(|limit| self.allows(*limit))
+            .ok_or_else(|| self.invalid())
+    }
+
+    fn allows(self, limit: i64) -> bool {
+        (1..=self.max).contains(&limit)
+    }
+
+    fn invalid(self) -> FieldError {
+        FieldError::new(
+            "limit",
+            format!("must be an integer from 1 to {}", self.max),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_default_and_stay_in_bounds() {
+        assert_eq!(DEPLOYS.limit(None).unwrap(), 50);
+        assert_eq!(DEPLOYS.limit(Some(200)).unwrap(), 200);
+        assert_eq!(DEPLOYS.parse("1"), Ok(1));
+        for bad in ["0", "201", "-1", "ten", ""] {
+            let error = DEPLOYS.parse(bad).unwrap_err();
+            assert_eq!(error.field, "limit");
+            assert_eq!(error.message, "must be an integer from 1 to 200");
+        }
+        let ApiError::BadRequest { errors, .. } = DEPLOY_EVENTS.limit(Some(1001)).unwrap_err()
+        else {
+            panic!("an out-of-bounds limit is a 400");
+        };
+        assert_eq!(errors[0].field, "limit");
+    }
+
+    /// The documented bounds are prose in the handlers' annotations; they must say what these say.
+    #[test]
+    fn the_openapi_document_states_each_page_size() {
+        let document = serde_json::to_value(crate::http::openapi()).expect("JSON");
+        for (path, size) in [
+            ("/v1/deploys", DEPLOYS),
+            ("/v1/deploys/{id}/events", DEPLOY_EVENTS),
+            ("/v1/releases/{namespace}/{release}", RELEASE_HISTORY),
+        ] {
+            let parameters = document["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{path} has parameters"));
+            let limit = parameters
+                .iter()
+                .find(|parameter| parameter["name"] == "limit")
+                .unwrap_or_else(|| panic!("{path} takes a limit"));
+            let description = limit["description"].as_str().unwrap_or_default();
+            let stated = format!("1 to {} (default {})", size.max, size.default);
+            assert!(description.contains(&stated), "{path}: {description:?}");
+        }
+    }
+}
