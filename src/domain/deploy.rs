@@ -37,8 +37,8 @@ pub enum QueueMode {
     Reject,
 }
 
-/// `POST /v1/deploys` body as sent.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// `POST /v1/deploys` body as sent (and as `rollcall deploy` sends it).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// Helm release name (DNS-1123 label, ≤ 53 characters).
