@@ -148,7 +148,7 @@ pub async fn cancel(args: CancelArgs) -> Outcome {
     }
     let next = match deploy.summary.status {
         DeployStatus::Cancelling => format!(
-            "; helm is being stopped and the release repaired: rollcall status {} --follow",
+            " (its runner stops it; follow it to the end with rollcall status {} --follow)",
             args.id
         ),
         _ => String::new(),
@@ -535,20 +535,44 @@ impl Session {
             return Outcome::Succeeded;
         }
         let resources = planned["resources"].as_array().cloned().unwrap_or_default();
-        Stream::Stdout.line(&format!("{} resources would be tracked:", resources.len()));
+        Stream::Stdout.line(&format!(
+            "{} resources would be tracked (-o json shows their policies in full):",
+            resources.len()
+        ));
         for resource in &resources {
             let namespace = resource["namespace"]
                 .as_str()
                 .map_or_else(String::new, |namespace| format!(" in {namespace}"));
             Stream::Stdout.line(&format!(
-                "  {}/{}{namespace}  policy {}",
+                "  {}/{}{namespace}: {}",
                 resource["kind"].as_str().unwrap_or_default(),
                 resource["name"].as_str().unwrap_or_default(),
-                resource["policy"]
+                policy_summary(&resource["policy"])
             ));
         }
         Outcome::Succeeded
     }
+}
+
+/// A tracking policy's plain settings in its annotations' words: `fail-mode
+/// FailWholeDeployProcessImmediately, failures-allowed-per-replica 1, ...` (`-o json` has all).
+fn policy_summary(policy: &serde_json::Value) -> String {
+    let Some(fields) = policy.as_object() else {
+        return policy.to_string();
+    };
+    fields
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = match value {
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Number(number) => number.to_string(),
+                serde_json::Value::Bool(flag) => flag.to_string(),
+                _ => return None,
+            };
+            Some(format!("{} {value}", name.replace('_', "-")))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The listing of `rollcall deploys`: aligned columns.

@@ -192,9 +192,10 @@ impl FailureReport {
             .as_deref()
             .or(self.verdict.detail.pod.as_deref())
             .map_or_else(String::new, |pod| format!(" in pod {pod}"));
+        let count = evidence.log_lines.len();
+        let lines = if count == 1 { "line" } else { "lines" };
         Some(format!(
-            "Last {} log lines{container}{instance}{pod}",
-            evidence.log_lines.len()
+            "Last {count} log {lines}{container}{instance}{pod}"
         ))
     }
 
@@ -478,7 +479,7 @@ mod tests {
                 "Events (1):",
                 "  10:00:01Z Warning BackOff Pod/crashloop-1: Back-off restarting failed container\\n::error::x (×3)",
                 "",
-                "Last 1 log lines of container web (previous instance) in pod crashloop-1:",
+                "Last 1 log line of container web (previous instance) in pod crashloop-1:",
                 "  | panic: no config\\u{1b}[31m",
             ]
         );

@@ -26,9 +26,12 @@ async fn a_healthy_deploy_prints_each_event_once_and_exits_0() {
     let values = dir.path().join("values.yaml");
     std::fs::write(&values, "replicas: 5\nimage: registry.example/web:2.0\n").unwrap();
     let values = values.to_str().unwrap();
+    let secrets = dir.path().join("secrets.yaml");
+    std::fs::write(&secrets, "database:\n  password: hunter2-in-the-vault\n").unwrap();
+    let secrets = secrets.to_str().unwrap();
 
     let command = format!(
-        "deploy web -n default --chart web -f {values} --set replicas=2 \
+        "deploy web -n default --chart web -f {values} --set replicas=2 --secret-values {secrets} \
          --label ci.run=https://ci.example/runs/42"
     );
     let deployed = run(&app.address, &app.admin_token, &words(&command), &[]).await;
@@ -54,6 +57,13 @@ async fn a_healthy_deploy_prints_each_event_once_and_exits_0() {
         json!({"replicas": 2, "image": "registry.example/web:2.0"})
     );
     assert_eq!(deploy["labels"]["ci.run"], "https://ci.example/runs/42");
+    // The secret values were sent as such: the server holds their digest only.
+    assert_eq!(
+        deploy["secret_values_digest"].as_str().map(str::len),
+        Some(64),
+        "{deploy}"
+    );
+    assert!(!deployed.to_string().contains("hunter2"), "{deployed}");
 
     let status = run(
         &app.address,
@@ -133,7 +143,8 @@ async fn a_crash_loop_exits_1_with_its_evidence_and_cannot_drive_the_ci_runner()
         "Reason: CrashLoopBackOff".to_owned(),
         "Resource: Deployment default/crashloop".to_owned(),
         "container web: exit code 1 (Error)".to_owned(),
-        "log lines of container web".to_owned(),
+        "log line".to_owned(),
+        "of container web".to_owned(),
         format!("  | {forged}"),
     ] {
         assert!(

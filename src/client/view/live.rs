@@ -169,7 +169,7 @@ impl View for LiveView {
             Some(EventType::DeploySucceeded) => "succeeded",
             Some(EventType::DeployFailed) => "failed",
             Some(EventType::DeployCancelled) => "cancelled",
-            _ => "ended",
+            _ => "no longer followed",
         };
         self.header
             .set_style(style("{prefix:.bold} {wide_msg} {elapsed:.dim}"));

@@ -68,6 +68,10 @@ pub fn event_line(event: &Event) -> String {
     };
     let message = match event.kind {
         EventType::ContainerLog => format!("| {}", event.message),
+        EventType::ResourceReady => format!("ready: {}", event.message),
+        EventType::ResourceFailed | EventType::DeployFailed => {
+            format!("failed: {}", event.message)
+        }
         EventType::ResourceStatus => {
             let state = event.data["state"].as_str().unwrap_or("status");
             match event.data["ready"].as_str() {
@@ -139,7 +143,7 @@ mod tests {
         failed.resource = None;
         assert_eq!(
             event_line(&failed),
-            "03:04:05.000Z deploy                   error: web failed"
+            "03:04:05.000Z deploy                   error: failed: web failed"
         );
     }
 }
