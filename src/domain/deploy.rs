@@ -37,7 +37,7 @@ pub enum QueueMode {
     Reject,
 }
 
-/// `POST /v1/deploys` body as sent (and as `rollcall deploy` sends it).
+/// `POST /v1/deploys` body as sent.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
