@@ -620,3 +620,69 @@ fn deploys_table<'a>(deploys: impl Iterator<Item = &'a DeploySummary>) -> Vec<St
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        deploy: DeployArgs,
+    }
+
+    fn request(line: &str) -> serde_json::Value {
+        let words = [
+            "rollcall",
+            "--server",
+            "http://rollcall.test",
+            "--token",
+            "t",
+        ]
+        .into_iter()
+        .chain(line.split_whitespace());
+        let args = Command::try_parse_from(words)
+            .expect("a valid command line")
+            .deploy;
+        serde_json::to_value(deploy_request(&args).expect("a request")).unwrap()
+    }
+
+    #[test]
+    fn the_chart_flag_names_a_catalog_a_repository_or_an_oci_chart() {
+        assert_eq!(
+            request("web -n prod --chart web")["chart"],
+            json!({"path": "web", "repo": null, "name": null, "oci": null, "version": null})
+        );
+        assert_eq!(
+            request("web -n prod --chart oci://registry.test/charts/web --version 1.2.0")["chart"],
+            json!({"path": null, "repo": null, "name": null, "oci": "oci://registry.test/charts/web", "version": "1.2.0"})
+        );
+        assert_eq!(
+            request("web -n prod --repo https://charts.test --chart web --version 1.2.0")["chart"],
+            json!({"path": null, "repo": "https://charts.test", "name": "web", "oci": null, "version": "1.2.0"})
+        );
+    }
+
+    #[test]
+    fn the_flags_become_the_requests_fields() {
+        let sent = request(
+            "web -n prod --chart web --cluster eu --create-namespace --timeout 5m \
+             --rollback-on-failure --queue supersede --label ci.run=https://ci.test/1 \
+             --set image.tag=v2",
+        );
+        assert_eq!(sent["cluster"], "eu");
+        assert_eq!(sent["create_namespace"], true);
+        assert_eq!(sent["timeout"], "5m");
+        assert_eq!(sent["rollback_on_failure"], true);
+        assert_eq!(sent["queue"], "supersede");
+        assert_eq!(sent["labels"], json!({"ci.run": "https://ci.test/1"}));
+        assert_eq!(sent["values"], json!({"image": {"tag": "v2"}}));
+        assert_eq!(sent["secret_values"], json!(null));
+        let plain = request("web -n prod --chart web");
+        assert_eq!(plain["values"], json!(null), "no values: the chart's own");
+        assert_eq!(plain["queue"], "fifo");
+    }
+}
