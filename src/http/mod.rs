@@ -1,5 +1,6 @@
 //! The HTTP API (DESIGN §3): one router per feature, problem JSON errors, bearer auth, OpenAPI.
 
+pub mod assets;
 pub mod auth;
 pub mod deploy_events;
 pub mod deploys;
