@@ -12,6 +12,7 @@ pub mod page;
 pub mod releases;
 pub mod state;
 pub mod tokens;
+pub mod ui;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -67,6 +68,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: ApiState) -> Router {
     let (api, openapi) = api_router().split_for_parts();
     api.merge(docs::router(openapi))
+        .merge(ui::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(
