@@ -17,11 +17,22 @@ async fn the_api_reference_lists_every_operation_without_leaving_the_server() {
         .map(|path| path.as_object().expect("operations").len())
         .sum();
     assert!(operations >= 10, "{operations} operations");
-    let page = app.client.get(app.url("/docs")).send().await.unwrap();
-    assert_eq!(
-        page.headers()["content-security-policy"],
-        "default-src 'self'"
-    );
+    for path in [
+        "/docs",
+        "/docs/assets/swagger-ui-bundle.js",
+        "/ui",
+        "/ui/",
+        "/ui/deploys/01a2493e-e295-740a-97ce-d876046b2100",
+        "/ui/assets/main.js",
+    ] {
+        let page = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        assert_eq!(
+            page.headers()["content-security-policy"],
+            "default-src 'self'",
+            "{path}"
+        );
+    }
 
     let browser = Browser::start(1280, 900).await;
     browser.goto(&app.url("/docs")).await;

@@ -6,8 +6,8 @@ import { ago, cell, chartLabel, duration, h, problemBox, statusBadge } from "./d
 
 const STATUSES = ["queued", "running", "cancelling", "succeeded", "failed", "cancelled"];
 const PAGE_SIZE = 50;
-/// Events after which a deploy's row may read differently.
-const CHANGES_ROW = /^(deploy\.|phase$|rollback\.)/;
+/// The firehose events after which a deploy's row may read differently (not its log lines).
+const CHANGES_ROW = "deploy.*,phase,rollback.*";
 
 function field(id, label, control) {
   return h("div", { class: "field" }, h("label", { for: id }, label), control);
@@ -157,7 +157,6 @@ export function showList(main) {
       reload();
       return;
     }
-    if (!CHANGES_ROW.test(frame.event)) return;
     waiting.add(JSON.parse(frame.data).deploy_id);
     // Events come in bursts (queued, started, phases): one read per deploy and burst.
     refreshTimer ??= setTimeout(refresh, 150);
@@ -181,7 +180,7 @@ export function showList(main) {
     if (!keepStream) {
       stream?.stop();
       connectedBefore = false;
-      const firehose = new URLSearchParams();
+      const firehose = new URLSearchParams({ type: CHANGES_ROW });
       const want = wanted();
       if (want.release) firehose.set("release", want.release);
       if (want.namespace) firehose.set("namespace", want.namespace);
