@@ -11,4 +11,6 @@ mod deploy_list;
 mod deploy_page;
 mod docs;
 mod permissions;
+mod proxy;
+mod resume;
 mod sse_reader;

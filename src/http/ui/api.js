@@ -153,6 +153,7 @@ export function follow(path, { onEvent, onState = () => {} }) {
         if (controller.signal.aborted) return;
       }
       if (controller.signal.aborted) return;
+      onState("reconnecting");
       attempt += 1;
       await new Promise((resolve) => setTimeout(resolve, retry));
     }
