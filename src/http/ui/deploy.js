@@ -44,12 +44,14 @@ function details(summaryText, content, className, { hidden = false } = {}) {
   return { element: h("details", { class: className, hidden }, summary, content), summary };
 }
 
-/// Appends to a bounded list element, dropping its oldest children beyond `keep`.
+/// Appends to a bounded list element, dropping its oldest children beyond `keep`. A scrolling pane
+/// that shows its end keeps showing it; one that is collapsed costs no layout.
 function appendBounded(parent, child, keep) {
-  const stuck = parent.scrollHeight - parent.scrollTop - parent.clientHeight < 8;
+  const scrolls = parent.matches("pre.log, ul.k8s-events") && !parent.closest("details:not([open])");
+  const atEnd = scrolls && parent.scrollHeight - parent.scrollTop - parent.clientHeight < 8;
   parent.append(child);
   while (parent.childElementCount > keep) parent.firstElementChild.remove();
-  if (stuck) parent.scrollTop = parent.scrollHeight;
+  if (atEnd) parent.scrollTop = parent.scrollHeight;
 }
 
 function logLine(source, text) {
