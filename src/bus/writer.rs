@@ -16,6 +16,8 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
 pub const MAX_BATCH: usize = 1000;
 /// Emitters wait when this many events are queued (backpressure instead of unbounded memory).
 pub const CHANNEL_CAPACITY: usize = 4096;
+/// How often a batch is tried again while the database is unreachable.
+const OUTAGE_RETRY: Duration = Duration::from_millis(500);
 const RETRY_DELAYS: [Duration; 3] = [
     Duration::from_millis(100),
     Duration::from_millis(500),
@@ -169,9 +171,25 @@ impl WriterTask {
             return Ok(());
         }
         let mut attempt = 0;
+        let mut outage_since = None;
         loop {
             match self.hub.append(self.deploy_id, events.clone()).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if let Some(since) = outage_since {
+                        tracing::info!(deploy_id = %self.deploy_id, waited = ?Instant::now() - since, "event batch written after the database came back");
+                    }
+                    return Ok(());
+                }
+                // While the database is away (a restart, a failover) the batch waits for it, and
+                // emitters wait behind it once the channel is full: events are held, not dropped.
+                // At shutdown it gets the few attempts below.
+                Err(error) if error.is_transient() && !self.hub.shutdown.is_cancelled() => {
+                    if outage_since.is_none() {
+                        tracing::warn!(deploy_id = %self.deploy_id, %error, "database unreachable; holding the event batch until it is back");
+                        outage_since = Some(Instant::now());
+                    }
+                    sleep(OUTAGE_RETRY).await;
+                }
                 Err(error) if attempt < RETRY_DELAYS.len() => {
                     tracing::warn!(deploy_id = %self.deploy_id, %error, attempt, "retrying event batch");
                     sleep(RETRY_DELAYS[attempt]).await;

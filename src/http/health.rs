@@ -1,5 +1,7 @@
 //! Liveness, readiness and Prometheus metrics; these need no token.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -11,6 +13,10 @@ use utoipa_axum::routes;
 use super::error::{ApiError, Problem};
 use super::state::ApiState;
 use crate::store;
+
+/// `/readyz` answers within this even when the database does not: the pool would keep trying to
+/// connect for its whole acquire timeout, longer than a probe waits.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Serialize, ToSchema)]
 pub struct HealthStatus {
@@ -35,10 +41,15 @@ async fn healthz() -> axum::Json<HealthStatus> {
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, body = HealthStatus), (status = 503, body = Problem, content_type = "application/problem+json")))]
 async fn readyz(State(state): State<ApiState>) -> Result<axum::Json<HealthStatus>, ApiError> {
-    store::ping(&state.pool)
-        .await
-        .map_err(|error| ApiError::Unavailable(format!("database unreachable: {error}")))?;
-    Ok(axum::Json(HealthStatus { status: "ready" }))
+    match tokio::time::timeout(READINESS_TIMEOUT, store::ping(&state.pool)).await {
+        Ok(Ok(())) => Ok(axum::Json(HealthStatus { status: "ready" })),
+        Ok(Err(error)) => Err(ApiError::Unavailable(format!(
+            "database unreachable: {error}"
+        ))),
+        Err(_) => Err(ApiError::Unavailable(format!(
+            "database unreachable: no answer within {READINESS_TIMEOUT:?}"
+        ))),
+    }
 }
 
 /// Prometheus text exposition.

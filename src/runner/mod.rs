@@ -11,12 +11,13 @@ pub mod helm;
 pub mod render;
 mod secrets;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -29,6 +30,7 @@ pub use secrets::SecretStash;
 use crate::bus::{BusMessage, EventHub};
 use crate::domain::chart::ChartCatalog;
 use crate::domain::event::EventType;
+use crate::store::deploys::Deploy;
 use crate::store::{self, StoreError};
 use crate::tracker::core::CustomResourceRules;
 
@@ -100,6 +102,9 @@ pub(crate) struct Runner {
     permits: Arc<Semaphore>,
     /// A deploy of this process ended and gave its slot back.
     slot_freed: Notify,
+    /// Deploys this process is executing: it never takes them over from itself, even when their
+    /// lease ran out while the database was away.
+    executing: Mutex<HashSet<Uuid>>,
 }
 
 /// Checks the helm binary, then starts the worker loop on the context's task tracker; it stops at
@@ -112,6 +117,7 @@ pub async fn spawn(context: RunnerContext, options: RunnerOptions) -> Result<(),
         context,
         permits: Arc::new(Semaphore::new(options.parallelism.max(1))),
         slot_freed: Notify::new(),
+        executing: Mutex::new(HashSet::new()),
         options,
     });
     tasks.spawn(runner.run());
@@ -158,18 +164,30 @@ impl Runner {
         Utc::now() + self.options.lease
     }
 
+    fn executing(&self) -> MutexGuard<'_, HashSet<Uuid>> {
+        self.executing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Executes `deploy` in a slot of its own, known as executing here until it ends.
+    fn start(self: &Arc<Self>, deploy: Deploy, start: execute::Start, slot: OwnedSemaphorePermit) {
+        self.executing().insert(deploy.id);
+        let runner = Arc::clone(self);
+        self.context.tasks.spawn(async move {
+            let id = deploy.id;
+            execute::execute(Arc::clone(&runner), deploy, start).await;
+            runner.executing().remove(&id);
+            drop(slot);
+            runner.slot_freed.notify_one();
+        });
+    }
+
     /// Starts queued deploys while this process has free slots.
     async fn claim_runnable(self: &Arc<Self>) {
         while let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
             match self.claim().await {
-                Ok(Some(deploy)) => {
-                    let runner = Arc::clone(self);
-                    self.context.tasks.spawn(async move {
-                        execute::execute(Arc::clone(&runner), deploy, execute::Start::Fresh).await;
-                        drop(permit);
-                        runner.slot_freed.notify_one();
-                    });
-                }
+                Ok(Some(deploy)) => self.start(deploy, execute::Start::Fresh, permit),
                 Ok(None) => return,
                 // Another process started a deploy of the same release first: try again next tick.
                 Err(StoreError::ReleaseBusy { .. }) => return,
@@ -195,11 +213,7 @@ impl Runner {
             match self.take_over().await {
                 Ok(Some(deploy)) => {
                     tracing::warn!(deploy_id = %deploy.id, "recovering a deploy whose lease expired");
-                    let runner = Arc::clone(self);
-                    self.context.tasks.spawn(async move {
-                        execute::execute(runner, deploy, execute::Start::Recovered).await;
-                        drop(permit);
-                    });
+                    self.start(deploy, execute::Start::Recovered, permit);
                 }
                 Ok(None) => return,
                 Err(error) => {
@@ -211,10 +225,15 @@ impl Runner {
     }
 
     async fn take_over(&self) -> Result<Option<store::deploys::Deploy>, StoreError> {
+        let executing: Vec<Uuid> = self.executing().iter().copied().collect();
         let mut tx = self.context.events.begin().await?;
-        let taken =
-            store::deploys::take_over_expired(&mut tx, &self.options.owner, self.lease_until())
-                .await?;
+        let taken = store::deploys::take_over_expired(
+            &mut tx,
+            &self.options.owner,
+            self.lease_until(),
+            &executing,
+        )
+        .await?;
         self.context.events.commit(tx).await?;
         Ok(taken)
     }

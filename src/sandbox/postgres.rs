@@ -43,7 +43,10 @@ pub enum LocalPostgresError {
 pub struct LocalPostgres {
     bin: PathBuf,
     data: PathBuf,
+    log: PathBuf,
     port: u16,
+    /// The postgres command line it was started with (port, socket, `server_options`).
+    options: String,
     as_root: bool,
     running: bool,
 }
@@ -100,29 +103,20 @@ impl LocalPostgres {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port().map_err(io)?;
-            let options = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 {server_options}",
-                dir.display()
-            );
-            let started = run(
-                postgres_command(&bin, "pg_ctl", as_root)
-                    .arg("-D")
-                    .arg(&data)
-                    .arg("-l")
-                    .arg(&log)
-                    .args(["-o", &options, "-w", "-t", "60", "start"]),
-                "pg_ctl start",
-            );
-            match started {
-                Ok(()) => {
-                    return Ok(LocalPostgres {
-                        bin,
-                        data,
-                        port,
-                        as_root,
-                        running: true,
-                    });
-                }
+            let mut server = LocalPostgres {
+                bin: bin.clone(),
+                data: data.clone(),
+                log: log.clone(),
+                port,
+                options: format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 {server_options}",
+                    dir.display()
+                ),
+                as_root,
+                running: false,
+            };
+            match server.start_again() {
+                Ok(()) => return Ok(server),
                 // Another process may have taken the port between probing and binding.
                 Err(error) => last_error = error.to_string(),
             }
@@ -131,6 +125,22 @@ impl LocalPostgres {
             message: last_error,
             log,
         })
+    }
+
+    /// Starts the server stopped by [`LocalPostgres::stop_for_now`] again, on the same port and
+    /// with the same options, so that its URLs stay valid. Blocks while it starts.
+    pub fn start_again(&mut self) -> Result<(), LocalPostgresError> {
+        run(
+            postgres_command(&self.bin, "pg_ctl", self.as_root)
+                .arg("-D")
+                .arg(&self.data)
+                .arg("-l")
+                .arg(&self.log)
+                .args(["-o", &self.options, "-w", "-t", "60", "start"]),
+            "pg_ctl start",
+        )?;
+        self.running = true;
+        Ok(())
     }
 
     /// URL of the maintenance database `postgres`.
@@ -173,10 +183,12 @@ impl LocalPostgres {
 
     /// `pg_ctl stop -m fast`: open sessions are disconnected, the server shuts down cleanly.
     pub fn stop(mut self) -> Result<(), LocalPostgresError> {
-        self.stop_server()
+        self.stop_for_now()
     }
 
-    fn stop_server(&mut self) -> Result<(), LocalPostgresError> {
+    /// Stops the server as [`LocalPostgres::stop`] does, keeping it to be started again with
+    /// [`LocalPostgres::start_again`] (outage drills).
+    pub fn stop_for_now(&mut self) -> Result<(), LocalPostgresError> {
         if !self.running {
             return Ok(());
         }
@@ -198,7 +210,7 @@ impl LocalPostgres {
 
 impl Drop for LocalPostgres {
     fn drop(&mut self) {
-        if let Err(error) = self.stop_server() {
+        if let Err(error) = self.stop_for_now() {
             tracing::warn!(%error, "cannot stop the private PostgreSQL");
         }
     }

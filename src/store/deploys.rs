@@ -548,18 +548,22 @@ pub async fn release_lease(pool: &PgPool, id: Uuid, owner: &str) -> Result<(), S
 }
 
 /// Takes over the active deploy whose lease ran out longest ago, recording `deploy.recovered`;
-/// concurrent processes skip each other's candidates.
+/// concurrent processes skip each other's candidates. `executing`: deploys the caller still runs
+/// (their lease ran out while the database was away), which are not taken over.
 pub async fn take_over_expired(
     tx: &mut EventTx,
     owner: &str,
     lease_until: DateTime<Utc>,
+    executing: &[Uuid],
 ) -> Result<Option<Deploy>, StoreError> {
     let expired = sqlx::query!(
         "select id, lease_owner from deploys
          where status in ('running', 'cancelling') and (lease_until is null or lease_until < now())
+               and id <> all($1)
          order by lease_until nulls first
          limit 1
          for update skip locked",
+        executing,
     )
     .fetch_optional(tx.conn())
     .await?;

@@ -35,6 +35,24 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl StoreError {
+    /// The database could not be reached or went away mid-request (a restart, a failover, a cut
+    /// connection): the same request may succeed once it is back.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(
+                sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut,
+            ) => true,
+            // SQLSTATE class 08: connection exception; 57P01-57P03: the server is shutting down,
+            // crashed or is still starting.
+            StoreError::Database(sqlx::Error::Database(error)) => error
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
 /// Connects with a bounded pool; `max_connections` comes from configuration.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
     let pool = PgPoolOptions::new()

@@ -25,21 +25,53 @@ pub async fn fresh_database() -> String {
         .get_or_init(start_server)
         .as_ref()
         .unwrap_or_else(|error| panic!("{error}"));
+    create_database(&server.admin_url).await
+}
+
+/// A PostgreSQL server of one test's own, which the test may stop and start again (the shared one
+/// serves every other test of the process). Stopped when dropped.
+pub struct OwnServer {
+    server: LocalPostgres,
+}
+
+impl OwnServer {
+    pub async fn start() -> OwnServer {
+        let server = tokio::task::spawn_blocking(start_local)
+            .await
+            .expect("start PostgreSQL")
+            .unwrap_or_else(|error| panic!("{error}"));
+        OwnServer { server }
+    }
+
+    /// A new, empty database on this server; returns its URL.
+    pub async fn fresh_database(&self) -> String {
+        create_database(&self.server.admin_url()).await
+    }
+
+    /// `pg_ctl stop -m fast`: every session is cut and new connections are refused.
+    pub fn stop(&mut self) {
+        self.server.stop_for_now().expect("stop PostgreSQL");
+    }
+
+    /// Starts the server again on the same port.
+    pub fn start_again(&mut self) {
+        self.server.start_again().expect("start PostgreSQL again");
+    }
+}
+
+async fn create_database(admin_url: &str) -> String {
     let name = format!("rollcall_test_{}", uuid::Uuid::new_v4().simple());
-    let mut connection = sqlx::PgConnection::connect(&server.admin_url)
+    let mut connection = sqlx::PgConnection::connect(admin_url)
         .await
         .unwrap_or_else(|error| {
-            panic!(
-                "cannot connect to the test PostgreSQL at {}: {error}",
-                server.admin_url
-            )
+            panic!("cannot connect to the test PostgreSQL at {admin_url}: {error}")
         });
     sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
         .execute(&mut connection)
         .await
         .expect("create a test database");
     connection.close().await.ok();
-    database_url(&server.admin_url, &name)
+    database_url(admin_url, &name)
 }
 
 fn database_url(admin_url: &str, name: &str) -> String {
@@ -58,6 +90,16 @@ fn start_server() -> Result<Server, String> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return Ok(Server { admin_url: url });
     }
+    let server = start_local()?;
+    let admin_url = server.admin_url();
+    // The watchdog stops the server when this process is gone; dropping it here would stop it now.
+    std::mem::forget(server);
+    Ok(Server { admin_url })
+}
+
+/// A server in a temporary directory, tuned for tests, watched over so that it never outlives
+/// this process.
+fn start_local() -> Result<LocalPostgres, String> {
     let dir = tempfile::Builder::new()
         .prefix("rollcall-test-pg-")
         .tempdir()
@@ -70,10 +112,7 @@ fn start_server() -> Result<Server, String> {
     )
     .map_err(|error| format!("the test PostgreSQL did not start: {error}"))?;
     watch_over(server.data_dir(), &dir)?;
-    let admin_url = server.admin_url();
-    // The watchdog stops the server when this process is gone; dropping it here would stop it now.
-    std::mem::forget(server);
-    Ok(Server { admin_url })
+    Ok(server)
 }
 
 /// Starts a detached shell that waits for this process to end, then stops the server (SIGQUIT:

@@ -1,6 +1,9 @@
 //! Reliability drills (DESIGN §8) with rollcall as a child process: `kill -9` during deploys and a
 //! restart (no deploy stuck, every verdict true, no event lost or repeated for a client resuming
-//! with `Last-Event-ID`), and two processes sharing the deploys of one database.
+//! with `Last-Event-ID`), and two processes sharing the deploys of one database. Drills over many
+//! deploys at once (`fleet`) live beside: `kills` (random `kill -9`s), `postgres_outage` (the
+//! database stopped and restarted) and `api_faults` (Kubernetes API faults on rollcall's own
+//! requests). The suite runs them at a small size; `scripts/drills` at their full counts.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,6 +26,9 @@ use super::common::sse::{SseFrame, SseStream};
 use super::helm_bin;
 use crate::common::charts;
 
+mod fleet;
+mod postgres_outage;
+
 /// Generous: only guards against a hung drill.
 const DRILL_TIMEOUT: Duration = Duration::from_secs(240);
 /// Short, so that a restarted process takes the deploys of the killed one over quickly.
@@ -41,6 +47,11 @@ struct Env {
 
 impl Env {
     async fn start() -> Env {
+        Env::start_on(fresh_database().await).await
+    }
+
+    /// As `start`, on the database at `database_url`.
+    async fn start_on(database_url: String) -> Env {
         let dir = tempfile::tempdir().expect("temporary directory");
         let cluster = Cluster::start(ClusterOptions::default())
             .await
@@ -51,7 +62,7 @@ impl Env {
             dir,
             cluster,
             kubeconfig,
-            database_url: fresh_database().await,
+            database_url,
             token: format!("drill-admin-{}", Uuid::new_v4().simple()),
             client: reqwest::Client::new(),
         }
@@ -73,6 +84,19 @@ impl Env {
             .chain(extra.iter().copied())
             .collect();
         ServeProcess::start(&env, name, &environment).await
+    }
+
+    /// `kill -9` of `server` (and of its helm processes), then a new process named `name` in its
+    /// place; followers learn its address from `address`.
+    async fn kill_and_restart(
+        &self,
+        server: &mut ServeProcess,
+        address: &watch::Sender<String>,
+        name: &str,
+    ) {
+        server.kill();
+        *server = self.spawn(name, &[]).await;
+        address.send_replace(server.address.clone());
     }
 
     async fn submit(&self, process: &ServeProcess, body: &Value) -> Uuid {
@@ -316,6 +340,14 @@ fn assert_stream_complete(name: &str, followed: &Followed, events: &[Value]) {
     );
 }
 
+/// No deploy is left queued or running (the newest 200).
+async fn assert_nothing_unfinished(env: &Env, server: &ServeProcess) {
+    let listed = env.get(&server.address, "/v1/deploys?limit=200").await;
+    for deploy in listed["items"].as_array().expect("items") {
+        assert!(is_terminal(deploy), "left unfinished: {deploy}");
+    }
+}
+
 fn has_event(events: &[Value], kind: &str, matches: impl Fn(&Value) -> bool) -> bool {
     events
         .iter()
@@ -353,12 +385,7 @@ fn migrating_web(release: &str, behavior: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollcall_killed_mid_deploy_and_restarted_brings_every_deploy_to_a_true_verdict() {
-    let seed: u64 = std::env::var("DRILL_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("crash drill seed {seed} (DRILL_SEED={seed} repeats these pauses)");
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = StdRng::seed_from_u64(fleet::seed("crash drill"));
     let env = Env::start().await;
     let mut server = env.spawn("drill", &[]).await;
     let (address, addresses) = watch::channel(server.address.clone());
@@ -383,9 +410,7 @@ async fn rollcall_killed_mid_deploy_and_restarted_brings_every_deploy_to_a_true_
     macro_rules! crash {
         ($what:expr) => {{
             println!("crash drill: SIGKILL {}", $what);
-            server.kill();
-            server = env.spawn("drill", &[]).await;
-            address.send_replace(server.address.clone());
+            env.kill_and_restart(&mut server, &address, "drill").await;
         }};
     }
 
@@ -524,10 +549,7 @@ async fn rollcall_killed_mid_deploy_and_restarted_brings_every_deploy_to_a_true_
     ));
 
     // Nothing left running or queued, no release left pending.
-    let listed = env.get(&server.address, "/v1/deploys?limit=200").await;
-    for deploy in listed["items"].as_array().expect("items") {
-        assert!(is_terminal(deploy), "left unfinished: {deploy}");
-    }
+    assert_nothing_unfinished(&env, &server).await;
     for release in ["alpha", "beta", "gamma"] {
         assert_eq!(
             env.helm_status(release).await.as_deref(),

@@ -31,6 +31,8 @@ use crate::store::{self, StoreError};
 
 /// Helm output lines buffered before helm itself is slowed down.
 const OUTPUT_BUFFER: usize = 256;
+/// How often a store operation is tried again while the database is unreachable.
+const STORE_RETRY: Duration = Duration::from_millis(500);
 
 pub(super) enum Start {
     /// Claimed from the queue.
@@ -99,7 +101,12 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
     }
     match finish {
         Some(finish) => {
-            if let Err(error) = record_finish(&runner, id, finish).await {
+            let (runner, finish) = (&runner, &finish);
+            let recorded = until_stored(&halt.abandon, || async move {
+                record_finish(runner, id, finish).await
+            })
+            .await;
+            if let Err(error) = recorded {
                 tracing::error!(deploy_id = %id, %error, "cannot record the end of the deploy");
             }
         }
@@ -118,10 +125,38 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
     }
 }
 
-async fn record_finish(runner: &Runner, id: uuid::Uuid, finish: Finish) -> Result<(), StoreError> {
+async fn record_finish(runner: &Runner, id: uuid::Uuid, finish: &Finish) -> Result<(), StoreError> {
     let mut tx = runner.context.events.begin().await?;
-    deploys::finish(&mut tx, id, finish).await?;
+    deploys::finish(&mut tx, id, finish.clone()).await?;
     runner.context.events.commit(tx).await
+}
+
+/// Runs a store operation again while the database is unreachable (a restart, a failover), so
+/// that the deploy waits for it rather than dropping its work; gives up when `stop` is cancelled.
+async fn until_stored<T, Attempt>(
+    stop: &CancellationToken,
+    operation: impl Fn() -> Attempt,
+) -> Result<T, Interrupted>
+where
+    Attempt: Future<Output = Result<T, StoreError>>,
+{
+    let mut waiting = false;
+    loop {
+        match operation().await {
+            Ok(value) => return Ok(value),
+            Err(error) if error.is_transient() => {
+                if !waiting {
+                    tracing::warn!(%error, "database unreachable; the deploy waits until it is back");
+                    waiting = true;
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return Err(Interrupted::Halted),
+                    () = tokio::time::sleep(STORE_RETRY) => {}
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// One deploy being run by this process: what every phase of it needs.
@@ -165,14 +200,24 @@ impl DeployRun<'_> {
         Ok(self.writer.emit(event).await?)
     }
 
+    /// [`until_stored`] for this deploy: halted when it must be left alone.
+    async fn stored<T, Attempt>(&self, operation: impl Fn() -> Attempt) -> Result<T, Interrupted>
+    where
+        Attempt: Future<Output = Result<T, StoreError>>,
+    {
+        until_stored(&self.halt.abandon, operation).await
+    }
+
     async fn phase(&self, phase: Phase) -> Result<(), Interrupted> {
         // Events emitted so far are written before the phase event, keeping their order.
         self.writer.flush().await?;
         let events = &self.runner.context.events;
-        let mut tx = events.begin().await?;
-        deploys::set_phase(&mut tx, self.deploy.id, phase).await?;
-        events.commit(tx).await?;
-        Ok(())
+        self.stored(|| async move {
+            let mut tx = events.begin().await?;
+            deploys::set_phase(&mut tx, self.deploy.id, phase).await?;
+            events.commit(tx).await
+        })
+        .await
     }
 
     /// Runs helm, streaming its output as `helm.output` events.
@@ -266,11 +311,10 @@ impl DeployRun<'_> {
                 return Ok(failed(failure.verdict, None));
             }
         };
-        store::deploys::set_revision(
-            self.runner.context.events.pool(),
-            self.deploy.id,
-            release.version,
-        )
+        let revision = release.version;
+        self.stored(|| async move {
+            deploys::set_revision(self.runner.context.events.pool(), self.deploy.id, revision).await
+        })
         .await?;
         self.track_revision(release.version, release.manifest).await
     }

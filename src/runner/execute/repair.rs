@@ -56,7 +56,10 @@ impl DeployRun<'_> {
         // A rollback left pending returns to its recorded target: the newest deployed revision
         // before it may be the failed one it was rolling back from.
         let recorded = match status.info.status.as_str() {
-            "pending-rollback" => deploys::get(self.runner.context.events.pool(), self.deploy.id)
+            "pending-rollback" => self
+                .stored(|| async move {
+                    deploys::get(self.runner.context.events.pool(), self.deploy.id).await
+                })
                 .await?
                 .and_then(|deploy| deploy.rollback_target),
             _ => None,
@@ -107,7 +110,10 @@ impl DeployRun<'_> {
     /// After a cancel stopped the work: repair the release, then end `cancelled` with who and why.
     pub(super) async fn cancel_and_repair(&self) -> Result<Finish, Interrupted> {
         let repaired = self.repair(&self.halt.abandon).await?;
-        let current = deploys::get(self.runner.context.events.pool(), self.deploy.id)
+        let current = self
+            .stored(|| async move {
+                deploys::get(self.runner.context.events.pool(), self.deploy.id).await
+            })
             .await?
             .ok_or(StoreError::DeployNotFound(self.deploy.id))?;
         let by = current.cancelled_by.unwrap_or_else(|| "unknown".into());

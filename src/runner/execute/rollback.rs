@@ -10,7 +10,6 @@ use crate::domain::deploy::Phase;
 use crate::domain::event::{EventType, Level, NewEvent};
 use crate::domain::verdict::Verdict;
 use crate::runner::helm::{HelmError, HistoryEntry, ReleaseInfo};
-use crate::store;
 use crate::store::deploys::{self, Finish};
 
 impl DeployRun<'_> {
@@ -31,11 +30,13 @@ impl DeployRun<'_> {
     pub(super) async fn enter_rollback(&self, failure: &Verdict) -> Result<(), Interrupted> {
         self.writer.flush().await?;
         let events = &self.runner.context.events;
-        let mut tx = events.begin().await?;
-        deploys::set_phase(&mut tx, self.deploy.id, Phase::RollingBack).await?;
-        store::deploys::set_failure(&mut tx, self.deploy.id, failure).await?;
-        events.commit(tx).await?;
-        Ok(())
+        self.stored(|| async move {
+            let mut tx = events.begin().await?;
+            deploys::set_phase(&mut tx, self.deploy.id, Phase::RollingBack).await?;
+            deploys::set_failure(&mut tx, self.deploy.id, failure).await?;
+            events.commit(tx).await
+        })
+        .await
     }
 
     /// The newest good revision older than `failed` (any, when the failed one is unknown).
@@ -87,11 +88,10 @@ impl DeployRun<'_> {
                 return Ok(None);
             }
         };
-        store::deploys::set_rollback_target(
-            self.runner.context.events.pool(),
-            self.deploy.id,
-            target,
-        )
+        self.stored(|| async move {
+            deploys::set_rollback_target(self.runner.context.events.pool(), self.deploy.id, target)
+                .await
+        })
         .await?;
         self.rollback_to(target, None, stop).await
     }

@@ -172,8 +172,11 @@ impl DeployRun<'_> {
             }
             state.clone()
         };
-        deploys::upsert_resource(self.runner.context.events.pool(), self.deploy.id, &updated)
-            .await?;
-        Ok(())
+        let updated = &updated;
+        self.stored(|| async move {
+            deploys::upsert_resource(self.runner.context.events.pool(), self.deploy.id, updated)
+                .await
+        })
+        .await
     }
 }
