@@ -27,6 +27,7 @@ use super::helm_bin;
 use crate::common::charts;
 
 mod fleet;
+mod kills;
 mod postgres_outage;
 
 /// Generous: only guards against a hung drill.

@@ -100,6 +100,9 @@ pub(crate) enum CurrentRevision {
     Any,
     /// Deployment: pods of the newest ReplicaSet.
     ReplicaSet(String),
+    /// Deployment whose controller has not observed its newest spec: the new ReplicaSet may not
+    /// exist yet, so the newest one may be the previous revision's. No pod counts until it has.
+    NotObserved,
     /// StatefulSet `status.updateRevision`, DaemonSet newest ControllerRevision hash.
     RevisionHash(String),
     /// DaemonSet template generation (`pod-template-generation` label).
@@ -113,6 +116,16 @@ impl CurrentRevision {
         revisions: &BTreeMap<String, ControllerRevision>,
     ) -> CurrentRevision {
         match resource {
+            TrackedObject::Deployment(deployment)
+                if deployment
+                    .status
+                    .as_ref()
+                    .and_then(|status| status.observed_generation)
+                    .unwrap_or(0)
+                    < deployment.metadata.generation.unwrap_or(0) =>
+            {
+                CurrentRevision::NotObserved
+            }
             TrackedObject::Deployment(_) => replica_sets
                 .values()
                 .max_by_key(|set| {
@@ -158,6 +171,7 @@ impl CurrentRevision {
         let metadata = &pod.metadata;
         match self {
             CurrentRevision::Any => true,
+            CurrentRevision::NotObserved => false,
             CurrentRevision::ReplicaSet(name) => {
                 controller_of(metadata).is_some_and(|owner| &owner.name == name)
                     || name

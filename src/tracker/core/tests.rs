@@ -820,6 +820,27 @@ mod incidents {
     }
 
     #[test]
+    fn pods_count_only_once_the_controller_observed_the_new_spec() {
+        // Right after an upgrade the controller may not have created the new ReplicaSet: the
+        // newest one is still the previous revision's, whose crash loop is not this deploy's.
+        let upgraded: TrackedObject = deployment("web").generation(2).observed(1).into();
+        let mut tracker = tracker_with(&upgraded, TrackingPolicy::default());
+        observe_all(&mut tracker, [upgraded, replica_set("web", "old", 1)], t(1));
+        let old: TrackedObject = pod("web-old-a")
+            .of_replica_set("web", "old")
+            .crash_loop(5, "o5")
+            .into();
+        assert!(incident_deltas(&tracker.observe(&old, t(2))).is_empty());
+        assert!(tracker.incidents().is_empty());
+
+        let observed: TrackedObject = deployment("web").generation(2).observed(2).into();
+        observe_all(&mut tracker, [observed, replica_set("web", "new", 2)], t(3));
+        assert!(incident_deltas(&tracker.observe(&old, t(4))).is_empty());
+        let new: TrackedObject = new_pod("web-new-a").crash_loop(1, "n1").into();
+        assert_eq!(incident_deltas(&tracker.observe(&new, t(5))).len(), 1);
+    }
+
+    #[test]
     fn one_restart_within_an_allowance_of_one_is_fine() {
         let mut tracker = web_rollout(TrackingPolicy::default());
         let sequence: Vec<TrackedObject> = vec![

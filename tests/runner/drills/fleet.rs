@@ -159,20 +159,22 @@ pub async fn assert_true_verdicts(
         let name = &planned.name;
         let deploy = env.wait_for_end(server, id).await;
         let events = env.events(server, id).await;
+        let story = || {
+            let lines: Vec<String> = events
+                .iter()
+                .map(|e| format!("{} {} {} {}", e["seq"], e["type"], e["message"], e["data"]))
+                .collect();
+            format!("{deploy}\n{}", lines.join("\n"))
+        };
         if planned.crash {
             assert_eq!(
                 (&deploy["status"], &deploy["verdict"]["reason"]),
                 (&json!("failed"), &json!("CrashLoopBackOff")),
-                "{name}: {deploy}\n{}",
-                server.log()
+                "{name}: {}",
+                story()
             );
         } else {
-            assert_eq!(
-                deploy["status"],
-                "succeeded",
-                "{name}: {deploy}\n{}",
-                server.log()
-            );
+            assert_eq!(deploy["status"], "succeeded", "{name}: {}", story());
             assert!(
                 has_event(&events, "resource.ready", |event| {
                     event["resource"]["kind"] == "Deployment"
