@@ -100,9 +100,10 @@ pub(crate) enum CurrentRevision {
     Any,
     /// Deployment: pods of the newest ReplicaSet.
     ReplicaSet(String),
-    /// Deployment whose controller has not observed its newest spec: the new ReplicaSet may not
-    /// exist yet, so the newest one may be the previous revision's. No pod counts until it has.
-    NotObserved,
+    /// Not known yet: the workload itself has not been seen (its pods may arrive first), or its
+    /// Deployment controller has not observed the newest spec (the new ReplicaSet may not exist,
+    /// so the newest one may be the previous revision's). No pod counts until it is known.
+    Unknown,
     /// StatefulSet `status.updateRevision`, DaemonSet newest ControllerRevision hash.
     RevisionHash(String),
     /// DaemonSet template generation (`pod-template-generation` label).
@@ -124,7 +125,7 @@ impl CurrentRevision {
                     .unwrap_or(0)
                     < deployment.metadata.generation.unwrap_or(0) =>
             {
-                CurrentRevision::NotObserved
+                CurrentRevision::Unknown
             }
             TrackedObject::Deployment(_) => replica_sets
                 .values()
@@ -171,7 +172,7 @@ impl CurrentRevision {
         let metadata = &pod.metadata;
         match self {
             CurrentRevision::Any => true,
-            CurrentRevision::NotObserved => false,
+            CurrentRevision::Unknown => false,
             CurrentRevision::ReplicaSet(name) => {
                 controller_of(metadata).is_some_and(|owner| &owner.name == name)
                     || name

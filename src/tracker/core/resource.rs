@@ -432,9 +432,18 @@ impl ResourceTracker {
     }
 
     fn current_revision(&self) -> CurrentRevision {
-        self.object.as_ref().map_or(CurrentRevision::Any, |object| {
-            CurrentRevision::of(object, &self.replica_sets, &self.revisions)
-        })
+        match &self.object {
+            Some(object) => CurrentRevision::of(object, &self.replica_sets, &self.revisions),
+            // Until a workload is seen, the pods that arrive first may be its previous revision's.
+            None if matches!(
+                self.key.kind.as_str(),
+                "Deployment" | "StatefulSet" | "DaemonSet"
+            ) =>
+            {
+                CurrentRevision::Unknown
+            }
+            None => CurrentRevision::Any,
+        }
     }
 
     /// What an event is about, if it is ours: `Some(None)` for the resource (or its current

@@ -820,16 +820,18 @@ mod incidents {
     }
 
     #[test]
-    fn pods_count_only_once_the_controller_observed_the_new_spec() {
-        // Right after an upgrade the controller may not have created the new ReplicaSet: the
-        // newest one is still the previous revision's, whose crash loop is not this deploy's.
+    fn pods_count_only_once_the_resource_and_its_new_spec_are_observed() {
+        // Right after an upgrade the pods' watch may deliver the previous revision's pods before
+        // the Deployment arrives, and the controller may not have created the new ReplicaSet yet:
+        // the newest one is still the previous revision's, whose crash loop is not this deploy's.
         let upgraded: TrackedObject = deployment("web").generation(2).observed(1).into();
         let mut tracker = tracker_with(&upgraded, TrackingPolicy::default());
-        observe_all(&mut tracker, [upgraded, replica_set("web", "old", 1)], t(1));
         let old: TrackedObject = pod("web-old-a")
             .of_replica_set("web", "old")
             .crash_loop(5, "o5")
             .into();
+        assert!(incident_deltas(&tracker.observe(&old, t(1))).is_empty());
+        observe_all(&mut tracker, [upgraded, replica_set("web", "old", 1)], t(2));
         assert!(incident_deltas(&tracker.observe(&old, t(2))).is_empty());
         assert!(tracker.incidents().is_empty());
 
@@ -1694,6 +1696,8 @@ mod initial_lists {
             p.failures_allowed_per_replica = 0;
         });
         let mut deploy = DeployTracker::new(vec![awaiting(hope)]);
+        deploy.observe(&deployment("web").into(), t(1));
+        deploy.observe(&replica_set("web", "h", 1), t(1));
         deploy.observe(
             &pod("web-h-a")
                 .of_replica_set("web", "h")
