@@ -23,6 +23,8 @@ struct InjectedFailures {
 struct AdminState {
     failures: Option<InjectedFailures>,
     latency: Duration,
+    /// Faults reach only requests whose `User-Agent` contains this (`None`: every request).
+    user_agent_scope: Option<String>,
     counts: BTreeMap<(String, String), u64>,
     previous_logs: u64,
     /// Cancelled to end every open watch; replaced by a fresh token right after.
@@ -59,6 +61,14 @@ impl RequestCounts {
     }
 }
 
+impl AdminState {
+    fn faults_reach(&self, user_agent: &str) -> bool {
+        self.user_agent_scope
+            .as_deref()
+            .is_none_or(|scope| user_agent.contains(scope))
+    }
+}
+
 impl Admin {
     fn lock(&self) -> MutexGuard<'_, AdminState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -80,10 +90,19 @@ impl Admin {
         self.lock().latency = latency;
     }
 
+    /// Limits every fault (injected failures, latency, dropped watches) to requests whose
+    /// `User-Agent` contains `user_agent_contains` (`None`: every request), e.g. to fault one
+    /// client's requests while helm's go through.
+    pub fn scope_faults(&self, user_agent_contains: Option<String>) {
+        self.lock().user_agent_scope = user_agent_contains;
+    }
+
+    /// Clears the faults and their scope.
     pub fn clear_faults(&self) {
         let mut state = self.lock();
         state.failures = None;
         state.latency = Duration::ZERO;
+        state.user_agent_scope = None;
     }
 
     /// Ends every open watch; clients reconnect from their last resourceVersion.
@@ -93,17 +112,34 @@ impl Admin {
         state.watches = CancellationToken::new();
     }
 
-    pub(crate) fn watch_token(&self) -> CancellationToken {
-        self.lock().watches.clone()
+    /// Cancelled when watches are dropped, for a watch by `user_agent` (one out of the faults'
+    /// scope gets a token that never is).
+    pub(crate) fn watch_token(&self, user_agent: &str) -> CancellationToken {
+        let state = self.lock();
+        if state.faults_reach(user_agent) {
+            state.watches.clone()
+        } else {
+            CancellationToken::new()
+        }
     }
 
-    pub(crate) fn latency(&self) -> Duration {
-        self.lock().latency
+    /// How long a request by `user_agent` waits before it is served.
+    pub(crate) fn latency(&self, user_agent: &str) -> Duration {
+        let state = self.lock();
+        if state.faults_reach(user_agent) {
+            state.latency
+        } else {
+            Duration::ZERO
+        }
     }
 
-    /// Consumes one injected failure if it applies to this path (with its query).
-    pub(crate) fn take_failure(&self, path: &str) -> Option<StatusCode> {
+    /// Consumes one injected failure if it applies to this request: its path (with its query) and
+    /// `user_agent`.
+    pub(crate) fn take_failure(&self, path: &str, user_agent: &str) -> Option<StatusCode> {
         let mut state = self.lock();
+        if !state.faults_reach(user_agent) {
+            return None;
+        }
         let failures = state.failures.as_mut()?;
         if failures
             .path_contains
@@ -268,20 +304,20 @@ mod tests {
     fn injected_failures_apply_to_matching_paths_and_run_out() {
         let admin = Admin::default();
         admin.fail_next(2, StatusCode::TOO_MANY_REQUESTS, Some("deployments".into()));
-        assert_eq!(admin.take_failure("/api/v1/pods"), None);
+        assert_eq!(admin.take_failure("/api/v1/pods", ""), None);
         assert_eq!(
-            admin.take_failure("/apis/apps/v1/deployments"),
+            admin.take_failure("/apis/apps/v1/deployments", ""),
             Some(StatusCode::TOO_MANY_REQUESTS)
         );
         assert_eq!(
-            admin.take_failure("/apis/apps/v1/deployments"),
+            admin.take_failure("/apis/apps/v1/deployments", ""),
             Some(StatusCode::TOO_MANY_REQUESTS)
         );
-        assert_eq!(admin.take_failure("/apis/apps/v1/deployments"), None);
+        assert_eq!(admin.take_failure("/apis/apps/v1/deployments", ""), None);
         admin.fail_next(1, StatusCode::GONE, Some("watch=true".into()));
-        assert_eq!(admin.take_failure("/api/v1/namespaces/d/pods"), None);
+        assert_eq!(admin.take_failure("/api/v1/namespaces/d/pods", ""), None);
         assert_eq!(
-            admin.take_failure("/api/v1/namespaces/d/pods?watch=true&resourceVersion=7"),
+            admin.take_failure("/api/v1/namespaces/d/pods?watch=true&resourceVersion=7", ""),
             Some(StatusCode::GONE)
         );
     }

@@ -251,6 +251,13 @@ impl ClusterHandle {
         self.admin.set_latency(latency);
     }
 
+    /// Limits every fault to requests whose `User-Agent` contains `user_agent_contains` (`None`:
+    /// every request), e.g. rollcall's own while helm's go through; `clear_faults` lifts it.
+    pub fn scope_faults(&self, user_agent_contains: Option<&str>) {
+        self.admin
+            .scope_faults(user_agent_contains.map(str::to_owned));
+    }
+
     pub fn clear_faults(&self) {
         self.admin.clear_faults();
     }

@@ -13,6 +13,9 @@ use tokio::sync::Mutex;
 use crate::domain::names::ClusterName;
 use crate::tracker::watch::{HubOptions, WatchHub};
 
+/// The `User-Agent` of rollcall's watches, lists and log streams.
+const USER_AGENT: &str = concat!("rollcall/", env!("CARGO_PKG_VERSION"));
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot connect to cluster {cluster}: {message}")]
 pub struct ClusterError {
@@ -66,7 +69,7 @@ impl Clusters {
                 .then(|| cluster.to_owned()),
             ..KubeConfigOptions::default()
         };
-        let config = match &self.kubeconfig {
+        let mut config = match &self.kubeconfig {
             Some(paths) => {
                 let kubeconfig =
                     load_kubeconfig(paths.as_os_str()).map_err(|e| error(e.to_string()))?;
@@ -75,6 +78,11 @@ impl Clusters {
             None => kube::Config::from_kubeconfig(&options).await,
         }
         .map_err(|e| error(e.to_string()))?;
+        // Names rollcall's own requests in the API server's audit log (helm's name themselves).
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        ));
         let client = kube::Client::try_from(config).map_err(|e| error(e.to_string()))?;
         let hub = WatchHub::new(client, HubOptions::default());
         hubs.insert(cluster.to_owned(), hub.clone());

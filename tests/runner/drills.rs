@@ -26,6 +26,7 @@ use super::common::sse::{SseFrame, SseStream};
 use super::helm_bin;
 use crate::common::charts;
 
+mod api_faults;
 mod fleet;
 mod kills;
 mod postgres_outage;

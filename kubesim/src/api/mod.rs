@@ -111,7 +111,8 @@ async fn count_and_inject_faults(
     next: Next,
 ) -> Response {
     state.admin.count(request.method(), request.uri());
-    let latency = state.admin.latency();
+    let agent = user_agent(request.headers());
+    let latency = state.admin.latency(agent);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -119,10 +120,18 @@ async fn count_and_inject_faults(
         .uri()
         .path_and_query()
         .map_or_else(|| request.uri().path(), |target| target.as_str());
-    if let Some(status) = state.admin.take_failure(target) {
+    if let Some(status) = state.admin.take_failure(target, agent) {
         return ApiError::Injected(status).into_response();
     }
     next.run(request).await
+}
+
+/// The request's `User-Agent` (empty when absent): faults may be scoped to one client.
+fn user_agent(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
 }
 
 async fn healthy() -> &'static str {
@@ -288,10 +297,10 @@ async fn serve(
     let subresource = target.subresource.as_deref();
     match (method.clone(), target.name.is_some(), subresource) {
         (Method::GET, _, None) if target.legacy_watch => {
-            watch::serve(state, &target, params, table_format(headers, params))
+            watch::serve(state, &target, params, headers)
         }
         (Method::GET, false, _) if flag(params, "watch") => {
-            watch::serve(state, &target, params, table_format(headers, params))
+            watch::serve(state, &target, params, headers)
         }
         (Method::GET, false, _) => list(state, &target, params, table_format(headers, params)),
         (Method::GET, true, Some("log")) => pod_logs::serve(state, &target, params).await,

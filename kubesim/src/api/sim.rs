@@ -32,6 +32,11 @@ struct LatencyRequest {
     millis: u64,
 }
 
+#[derive(Deserialize)]
+struct ScopeRequest {
+    user_agent_contains: Option<String>,
+}
+
 /// `/sim/...`: the same operations as the handle, for a `rollcall sim` process.
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -40,6 +45,7 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/compact", post(compact))
         .route("/faults/fail", post(fail))
         .route("/faults/latency", post(latency))
+        .route("/faults/scope", post(scope))
         .route("/faults", axum::routing::delete(clear))
         .route("/pods/{namespace}/{name}/delete", post(delete_pod))
         .route("/controllers/pause", post(pause_controllers))
@@ -63,6 +69,11 @@ async fn drop_watches(State(state): State<ApiState>) -> StatusCode {
 async fn compact(State(state): State<ApiState>) -> Json<serde_json::Value> {
     state.store.compact();
     Json(json!({"compactedAt": state.store.revision().to_string()}))
+}
+
+async fn scope(State(state): State<ApiState>, Json(request): Json<ScopeRequest>) -> StatusCode {
+    state.admin.scope_faults(request.user_agent_contains);
+    StatusCode::NO_CONTENT
 }
 
 async fn fail(State(state): State<ApiState>, Json(request): Json<FailRequest>) -> Response {

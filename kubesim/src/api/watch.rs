@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -126,8 +126,9 @@ pub(crate) fn serve(
     state: &ApiState,
     target: &Target,
     params: &Params,
-    format: Option<TableFormat>,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    let format = super::table_format(headers, params);
     let rt = *target.rt();
     let selectors = Selectors::parse(&rt, params)?;
     let timeout = params
@@ -144,7 +145,7 @@ pub(crate) fn serve(
                 .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {rv:?}")))
         })
         .transpose()?;
-    let dropped = state.admin.watch_token();
+    let dropped = state.admin.watch_token(super::user_agent(headers));
 
     let mut initial = Vec::new();
     let mut initial_events_end = None;

@@ -408,3 +408,93 @@ async fn previous_logs_during_crash_loop_back_off_are_the_crashed_run() {
     assert_eq!(cluster.cluster.request_counts().previous_logs, 1);
     cluster.cluster.shutdown().await;
 }
+
+/// Whether the watch's body ends within `within` (it was dropped), reading past its frames.
+async fn watch_ends(response: reqwest::Response, within: Duration) -> bool {
+    let mut body = response.bytes_stream();
+    tokio::time::timeout(within, async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn faults_scoped_to_a_user_agent_spare_every_other_client() {
+    let cluster = TestCluster::start().await;
+    let client = |agent: &str| {
+        reqwest::Client::builder()
+            .user_agent(agent)
+            .build()
+            .unwrap()
+    };
+    let (faulted, spared) = (
+        client("rollcall/0.1.0"),
+        client("helm/v4.3.1 (linux/amd64)"),
+    );
+    let scoped = spared
+        .post(cluster.url("/sim/faults/scope"))
+        .json(&json!({"user_agent_contains": "rollcall/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scoped.status(), StatusCode::NO_CONTENT);
+    let pods = cluster.url("/api/v1/namespaces/default/pods");
+
+    cluster
+        .cluster
+        .fail_next(2, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let status = |client: &reqwest::Client| {
+        let request = client.get(&pods).send();
+        async move { request.await.unwrap().status() }
+    };
+    assert_eq!(status(&spared).await, StatusCode::OK, "helm is spared");
+    assert_eq!(status(&faulted).await, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(status(&faulted).await, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(status(&faulted).await, StatusCode::OK, "two failures only");
+
+    cluster.cluster.set_latency(Duration::from_millis(1500));
+    let started = tokio::time::Instant::now();
+    status(&spared).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "helm waits not"
+    );
+    status(&faulted).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "rollcall waits"
+    );
+    cluster.cluster.set_latency(Duration::ZERO);
+
+    let watch = |client: &reqwest::Client| {
+        client
+            .get(cluster.url("/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=60"))
+            .send()
+    };
+    let (faulted_watch, spared_watch) = (
+        watch(&faulted).await.unwrap(),
+        watch(&spared).await.unwrap(),
+    );
+    cluster.cluster.drop_watches();
+    assert!(
+        watch_ends(faulted_watch, Duration::from_secs(5)).await,
+        "rollcall's watch is dropped"
+    );
+    assert!(
+        !watch_ends(spared_watch, Duration::from_secs(1)).await,
+        "helm's watch stays open"
+    );
+
+    // Clearing the faults lifts their scope too.
+    cluster.cluster.clear_faults();
+    cluster
+        .cluster
+        .fail_next(1, StatusCode::INTERNAL_SERVER_ERROR, None);
+    assert_eq!(status(&spared).await, StatusCode::INTERNAL_SERVER_ERROR);
+    cluster.cluster.shutdown().await;
+}

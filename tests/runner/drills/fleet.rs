@@ -48,14 +48,19 @@ pub struct Planned {
 
 /// `count` deploys over `releases` releases named `<prefix>-<n>`, queued behind each other per
 /// release: one release in four behind a migration Job that helm waits for (helm runs long enough
-/// to be caught with the release `pending-*`), about one deploy in five a crash loop, half of
-/// those rolled back.
+/// to be caught with the release `pending-*`), about one deploy in five a crash loop (at least
+/// one), half of those rolled back.
 pub fn plan(rng: &mut StdRng, prefix: &str, count: usize, releases: usize) -> Vec<Planned> {
-    (0..count)
-        .map(|index| {
+    let mut crashes: Vec<bool> = (0..count).map(|_| rng.random_ratio(1, 5)).collect();
+    if !crashes.contains(&true) {
+        crashes[rng.random_range(0..count)] = true;
+    }
+    crashes
+        .into_iter()
+        .enumerate()
+        .map(|(index, crash)| {
             let release_index = index % releases;
             let release = format!("{prefix}-{release_index}");
-            let crash = rng.random_ratio(1, 5);
             let behavior = if crash {
                 "crashAfter=1s;exitCode=1".to_owned()
             } else {
