@@ -151,7 +151,12 @@ impl Runner {
                 () = shutdown.cancelled() => break,
                 _ = recovery.tick() => self.recover_expired().await,
                 _ = poll.tick() => self.claim_runnable().await,
-                () = self.slot_freed.notified() => self.claim_runnable().await,
+                () = self.slot_freed.notified() => {
+                    // A deploy to take over has run against its timeout since it first started:
+                    // it gets a freed slot before the queue does, which would otherwise always win.
+                    self.recover_expired().await;
+                    self.claim_runnable().await;
+                }
                 message = bus.recv() => if changes_the_queue(&message) {
                     self.claim_runnable().await;
                 },
