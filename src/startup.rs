@@ -27,6 +27,11 @@ pub struct Rollcall {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(
+        "cannot connect to PostgreSQL ({0}): start it, or point DATABASE_URL (--database-url) at a \
+         running server"
+    )]
+    Connect(StoreError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("server error: {0}")]
@@ -36,11 +41,33 @@ pub enum StartupError {
 }
 
 /// Connects, migrates, starts the event relay and (unless configured off) the runner; `shutdown`
-/// ends everything started here.
+/// ends everything started here. When a step fails, what the earlier ones started is stopped
+/// before the error returns.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollcall, StartupError> {
-    let pool = store::connect(&config.database_url, config.db_max_connections).await?;
+    let pool = store::connect(&config.database_url, config.db_max_connections)
+        .await
+        .map_err(StartupError::Connect)?;
     store::migrate(&pool).await?;
     let tasks = TaskTracker::new();
+    let started = shutdown.child_token();
+    match start_tasks(config, pool.clone(), tasks.clone(), started.clone()).await {
+        Ok(api) => Ok(Rollcall { api, tasks }),
+        Err(error) => {
+            started.cancel();
+            tasks.close();
+            tasks.wait().await;
+            pool.close().await;
+            Err(error)
+        }
+    }
+}
+
+async fn start_tasks(
+    config: Config,
+    pool: sqlx::PgPool,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<ApiState, StartupError> {
     let metrics = Arc::new(Metrics::default());
     let events = EventHub::new(
         pool.clone(),
@@ -83,7 +110,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollca
         public_url: config.public_url,
         shutdown,
     };
-    Ok(Rollcall { api, tasks })
+    Ok(api)
 }
 
 /// Serves until the shutdown token is cancelled: stops accepting, ends SSE streams, waits for open

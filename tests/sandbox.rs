@@ -1,10 +1,12 @@
-//! `rollcall sandbox` end to end: the built binary starts a private PostgreSQL, kubesim and the
-//! server, runs a deploy of the demo `web` chart to success, and stops everything on SIGTERM.
+//! `rollcall sandbox` end to end: the built binary fetches helm when there is none, starts a
+//! private PostgreSQL, kubesim and the server, runs a deploy of the demo `web` chart to success,
+//! and stops everything on SIGTERM; what it says when it cannot start.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -104,25 +106,68 @@ fn sandbox_dir() -> (tempfile::TempDir, PathBuf) {
     (temp, data_dir)
 }
 
-/// `rollcall sandbox` on `data_dir` until its banner is printed.
-fn start_sandbox(data_dir: &Path) -> (Sandbox, Banner) {
-    let child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+/// `PATH` less every directory that holds a helm: what a fresh machine has.
+fn path_without_helm() -> OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let kept: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|dir| !dir.join("helm").exists() && !dir.join("helm3").exists())
+        .collect();
+    std::env::join_paths(kept).expect("PATH entries join again")
+}
+
+/// `rollcall sandbox` on `data_dir` (with `PATH` when given) until its banner is printed; its
+/// stderr is echoed and kept.
+fn start_sandbox(data_dir: &Path, path: Option<&OsString>) -> (Sandbox, Banner, StderrLines) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    command
         .args(["sandbox", "--listen", "127.0.0.1:0", "--time-scale", "0.1"])
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("DATABASE_URL")
         .env_remove("ROLLCALL_LISTEN")
+        .env_remove("HELM_BIN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .spawn()
-        .expect("start rollcall sandbox");
-    let mut sandbox = Sandbox(child);
+        .stderr(Stdio::piped());
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    let mut sandbox = Sandbox(command.spawn().expect("start rollcall sandbox"));
+    let stderr = StderrLines::echo(sandbox.0.stderr.take().expect("piped stderr"));
     let banner = read_banner(&mut sandbox.0);
-    (sandbox, banner)
+    (sandbox, banner, stderr)
 }
 
+/// A child's stderr, echoed to the test's own as it comes and kept for assertions.
+#[derive(Clone, Default)]
+struct StderrLines(Arc<Mutex<Vec<String>>>);
+
+impl StderrLines {
+    fn echo(stderr: ChildStderr) -> Self {
+        let lines = StderrLines::default();
+        let kept = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                kept.0.lock().expect("stderr lines").push(line);
+            }
+        });
+        lines
+    }
+
+    fn containing(&self, text: &str) -> Vec<String> {
+        let lines = self.0.lock().expect("stderr lines");
+        lines
+            .iter()
+            .filter(|line| line.contains(text))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The README's first command on a fresh machine: no helm anywhere on `PATH`.
 #[tokio::test]
-async fn sandbox_runs_a_web_deploy_and_stops_cleanly() {
+async fn sandbox_without_helm_fetches_the_pinned_one_runs_a_web_deploy_and_stops_cleanly() {
     let (_temp, data_dir) = sandbox_dir();
     let (
         mut sandbox,
@@ -131,7 +176,19 @@ async fn sandbox_runs_a_web_deploy_and_stops_cleanly() {
             token,
             example,
         },
-    ) = start_sandbox(&data_dir);
+        stderr,
+    ) = start_sandbox(&data_dir, Some(&path_without_helm()));
+    let fetched = data_dir.join("bin/helm");
+    assert!(
+        fetched.is_file(),
+        "the sandbox fetched no helm into {}",
+        fetched.display()
+    );
+    assert_eq!(
+        stderr.containing("helm is not on PATH").len(),
+        1,
+        "one line says that helm is fetched"
+    );
 
     let client = reqwest::Client::new();
     let accepted: Value = client
@@ -211,7 +268,7 @@ fn is_alive(pid: libc::pid_t) -> bool {
 #[tokio::test]
 async fn a_sandbox_killed_with_sigkill_leaves_postgres_that_the_next_start_stops() {
     let (_temp, data_dir) = sandbox_dir();
-    let (mut killed, _) = start_sandbox(&data_dir);
+    let (mut killed, _, _) = start_sandbox(&data_dir, None);
     let leftover = postmaster_pid(&data_dir);
     let pid = libc::pid_t::try_from(killed.0.id()).expect("pid fits");
     // SAFETY: kill has no memory-safety preconditions; the pid is our own child.
@@ -222,7 +279,7 @@ async fn a_sandbox_killed_with_sigkill_leaves_postgres_that_the_next_start_stops
         "the scenario needs PostgreSQL to outlive its sandbox"
     );
 
-    let (mut sandbox, banner) = start_sandbox(&data_dir);
+    let (mut sandbox, banner, _) = start_sandbox(&data_dir, None);
     let ready = reqwest::get(format!("{}/readyz", banner.url))
         .await
         .expect("GET /readyz");
@@ -239,6 +296,47 @@ async fn a_sandbox_killed_with_sigkill_leaves_postgres_that_the_next_start_stops
 
     let status = sandbox.terminate();
     assert!(status.success(), "the sandbox exited with {status}");
+    assert_eq!(
+        postgres_processes_for(&data_dir),
+        Vec::<String>::new(),
+        "PostgreSQL processes remain"
+    );
+}
+
+/// A helm named explicitly but missing: the sandbox stops what it started and says, in one
+/// sentence without a repeated cause, what is missing and how to fix it.
+#[test]
+fn sandbox_with_a_missing_helm_says_what_to_do_in_one_sentence() {
+    let (_temp, data_dir) = sandbox_dir();
+    let output = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--helm-bin",
+            "/nonexistent/helm",
+        ])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("ROLLCALL_LISTEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rollcall sandbox");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        "rollcall: cannot start the runner: helm was not found at /nonexistent/helm: set HELM_BIN \
+         (--helm-bin) to a helm v4 or v3 binary, or install the pinned one with scripts/install-helm \
+         from rollcall's repository",
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("WARN"),
+        "stopping after a failed start warns about nothing: {stderr}"
+    );
     assert_eq!(
         postgres_processes_for(&data_dir),
         Vec::<String>::new(),

@@ -60,10 +60,11 @@ impl HelmConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HelmError {
-    #[error("cannot start {bin}: {source}")]
+    #[error("{}", spawn_failure(bin, error))]
     Spawn {
         bin: PathBuf,
-        source: std::io::Error,
+        /// Said in the message (not a `source`, which an error chain would print a second time).
+        error: std::io::Error,
     },
     #[error("helm {command}: {source}")]
     Io {
@@ -123,6 +124,21 @@ impl HelmError {
             HelmError::TimedOut { .. } => true,
             _ => false,
         }
+    }
+}
+
+/// One sentence: what is missing and how to fix it.
+fn spawn_failure(bin: &Path, error: &std::io::Error) -> String {
+    const FIX: &str = "set HELM_BIN (--helm-bin) to a helm v4 or v3 binary, or install the \
+                       pinned one with scripts/install-helm from rollcall's repository";
+    let looked_up_on_path = bin.parent() == Some(Path::new(""));
+    let bin = bin.display();
+    match error.kind() {
+        std::io::ErrorKind::NotFound if looked_up_on_path => {
+            format!("helm was not found ({bin} is not on PATH): {FIX}")
+        }
+        std::io::ErrorKind::NotFound => format!("helm was not found at {bin}: {FIX}"),
+        _ => format!("cannot run helm at {bin} ({error}): {FIX}"),
     }
 }
 
@@ -711,9 +727,9 @@ impl Helm {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        command.spawn().map_err(|source| HelmError::Spawn {
+        command.spawn().map_err(|error| HelmError::Spawn {
             bin: self.config.bin.clone(),
-            source,
+            error,
         })
     }
 }

@@ -8,6 +8,7 @@
 mod clusters;
 mod execute;
 pub mod helm;
+pub mod pinned_helm;
 pub mod render;
 mod secrets;
 

@@ -14,6 +14,7 @@ mod kubeconfigs;
 mod leases;
 mod matrix;
 mod namespaces;
+mod pinned_helm;
 mod recovery;
 mod scenarios;
 
@@ -26,27 +27,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use common::app::TestApp;
+use common::helm::helm_bin;
 use common::sse::SseStream;
 
 /// Generous: only guards against a hung test.
 const SAFETY_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The helm binary under test: `HELM_BIN`, else `helm` on PATH; fails with how to install it.
-pub fn helm_bin() -> PathBuf {
-    let bin = std::env::var_os("HELM_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("helm"));
-    let works = std::process::Command::new(&bin)
-        .arg("version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    assert!(
-        works,
-        "these tests need the real helm: install it (scripts/install-helm, or \
-         https://helm.sh/docs/intro/install/) or point HELM_BIN at it"
-    );
-    bin
-}
 
 /// A kubeconfig whose only cluster is `server`, in a directory of its own.
 pub fn kubeconfig(dir: &std::path::Path, server: &str) -> PathBuf {
