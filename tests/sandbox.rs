@@ -191,11 +191,76 @@ async fn sandbox_without_helm_fetches_the_pinned_one_runs_a_web_deploy_and_stops
     );
 
     let client = reqwest::Client::new();
+    // The banner's example, as a user pastes it: a namespace that helm creates.
+    let deploy = deploy_to_the_end(&client, &url, &token, &example).await;
+    assert_eq!(deploy["status"], "succeeded", "{deploy}");
+    assert_eq!(deploy["namespace"], example["namespace"]);
+
+    // The crashloop demo fails, and its report shows what the crashed container logged.
+    let crashloop = serde_json::json!({
+        "release": "crashloop", "namespace": "demo", "chart": {"path": "crashloop"},
+    });
+    let deploy = deploy_to_the_end(&client, &url, &token, &crashloop).await;
+    assert_eq!(deploy["status"], "failed", "{deploy}");
+    assert_eq!(deploy["verdict"]["reason"], "CrashLoopBackOff", "{deploy}");
+    let events: Value = client
+        .get(format!(
+            "{url}/v1/deploys/{}/events?limit=1000",
+            deploy["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&token)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("GET the events")
+        .json()
+        .await
+        .expect("JSON events");
+    let report = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|event| event["type"] == "report")
+        .unwrap_or_else(|| panic!("no report event: {events}"));
+    let logged = report["data"]["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .flat_map(|resource| resource["failure"]["evidence"]["log_lines"].as_array())
+        .flatten()
+        .any(|line| {
+            line.as_str()
+                .is_some_and(|line| line.contains("DATABASE_HOST is not set"))
+        });
+    assert!(
+        logged,
+        "the report shows the crashed container's log: {report}"
+    );
+    assert!(
+        data_dir.join("kubeconfig").is_file(),
+        "the sandbox writes a kubeconfig"
+    );
+
+    let status = sandbox.terminate();
+    assert!(status.success(), "the sandbox exited with {status}");
+    assert_eq!(
+        postgres_processes_for(&data_dir),
+        Vec::<String>::new(),
+        "PostgreSQL processes remain"
+    );
+}
+
+/// Submits `body` and polls the deploy until it ends; returns it.
+async fn deploy_to_the_end(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &Value,
+) -> Value {
     let accepted: Value = client
         .post(format!("{url}/v1/deploys"))
-        .bearer_auth(&token)
-        // The banner's example, as a user pastes it: a namespace that helm creates.
-        .json(&example)
+        .bearer_auth(token)
+        .json(body)
         .send()
         .await
         .expect("POST /v1/deploys")
@@ -209,10 +274,10 @@ async fn sandbox_without_helm_fetches_the_pinned_one_runs_a_web_deploy_and_stops
         accepted["links"]["self"].as_str().expect("self link")
     );
     let deadline = Instant::now() + SAFETY_TIMEOUT;
-    let deploy = loop {
+    loop {
         let deploy: Value = client
             .get(&deploy_url)
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .send()
             .await
             .expect("GET the deploy")
@@ -220,25 +285,11 @@ async fn sandbox_without_helm_fetches_the_pinned_one_runs_a_web_deploy_and_stops
             .await
             .expect("JSON deploy");
         match deploy["status"].as_str() {
-            Some("succeeded" | "failed" | "cancelled" | "rolled_back") => break deploy,
+            Some("succeeded" | "failed" | "cancelled") => return deploy,
             _ if Instant::now() > deadline => panic!("the deploy did not finish: {deploy}"),
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
-    };
-    assert_eq!(deploy["status"], "succeeded", "{deploy}");
-    assert_eq!(deploy["namespace"], example["namespace"]);
-    assert!(
-        data_dir.join("kubeconfig").is_file(),
-        "the sandbox writes a kubeconfig"
-    );
-
-    let status = sandbox.terminate();
-    assert!(status.success(), "the sandbox exited with {status}");
-    assert_eq!(
-        postgres_processes_for(&data_dir),
-        Vec::<String>::new(),
-        "PostgreSQL processes remain"
-    );
+    }
 }
 
 /// The postmaster pid that `data_dir`'s server recorded (first line of `postmaster.pid`).
