@@ -78,7 +78,8 @@ async fn start_tasks(
     );
     let relay = listener::listen(&events).await?;
     tasks.spawn(listener::relay(events.clone(), relay));
-    let helm = Arc::new(Helm::new(config.helm.clone()));
+    let reporter = store::reporter::spawn(&pool, &tasks, shutdown.clone()).await;
+    let helm = Arc::new(Helm::new(config.helm.clone(), metrics.helm.clone()));
     let catalog = Arc::new(ChartCatalog::new(config.chart_dir.clone()));
     let secrets = Arc::new(SecretStash::default());
     if let Some(options) = config.runner {
@@ -86,9 +87,10 @@ async fn start_tasks(
             events: events.clone(),
             helm: helm.clone(),
             catalog: catalog.clone(),
-            clusters: Clusters::new(config.helm.kubeconfig.clone()),
+            clusters: Clusters::new(config.helm.kubeconfig.clone(), metrics.watches.clone()),
             secrets: secrets.clone(),
             custom_resources: config.custom_resources,
+            metrics: metrics.deploys.clone(),
             tasks: tasks.clone(),
             shutdown: shutdown.clone(),
         };
@@ -99,6 +101,7 @@ async fn start_tasks(
         pool,
         events,
         metrics,
+        reporter,
         catalog,
         secrets,
         helm,

@@ -13,6 +13,7 @@ use crate::domain::chart::ChartCatalog;
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::ServerKey;
 use crate::runner::{Helm, SecretStash};
+use crate::store::reporter::ReporterRole;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct ApiState {
     pub auth: Arc<Authenticator>,
     pub catalog: Arc<ChartCatalog>,
     pub metrics: Arc<Metrics>,
+    /// Whether this replica exports the figures read from the database.
+    pub reporter: ReporterRole,
     /// Secret values of accepted deploys, handed to the runner in memory.
     pub secrets: Arc<SecretStash>,
     /// `?dry_run=true` renders with helm.

@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -19,6 +20,7 @@ use crate::domain::chart::{ChartCatalog, ChartSource};
 use crate::domain::deploy::SecretValues;
 use crate::domain::release::ReleaseId;
 use crate::domain::verdict::VerdictReason;
+use crate::telemetry::HelmMetrics;
 
 /// The helm binary run unless configured otherwise: `helm` on `PATH`.
 pub const DEFAULT_HELM_BIN: &str = "helm";
@@ -411,11 +413,13 @@ impl ReleaseInfo {
 #[derive(Debug, Clone)]
 pub struct Helm {
     config: HelmConfig,
+    metrics: Arc<HelmMetrics>,
 }
 
 impl Helm {
-    pub fn new(config: HelmConfig) -> Self {
-        Helm { config }
+    /// `metrics` counts the processes and their durations.
+    pub fn new(config: HelmConfig, metrics: Arc<HelmMetrics>) -> Self {
+        Helm { config, metrics }
     }
 
     pub fn config(&self) -> &HelmConfig {
@@ -631,6 +635,7 @@ impl Helm {
         let command = invocation.command;
         let io = |source| HelmError::Io { command, source };
         let mut child = self.spawn(&invocation.args)?;
+        let _process = self.metrics.process(command);
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
         let deadline = tokio::time::Instant::now() + invocation.time_limit;

@@ -13,6 +13,7 @@ mod jobs;
 mod kubeconfigs;
 mod leases;
 mod matrix;
+mod metrics;
 mod namespaces;
 mod pinned_helm;
 mod recovery;
