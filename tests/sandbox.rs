@@ -84,6 +84,14 @@ fn read_banner(child: &mut Child) -> Banner {
         .expect("the sandbox printed no url, token and example (see its log above)")
 }
 
+fn assert_no_postgres_left(dir: &Path) {
+    assert_eq!(
+        postgres_processes_for(dir),
+        Vec::<String>::new(),
+        "PostgreSQL processes remain"
+    );
+}
+
 fn postgres_processes_for(dir: &Path) -> Vec<String> {
     let dir = dir.to_string_lossy();
     std::fs::read_dir("/proc")
@@ -243,11 +251,7 @@ async fn sandbox_without_helm_fetches_the_pinned_one_runs_a_web_deploy_and_stops
 
     let status = sandbox.terminate();
     assert!(status.success(), "the sandbox exited with {status}");
-    assert_eq!(
-        postgres_processes_for(&data_dir),
-        Vec::<String>::new(),
-        "PostgreSQL processes remain"
-    );
+    assert_no_postgres_left(&data_dir);
 }
 
 /// Submits `body` and polls the deploy until it ends; returns it.
@@ -347,11 +351,7 @@ async fn a_sandbox_killed_with_sigkill_leaves_postgres_that_the_next_start_stops
 
     let status = sandbox.terminate();
     assert!(status.success(), "the sandbox exited with {status}");
-    assert_eq!(
-        postgres_processes_for(&data_dir),
-        Vec::<String>::new(),
-        "PostgreSQL processes remain"
-    );
+    assert_no_postgres_left(&data_dir);
 }
 
 /// A helm named explicitly but missing: the sandbox stops what it started and says, in one
@@ -388,9 +388,5 @@ fn sandbox_with_a_missing_helm_says_what_to_do_in_one_sentence() {
         !stderr.contains("WARN"),
         "stopping after a failed start warns about nothing: {stderr}"
     );
-    assert_eq!(
-        postgres_processes_for(&data_dir),
-        Vec::<String>::new(),
-        "PostgreSQL processes remain"
-    );
+    assert_no_postgres_left(&data_dir);
 }

@@ -17,6 +17,7 @@ mod metrics;
 mod namespaces;
 mod pinned_helm;
 mod recovery;
+mod rollcall_chart;
 mod scenarios;
 
 use std::path::PathBuf;
