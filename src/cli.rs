@@ -120,9 +120,7 @@ pub fn openapi_json() -> String {
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::telemetry::init(args.database.log_format);
     let config = Config::from_args(args)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = crate::startup::bind(config.listen).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     crate::startup::run(config, listener, shutdown).await?;

@@ -110,6 +110,8 @@ pub async fn run(args: SandboxArgs, shutdown: CancellationToken) -> anyhow::Resu
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&args.data_dir)
         .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
+    // First, so that a taken address stops the sandbox before it starts anything.
+    let listener = crate::startup::bind(args.listen).await?;
     let helm_bin = helm_binary(args.helm_bin, &data_dir).await?;
     let (database_url, postgres) = match args.database_url {
         Some(url) => (url, None),
@@ -144,9 +146,6 @@ pub async fn run(args: SandboxArgs, shutdown: CancellationToken) -> anyhow::Resu
         ..HelmConfig::new(helm_bin, Some(kubeconfig.clone()))
     };
     config.runner = Some(RunnerOptions::default());
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     config.listen = address;
 

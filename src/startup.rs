@@ -1,6 +1,7 @@
 //! Wiring: builds the API's state and the runner's context from the configuration, then serves
 //! until a graceful shutdown.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -38,6 +39,20 @@ pub enum StartupError {
     Serve(#[from] std::io::Error),
     #[error("cannot start the runner: {0}")]
     Runner(#[from] RunnerError),
+    #[error(
+        "cannot listen on {address} ({source}): set ROLLCALL_LISTEN (--listen) to a free address"
+    )]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Binds the API's address; the error says how to choose another one.
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| StartupError::Listen { address, source })
 }
 
 /// Connects, migrates, starts the event relay and (unless configured off) the runner; `shutdown`

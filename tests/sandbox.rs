@@ -383,21 +383,14 @@ async fn a_sandbox_killed_with_sigkill_leaves_postgres_that_the_next_start_stops
     assert_no_postgres_left(&data_dir);
 }
 
-/// A helm named explicitly but missing: the sandbox stops what it started and says, in one
-/// sentence without a repeated cause, what is missing and how to fix it.
-#[test]
-fn sandbox_with_a_missing_helm_says_what_to_do_in_one_sentence() {
-    let (_temp, data_dir) = sandbox_dir();
+/// `rollcall sandbox` with `args`, which must fail to start: its last line on stderr, after
+/// checking that it stopped what it had started and warned about nothing.
+fn failed_start(data_dir: &Path, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .args([
-            "sandbox",
-            "--listen",
-            "127.0.0.1:0",
-            "--helm-bin",
-            "/nonexistent/helm",
-        ])
+        .arg("sandbox")
+        .args(args)
         .arg("--data-dir")
-        .arg(&data_dir)
+        .arg(data_dir)
         .env_remove("DATABASE_URL")
         .env_remove("ROLLCALL_LISTEN")
         .stdin(Stdio::null())
@@ -405,17 +398,43 @@ fn sandbox_with_a_missing_helm_says_what_to_do_in_one_sentence() {
         .expect("run rollcall sandbox");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
-    let last = stderr.lines().last().unwrap_or_default();
-    assert_eq!(
-        last,
-        "rollcall: cannot start the runner: helm was not found at /nonexistent/helm: set HELM_BIN \
-         (--helm-bin) to a helm v4 or v3 binary, or install the pinned one with scripts/install-helm \
-         from rollcall's repository",
-        "{stderr}"
-    );
     assert!(
         !stderr.contains("WARN"),
         "stopping after a failed start warns about nothing: {stderr}"
     );
-    assert_no_postgres_left(&data_dir);
+    assert_no_postgres_left(data_dir);
+    stderr.lines().last().unwrap_or_default().to_owned()
+}
+
+/// A helm named explicitly but missing: the sandbox stops what it started and says, in one
+/// sentence without a repeated cause, what is missing and how to fix it.
+#[test]
+fn sandbox_with_a_missing_helm_says_what_to_do_in_one_sentence() {
+    let (_temp, data_dir) = sandbox_dir();
+    let last = failed_start(
+        &data_dir,
+        &["--listen", "127.0.0.1:0", "--helm-bin", "/nonexistent/helm"],
+    );
+    assert_eq!(
+        last,
+        "rollcall: cannot start the runner: helm was not found at /nonexistent/helm: set HELM_BIN \
+         (--helm-bin) to a helm v4 or v3 binary, or install the pinned one with scripts/install-helm \
+         from rollcall's repository"
+    );
+}
+
+/// An address in use: one sentence naming the address, the cause once, and the variable.
+#[test]
+fn sandbox_on_a_taken_address_says_what_to_do_in_one_sentence() {
+    let (_temp, data_dir) = sandbox_dir();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+    let last = failed_start(&data_dir, &["--listen", &address]);
+    assert_eq!(
+        last,
+        format!(
+            "rollcall: cannot listen on {address} (Address already in use (os error 98)): set \
+             ROLLCALL_LISTEN (--listen) to a free address"
+        )
+    );
 }
