@@ -1,6 +1,7 @@
 //! The Helm chart that installs rollcall (`deploy/helm/rollcall`): the real helm lints it and
 //! renders it with its default values and with others, and its values schema refuses what
-//! rollcall would not run with. What operators rely on is asserted in the rendered objects.
+//! rollcall would not run with. What operators rely on is asserted in the rendered objects and in
+//! the NOTES helm prints.
 //! (Installing it onto kubesim, tracked by rollcall itself: `tests/runner/rollcall_chart.rs`.)
 
 #[path = "common/mod.rs"]
@@ -9,6 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use base64::Engine as _;
 use serde_json::Value;
 
 fn chart() -> PathBuf {
@@ -150,6 +152,14 @@ fn default_values_render_two_replicas_with_probes_least_privilege_and_a_generate
         56,
         "40 random characters, base64-encoded: {token}"
     );
+    let sealing_key = secret["data"]["ROLLCALL_SECRET_KEY"]
+        .as_str()
+        .and_then(|key| base64::engine::general_purpose::STANDARD.decode(key).ok())
+        .expect("a sealing key");
+    rollcall::domain::sealing::ServerKey::parse(
+        std::str::from_utf8(&sealing_key).expect("a text key"),
+    )
+    .expect("the generated sealing key is one rollcall accepts");
     assert!(
         secret["data"].get("DATABASE_URL").is_none(),
         "no connection string is made up"
@@ -282,4 +292,51 @@ fn values_the_schema_refuses_name_what_is_wrong() {
         let refused = run_helm(&["template", "rc"], Some(values)).expect_err(values);
         assert!(refused.contains(named), "{values}: {refused}");
     }
+}
+
+/// What `helm install` prints after installing: NOTES.txt, rendered with `values`.
+fn notes(values: Option<&str>) -> String {
+    let printed = run_helm(
+        &["install", "rc", "--namespace", "ops", "--dry-run=client"],
+        values,
+    )
+    .unwrap_or_else(|error| panic!("helm install --dry-run failed: {error}"));
+    let (_, notes) = printed
+        .split_once("NOTES:\n")
+        .unwrap_or_else(|| panic!("no NOTES: {printed}"));
+    notes.to_owned()
+}
+
+#[test]
+fn notes_say_how_to_reach_the_api_and_warn_without_a_database() {
+    let without_database = notes(None);
+    for expected in [
+        "kubectl --namespace ops port-forward service/rc-rollcall 8080:8080",
+        "get secret rc-rollcall -o jsonpath='{.data.ROLLCALL_ADMIN_TOKEN}'",
+        "rollcall deploy web -n prod",
+        "WARNING: database.url is not set",
+    ] {
+        assert!(
+            without_database.contains(expected),
+            "{expected:?} in {without_database}"
+        );
+    }
+    let scoped = notes(Some(
+        "database: {url: postgres://rollcall:pw@db:5432/rollcall}\n\
+         rbac: {scope: namespaces, namespaces: [team-a, team-b]}\n\
+         existingSecret: rollcall-credentials\n",
+    ));
+    assert!(!scoped.contains("WARNING"), "{scoped}");
+    assert!(
+        scoped.contains("get secret rollcall-credentials "),
+        "{scoped}"
+    );
+    assert!(
+        scoped.contains("rollcall may deploy only to: team-a, team-b."),
+        "{scoped}"
+    );
+    assert!(
+        !scoped.contains("pw@db"),
+        "NOTES never print secrets: {scoped}"
+    );
 }

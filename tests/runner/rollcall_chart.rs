@@ -1,8 +1,10 @@
 //! rollcall deploying rollcall: its own chart (`deploy/helm/rollcall`) installed onto kubesim by
 //! the real helm, tracked by rollcall to `succeeded`, every object of the chart followed; the
-//! connection string and admin token go in as secret values and come out nowhere.
+//! connection string and admin token go in as secret values and come out nowhere; an upgrade that
+//! does not give them keeps the admin token and the generated sealing key of the install.
 
-use serde_json::json;
+use kubesim::store::SECRETS;
+use serde_json::{Value, json};
 
 use super::scenarios::setup;
 
@@ -48,5 +50,34 @@ async fn rollcall_installs_its_own_chart_and_tracks_it_to_success() {
     for secret in [PASSWORD, ADMIN_TOKEN] {
         assert!(!recorded.contains(secret), "{secret} was recorded");
     }
+    let installed = secret_data(&setup);
+
+    let upgraded = setup
+        .deploy(&json!({
+            "release": "rollcall",
+            "namespace": "rollcall-system",
+            "chart": {"path": "rollcall"},
+            "secret_values": {
+                "database": {"url": format!("postgres://rollcall:{PASSWORD}@postgres:5432/rollcall")},
+            },
+            "timeout": "120s",
+        }))
+        .await;
+    assert_eq!(upgraded.status(), "succeeded", "{}", upgraded.explain());
+    let kept = secret_data(&setup);
+    for key in ["ROLLCALL_ADMIN_TOKEN", "ROLLCALL_SECRET_KEY"] {
+        assert!(installed[key].is_string(), "{key} in {installed}");
+        assert_eq!(kept[key], installed[key], "{key} changed on upgrade");
+    }
     setup.shutdown().await;
+}
+
+/// The data of the chart's Secret as the cluster holds it (base64 values).
+fn secret_data(setup: &super::scenarios::Setup) -> Value {
+    setup
+        .cluster
+        .store()
+        .get(&SECRETS, Some("rollcall-system"), "rollcall")
+        .expect("the chart's Secret")["data"]
+        .clone()
 }

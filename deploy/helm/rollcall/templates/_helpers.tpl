@@ -67,3 +67,15 @@ then what helm needs on the kinds the deployed charts install (rbac.deployedReso
   {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+A value of the Secret, base64-encoded: the given one, else the one the installed Secret holds (so
+that an upgrade keeps what an earlier install generated), else the generated one.
+*/}}
+{{- define "rollcall.keptSecret" -}}
+{{- $value := .given }}
+{{- if and (not $value) .existing }}
+{{- $value = index .existing.data .key | default "" | b64dec }}
+{{- end }}
+{{- default .generated $value | b64enc | quote }}
+{{- end }}
