@@ -299,7 +299,7 @@ async fn the_images_serve_and_run_the_sandbox_as_a_non_root_user_and_deploy() {
         "10001"
     );
     let web = json!({"release": "web", "namespace": "default", "chart": {"path": "web"}});
-    let deploy = serve.deploy_to_the_end(&url, token, &web).await;
+    let deploy = common::remote::deploy_to_the_end(&url, token, &web).await;
     assert_eq!(deploy["status"], "succeeded", "{deploy}\n{}", serve.logs());
     serve.stop_cleanly("rollcall stopped");
     cluster.shutdown().await;
@@ -405,46 +405,6 @@ impl<'a> Container<'a> {
                 self.logs()
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// Submits `body` and polls the deploy until it ends; returns it.
-    async fn deploy_to_the_end(&self, url: &str, token: &str, body: &Value) -> Value {
-        let client = reqwest::Client::new();
-        let accepted: Value = client
-            .post(format!("{url}/v1/deploys"))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("POST /v1/deploys")
-            .json()
-            .await
-            .expect("JSON answer");
-        let deploy_url = format!(
-            "{url}{}",
-            accepted["links"]["self"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{accepted}"))
-        );
-        let deadline = Instant::now() + SAFETY_TIMEOUT;
-        loop {
-            let deploy: Value = client
-                .get(&deploy_url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("GET the deploy")
-                .json()
-                .await
-                .expect("JSON deploy");
-            match deploy["status"].as_str() {
-                Some("succeeded" | "failed" | "cancelled") => return deploy,
-                _ if Instant::now() > deadline => {
-                    panic!("the deploy did not end: {deploy}\n{}", self.logs())
-                }
-                _ => tokio::time::sleep(Duration::from_millis(250)).await,
-            }
         }
     }
 

@@ -2,6 +2,9 @@
 //! private PostgreSQL, kubesim and the server, runs a deploy of the demo `web` chart to success,
 //! and stops everything on SIGTERM; what it says when it cannot start.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,6 +13,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use common::remote::deploy_to_the_end;
 
 const SAFETY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -209,7 +214,7 @@ async fn sandbox_without_helm_fetches_the_pinned_one_runs_a_web_deploy_and_stops
 
     let client = reqwest::Client::new();
     // The banner's example, as a user pastes it: a namespace that helm creates.
-    let deploy = deploy_to_the_end(&client, &url, &token, &example).await;
+    let deploy = deploy_to_the_end(&url, &token, &example).await;
     assert_eq!(deploy["status"], "succeeded", "{deploy}");
     assert_eq!(deploy["namespace"], example["namespace"]);
 
@@ -217,7 +222,7 @@ async fn sandbox_without_helm_fetches_the_pinned_one_runs_a_web_deploy_and_stops
     let crashloop = serde_json::json!({
         "release": "crashloop", "namespace": "demo", "chart": {"path": "crashloop"},
     });
-    let deploy = deploy_to_the_end(&client, &url, &token, &crashloop).await;
+    let deploy = deploy_to_the_end(&url, &token, &crashloop).await;
     assert_eq!(deploy["status"], "failed", "{deploy}");
     assert_eq!(deploy["verdict"]["reason"], "CrashLoopBackOff", "{deploy}");
     let events: Value = client
@@ -281,48 +286,6 @@ async fn sandbox_without_helm_fetches_the_pinned_one_runs_a_web_deploy_and_stops
     let status = sandbox.terminate();
     assert!(status.success(), "the sandbox exited with {status}");
     assert_no_postgres_left(&data_dir);
-}
-
-/// Submits `body` and polls the deploy until it ends; returns it.
-async fn deploy_to_the_end(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    body: &Value,
-) -> Value {
-    let accepted: Value = client
-        .post(format!("{url}/v1/deploys"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("POST /v1/deploys")
-        .error_for_status()
-        .expect("deploy accepted")
-        .json()
-        .await
-        .expect("JSON answer");
-    let deploy_url = format!(
-        "{url}{}",
-        accepted["links"]["self"].as_str().expect("self link")
-    );
-    let deadline = Instant::now() + SAFETY_TIMEOUT;
-    loop {
-        let deploy: Value = client
-            .get(&deploy_url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET the deploy")
-            .json()
-            .await
-            .expect("JSON deploy");
-        match deploy["status"].as_str() {
-            Some("succeeded" | "failed" | "cancelled") => return deploy,
-            _ if Instant::now() > deadline => panic!("the deploy did not finish: {deploy}"),
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
 }
 
 /// The postmaster pid that `data_dir`'s server recorded (first line of `postmaster.pid`).

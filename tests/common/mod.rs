@@ -7,6 +7,7 @@ pub mod app;
 pub mod charts;
 pub mod helm;
 pub mod postgres;
+pub mod remote;
 pub mod runner;
 pub mod serve;
 pub mod sse;
