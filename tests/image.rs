@@ -4,8 +4,10 @@
 //! - its runtime image, built by podman (runc) on a Debian base bootstrapped by mmdebstrap, from
 //!   this build's rollcall binary (`--build-arg ROLLCALL_BINARY`; no Rust toolchain can be fetched
 //!   into a build stage here) and with helm installed the pinned, hash-checked way, runs `rollcall
-//!   serve` as a non-root user against the test PostgreSQL and a kubesim: `/readyz` answers, its
-//!   HEALTHCHECK passes, a deploy succeeds, SIGTERM stops it cleanly;
+//!   serve` as a non-root user (read-only root, /tmp writable, no capabilities, as the Helm chart
+//!   runs it) against the test PostgreSQL and a kubesim: `/readyz` answers, its HEALTHCHECK
+//!   passes, a deploy succeeds, SIGTERM stops it cleanly; the sandbox target runs the client
+//!   command its banner prints, inside its container, to success;
 //! - `docker-compose config` accepts docker-compose.yml, with and without the sandbox profile,
 //!   whose ports do not clash with the default services'.
 //!
@@ -288,6 +290,11 @@ async fn the_images_serve_and_run_the_sandbox_as_a_non_root_user_and_deploy() {
             "--env=ROLLCALL_CHART_DIR=/charts".to_owned(),
             volume(&kubeconfig, "/etc/rollcall/kubeconfig"),
             volume(&catalog, "/charts"),
+            // As the Helm chart runs it: a read-only root, /tmp writable, no capabilities.
+            "--read-only".to_owned(),
+            "--tmpfs=/tmp".to_owned(),
+            "--cap-drop=ALL".to_owned(),
+            "--security-opt=no-new-privileges".to_owned(),
         ],
         "localhost/rollcall:test",
     );
