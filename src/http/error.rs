@@ -178,6 +178,10 @@ impl From<StoreError> for ApiError {
                 ),
                 blocking_deploy_id: Some(blocking),
             },
+            StoreError::HookExists(name) => ApiError::Conflict {
+                detail: format!("a hook named {name} already exists"),
+                blocking_deploy_id: None,
+            },
             StoreError::IdempotencyKeyUsed => ApiError::Unprocessable {
                 detail: "the Idempotency-Key was already used with another request".into(),
                 errors: Vec::new(),

@@ -4,6 +4,7 @@ pub mod deploy_events;
 pub mod deploys;
 pub mod idempotency;
 pub mod tokens;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub enum StoreError {
     QueueRejected { blocking: Uuid },
     #[error("the Idempotency-Key was already used")]
     IdempotencyKeyUsed,
+    #[error("a hook named {0} already exists")]
+    HookExists(String),
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
