@@ -34,6 +34,12 @@ pub const RELEASE_HISTORY: PageSize = PageSize {
     max: 200,
 };
 
+/// `GET /v1/hooks/{name}/deliveries`.
+pub const HOOK_DELIVERIES: PageSize = PageSize {
+    default: 50,
+    max: 200,
+};
+
 /// The cursor of the page after the item with this id.
 pub fn encode_cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
@@ -119,6 +125,7 @@ mod tests {
             ("/v1/deploys", DEPLOYS),
             ("/v1/deploys/{id}/events", DEPLOY_EVENTS),
             ("/v1/releases/{namespace}/{release}", RELEASE_HISTORY),
+            ("/v1/hooks/{name}/deliveries", HOOK_DELIVERIES),
         ] {
             let parameters = document["paths"][path]["get"]["parameters"]
                 .as_array()

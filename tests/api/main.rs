@@ -7,6 +7,7 @@ mod auth;
 mod cancel;
 mod create;
 mod events;
+mod hooks;
 mod list;
 mod openapi;
 mod operations;

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod charts;
+pub mod hooks;
 pub mod postgres;
 pub mod serve;
 pub mod sse;
