@@ -24,7 +24,6 @@ use super::json::{Query, parse_json};
 use super::page;
 use super::state::ApiState;
 use super::webhooks::{hook_for_delivery, require_hook};
-use crate::domain::FieldError;
 use crate::domain::deploy::NewDeploy;
 use crate::domain::webhooks::delivery::Received;
 use crate::domain::webhooks::{Decision, DeliveryOutcome, HookDefinition};
@@ -177,15 +176,25 @@ async fn deliver(
         .map_err(|_| Refused::new(DeliveryOutcome::Unauthorized, ApiError::SignatureUnverified))?;
     let payload =
         payload(headers, &body).map_err(|error| Refused::new(DeliveryOutcome::Malformed, error))?;
-    let received = Received::read(hook.provider, headers, payload).map_err(|message| {
+    let received = Received::read(hook.provider, headers, payload).map_err(|error| {
         Refused::new(
             DeliveryOutcome::Malformed,
             ApiError::BadRequest {
-                detail: message.clone(),
-                errors: vec![FieldError::new("delivery id", message)],
+                detail: "the delivery has no usable id".into(),
+                errors: vec![error],
             },
         )
     })?;
+    answer(state, hook, &received).await
+}
+
+/// Answers a verified delivery: with the deploy an earlier delivery of the same id queued, or by
+/// what the hook decides, recording the delivery either way.
+async fn answer(
+    state: &ApiState,
+    hook: &HookDefinition,
+    received: &Received,
+) -> Result<(DeliveryOutcome, Response), Refused> {
     let name = hook.name.as_str();
     if let Some(deploy_id) = webhooks::redelivered(&state.pool, name, &received.delivery_id).await?
     {
@@ -198,7 +207,7 @@ async fn deliver(
         git_ref: received.facts.git_ref.as_deref(),
         commit: received.facts.commit.as_deref(),
     };
-    let new = match hook.decide(&received) {
+    let new = match hook.decide(received) {
         Ok(Decision::Ping) => {
             webhooks::record(&state.pool, &delivery, DeliveryOutcome::Ping, "").await?;
             let pong = DeliveryPong {

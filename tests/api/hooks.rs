@@ -772,3 +772,35 @@ async fn without_a_server_key_the_admin_api_refuses_to_store_secrets() {
         json!({"items": []})
     );
 }
+
+#[tokio::test]
+async fn verified_but_unreadable_deliveries_are_400_naming_what_is_missing() {
+    let app = app_with_key().await;
+    create_hook(&app, &web_push_hook()).await;
+    let push = bytes(&github_push("refs/heads/main", PUSHED_COMMIT));
+    let (status, problem, _) = send(
+        app.client
+            .post(app.url("/v1/hooks/web-push"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header(
+                "x-hub-signature-256",
+                github_signature(GITHUB_SECRET, &push),
+            )
+            .body(push.clone()),
+    )
+    .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "x-github-delivery");
+    let (status, problem, _) = push_to(&app, "d-text", b"{\"ref\": ").await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed JSON at line 1"),
+        "{problem}"
+    );
+    assert_eq!(count(&app, "webhook_deliveries").await, 0);
+    assert_eq!(metric(&app.metrics().await, "web-push", "malformed"), 2);
+}

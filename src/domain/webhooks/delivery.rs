@@ -7,6 +7,7 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::Provider;
+use crate::domain::FieldError;
 
 pub const GITHUB_EVENT: &str = "x-github-event";
 pub const GITHUB_DELIVERY: &str = "x-github-delivery";
@@ -47,8 +48,8 @@ impl Provider {
         }
     }
 
-    /// The header that carries a delivery's id, or why there is none.
-    pub fn delivery_id(self, headers: &HeaderMap) -> Result<String, String> {
+    /// The header that carries a delivery's id, or the error naming it.
+    pub fn delivery_id(self, headers: &HeaderMap) -> Result<String, FieldError> {
         let names: &[&str] = match self {
             Provider::Github => &[GITHUB_DELIVERY],
             Provider::Gitlab => &[GITLAB_IDEMPOTENCY_KEY, GITLAB_EVENT_UUID],
@@ -61,9 +62,11 @@ impl Provider {
             .filter(|id| !id.is_empty() && id.len() <= MAX_DELIVERY_ID_LEN)
             .map(str::to_owned)
             .ok_or_else(|| {
-                format!(
-                    "the delivery id ({}) is missing or longer than {MAX_DELIVERY_ID_LEN} characters",
-                    names.join(" or ")
+                FieldError::new(
+                    names.join(" or "),
+                    format!(
+                        "the delivery id: missing, or longer than {MAX_DELIVERY_ID_LEN} characters"
+                    ),
                 )
             })
     }
@@ -90,7 +93,11 @@ pub struct Received {
 
 impl Received {
     /// Reads a verified delivery's headers and parsed payload; fails when it has no usable id.
-    pub fn read(provider: Provider, headers: &HeaderMap, payload: Value) -> Result<Self, String> {
+    pub fn read(
+        provider: Provider,
+        headers: &HeaderMap,
+        payload: Value,
+    ) -> Result<Self, FieldError> {
         let delivery_id = provider.delivery_id(headers)?;
         let event = provider.event(headers, &payload);
         let facts = EventFacts::read(provider, &event, &payload);
@@ -222,7 +229,7 @@ mod tests {
         headers.insert(GITLAB_IDEMPOTENCY_KEY, HeaderValue::from_static("key-1"));
         assert_eq!(Provider::Gitlab.delivery_id(&headers).unwrap(), "key-1");
         let missing = Provider::Github.delivery_id(&headers).unwrap_err();
-        assert!(missing.contains("x-github-delivery"), "{missing}");
+        assert_eq!(missing.field, "x-github-delivery");
         headers.insert(
             STANDARD_ID,
             HeaderValue::from_str(&"x".repeat(256)).unwrap(),
