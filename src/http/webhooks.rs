@@ -16,6 +16,7 @@ use super::error::{ApiError, Problem};
 use super::json::{Json, JsonBytes, parse_json};
 use super::state::ApiState;
 use crate::domain::FieldError;
+use crate::domain::names::HookName;
 use crate::domain::sealing::ServerKey;
 use crate::domain::webhooks::{HookDefinition, HookSpec};
 use crate::store::webhooks::{self, StoredHook};
@@ -158,11 +159,22 @@ pub async fn require_hook(state: &ApiState, name: &str) -> Result<(), ApiError> 
     }
 }
 
+/// A 422 that names the hook (as written, cut to a name's length) beside its invalid fields.
+fn invalid_hook(name: &str, errors: Vec<FieldError>) -> ApiError {
+    let name: String = name.chars().take(HookName::MAX_LEN).collect();
+    ApiError::Unprocessable {
+        detail: format!("hook {name:?} has invalid fields"),
+        errors,
+    }
+}
+
 /// A definition as the API accepts it: checked whole, its target as a deploy would be.
 fn checked(state: &ApiState, spec: HookSpec, secret: String) -> Result<HookDefinition, ApiError> {
-    let hook = HookDefinition::parse(spec, secret, "secret").map_err(ApiError::invalid_fields)?;
+    let name = spec.name.clone();
+    let hook = HookDefinition::parse(spec, secret, "secret")
+        .map_err(|errors| invalid_hook(&name, errors))?;
     hook.check_target(&state.catalog)
-        .map_err(ApiError::invalid_fields)?;
+        .map_err(|errors| invalid_hook(&name, errors))?;
     Ok(hook)
 }
 
@@ -186,8 +198,8 @@ async fn create_hook(
     let key = server_key(&state)?;
     let secret = spec
         .take_inline_secret()
-        .map_err(ApiError::invalid_fields)?
-        .ok_or_else(|| ApiError::invalid_fields(vec![FieldError::new("secret", "is required")]))?;
+        .map_err(|errors| invalid_hook(&spec.name, errors))?
+        .ok_or_else(|| invalid_hook(&spec.name, vec![FieldError::new("secret", "is required")]))?;
     let hook = checked(&state, spec, secret)?;
     let name = hook.name.as_str();
     if configured(&state, name).is_some() {
@@ -278,19 +290,25 @@ async fn update_hook(
     let key = server_key(&state)?;
     let patch: serde_json::Value = body.parse()?;
     if !patch.is_object() {
-        return Err(ApiError::invalid_fields(vec![FieldError::new(
-            "",
-            "a merge patch of a hook is a JSON object",
-        )]));
+        return Err(invalid_hook(
+            &name,
+            vec![FieldError::new(
+                "",
+                "a merge patch of a hook is a JSON object",
+            )],
+        ));
     }
     if patch
         .get("name")
         .is_some_and(|patched| patched != name.as_str())
     {
-        return Err(ApiError::invalid_fields(vec![FieldError::new(
-            "name",
-            "cannot be changed: it is the hook's URL (create a new hook instead)",
-        )]));
+        return Err(invalid_hook(
+            &name,
+            vec![FieldError::new(
+                "name",
+                "cannot be changed: it is the hook's URL (create a new hook instead)",
+            )],
+        ));
     }
     let stored = webhooks::get(&state.pool, &name)
         .await?
@@ -301,7 +319,7 @@ async fn update_hook(
     let mut spec: HookSpec = parse_json(&bytes)?;
     let new_secret = spec
         .take_inline_secret()
-        .map_err(ApiError::invalid_fields)?;
+        .map_err(|errors| invalid_hook(&name, errors))?;
     let secret = match &new_secret {
         Some(secret) => secret.clone(),
         None => key

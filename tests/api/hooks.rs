@@ -11,7 +11,7 @@ use crate::common::app::{Answer, TestApp, spawn_app, spawn_app_on, spawn_app_wit
 use crate::common::hooks::{
     GITHUB_SECRET, GITLAB_TOKEN, PUSHED_COMMIT, SERVER_KEY, STANDARD_SECRET, fixture,
     github_branch_deletion, github_delivery, github_push, github_signature, github_unsigned,
-    gitlab_delivery, standard_delivery, unix_now,
+    gitlab_delivery, metric, standard_delivery, unix_now,
 };
 
 fn with_server_key(config: &mut Config) {
@@ -99,14 +99,6 @@ async fn patch_hook(app: &TestApp, patch: Value) -> (u16, Value, reqwest::header
 
 fn bytes(payload: &Value) -> Vec<u8> {
     serde_json::to_vec(payload).expect("JSON")
-}
-
-fn metric(text: &str, hook: &str, outcome: &str) -> u64 {
-    let prefix =
-        format!("rollcall_hook_deliveries_total{{hook=\"{hook}\",outcome=\"{outcome}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .map_or(0, |count| count.parse().expect("a count"))
 }
 
 #[tokio::test]
@@ -472,14 +464,10 @@ async fn generic_senders_sign_the_standard_webhooks_way_and_old_signatures_are_r
         &json!({"type": "image.pushed", "tag": "1.4.2", "chart_version": "2.0.1", "ref": "refs/tags/v1.4.2"}),
     );
     let now = unix_now();
-    let (status, accepted, _) = send(standard_delivery(
-        &app,
-        "registry",
-        "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
-        now,
-        &body,
-    ))
-    .await;
+    let deliver = |id: &'static str, timestamp: i64, body: &[u8]| {
+        send(standard_delivery(&app, "registry", id, timestamp, body))
+    };
+    let (status, accepted, _) = deliver("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now, &body).await;
     assert_eq!(status, 202, "{accepted}");
     let deploy = app
         .deploy(accepted["id"].as_str().unwrap().parse().unwrap())
@@ -492,45 +480,16 @@ async fn generic_senders_sign_the_standard_webhooks_way_and_old_signatures_are_r
     assert_eq!(deploy["labels"]["rollcall.dev/ref"], "refs/tags/v1.4.2");
 
     // A delivery captured and replayed within the tolerance is the same delivery.
-    let (status, replayed, _) = send(standard_delivery(
-        &app,
-        "registry",
-        "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
-        now,
-        &body,
-    ))
-    .await;
+    let (status, replayed, _) = deliver("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now, &body).await;
     assert_eq!((status, &replayed["id"]), (202, &accepted["id"]));
     // Outside it, even a correct signature is refused.
-    let old = now - 10 * 60;
-    let (status, _, _) = send(standard_delivery(
-        &app,
-        "registry",
-        "msg_2KWPC0old",
-        old,
-        &body,
-    ))
-    .await;
+    let (status, _, _) = deliver("msg_2KWPC0old", now - 10 * 60, &body).await;
     assert_eq!(status, 401);
-    let (status, _, _) = send(standard_delivery(
-        &app,
-        "registry",
-        "msg_2KWPC0future",
-        now + 10 * 60,
-        &body,
-    ))
-    .await;
+    let (status, _, _) = deliver("msg_2KWPC0future", now + 10 * 60, &body).await;
     assert_eq!(status, 401);
     assert_eq!(count(&app, "deploys").await, 1);
     let other = bytes(&json!({"type": "image.deleted", "tag": "1.4.2", "chart_version": "2.0.1"}));
-    let (_, ignored, _) = send(standard_delivery(
-        &app,
-        "registry",
-        "msg_other",
-        now,
-        &other,
-    ))
-    .await;
+    let (_, ignored, _) = deliver("msg_other", now, &other).await;
     assert!(
         ignored["ignored"]
             .as_str()
@@ -719,6 +678,7 @@ async fn invalid_hooks_are_422_naming_each_field_and_nothing_is_stored() {
     hook["target"]["release"] = json!("Web");
     let (status, problem, _) = send(app.post("/v1/hooks", &app.admin_token).json(&hook)).await;
     assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["detail"], "hook \"web-push\" has invalid fields");
     let fields: Vec<&str> = problem["errors"]
         .as_array()
         .unwrap()

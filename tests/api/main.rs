@@ -8,6 +8,7 @@ mod cancel;
 mod create;
 mod events;
 mod hooks;
+mod hooks_serve;
 mod list;
 mod openapi;
 mod operations;

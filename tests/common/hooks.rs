@@ -125,3 +125,13 @@ pub fn standard_delivery(
 pub fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
+
+/// `rollcall_hook_deliveries_total` of `hook` and `outcome` in the Prometheus text `metrics`.
+pub fn metric(metrics: &str, hook: &str, outcome: &str) -> u64 {
+    let prefix =
+        format!("rollcall_hook_deliveries_total{{hook=\"{hook}\",outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |count| count.parse().expect("a count"))
+}
