@@ -8,6 +8,7 @@ use rollcall::domain::sealing::ServerKey;
 use serde_json::{Value, json};
 
 use crate::common::app::{Answer, TestApp, spawn_app, spawn_app_on, spawn_app_with};
+use crate::common::charts;
 use crate::common::hooks::{
     GITHUB_SECRET, GITLAB_TOKEN, PUSHED_COMMIT, SERVER_KEY, STANDARD_SECRET, fixture,
     github_branch_deletion, github_delivery, github_push, github_signature, github_unsigned,
@@ -763,4 +764,87 @@ async fn verified_but_unreadable_deliveries_are_400_naming_what_is_missing() {
     );
     assert_eq!(count(&app, "webhook_deliveries").await, 0);
     assert_eq!(metric(&app.metrics().await, "web-push", "malformed"), 2);
+}
+
+/// The `sh` blocks of the README's "Inbound webhooks" section, pointed at `base_url`.
+fn readme_hook_recipes(base_url: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("\n## ")
+        .find(|section| section.starts_with("Inbound webhooks"))
+        .expect("the README's Inbound webhooks section");
+    section
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("http://127.0.0.1:8080", base_url)
+}
+
+#[tokio::test]
+async fn the_readmes_curl_recipes_create_a_hook_and_sign_deliveries_it_accepts() {
+    for (tool, version) in [("openssl", "version"), ("curl", "--version")] {
+        let found = std::process::Command::new(tool)
+            .arg(version)
+            .output()
+            .is_ok_and(|output| output.status.success());
+        assert!(
+            found,
+            "the README's recipes need {tool}: apt-get install -y {tool}"
+        );
+    }
+    let app = spawn_app_with(|config| {
+        with_server_key(config);
+        config.chart_dir = Some(charts::catalog());
+    })
+    .await;
+    // The README's generic delivery goes to a `registry` hook, defined as it says.
+    create_hook(
+        &app,
+        &json!({
+            "name": "registry",
+            "provider": "generic",
+            "secret": STANDARD_SECRET,
+            "target": {"namespace": "prod", "release": "api", "chart": {"path": "web"}},
+            "values_from": {"/tag": "image.tag"},
+            "events": ["image.pushed"],
+        }),
+    )
+    .await;
+    let script = readme_hook_recipes(&app.url(""));
+    let output = tokio::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .env("ROLLCALL_TOKEN", &app.admin_token)
+        .output()
+        .await
+        .expect("run the README's recipes");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answers: Vec<Value> = serde_json::Deserializer::from_str(&stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|error| panic!("{error}: {stdout}"));
+    assert_eq!(answers.len(), 3, "{stdout}");
+    assert_eq!(
+        (&answers[0]["name"], &answers[0]["source"]),
+        (&json!("shop-push"), &json!("api")),
+        "{stdout}"
+    );
+    for (answer, release, tag) in [
+        (&answers[1], "shop", PUSHED_COMMIT),
+        (&answers[2], "api", "1.4.2"),
+    ] {
+        assert_eq!(answer["status"], "queued", "{stdout}");
+        let deploy = app
+            .deploy(answer["id"].as_str().unwrap().parse().unwrap())
+            .await;
+        assert_eq!(deploy["release"], release);
+        assert_eq!(deploy["values"]["image"]["tag"], tag);
+    }
 }
