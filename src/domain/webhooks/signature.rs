@@ -218,6 +218,21 @@ mod tests {
         format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
     }
 
+    /// The Standard Webhooks specification's published vector, so that this signer (and what it
+    /// checks the crate against) is the scheme itself.
+    #[test]
+    fn standard_webhooks_signer_reproduces_the_specifications_vector() {
+        assert_eq!(
+            standard_signature(
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                br#"{"test": 2432232314}"#
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
     #[test]
     fn standard_webhooks_signatures_verify_within_the_tolerance_only() {
         let text = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
