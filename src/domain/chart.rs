@@ -13,19 +13,14 @@ use super::FieldError;
 #[serde(deny_unknown_fields)]
 pub struct ChartSpec {
     /// A chart directory or archive relative to the server's chart catalog.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// A chart repository URL (`https://...`); needs `name` and `version`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub repo: Option<String>,
     /// The chart name in `repo`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// An OCI reference (`oci://registry/path/chart`); needs `version`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub oci: Option<String>,
     /// The chart version for `repo` and `oci` charts.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
 
