@@ -56,6 +56,14 @@ pub struct DeployDetail {
     #[serde(flatten)]
     pub deploy: Deploy,
     pub resources: Vec<ResourceState>,
+    pub permissions: DeployPermissions,
+}
+
+/// What the caller's token may do with this deploy, so that a page offers only what it allows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeployPermissions {
+    /// The token holds the `cancel` scope over the deploy's release.
+    pub cancel: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -408,7 +416,14 @@ async fn get_deploy(
 ) -> Result<axum::Json<DeployDetail>, ApiError> {
     let deploy = authorized_deploy(&state, &auth, &id, Scope::Read).await?;
     let resources = deploys::resources(&state.pool, deploy.id).await?;
-    Ok(axum::Json(DeployDetail { deploy, resources }))
+    let permissions = DeployPermissions {
+        cancel: auth.0.allows(Scope::Cancel, &deploy.release_id()),
+    };
+    Ok(axum::Json(DeployDetail {
+        deploy,
+        resources,
+        permissions,
+    }))
 }
 
 /// Cancel a deploy: a queued one is cancelled at once (200), a running one becomes `cancelling`

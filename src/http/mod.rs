@@ -1,5 +1,6 @@
 //! The HTTP API (DESIGN §3): one router per feature, problem JSON errors, bearer auth, OpenAPI.
 
+pub mod assets;
 pub mod auth;
 pub mod deploy_events;
 pub mod deploys;
@@ -11,6 +12,7 @@ pub mod page;
 pub mod releases;
 pub mod state;
 pub mod tokens;
+pub mod ui;
 pub mod webhook_deliveries;
 pub mod webhooks;
 
@@ -71,6 +73,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: ApiState) -> Router {
     let (api, openapi) = api_router().split_for_parts();
     api.merge(docs::router(openapi))
+        .merge(ui::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(
