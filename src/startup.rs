@@ -126,6 +126,7 @@ async fn start_tasks(
         },
         secret_key: config.secret_key,
         public_url: config.public_url,
+        configured_hooks: config.hooks.into(),
         shutdown,
     };
     Ok(api)

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod charts;
 pub mod helm;
+pub mod hooks;
 pub mod postgres;
 pub mod remote;
 pub mod runner;

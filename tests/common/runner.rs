@@ -8,7 +8,8 @@ use rollcall::config::Config;
 use rollcall::runner::{HelmConfig, RunnerOptions};
 
 use super::charts;
-use super::helm::helm_bin;
+// Re-exported: the runner tests reach the suite's helm through here too.
+pub use super::helm::helm_bin;
 
 /// Configures helm, the chart catalog and a runner with short leases.
 pub fn with_runner(config: &mut Config, kubeconfig: Option<PathBuf>, home: &Path) {
