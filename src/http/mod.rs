@@ -13,6 +13,8 @@ pub mod releases;
 pub mod state;
 pub mod tokens;
 pub mod ui;
+pub mod webhook_deliveries;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -46,6 +48,7 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
         (name = "events", description = "Deploy events as SSE or JSON pages"),
         (name = "releases", description = "Releases and their deploy history"),
         (name = "tokens", description = "API token administration"),
+        (name = "hooks", description = "Inbound webhooks: CI systems and registries start deploys"),
         (name = "operations", description = "Health, readiness, metrics")
     )
 )]
@@ -57,6 +60,8 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .merge(deploy_events::router())
         .merge(releases::router())
         .merge(tokens::router())
+        .merge(webhooks::router())
+        .merge(webhook_deliveries::router())
         .merge(health::router())
 }
 

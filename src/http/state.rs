@@ -12,7 +12,9 @@ use crate::bus::EventHub;
 use crate::domain::chart::ChartCatalog;
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::ServerKey;
+use crate::domain::webhooks::HookDefinition;
 use crate::runner::{Helm, SecretStash};
+use crate::store::reporter::ReporterRole;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -22,6 +24,8 @@ pub struct ApiState {
     pub auth: Arc<Authenticator>,
     pub catalog: Arc<ChartCatalog>,
     pub metrics: Arc<Metrics>,
+    /// Whether this replica exports the figures read from the database.
+    pub reporter: ReporterRole,
     /// Secret values of accepted deploys, handed to the runner in memory.
     pub secrets: Arc<SecretStash>,
     /// `?dry_run=true` renders with helm.
@@ -31,6 +35,8 @@ pub struct ApiState {
     pub secret_key: Option<ServerKey>,
     /// The base of absolute links the API hands out.
     pub public_url: Option<PublicUrl>,
+    /// The hooks of the configuration file (those of the admin API are in the database).
+    pub configured_hooks: Arc<[HookDefinition]>,
     /// Cancelled at shutdown: SSE streams end.
     pub shutdown: CancellationToken,
 }

@@ -8,6 +8,7 @@
 mod clusters;
 mod execute;
 pub mod helm;
+pub mod pinned_helm;
 pub mod render;
 mod secrets;
 
@@ -32,6 +33,7 @@ use crate::domain::chart::ChartCatalog;
 use crate::domain::event::EventType;
 use crate::store::deploys::Deploy;
 use crate::store::{self, StoreError};
+use crate::telemetry::DeployMetrics;
 use crate::tracker::core::CustomResourceRules;
 
 /// How long a lease lasts unless configured otherwise.
@@ -50,6 +52,8 @@ pub struct RunnerContext {
     pub secrets: Arc<SecretStash>,
     /// How custom resources of configured kinds are read.
     pub custom_resources: CustomResourceRules,
+    /// How deploys end, how quickly, and the slots in use.
+    pub metrics: Arc<DeployMetrics>,
     /// Owns the workers; shutdown waits for them.
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
@@ -113,6 +117,7 @@ pub async fn spawn(context: RunnerContext, options: RunnerOptions) -> Result<(),
     let version = context.helm.check_version().await?;
     tracing::info!(%version, owner = %options.owner, parallelism = options.parallelism, "runner started");
     let tasks = context.tasks.clone();
+    context.metrics.set_slots(options.parallelism.max(1));
     let runner = Arc::new(Runner {
         context,
         permits: Arc::new(Semaphore::new(options.parallelism.max(1))),
@@ -179,11 +184,12 @@ impl Runner {
     fn start(self: &Arc<Self>, deploy: Deploy, start: execute::Start, slot: OwnedSemaphorePermit) {
         self.executing().insert(deploy.id);
         let runner = Arc::clone(self);
+        let busy = self.context.metrics.slot_taken();
         self.context.tasks.spawn(async move {
             let id = deploy.id;
             execute::execute(Arc::clone(&runner), deploy, start).await;
             runner.executing().remove(&id);
-            drop(slot);
+            drop((slot, busy));
             runner.slot_freed.notify_one();
         });
     }
