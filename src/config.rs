@@ -47,9 +47,10 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes (default 1 MiB, or the config file's limit).
     #[arg(long, env = "ROLLCALL_BODY_LIMIT")]
     pub body_limit: Option<usize>,
-    /// The key that seals secrets the admin APIs store (webhook and notification secrets): 32
-    /// random bytes as 64 hex digits or base64 (`openssl rand -hex 32`). Without it those APIs
-    /// refuse to store secrets.
+    /// The key that seals secrets at rest (deploys' `secret_values` until they end, webhook and
+    /// notification secrets): 32 random bytes as 64 hex digits or base64 (`openssl rand -hex
+    /// 32`), the same on every replica. Without it secret values stay in the memory of the process
+    /// that accepted the deploy, and the admin APIs refuse to store secrets.
     #[arg(long, env = "ROLLCALL_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<Redacted>,
     /// The server's public base URL (e.g. `https://rollcall.example.com`), for links in

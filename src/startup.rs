@@ -15,7 +15,7 @@ use crate::http::{
     auth::Authenticator,
     state::{ApiLimits, ApiState},
 };
-use crate::runner::{self, Clusters, Helm, RunnerContext, RunnerError, SecretStash};
+use crate::runner::{self, Clusters, Helm, RunnerContext, RunnerError, SecretKeeper};
 use crate::store::{self, StoreError};
 use crate::telemetry::Metrics;
 
@@ -53,7 +53,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollca
     tasks.spawn(listener::relay(events.clone(), relay));
     let helm = Arc::new(Helm::new(config.helm.clone()));
     let catalog = Arc::new(ChartCatalog::new(config.chart_dir.clone()));
-    let secrets = Arc::new(SecretStash::default());
+    if config.secret_key.is_none() {
+        tracing::warn!(
+            "no ROLLCALL_SECRET_KEY: secret_values of a deploy are held in the memory of the \
+             process that accepted it, and fail the deploy if another replica or a restart runs it"
+        );
+    }
+    let secrets = SecretKeeper::new(config.secret_key.clone());
     if let Some(options) = config.runner {
         let context = RunnerContext {
             events: events.clone(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::chart::{ChartCatalog, ChartSource, ChartSpec};
 use super::duration::BoundedDuration;
@@ -15,6 +16,7 @@ use super::names::{ClusterName, Namespace, ReleaseName};
 use super::notify::{NotifySpec, NotifySubscription};
 use super::policy::TrackingOverrides;
 use super::release::ReleaseId;
+use super::sealing::{SealingError, ServerKey};
 use super::{FieldError, FieldErrors};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -106,6 +108,24 @@ impl SecretValues {
     pub fn expose(&self) -> &serde_json::Map<String, serde_json::Value> {
         &self.0
     }
+
+    /// Sealed for the deploy `deploy_id` only: a sealed blob moved to another deploy does not open.
+    pub fn seal(&self, key: &ServerKey, deploy_id: Uuid) -> String {
+        let json = serde_json::to_string(&self.0).expect("a JSON map serializes");
+        key.seal(&sealing_context(deploy_id), &json)
+    }
+
+    /// Opens what [`SecretValues::seal`] sealed for `deploy_id`.
+    pub fn open(key: &ServerKey, deploy_id: Uuid, sealed: &str) -> Result<Self, SealingError> {
+        let json = key.open(&sealing_context(deploy_id), sealed)?;
+        serde_json::from_str(&json)
+            .map(SecretValues)
+            .map_err(|_| SealingError::CannotOpen)
+    }
+}
+
+fn sealing_context(deploy_id: Uuid) -> String {
+    format!("deploy-secret-values:{deploy_id}")
 }
 
 impl fmt::Debug for SecretValues {
@@ -329,6 +349,22 @@ mod tests {
         let b: serde_json::Map<_, _> = serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap();
         assert_eq!(SecretValues(a.clone()).digest(), SecretValues(b).digest());
         assert_eq!(format!("{:?}", SecretValues(a)), "SecretValues(<redacted>)");
+    }
+
+    #[test]
+    fn sealed_secret_values_open_only_for_their_deploy() {
+        let key = ServerKey::parse(&"0123456789abcdef".repeat(4)).unwrap();
+        let values: serde_json::Map<_, _> =
+            serde_json::from_str(r#"{"db":{"password":"hunter2-long"}}"#).unwrap();
+        let (deploy, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let sealed = SecretValues(values.clone()).seal(&key, deploy);
+        assert!(!sealed.contains("hunter2"));
+        let opened = SecretValues::open(&key, deploy, &sealed).unwrap();
+        assert_eq!(opened.expose(), &values);
+        assert_eq!(
+            SecretValues::open(&key, other, &sealed).unwrap_err(),
+            SealingError::CannotOpen
+        );
     }
 
     #[test]

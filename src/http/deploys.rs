@@ -259,12 +259,16 @@ async fn create_deploy(
     .await;
     match (created, &key) {
         (Ok(Created { deploy, superseded }), _) => {
-            state.events.commit(tx).await?;
-            for cancelled in superseded {
-                state.secrets.take(cancelled);
-            }
             if let Some(secret) = new.secret_values {
-                state.secrets.put(deploy.id, secret);
+                state.secrets.keep(&mut tx, deploy.id, secret).await?;
+            }
+            state
+                .events
+                .commit(tx)
+                .await
+                .inspect_err(|_| state.secrets.forget(deploy.id))?;
+            for cancelled in superseded {
+                state.secrets.forget(cancelled);
             }
             tracing::info!(deploy_id = %deploy.id, release = %deploy.release, namespace = %deploy.namespace, "deploy queued");
             Ok(accepted(&deploy, false))
@@ -450,7 +454,7 @@ async fn cancel_deploy(
     state.events.commit(tx).await?;
     let status = if cancelled.status == DeployStatus::Cancelled {
         // It will never run: its secret values are no longer needed.
-        state.secrets.take(cancelled.id);
+        state.secrets.forget(cancelled.id);
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED

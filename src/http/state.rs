@@ -12,7 +12,7 @@ use crate::bus::EventHub;
 use crate::domain::chart::ChartCatalog;
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::ServerKey;
-use crate::runner::{Helm, SecretStash};
+use crate::runner::{Helm, SecretKeeper};
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -22,8 +22,8 @@ pub struct ApiState {
     pub auth: Arc<Authenticator>,
     pub catalog: Arc<ChartCatalog>,
     pub metrics: Arc<Metrics>,
-    /// Secret values of accepted deploys, handed to the runner in memory.
-    pub secrets: Arc<SecretStash>,
+    /// Keeps the secret values of accepted deploys for the runner.
+    pub secrets: SecretKeeper,
     /// `?dry_run=true` renders with helm.
     pub helm: Arc<Helm>,
     pub limits: ApiLimits,

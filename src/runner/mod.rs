@@ -24,7 +24,7 @@ use uuid::Uuid;
 pub use clusters::{ClusterError, Clusters};
 pub use helm::{Helm, HelmConfig, HelmError, Redactor, ValuesFiles};
 pub use render::{RenderFailure, RenderRequest, render};
-pub use secrets::SecretStash;
+pub use secrets::{DeploySecrets, SecretKeeper, SecretStash, SecretsUnavailable};
 
 use crate::bus::{BusMessage, EventHub};
 use crate::domain::chart::ChartCatalog;
@@ -45,7 +45,7 @@ pub struct RunnerContext {
     pub catalog: Arc<ChartCatalog>,
     pub clusters: Clusters,
     /// Secret values the API accepted, taken when a deploy starts.
-    pub secrets: Arc<SecretStash>,
+    pub secrets: SecretKeeper,
     /// How custom resources of configured kinds are read.
     pub custom_resources: CustomResourceRules,
     /// Owns the workers; shutdown waits for them.

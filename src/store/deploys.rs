@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::deploy_events::EventTx;
+use super::deploy_secret_values;
 use super::idempotency::{self, IdempotencyKey};
 use super::{StoreError, on_constraint};
 use crate::domain::auth::LikeTargets;
@@ -333,6 +334,7 @@ async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Deploy, StoreError> {
 
 /// Cancels a deploy: a queued one at once (`deploy.cancelled`), a running one is marked
 /// `cancelling` (`deploy.cancelling`) for its runner to stop; a finished one is a transition error.
+/// A deploy cancelled before it ran loses its sealed secret values with it.
 pub async fn cancel(
     tx: &mut EventTx,
     id: Uuid,
@@ -353,6 +355,9 @@ pub async fn cancel(
     )
     .execute(tx.conn())
     .await?;
+    if next.is_terminal() {
+        deploy_secret_values::delete(tx.conn(), id).await?;
+    }
     let (kind, message) = match next {
         DeployStatus::Cancelled => (
             EventType::DeployCancelled,
@@ -480,7 +485,8 @@ pub struct Finish {
 }
 
 /// running/cancelling → succeeded/failed/cancelled with the terminal event, which must be the
-/// deploy's last (streams end after it): emit `report` before calling this.
+/// deploy's last (streams end after it): emit `report` before calling this. Its sealed secret
+/// values are deleted with it.
 pub async fn finish(tx: &mut EventTx, id: Uuid, finish: Finish) -> Result<Deploy, StoreError> {
     let current = lock(tx.conn(), id).await?;
     let next = current.status.finish(finish.outcome)?;
@@ -497,6 +503,7 @@ pub async fn finish(tx: &mut EventTx, id: Uuid, finish: Finish) -> Result<Deploy
     )
     .execute(tx.conn())
     .await?;
+    deploy_secret_values::delete(tx.conn(), id).await?;
     let (kind, level) = match finish.outcome {
         Outcome::Succeeded => (EventType::DeploySucceeded, Level::Info),
         Outcome::Failed => (EventType::DeployFailed, Level::Error),

@@ -1,6 +1,7 @@
 //! PostgreSQL persistence: one module per table group, SQL next to its use.
 
 pub mod deploy_events;
+pub mod deploy_secret_values;
 pub mod deploys;
 pub mod idempotency;
 pub mod tokens;

@@ -1,5 +1,6 @@
 //! `POST /v1/deploys`: validation, limits, idempotency, queue modes; nothing is written on a 4xx.
 
+use rollcall::runner::DeploySecrets;
 use serde_json::{Value, json};
 
 use crate::common::app::{Answer, TestApp, deploy_body, spawn_app, spawn_app_with};
@@ -248,9 +249,10 @@ async fn secret_values_are_stored_as_a_digest_and_never_echoed() {
         .await
         .unwrap();
     assert!(!stored.contains("hunter2"));
+    let kept = app.state.secrets.take(&app.state.pool, id, true).await;
     assert!(
-        app.state.secrets.take(id).is_some(),
-        "secret values are kept in memory for the runner"
+        matches!(kept, Ok(DeploySecrets::Available(_))),
+        "without a server key, secret values are kept in memory for the runner"
     );
 }
 
@@ -333,8 +335,9 @@ async fn queue_supersede_cancels_older_queued_deploys_of_the_release() {
     let mut body = deploy_body("prod", "web");
     body["queue"] = json!("supersede");
     let newer = app.submit(&body).await;
+    let kept = app.state.secrets.take(&app.state.pool, older, true).await;
     assert!(
-        app.state.secrets.take(older).is_none(),
+        matches!(kept, Ok(DeploySecrets::Unavailable(_))),
         "a superseded deploy's secrets are dropped"
     );
     let older = app.deploy(older).await;

@@ -11,4 +11,5 @@ mod list;
 mod openapi;
 mod operations;
 mod scale_out;
+mod security;
 mod verdicts;

@@ -16,6 +16,7 @@ mod matrix;
 mod namespaces;
 mod recovery;
 mod scenarios;
+mod security;
 
 use std::path::PathBuf;
 use std::time::Duration;

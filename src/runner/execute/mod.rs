@@ -20,9 +20,10 @@ use tokio_util::sync::CancellationToken;
 use lease::{Halt, HaltCause, keep_lease};
 
 use super::helm::{HelmError, Redactor};
+use super::secrets::DeploySecrets;
 use super::{Helm, RenderFailure, RenderRequest, Runner, render};
 use crate::bus::{EventWriter, WriterError};
-use crate::domain::deploy::{DeployStatus, Outcome, Phase, SecretValues};
+use crate::domain::deploy::{DeployStatus, Outcome, Phase};
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::release::ReleaseId;
 use crate::domain::verdict::{Verdict, VerdictReason};
@@ -56,6 +57,19 @@ type Flow = Result<Finish, Interrupted>;
 /// process.
 pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
     let id = deploy.id;
+    let has_secrets = deploy.secret_values_digest.is_some();
+    let secrets = match runner
+        .context
+        .secrets
+        .take(runner.context.events.pool(), id, has_secrets)
+        .await
+    {
+        Ok(secrets) => secrets,
+        Err(error) => {
+            tracing::error!(deploy_id = %id, %error, "cannot read the deploy's secret values; the lease will expire and it resumes");
+            return;
+        }
+    };
     let writer = EventWriter::open(&runner.context.events, id);
     let halt = Arc::new(Halt::new());
     let done = CancellationToken::new();
@@ -65,11 +79,10 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
         Arc::clone(&halt),
         done.clone(),
     ));
-    let secrets = runner.context.secrets.take(id);
     let run = DeployRun {
         runner: &runner,
         target: deploy.release_id(),
-        redactor: Redactor::new(secrets.as_ref()),
+        redactor: Redactor::new(secrets.values()),
         secrets,
         deploy,
         writer: &writer,
@@ -129,7 +142,7 @@ struct DeployRun<'a> {
     runner: &'a Runner,
     deploy: Deploy,
     target: ReleaseId,
-    secrets: Option<SecretValues>,
+    secrets: DeploySecrets,
     redactor: Redactor,
     writer: &'a EventWriter,
     halt: &'a Halt,
@@ -205,12 +218,11 @@ impl DeployRun<'_> {
     }
 
     async fn run_fresh(&self) -> Flow {
-        if self.deploy.secret_values_digest.is_some() && self.secrets.is_none() {
+        if let DeploySecrets::Unavailable(unavailable) = &self.secrets {
             return Ok(failed(
                 Verdict::new(
                     VerdictReason::SecretValuesUnavailable,
-                    "the secret values of this deploy were held only by the rollcall process that \
-                     accepted it, which stopped; submit the deploy again",
+                    unavailable.to_string(),
                 ),
                 None,
             ));
@@ -220,7 +232,7 @@ impl DeployRun<'_> {
             release: self.target.clone(),
             chart: &self.deploy.chart,
             values: &self.deploy.values,
-            secrets: self.secrets.as_ref(),
+            secrets: self.secrets.values(),
             tracking: &self.deploy.tracking,
         };
         let rendered = render(

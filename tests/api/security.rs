@@ -1,0 +1,60 @@
+//! Probes of issue 17 (hardening), each kept as a regression test: secrets at rest, input the
+//! database cannot store, resume points, page sizes, tokens, connection hygiene.
+
+use rollcall::domain::sealing::ServerKey;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::app::{TestApp, deploy_body, spawn_app_with};
+
+const SERVER_KEY: &str = "8f2b6c0e4a1d3f5b7c9e0a2c4e6f8a1b3d5f7a9c1e3b5d7f9a0c2e4f6b8d0a1c";
+
+async fn with_server_key() -> TestApp {
+    spawn_app_with(|config| {
+        config.secret_key = Some(ServerKey::parse(SERVER_KEY).expect("a valid key"));
+    })
+    .await
+}
+
+async fn sealed_count(app: &TestApp, id: Uuid) -> i64 {
+    sqlx::query_scalar("select count(*) from deploy_secret_values where deploy_id = $1")
+        .bind(id)
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap()
+}
+
+fn with_secret(release: &str) -> Value {
+    let mut body = deploy_body("prod", release);
+    body["secret_values"] = json!({"password": "hunter2-very-secret"});
+    body
+}
+
+#[tokio::test]
+async fn sealed_secret_values_go_with_a_queued_deploy_that_is_cancelled_or_superseded() {
+    let app = with_server_key().await;
+    let cancelled = app.submit(&with_secret("web")).await;
+    let superseded = app.submit(&with_secret("api")).await;
+    assert_eq!(sealed_count(&app, cancelled).await, 1);
+    assert_eq!(sealed_count(&app, superseded).await, 1);
+    let sealed: String =
+        sqlx::query_scalar("select string_agg(sealed, ' ') from deploy_secret_values")
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap();
+    assert!(!sealed.contains("hunter2"), "{sealed}");
+
+    let response = app
+        .post(&format!("/v1/deploys/{cancelled}/cancel"), &app.admin_token)
+        .json(&json!({"reason": "not today"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut newer = deploy_body("prod", "api");
+    newer["queue"] = json!("supersede");
+    app.submit(&newer).await;
+    assert_eq!(app.deploy(superseded).await["status"], "cancelled");
+    assert_eq!(sealed_count(&app, cancelled).await, 0);
+    assert_eq!(sealed_count(&app, superseded).await, 0);
+}
