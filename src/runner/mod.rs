@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 pub use clusters::{ClusterError, Clusters};
-pub use helm::{Helm, HelmConfig, HelmError, Redactor, ValuesFiles};
+pub use helm::{Helm, HelmConfig, HelmError, ValuesFiles};
 pub use render::{RenderFailure, RenderRequest, render};
 pub use secrets::{DeploySecrets, SecretKeeper, SecretStash, SecretsUnavailable};
 

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use base64::Engine;
 use kubesim::store::DEPLOYMENTS;
 use rollcall::config::Config;
 use rollcall::domain::sealing::ServerKey;
@@ -11,10 +12,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::common::app::{TestApp, spawn_app_on, spawn_app_with};
-use super::{start_kubesim, wait_for_end, with_runner};
+use super::{follow_events, start_kubesim, wait_for_end, with_runner};
 
 const SERVER_KEY: &str = "8f2b6c0e4a1d3f5b7c9e0a2c4e6f8a1b3d5f7a9c1e3b5d7f9a0c2e4f6b8d0a1c";
 const SECRET_IMAGE: &str = "registry.example/web:sealed-7f3a9c41";
+/// 18 bytes: its base64 form has no padding, which the kubesim behaviour annotation could not hold.
+const PRINTED_PASSWORD: &str = "p4ssw0rd-leak-913x";
+const PRINTED_IMAGE: &str = "registry.example/leaky:tag-c0ffee42";
 
 /// A kubesim cluster and a replica that accepts deploys and runs none; the deploys run on another
 /// replica of the same database ([`Replicas::runner`]).
@@ -157,5 +161,54 @@ async fn without_a_key_a_deploy_run_by_another_replica_fails_as_before() {
         "{deploy}"
     );
     assert!(replicas.applied_deployment().is_none(), "helm never ran");
+    replicas.stop(running).await;
+}
+
+/// Every row rollcall stored about deploys, as text.
+async fn database_dump(app: &TestApp) -> String {
+    sqlx::query_scalar(
+        "select concat_ws(E'\\n',
+            (select string_agg(row_to_json(d)::text, E'\\n') from deploys d),
+            (select string_agg(row_to_json(e)::text, E'\\n') from deploy_events e),
+            (select string_agg(row_to_json(r)::text, E'\\n') from deploy_resources r))",
+    )
+    .fetch_one(&app.state.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn secrets_the_application_prints_are_redacted_before_they_are_stored_or_sent() {
+    let replicas = Replicas::start(Some(SERVER_KEY)).await;
+    let running = replicas.runner(Some(SERVER_KEY)).await;
+    let id = replicas
+        .accepting
+        .submit(&json!({
+            "release": "leaky",
+            "namespace": "default",
+            "chart": {"path": "leaky"},
+            "secret_values": {"password": PRINTED_PASSWORD, "image": PRINTED_IMAGE},
+            "timeout": "60s",
+        }))
+        .await;
+    let streamed = Value::from(follow_events(&running, id, |_| {}).await).to_string();
+    let deploy = wait_for_end(&running, id).await;
+    assert_eq!(deploy["verdict"]["reason"], "CrashLoopBackOff", "{deploy}");
+
+    let encoded = base64::engine::general_purpose::STANDARD.encode(PRINTED_PASSWORD);
+    // The application did print them, and each place shows where they were.
+    for printed in [
+        "connecting with [redacted] token [redacted]",
+        "Pulling image \\\"[redacted]\\\"",
+    ] {
+        assert!(streamed.contains(printed), "{printed} not in {streamed}");
+    }
+    let stored = database_dump(&running).await;
+    let read = format!("{deploy} {streamed}");
+    for text in [&stored, &read] {
+        for secret in [PRINTED_PASSWORD, encoded.as_str(), PRINTED_IMAGE] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
     replicas.stop(running).await;
 }

@@ -19,12 +19,13 @@ use tokio_util::sync::CancellationToken;
 
 use lease::{Halt, HaltCause, keep_lease};
 
-use super::helm::{HelmError, Redactor};
+use super::helm::HelmError;
 use super::secrets::DeploySecrets;
 use super::{Helm, RenderFailure, RenderRequest, Runner, render};
 use crate::bus::{EventWriter, WriterError};
 use crate::domain::deploy::{DeployStatus, Outcome, Phase};
 use crate::domain::event::{EventType, NewEvent};
+use crate::domain::redaction::Redactor;
 use crate::domain::release::ReleaseId;
 use crate::domain::verdict::{Verdict, VerdictReason};
 use crate::store::deploys::{self, Deploy, Finish, ResourceState};
@@ -70,7 +71,8 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
             return;
         }
     };
-    let writer = EventWriter::open(&runner.context.events, id);
+    let writer =
+        EventWriter::open(&runner.context.events, id).redacting(Redactor::new(secrets.values()));
     let halt = Arc::new(Halt::new());
     let done = CancellationToken::new();
     let keeper = runner.context.tasks.spawn(keep_lease(
@@ -82,7 +84,6 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
     let run = DeployRun {
         runner: &runner,
         target: deploy.release_id(),
-        redactor: Redactor::new(secrets.values()),
         secrets,
         deploy,
         writer: &writer,
@@ -104,6 +105,13 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
             None
         }
     };
+    // Verdicts quote Kubernetes and helm, which may quote the secret values.
+    let finish = finish.map(|finish| Finish {
+        verdict: finish
+            .verdict
+            .map(|verdict| writer.redactor().redact_verdict(verdict)),
+        ..finish
+    });
     done.cancel();
     let _ = keeper.await;
     // The terminal event must be the deploy's last: everything emitted is written first.
@@ -143,7 +151,6 @@ struct DeployRun<'a> {
     deploy: Deploy,
     target: ReleaseId,
     secrets: DeploySecrets,
-    redactor: Redactor,
     writer: &'a EventWriter,
     halt: &'a Halt,
     /// Per-resource state as last written to `deploy_resources`.
@@ -199,7 +206,7 @@ impl DeployRun<'_> {
         let run = async move {
             let result = self
                 .helm()
-                .run(invocation, &self.redactor, Some(&lines), stop)
+                .run(invocation, self.writer.redactor(), Some(&lines), stop)
                 .await;
             drop(lines);
             result

@@ -33,7 +33,8 @@ impl DeployRun<'_> {
         let events = &self.runner.context.events;
         let mut tx = events.begin().await?;
         deploys::set_phase(&mut tx, self.deploy.id, Phase::RollingBack).await?;
-        store::deploys::set_failure(&mut tx, self.deploy.id, failure).await?;
+        let failure = self.writer.redactor().redact_verdict(failure.clone());
+        store::deploys::set_failure(&mut tx, self.deploy.id, &failure).await?;
         events.commit(tx).await?;
         Ok(())
     }
