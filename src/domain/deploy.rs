@@ -5,7 +5,6 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -94,15 +93,16 @@ pub struct NewDeploy {
     pub labels: Labels,
 }
 
-/// Secret values: their `Debug` hides them, and only their digest is ever stored.
+/// Secret values: their `Debug` hides them; they are stored only sealed, until the deploy ends.
 #[derive(Clone)]
 pub struct SecretValues(serde_json::Map<String, serde_json::Value>);
 
 impl SecretValues {
-    /// sha256 of the canonical JSON (keys sorted), hex encoded.
-    pub fn digest(&self) -> String {
-        let canonical = serde_json::to_vec(&self.0).unwrap_or_default();
-        hex::encode(Sha256::digest(canonical))
+    /// The server key's digest of the canonical JSON (keys sorted): the same values give the same
+    /// digest, and a guess cannot be checked against it without the key.
+    pub fn digest(&self, key: &ServerKey) -> String {
+        let canonical = serde_json::to_vec(&self.0).expect("a JSON map serializes");
+        key.digest("deploy-secret-values", &canonical)
     }
 
     pub fn expose(&self) -> &serde_json::Map<String, serde_json::Value> {
@@ -345,9 +345,13 @@ mod tests {
 
     #[test]
     fn secret_values_are_redacted_and_digested_canonically() {
+        let key = ServerKey::parse(&"0123456789abcdef".repeat(4)).unwrap();
         let a: serde_json::Map<_, _> = serde_json::from_str(r#"{"b":1,"a":2}"#).unwrap();
         let b: serde_json::Map<_, _> = serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap();
-        assert_eq!(SecretValues(a.clone()).digest(), SecretValues(b).digest());
+        assert_eq!(
+            SecretValues(a.clone()).digest(&key),
+            SecretValues(b).digest(&key)
+        );
         assert_eq!(format!("{:?}", SecretValues(a)), "SecretValues(<redacted>)");
     }
 

@@ -252,6 +252,10 @@ async fn create_deploy(
         CreateDeploy {
             id,
             deploy: &new,
+            secret_values_digest: new
+                .secret_values
+                .as_ref()
+                .and_then(|values| state.secrets.digest(values)),
             requested_by: &auth.0.name,
             idempotency: key.as_ref(),
         },

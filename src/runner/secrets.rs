@@ -88,6 +88,15 @@ impl SecretKeeper {
         }
     }
 
+    /// The keyed digest of `values`; none without a server key (an unkeyed one would let anyone
+    /// who reads the deploy confirm a guess).
+    pub fn digest(&self, values: &SecretValues) -> Option<String> {
+        match self {
+            SecretKeeper::Sealed(key) => Some(values.digest(key)),
+            SecretKeeper::InMemory(_) => None,
+        }
+    }
+
     /// Drops the values of a deploy that will not run (sealed ones go with its terminal
     /// transition).
     pub fn forget(&self, deploy_id: Uuid) {

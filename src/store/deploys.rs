@@ -40,7 +40,11 @@ pub struct Deploy {
     pub chart: ChartSource,
     #[schema(value_type = Object)]
     pub values: serde_json::Map<String, serde_json::Value>,
-    /// sha256 of the canonical JSON of the request's `secret_values`.
+    /// The request carried `secret_values` (never shown; sealed until the deploy ends).
+    pub has_secret_values: bool,
+    /// A digest of the request's `secret_values` keyed with the server key (HMAC-SHA256, hex):
+    /// equal for equal values, useless for checking a guess without the key. Absent when the
+    /// server has no key.
     pub secret_values_digest: Option<String>,
     pub timeout_seconds: i64,
     pub rollback_on_failure: bool,
@@ -107,6 +111,7 @@ struct DeployRow {
     release: String,
     chart: Json<ChartSource>,
     values: Json<serde_json::Map<String, serde_json::Value>>,
+    has_secret_values: bool,
     secret_values_digest: Option<String>,
     timeout_seconds: i64,
     rollback_on_failure: bool,
@@ -143,6 +148,7 @@ impl From<DeployRow> for Deploy {
             release: row.release,
             chart: row.chart.0,
             values: row.values.0,
+            has_secret_values: row.has_secret_values,
             secret_values_digest: row.secret_values_digest,
             timeout_seconds: row.timeout_seconds,
             rollback_on_failure: row.rollback_on_failure,
@@ -180,7 +186,8 @@ macro_rules! query_deploys {
             DeployRow,
             $head
                 + r#" id, cluster, namespace, create_namespace, release, chart as "chart: _",
-                     "values" as "values: _", secret_values_digest, timeout_seconds,
+                     "values" as "values: _", has_secret_values, secret_values_digest,
+                     timeout_seconds,
                      rollback_on_failure, queue_mode as "queue_mode: _", tracking as "tracking: _",
                      notify as "notify: _", labels as "labels: _", requested_by,
                      status as "status: _", phase as "phase: _", revision, rolled_back_to,
@@ -197,6 +204,8 @@ macro_rules! query_deploys {
 pub struct CreateDeploy<'a> {
     pub id: Uuid,
     pub deploy: &'a NewDeploy,
+    /// The keyed digest of its secret values, when it has some and the server a key.
+    pub secret_values_digest: Option<String>,
     pub requested_by: &'a str,
     pub idempotency: Option<&'a IdempotencyKey>,
 }
@@ -272,8 +281,8 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
     let mut inserted: Deploy = query_deploys!(
         r#"insert into deploys (id, cluster, namespace, release, chart, "values", secret_values_digest,
                                 timeout_seconds, rollback_on_failure, queue_mode, tracking, notify,
-                                labels, requested_by, create_namespace, status)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'queued')
+                                labels, requested_by, create_namespace, has_secret_values, status)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'queued')
            returning"#,
         "",
         new.id,
@@ -282,7 +291,7 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
         release,
         Json(&deploy.chart) as _,
         Json(&deploy.values) as _,
-        deploy.secret_values.as_ref().map(|secret| secret.digest()),
+        new.secret_values_digest,
         deploy.timeout.get().as_secs() as i64,
         deploy.rollback_on_failure,
         deploy.queue as QueueMode,
@@ -291,6 +300,7 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
         Json(deploy.labels.as_map()) as _,
         new.requested_by,
         deploy.create_namespace,
+        deploy.secret_values.is_some(),
     )
     .fetch_one(tx.conn())
     .await?

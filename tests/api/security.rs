@@ -1,17 +1,15 @@
 //! Probes of issue 17 (hardening), each kept as a regression test: secrets at rest, input the
 //! database cannot store, resume points, page sizes, tokens, connection hygiene.
 
-use rollcall::domain::sealing::ServerKey;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::common::app::{TestApp, deploy_body, spawn_app_with};
-
-const SERVER_KEY: &str = "8f2b6c0e4a1d3f5b7c9e0a2c4e6f8a1b3d5f7a9c1e3b5d7f9a0c2e4f6b8d0a1c";
+use crate::common::app::{TestApp, deploy_body, spawn_app_with, test_server_key};
 
 async fn with_server_key() -> TestApp {
     spawn_app_with(|config| {
-        config.secret_key = Some(ServerKey::parse(SERVER_KEY).expect("a valid key"));
+        config.secret_key = Some(test_server_key());
     })
     .await
 }
@@ -57,4 +55,20 @@ async fn sealed_secret_values_go_with_a_queued_deploy_that_is_cancelled_or_super
     assert_eq!(app.deploy(superseded).await["status"], "cancelled");
     assert_eq!(sealed_count(&app, cancelled).await, 0);
     assert_eq!(sealed_count(&app, superseded).await, 0);
+}
+
+#[tokio::test]
+async fn the_secret_values_digest_is_keyed_so_a_guess_cannot_be_confirmed_offline() {
+    let app = with_server_key().await;
+    let first = app.deploy(app.submit(&with_secret("web")).await).await;
+    let again = app.deploy(app.submit(&with_secret("api")).await).await;
+    let digest = first["secret_values_digest"].as_str().expect("a digest");
+    assert_eq!(digest.len(), 64);
+    assert_eq!(
+        again["secret_values_digest"], digest,
+        "equal secret values, equal digests"
+    );
+    let unkeyed = hex::encode(Sha256::digest(br#"{"password":"hunter2-very-secret"}"#));
+    assert_ne!(digest, unkeyed, "the guess's plain sha256 does not match");
+    assert_eq!(first["has_secret_values"], true);
 }

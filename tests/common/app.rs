@@ -75,6 +75,14 @@ pub async fn spawn_app_on(database_url: &str, configure: impl FnOnce(&mut Config
     }
 }
 
+/// A server key (`ROLLCALL_SECRET_KEY`) for tests that seal secrets.
+pub const TEST_SERVER_KEY: &str =
+    "8f2b6c0e4a1d3f5b7c9e0a2c4e6f8a1b3d5f7a9c1e3b5d7f9a0c2e4f6b8d0a1c";
+
+pub fn test_server_key() -> rollcall::domain::sealing::ServerKey {
+    rollcall::domain::sealing::ServerKey::parse(TEST_SERVER_KEY).expect("a valid key")
+}
+
 /// A minimal valid deploy request body.
 pub fn deploy_body(namespace: &str, release: &str) -> Value {
     json!({

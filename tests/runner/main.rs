@@ -142,6 +142,7 @@ pub async fn insert_deploy(tx: &mut rollcall::store::deploy_events::EventTx, bod
         rollcall::store::deploys::CreateDeploy {
             id,
             deploy: &new,
+            secret_values_digest: None,
             requested_by: "test",
             idempotency: None,
         },

@@ -11,10 +11,9 @@ use rollcall::domain::sealing::ServerKey;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::common::app::{TestApp, spawn_app_on, spawn_app_with};
+use super::common::app::{TEST_SERVER_KEY, TestApp, spawn_app_on, spawn_app_with};
 use super::{follow_events, start_kubesim, wait_for_end, with_runner};
 
-const SERVER_KEY: &str = "8f2b6c0e4a1d3f5b7c9e0a2c4e6f8a1b3d5f7a9c1e3b5d7f9a0c2e4f6b8d0a1c";
 const SECRET_IMAGE: &str = "registry.example/web:sealed-7f3a9c41";
 /// 18 bytes: its base64 form has no padding, which the kubesim behaviour annotation could not hold.
 const PRINTED_PASSWORD: &str = "p4ssw0rd-leak-913x";
@@ -94,7 +93,7 @@ fn secret_image_deploy() -> Value {
 
 #[tokio::test]
 async fn sealed_secret_values_run_on_another_replica_and_are_deleted_at_the_end() {
-    let replicas = Replicas::start(Some(SERVER_KEY)).await;
+    let replicas = Replicas::start(Some(TEST_SERVER_KEY)).await;
     let id = replicas.accepting.submit(&secret_image_deploy()).await;
     let sealed = replicas.sealed_rows(id).await;
     assert_eq!(
@@ -109,7 +108,7 @@ async fn sealed_secret_values_run_on_another_replica_and_are_deleted_at_the_end(
         .unwrap();
     assert!(!dump.contains("sealed-7f3a9c41"), "{dump}");
 
-    let running = replicas.runner(Some(SERVER_KEY)).await;
+    let running = replicas.runner(Some(TEST_SERVER_KEY)).await;
     let deploy = wait_for_end(&running, id).await;
     assert_eq!(deploy["status"], "succeeded", "{deploy}");
     let applied = replicas
@@ -128,7 +127,7 @@ async fn sealed_secret_values_run_on_another_replica_and_are_deleted_at_the_end(
 
 #[tokio::test]
 async fn a_replica_with_another_key_fails_the_deploy_without_running_helm() {
-    let replicas = Replicas::start(Some(SERVER_KEY)).await;
+    let replicas = Replicas::start(Some(TEST_SERVER_KEY)).await;
     let id = replicas.accepting.submit(&secret_image_deploy()).await;
     let running = replicas.runner(Some(&"0123456789abcdef".repeat(4))).await;
     let deploy = wait_for_end(&running, id).await;
@@ -179,8 +178,8 @@ async fn database_dump(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn secrets_the_application_prints_are_redacted_before_they_are_stored_or_sent() {
-    let replicas = Replicas::start(Some(SERVER_KEY)).await;
-    let running = replicas.runner(Some(SERVER_KEY)).await;
+    let replicas = Replicas::start(Some(TEST_SERVER_KEY)).await;
+    let running = replicas.runner(Some(TEST_SERVER_KEY)).await;
     let id = replicas
         .accepting
         .submit(&json!({

@@ -58,11 +58,10 @@ type Flow = Result<Finish, Interrupted>;
 /// process.
 pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
     let id = deploy.id;
-    let has_secrets = deploy.secret_values_digest.is_some();
     let secrets = match runner
         .context
         .secrets
-        .take(runner.context.events.pool(), id, has_secrets)
+        .take(runner.context.events.pool(), id, deploy.has_secret_values)
         .await
     {
         Ok(secrets) => secrets,
