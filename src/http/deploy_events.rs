@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::auth::Auth;
 use super::deploys::authorized_deploy;
 use super::error::{ApiError, Problem};
-use super::json::Query;
+use super::json::{Path, Query};
 use super::page;
 use super::state::ApiState;
 use crate::bus::BusMessage;

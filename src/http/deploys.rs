@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::auth::Auth;
 use super::error::{ApiError, Problem};
-use super::json::{JsonBytes, MaybeJson, Query, query_pairs};
+use super::json::{JsonBytes, MaybeJson, Path, Query, query_pairs};
 use super::page;
 use super::state::ApiState;
 use crate::domain::FieldError;
@@ -306,7 +306,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
         };
         let mut errors = Vec::new();
         let mut labels = BTreeMap::new();
-        for (key, value) in query_pairs(parts) {
+        for (key, value) in query_pairs(parts)? {
             let mut invalid = |message: String| errors.push(FieldError::new(key.clone(), message));
             match key.as_str() {
                 "release" => params.filter.release = Some(value),

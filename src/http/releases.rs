@@ -1,6 +1,6 @@
 //! `/v1/releases`: the latest deploy of each release, and one release's history.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use super::auth::Auth;
 use super::error::{ApiError, Problem};
-use super::json::Query;
+use super::json::{Path, Query};
 use super::page;
 use super::state::ApiState;
 use crate::domain::auth::Scope;

@@ -1,6 +1,6 @@
 //! `/v1/tokens`: mint and revoke API tokens (global admins only).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::auth::{Auth, mint_token};
 use super::error::{ApiError, Problem};
-use super::json::Json;
+use super::json::{Json, Path};
 use super::state::ApiState;
 use crate::domain::FieldError;
 use crate::domain::auth::{Scope, TargetPattern};

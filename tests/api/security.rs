@@ -72,3 +72,102 @@ async fn the_secret_values_digest_is_keyed_so_a_guess_cannot_be_confirmed_offlin
     assert_ne!(digest, unkeyed, "the guess's plain sha256 does not match");
     assert_eq!(first["has_secret_values"], true);
 }
+
+/// Rows of the tables a refused request could have written.
+async fn rows_written(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "select (select count(*) from deploys) + (select count(*) from api_tokens)
+                + (select count(*) from deploy_events)",
+    )
+    .fetch_one(&app.state.pool)
+    .await
+    .unwrap()
+}
+
+/// `(status, field named in the problem)` of an answer.
+async fn refusal(request: reqwest::RequestBuilder) -> (u16, String) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let problem: Value = response.json().await.unwrap();
+    let field = problem["errors"][0]["field"].as_str().unwrap_or_default();
+    (status, field.to_owned())
+}
+
+#[tokio::test]
+async fn a_nul_character_anywhere_a_client_sends_text_is_refused_naming_the_field() {
+    let app = spawn_app_with(|_| {}).await;
+    let queued = app.submit(&deploy_body("prod", "web")).await;
+    let before = rows_written(&app).await;
+    let deploy_with = |field: &str, value: Value| {
+        let mut body = deploy_body("prod", "api");
+        body[field] = value;
+        app.post("/v1/deploys", &app.admin_token).json(&body)
+    };
+    let probes = [
+        (
+            deploy_with("values", json!({"image": {"tag": "1.0\0"}})),
+            422,
+            "values.image.tag",
+        ),
+        (
+            deploy_with("secret_values", json!({"password": "\0"})),
+            422,
+            "secret_values.password",
+        ),
+        (
+            deploy_with("labels", json!({"ci": "run\0"})),
+            422,
+            "labels.ci",
+        ),
+        (
+            deploy_with("notify", json!([{"url": "https://hooks.example.com/\0"}])),
+            422,
+            "notify[0].url",
+        ),
+        (
+            deploy_with(
+                "tracking",
+                json!({"resources": [{"kind": "Deployment", "name": "web\0", "policy": {}}]}),
+            ),
+            422,
+            "tracking.resources[0].name",
+        ),
+        (
+            app.post("/v1/tokens", &app.admin_token)
+                .json(&json!({"name": "ci\0", "scopes": ["read"], "targets": ["*/*/*"]})),
+            422,
+            "name",
+        ),
+        (
+            app.post(&format!("/v1/deploys/{queued}/cancel"), &app.admin_token)
+                .json(&json!({"reason": "because\0"})),
+            422,
+            "reason",
+        ),
+        (
+            app.get("/v1/deploys?namespace=%00", &app.admin_token),
+            400,
+            "namespace",
+        ),
+        (
+            app.get("/v1/releases?namespace=prod%00", &app.admin_token),
+            400,
+            "namespace",
+        ),
+        (
+            app.get("/v1/events?release=%00", &app.admin_token),
+            400,
+            "release",
+        ),
+        (
+            app.get("/v1/releases/prod%00/web", &app.admin_token),
+            400,
+            "path",
+        ),
+    ];
+    for (request, status, field) in probes {
+        assert_eq!(refusal(request).await, (status, field.to_owned()));
+    }
+    assert_eq!(rows_written(&app).await, before, "nothing was written");
+    assert_eq!(app.deploy(queued).await["status"], "queued");
+}
