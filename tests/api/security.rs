@@ -1,11 +1,14 @@
 //! Probes of issue 17 (hardening), each kept as a regression test: secrets at rest, input the
 //! database cannot store, resume points, page sizes, tokens, connection hygiene.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::common::app::{TestApp, deploy_body, spawn_app_with, test_server_key};
+use crate::common::sse::SseStream;
 
 async fn with_server_key() -> TestApp {
     spawn_app_with(|config| {
@@ -170,4 +173,61 @@ async fn a_nul_character_anywhere_a_client_sends_text_is_refused_naming_the_fiel
     }
     assert_eq!(rows_written(&app).await, before, "nothing was written");
     assert_eq!(app.deploy(queued).await["status"], "queued");
+}
+
+#[tokio::test]
+async fn a_resume_point_beyond_the_last_event_is_refused_and_end_names_the_real_last_seq() {
+    let app = spawn_app_with(|_| {}).await;
+    let queued = app.submit(&deploy_body("prod", "web")).await;
+    let events = format!("/v1/deploys/{queued}/events");
+    let beyond = i64::MAX.to_string();
+    let (status, field) = refusal(
+        app.get(&events, &app.admin_token)
+            .header("last-event-id", &beyond),
+    )
+    .await;
+    assert_eq!(
+        (status, field.as_str()),
+        (400, "Last-Event-ID"),
+        "a live deploy"
+    );
+    let (status, field) = refusal(
+        app.get(&format!("{events}?after=2"), &app.admin_token)
+            .header("accept", "application/json"),
+    )
+    .await;
+    assert_eq!((status, field.as_str()), (400, "after"), "a JSON page");
+
+    let cancelled = app
+        .post(&format!("/v1/deploys/{queued}/cancel"), &app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let (status, field) = refusal(
+        app.get(&events, &app.admin_token)
+            .header("last-event-id", &beyond),
+    )
+    .await;
+    assert_eq!(
+        (status, field.as_str()),
+        (400, "Last-Event-ID"),
+        "a finished deploy"
+    );
+    let mut stream = SseStream::connect(
+        app.get(&events, &app.admin_token)
+            .header("last-event-id", "2"),
+    )
+    .await;
+    let end = stream
+        .frames_until(Duration::from_secs(10), |frame| {
+            frame.event.as_deref() == Some("end")
+        })
+        .await;
+    assert_eq!(
+        end.len(),
+        1,
+        "nothing after the resume point but the end: {end:?}"
+    );
+    assert_eq!(end[0].json(), json!({"last_seq": 2}));
 }
