@@ -26,7 +26,9 @@ use crate::domain::labels::parse_label_selector;
 use crate::domain::policy::TrackingPolicy;
 use crate::runner::{self, RenderRequest};
 use crate::store::StoreError;
-use crate::store::deploys::{self, CreateDeploy, Created, Deploy, DeployFilter, ResourceState};
+use crate::store::deploys::{
+    self, CreateDeploy, Created, Deploy, DeployFilter, DeploySummary, ResourceState,
+};
 use crate::store::idempotency::{self, IdempotencyKey};
 use crate::tracker::core::TrackedResource;
 
@@ -61,7 +63,9 @@ pub struct DeployDetail {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeployPage {
-    pub items: Vec<Deploy>,
+    /// Summaries: a deploy's `values` and `tracking` are in `GET /v1/deploys/{id}`. A page holds
+    /// `limit` deploys, or fewer when they would exceed 1 MiB of JSON.
+    pub items: Vec<DeploySummary>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     pub next_cursor: Option<String>,
 }
@@ -382,8 +386,10 @@ async fn list_deploys(
         params.limit + 1,
     )
     .await?;
-    let next_cursor = if items.len() as i64 > params.limit {
-        items.truncate(params.limit as usize);
+    let more = items.len() as i64 > params.limit;
+    items.truncate(params.limit as usize);
+    let cut = page::fit_bytes(&mut items, page::MAX_PAGE_BYTES);
+    let next_cursor = if more || cut {
         items.last().map(|last| encode_cursor(last.id))
     } else {
         None

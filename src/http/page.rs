@@ -1,6 +1,8 @@
 //! Page sizes of the list endpoints: the `limit` query parameter's bounds and default, and the 400
 //! problem naming `limit` when a request asks for more (or less) than a page may hold.
 
+use serde::Serialize;
+
 use super::error::ApiError;
 use crate::domain::FieldError;
 
@@ -28,6 +30,27 @@ pub const RELEASE_HISTORY: PageSize = PageSize {
     default: 20,
     max: 200,
 };
+
+/// The most JSON one page of a list holds: a page that would be larger ends early, and its
+/// cursor continues after the last item it shows.
+pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
+
+/// Keeps the longest prefix of `items` whose JSON fits in `max_bytes` (at least one item, so that
+/// paging always moves on); true when items were cut.
+pub fn fit_bytes<T: Serialize>(items: &mut Vec<T>, max_bytes: usize) -> bool {
+    let mut total = 0;
+    let fitting = items
+        .iter()
+        .take_while(|item| {
+            total += serde_json::to_vec(item).map_or(0, |json| json.len() + 1);
+            total <= max_bytes
+        })
+        .count()
+        .max(1);
+    let cut = fitting < items.len();
+    items.truncate(fitting);
+    cut
+}
 
 impl PageSize {
     /// The page size of a typed query's `limit`; out of bounds, the whole request is refused.
@@ -63,6 +86,19 @@ impl PageSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_end_before_their_byte_limit_but_never_empty() {
+        let mut items = vec!["x".repeat(10); 5];
+        // Each item is 12 bytes of JSON plus a separator.
+        assert!(fit_bytes(&mut items, 40));
+        assert_eq!(items.len(), 3);
+        assert!(!fit_bytes(&mut items, 39));
+        assert_eq!(items.len(), 3);
+        let mut huge = vec!["x".repeat(100)];
+        assert!(!fit_bytes(&mut huge, 10));
+        assert_eq!(huge.len(), 1, "one item even when it alone is larger");
+    }
 
     #[test]
     fn limits_default_and_stay_in_bounds() {

@@ -14,7 +14,7 @@ use super::state::ApiState;
 use crate::domain::auth::Scope;
 use crate::domain::names::ClusterName;
 use crate::domain::release::ReleaseId;
-use crate::store::deploys::{self, Deploy, DeployFilter};
+use crate::store::deploys::{self, DeployFilter, DeploySummary};
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -27,7 +27,7 @@ pub struct ReleaseSummary {
     pub cluster: String,
     pub namespace: String,
     pub release: String,
-    pub last_deploy: Deploy,
+    pub last_deploy: DeploySummary,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,9 +40,9 @@ pub struct ReleaseHistory {
     pub cluster: String,
     pub namespace: String,
     pub release: String,
-    pub last_deploy: Deploy,
+    pub last_deploy: DeploySummary,
     /// Newest first, including the last deploy.
-    pub history: Vec<Deploy>,
+    pub history: Vec<DeploySummary>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

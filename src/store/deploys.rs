@@ -27,9 +27,32 @@ use crate::domain::release::ReleaseId;
 use crate::domain::verdict::{Verdict, VerdictReason};
 use crate::telemetry::DeployCounts;
 
-/// A deploy as stored. Secret values are represented by their digest only.
+/// A deploy as stored: its summary, and the request's values and tracking overrides, which only
+/// `GET /v1/deploys/{id}` shows. Secret values are represented by their keyed digest only.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Deploy {
+    #[serde(flatten)]
+    pub summary: DeploySummary,
+    #[schema(value_type = Object)]
+    pub values: serde_json::Map<String, serde_json::Value>,
+    #[schema(value_type = Object)]
+    pub tracking: TrackingOverrides,
+}
+
+/// A deploy reads as its summary (`deploy.id`, `deploy.status`): the summary is the deploy minus
+/// the two request parts only the single-deploy view carries.
+impl std::ops::Deref for Deploy {
+    type Target = DeploySummary;
+
+    fn deref(&self) -> &DeploySummary {
+        &self.summary
+    }
+}
+
+/// A deploy as lists show it: all but the request's `values` and `tracking` (up to the body limit
+/// each), so that a page stays small whatever the deploys carried.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeploySummary {
     pub id: Uuid,
     pub cluster: String,
     pub namespace: String,
@@ -38,8 +61,6 @@ pub struct Deploy {
     pub release: String,
     #[schema(value_type = Object)]
     pub chart: ChartSource,
-    #[schema(value_type = Object)]
-    pub values: serde_json::Map<String, serde_json::Value>,
     /// The request carried `secret_values` (never shown; sealed until the deploy ends).
     pub has_secret_values: bool,
     /// A digest of the request's `secret_values` keyed with the server key (HMAC-SHA256, hex):
@@ -49,8 +70,6 @@ pub struct Deploy {
     pub timeout_seconds: i64,
     pub rollback_on_failure: bool,
     pub queue: QueueMode,
-    #[schema(value_type = Object)]
-    pub tracking: TrackingOverrides,
     #[schema(value_type = Vec<Object>)]
     pub notify: Vec<NotifySubscription>,
     pub labels: BTreeMap<String, String>,
@@ -76,7 +95,7 @@ pub struct Deploy {
     pub updated_at: DateTime<Utc>,
 }
 
-impl Deploy {
+impl DeploySummary {
     pub fn release_id(&self) -> ReleaseId {
         ReleaseId::new(&self.cluster, &self.namespace, &self.release)
     }
@@ -139,21 +158,29 @@ struct DeployRow {
 }
 
 impl From<DeployRow> for Deploy {
-    fn from(row: DeployRow) -> Self {
+    fn from(mut row: DeployRow) -> Self {
         Deploy {
+            values: std::mem::take(&mut row.values.0),
+            tracking: std::mem::take(&mut row.tracking.0),
+            summary: DeploySummary::from(row),
+        }
+    }
+}
+
+impl From<DeployRow> for DeploySummary {
+    fn from(row: DeployRow) -> Self {
+        DeploySummary {
             id: row.id,
             cluster: row.cluster,
             namespace: row.namespace,
             create_namespace: row.create_namespace,
             release: row.release,
             chart: row.chart.0,
-            values: row.values.0,
             has_secret_values: row.has_secret_values,
             secret_values_digest: row.secret_values_digest,
             timeout_seconds: row.timeout_seconds,
             rollback_on_failure: row.rollback_on_failure,
             queue: row.queue_mode,
-            tracking: row.tracking.0,
             notify: row.notify.0,
             labels: row.labels.0,
             requested_by: row.requested_by,
@@ -317,7 +344,7 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
             ],
         )
         .await?;
-    inserted.last_event_seq = queued.last().map_or(0, |event| event.seq);
+    inserted.summary.last_event_seq = queued.last().map_or(0, |event| event.seq);
     if let Some(key) = new.idempotency {
         idempotency::insert(tx.conn(), key, new.id).await?;
     }
@@ -701,7 +728,7 @@ pub async fn list(
     targets: &LikeTargets,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<Deploy>, StoreError> {
+) -> Result<Vec<DeploySummary>, StoreError> {
     let rows = query_deploys!(
         "select",
         "from deploys d
@@ -728,7 +755,7 @@ pub async fn list(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(Deploy::from).collect())
+    Ok(rows.into_iter().map(DeploySummary::from).collect())
 }
 
 /// The latest deploy of every release within `targets`.
@@ -736,7 +763,7 @@ pub async fn latest_per_release(
     pool: &PgPool,
     filter: &DeployFilter,
     targets: &LikeTargets,
-) -> Result<Vec<Deploy>, StoreError> {
+) -> Result<Vec<DeploySummary>, StoreError> {
     let rows = query_deploys!(
         "select distinct on (d.cluster, d.namespace, d.release)",
         "from deploys d
@@ -753,7 +780,7 @@ pub async fn latest_per_release(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(Deploy::from).collect())
+    Ok(rows.into_iter().map(DeploySummary::from).collect())
 }
 
 /// Deploys of one release, newest first.
@@ -763,7 +790,7 @@ pub async fn release_history(
     namespace: &str,
     release: &str,
     limit: i64,
-) -> Result<Vec<Deploy>, StoreError> {
+) -> Result<Vec<DeploySummary>, StoreError> {
     let rows = query_deploys!(
         "select",
         "from deploys where cluster = $1 and namespace = $2 and release = $3
@@ -775,7 +802,7 @@ pub async fn release_history(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(Deploy::from).collect())
+    Ok(rows.into_iter().map(DeploySummary::from).collect())
 }
 
 /// Deploys per status, and those that did not succeed per verdict reason, for metrics.

@@ -235,12 +235,8 @@ async fn secret_values_are_never_echoed_nor_digested_without_a_key() {
     let id = app.submit(&body).await;
     let text = app
         .get(&format!("/v1/deploys/{id}"), &app.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text_body()
+        .await;
     assert!(!text.contains("hunter2"), "{text}");
     let deploy: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(deploy["has_secret_values"], true);

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::common::app::{TestApp, deploy_body, spawn_app_with, test_server_key};
+use crate::common::app::{Answer, TestApp, deploy_body, spawn_app_with, test_server_key};
 use crate::common::sse::SseStream;
 
 async fn with_server_key() -> TestApp {
@@ -230,4 +230,67 @@ async fn a_resume_point_beyond_the_last_event_is_refused_and_end_names_the_real_
         "nothing after the resume point but the end: {end:?}"
     );
     assert_eq!(end[0].json(), json!({"last_seq": 2}));
+}
+
+#[tokio::test]
+async fn lists_show_summaries_and_only_the_single_deploy_carries_values() {
+    let app = spawn_app_with(|_| {}).await;
+    let mut body = deploy_body("prod", "web");
+    body["values"] = json!({"blob": "v".repeat(200_000)});
+    body["tracking"] = json!({"resources": [{"kind": "Deployment", "policy": {}}]});
+    let id = app.submit(&body).await;
+    for list in ["/v1/deploys", "/v1/releases", "/v1/releases/prod/web"] {
+        let text = app.get(list, &app.admin_token).text_body().await;
+        assert!(text.contains(&id.to_string()), "{list}: {text}");
+        assert!(
+            text.len() < 10_000 && !text.contains("\"values\"") && !text.contains("\"tracking\""),
+            "{list} shows summaries: {} bytes",
+            text.len()
+        );
+    }
+    let deploy = app.deploy(id).await;
+    assert_eq!(
+        deploy["values"]["blob"].as_str().map(str::len),
+        Some(200_000)
+    );
+    assert_eq!(deploy["tracking"]["resources"][0]["kind"], "Deployment");
+}
+
+#[tokio::test]
+async fn a_page_of_deploys_ends_before_a_mebibyte_and_its_cursor_goes_on() {
+    let app = spawn_app_with(|_| {}).await;
+    // 32 labels of 1000 bytes: about 33 KB per summary, 40 of them about 1.3 MB.
+    let labels: serde_json::Map<String, Value> = (0..32)
+        .map(|index| (format!("label-{index}"), json!("l".repeat(1000))))
+        .collect();
+    let mut submitted = Vec::new();
+    for index in 0..40 {
+        let mut body = deploy_body("prod", &format!("web-{index}"));
+        body["labels"] = Value::Object(labels.clone());
+        submitted.push(app.submit(&body).await.to_string());
+    }
+    let mut seen = Vec::new();
+    let mut pages = Vec::new();
+    let mut path = "/v1/deploys?limit=200".to_owned();
+    loop {
+        let response = app.get(&path, &app.admin_token).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        assert!(text.len() <= 1024 * 1024 + 1024, "{} bytes", text.len());
+        let page: Value = serde_json::from_str(&text).unwrap();
+        let items = page["items"].as_array().unwrap();
+        pages.push(items.len());
+        seen.extend(
+            items
+                .iter()
+                .map(|item| item["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/deploys?limit=200&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert!(pages.len() >= 2, "the first page was cut: {pages:?}");
+    submitted.reverse();
+    assert_eq!(seen, submitted, "every deploy once, newest first");
 }

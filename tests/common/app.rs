@@ -210,6 +210,8 @@ pub trait Answer {
     fn status_code(self) -> impl Future<Output = u16>;
     /// Sends the request and returns the JSON body, whatever the status.
     fn json_body(self) -> impl Future<Output = Value>;
+    /// Sends the request and returns the body as text, whatever the status.
+    fn text_body(self) -> impl Future<Output = String>;
 }
 
 impl Answer for reqwest::RequestBuilder {
@@ -220,5 +222,10 @@ impl Answer for reqwest::RequestBuilder {
     async fn json_body(self) -> Value {
         let response = self.send().await.expect("request sent");
         response.json().await.expect("a JSON body")
+    }
+
+    async fn text_body(self) -> String {
+        let response = self.send().await.expect("request sent");
+        response.text().await.expect("a text body")
     }
 }

@@ -110,15 +110,18 @@ impl DeployRun<'_> {
         let current = deploys::get(self.runner.context.events.pool(), self.deploy.id)
             .await?
             .ok_or(StoreError::DeployNotFound(self.deploy.id))?;
-        let by = current.cancelled_by.unwrap_or_else(|| "unknown".into());
-        let reason = current.cancel_reason.unwrap_or_default();
+        let by = current
+            .summary
+            .cancelled_by
+            .unwrap_or_else(|| "unknown".into());
+        let reason = current.summary.cancel_reason.unwrap_or_default();
         Ok(Finish {
             outcome: Outcome::Cancelled,
             verdict: Some(Verdict::new(
                 VerdictReason::Cancelled,
                 format!("cancelled by {by}: {reason}"),
             )),
-            revision: current.revision,
+            revision: current.summary.revision,
             rolled_back_to: repaired,
         })
     }
