@@ -13,6 +13,7 @@ use crate::domain::chart::ChartCatalog;
 use crate::http::{
     self,
     auth::Authenticator,
+    revocations::Revocations,
     state::{ApiLimits, ApiState},
 };
 use crate::runner::{self, Clusters, Helm, RunnerContext, RunnerError, SecretKeeper};
@@ -73,8 +74,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollca
         };
         runner::spawn(context, options).await?;
     }
+    let revocations = Revocations::spawn(pool.clone(), &tasks, shutdown.clone());
     let api = ApiState {
         auth: Arc::new(Authenticator::new(pool.clone(), config.static_tokens)),
+        revocations,
         pool,
         events,
         metrics,

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
@@ -21,10 +21,11 @@ use super::deploys::authorized_deploy;
 use super::error::{ApiError, Problem};
 use super::json::{Path, Query};
 use super::page;
+use super::revocations::Revocations;
 use super::state::ApiState;
 use crate::bus::BusMessage;
 use crate::domain::FieldError;
-use crate::domain::auth::Scope;
+use crate::domain::auth::{Principal, Scope};
 use crate::domain::event::Event;
 use crate::store::deploy_events::list_after;
 
@@ -147,9 +148,19 @@ async fn deploy_events(
     let after = resume_point(&headers, params.after, deploy.last_event_seq)?;
     let already_ended = deploy.status.is_terminal() && after == deploy.last_event_seq;
     let stream = deploy_stream(state.clone(), deploy.id, after, already_ended);
+    let stream = until_revoked(stream, state.revocations.clone(), auth.0);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(state.limits.sse_keep_alive))
         .into_response())
+}
+
+/// Ends `stream` when the token it was opened with is revoked or expires.
+fn until_revoked<S: Stream>(
+    stream: S,
+    revocations: Revocations,
+    principal: Principal,
+) -> impl Stream<Item = S::Item> {
+    stream.take_until(async move { revocations.ended(&principal).await })
 }
 
 /// Catches up from the database after the cursor, then follows live events, deduplicating by seq.
@@ -254,7 +265,8 @@ async fn firehose(
 ) -> Result<Response, ApiError> {
     auth.require_scope(Scope::Read)?;
     let keep_alive = state.limits.sse_keep_alive;
-    let principal = auth.0;
+    let revocations = state.revocations.clone();
+    let principal = auth.0.clone();
     let stream = async_stream::stream! {
         let _subscriber = state.metrics.sse_subscriber();
         yield Ok::<_, Infallible>(SseEvent::default().retry(RETRY_HINT));
@@ -287,6 +299,7 @@ async fn firehose(
             }
         }
     };
+    let stream = until_revoked(stream, revocations, auth.0);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(keep_alive))
         .into_response())

@@ -9,6 +9,7 @@ pub mod health;
 pub mod json;
 pub mod page;
 pub mod releases;
+pub mod revocations;
 pub mod state;
 pub mod tokens;
 

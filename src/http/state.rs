@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Authenticator;
+use super::revocations::Revocations;
 use crate::bus::EventHub;
 use crate::domain::chart::ChartCatalog;
 use crate::domain::public_url::PublicUrl;
@@ -31,6 +32,8 @@ pub struct ApiState {
     pub secret_key: Option<ServerKey>,
     /// The base of absolute links the API hands out.
     pub public_url: Option<PublicUrl>,
+    /// Tokens revoked or expired: their SSE streams end.
+    pub revocations: Revocations,
     /// Cancelled at shutdown: SSE streams end.
     pub shutdown: CancellationToken,
 }

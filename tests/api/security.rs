@@ -294,3 +294,94 @@ async fn a_page_of_deploys_ends_before_a_mebibyte_and_its_cursor_goes_on() {
     submitted.reverse();
     assert_eq!(seen, submitted, "every deploy once, newest first");
 }
+
+#[tokio::test]
+async fn admins_list_tokens_without_their_secrets_and_expired_tokens_are_refused() {
+    let app = spawn_app_with(|_| {}).await;
+    let (id, secret) = app.token(&["read"], &["default/prod/*"]).await;
+    assert_eq!(app.get("/v1/deploys", &secret).status_code().await, 200);
+    let listing = app.get("/v1/tokens", &app.admin_token).text_body().await;
+    let secret_part = &secret["rc_".len() + 32..];
+    assert!(!listing.contains(secret_part), "no secret in {listing}");
+    let listing: Value = serde_json::from_str(&listing).unwrap();
+    let token = listing["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|token| token["id"] == id)
+        .expect("the token is listed");
+    assert_eq!(token["scopes"], json!(["read"]));
+    assert_eq!(token["targets"], json!(["default/prod/*"]));
+    assert!(token["created_at"].is_string() && token["last_used_at"].is_string());
+    assert_eq!(app.get("/v1/tokens", &secret).status_code().await, 403);
+
+    let expiring = |expires_at: chrono::DateTime<chrono::Utc>| {
+        app.post("/v1/tokens", &app.admin_token).json(&json!({
+            "name": "short-lived", "scopes": ["read"], "targets": ["*/*/*"],
+            "expires_at": expires_at,
+        }))
+    };
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    assert_eq!(
+        refusal(expiring(past)).await,
+        (422, "expires_at".to_owned())
+    );
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let created = expiring(soon).json_body().await;
+    let short_lived = created["token"].as_str().unwrap();
+    assert_eq!(app.get("/v1/deploys", short_lived).status_code().await, 200);
+    // Expiry is the database's clock: a real wait.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(app.get("/v1/deploys", short_lived).status_code().await, 401);
+}
+
+#[tokio::test]
+async fn revoking_a_token_ends_its_open_streams_on_every_replica_within_a_second() {
+    let a = spawn_app_with(|_| {}).await;
+    let b = crate::common::app::spawn_app_on(&a.database_url, |_| {}).await;
+    let queued = a.submit(&deploy_body("prod", "web")).await;
+    let (id, secret) = a.token(&["read"], &["*/*/*"]).await;
+    let (_, other) = a.token(&["read"], &["*/*/*"]).await;
+    let events = format!("/v1/deploys/{queued}/events");
+    let mut streams = vec![
+        SseStream::connect(a.get(&events, &secret)).await,
+        SseStream::connect(b.get(&events, &secret)).await,
+        SseStream::connect(b.get("/v1/events", &secret)).await,
+    ];
+    let mut unaffected = SseStream::connect(b.get("/v1/events", &other)).await;
+    for stream in &mut streams[..2] {
+        assert_eq!(
+            stream
+                .next_frame(Duration::from_secs(5))
+                .await
+                .unwrap()
+                .id
+                .as_deref(),
+            Some("1")
+        );
+    }
+    let revoked = a
+        .delete(&format!("/v1/tokens/{id}"), &a.admin_token)
+        .status_code()
+        .await;
+    assert_eq!(revoked, 204);
+    for mut stream in streams {
+        let ended = tokio::time::timeout(Duration::from_secs(1), async move {
+            while stream.next_frame(Duration::from_secs(5)).await.is_some() {}
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "a stream of the revoked token still open after a second"
+        );
+    }
+    // Another token's stream goes on: it sees the next event.
+    a.post(&format!("/v1/deploys/{queued}/cancel"), &a.admin_token)
+        .status_code()
+        .await;
+    let frame = unaffected
+        .next_frame(Duration::from_secs(5))
+        .await
+        .expect("still open");
+    assert_eq!(frame.event.as_deref(), Some("deploy.cancelled"));
+}
