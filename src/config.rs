@@ -11,6 +11,7 @@ use crate::domain::auth::StaticToken;
 use crate::domain::duration::{BoundedDuration, DurationError};
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::{SealingError, ServerKey};
+use crate::http::server::ConnectionLimits;
 use crate::runner::helm::DEFAULT_HELM_BIN;
 use crate::runner::{DEFAULT_PARALLELISM, HelmConfig, RunnerOptions};
 use crate::telemetry::LogFormat;
@@ -165,6 +166,8 @@ pub struct Config {
     pub body_limit: usize,
     pub db_max_connections: u32,
     pub sse_keep_alive: Duration,
+    /// Header-read timeout and header limits of client connections.
+    pub connection_limits: ConnectionLimits,
     /// Live events buffered per instance for SSE subscribers before a slow one lags.
     pub event_bus_capacity: usize,
     /// The bootstrap admin token first, then the file's tokens.
@@ -215,6 +218,7 @@ impl Config {
             body_limit: DEFAULT_BODY_LIMIT,
             db_max_connections: 10,
             sse_keep_alive: Duration::from_secs(15),
+            connection_limits: ConnectionLimits::default(),
             event_bus_capacity: 16 * 1024,
             static_tokens: Vec::new(),
             helm: HelmConfig::new(DEFAULT_HELM_BIN, None),

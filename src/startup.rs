@@ -87,6 +87,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollca
         limits: ApiLimits {
             body_limit: config.body_limit,
             sse_keep_alive: config.sse_keep_alive,
+            connection: config.connection_limits,
         },
         secret_key: config.secret_key,
         public_url: config.public_url,
@@ -101,9 +102,8 @@ pub async fn serve(rollcall: Rollcall, listener: TcpListener) -> Result<(), Star
     let Rollcall { api, tasks } = rollcall;
     let shutdown = api.shutdown.clone();
     let pool = api.pool.clone();
-    let result = axum::serve(listener, http::router(api))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let limits = api.limits.connection;
+    let result = http::server::serve(listener, http::router(api), limits, shutdown.clone()).await;
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;

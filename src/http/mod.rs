@@ -10,6 +10,7 @@ pub mod json;
 pub mod page;
 pub mod releases;
 pub mod revocations;
+pub mod server;
 pub mod state;
 pub mod tokens;
 

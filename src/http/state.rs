@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Authenticator;
 use super::revocations::Revocations;
+use super::server::ConnectionLimits;
 use crate::bus::EventHub;
 use crate::domain::chart::ChartCatalog;
 use crate::domain::public_url::PublicUrl;
@@ -51,4 +52,6 @@ pub struct ApiLimits {
     pub body_limit: usize,
     /// Interval of SSE keep-alive comments.
     pub sse_keep_alive: Duration,
+    /// Timeouts and header limits of client connections.
+    pub connection: ConnectionLimits,
 }

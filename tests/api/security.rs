@@ -385,3 +385,93 @@ async fn revoking_a_token_ends_its_open_streams_on_every_replica_within_a_second
         .expect("still open");
     assert_eq!(frame.event.as_deref(), Some("deploy.cancelled"));
 }
+
+/// Reads from `stream` until the server closes it; panics if it stays open past `within`.
+async fn closed_by_the_server(stream: &mut tokio::net::TcpStream, within: Duration) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut received))
+        .await
+        .expect("the server closed the connection")
+        .expect("read");
+    received
+}
+
+#[tokio::test]
+async fn idle_and_half_sent_connections_are_closed_and_oversized_headers_refused() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(|config| {
+        config.connection_limits.header_read_timeout = Duration::from_secs(1);
+        config.sse_keep_alive = Duration::from_millis(200);
+    })
+    .await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let connect = || tokio::net::TcpStream::connect(address.clone());
+
+    let mut idle = connect().await.unwrap();
+    assert!(
+        closed_by_the_server(&mut idle, Duration::from_secs(3))
+            .await
+            .is_empty()
+    );
+    let mut half_sent = connect().await.unwrap();
+    half_sent
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: rollcall\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_by_the_server(&mut half_sent, Duration::from_secs(3))
+            .await
+            .is_empty()
+    );
+    let mut kept_alive = connect().await.unwrap();
+    kept_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: rollcall\r\n\r\n")
+        .await
+        .unwrap();
+    let answered = closed_by_the_server(&mut kept_alive, Duration::from_secs(3)).await;
+    assert!(
+        answered.starts_with(b"HTTP/1.1 200"),
+        "answered, then closed when idle"
+    );
+
+    let many: String = (0..150)
+        .map(|index| format!("x-header-{index}: 1\r\n"))
+        .collect();
+    let large = format!("x-large: {}\r\n", "a".repeat(100 * 1024));
+    for headers in [many, large] {
+        let mut oversized = connect().await.unwrap();
+        let request = format!("GET /healthz HTTP/1.1\r\nhost: rollcall\r\n{headers}\r\n");
+        oversized.write_all(request.as_bytes()).await.unwrap();
+        let answer = closed_by_the_server(&mut oversized, Duration::from_secs(3)).await;
+        assert!(
+            answer.starts_with(b"HTTP/1.1 431"),
+            "{}",
+            String::from_utf8_lossy(&answer[..answer.len().min(200)])
+        );
+    }
+
+    // A live SSE stream outlasts the header timeout: its keep-alives are a response in progress.
+    let queued = app.submit(&deploy_body("prod", "web")).await;
+    let mut stream =
+        SseStream::connect(app.get(&format!("/v1/deploys/{queued}/events"), &app.admin_token))
+            .await;
+    assert_eq!(
+        stream
+            .next_frame(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .id
+            .as_deref(),
+        Some("1")
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.post(&format!("/v1/deploys/{queued}/cancel"), &app.admin_token)
+        .status_code()
+        .await;
+    let frame = stream
+        .next_frame(Duration::from_secs(5))
+        .await
+        .expect("still open");
+    assert_eq!(frame.event.as_deref(), Some("deploy.cancelled"));
+}
