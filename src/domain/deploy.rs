@@ -43,7 +43,18 @@ pub enum QueueMode {
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// Helm release name (DNS-1123 label, ≤ 53 characters).
+    #[schema(
+        pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        min_length = 1,
+        max_length = 53
+    )]
     pub release: String,
+    /// A DNS-1123 label, ≤ 63 characters.
+    #[schema(
+        pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub namespace: String,
     /// Create the namespace when it does not exist (`helm upgrade --create-namespace`); without
     /// it, a deploy to a missing namespace fails.
@@ -56,7 +67,7 @@ pub struct DeployRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub values: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Values used for this run only: stored as a digest, never echoed.
+    /// Values used for this run only: sealed until the deploy ends, never echoed.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub secret_values: Option<serde_json::Map<String, serde_json::Value>>,

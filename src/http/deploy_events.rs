@@ -49,6 +49,7 @@ pub struct EventsParams {
     #[param(minimum = 0)]
     pub after: Option<i64>,
     /// JSON pages only: page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -255,6 +256,7 @@ pub struct FirehoseParams {
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(FirehoseParams),
     responses(
         (status = 200, content_type = "text/event-stream", body = String),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]

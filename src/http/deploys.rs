@@ -363,7 +363,7 @@ fn decode_cursor(cursor: &str) -> Option<Uuid> {
         ("cluster" = Option<String>, Query),
         ("status" = Option<DeployStatus>, Query),
         ("label" = Option<Vec<String>>, Query, description = "`key=value`; repeat for several labels (all must match)"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1 to 200 (default 50)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
@@ -434,14 +434,18 @@ async fn get_deploy(
 /// until its runner stops helm (202); a finished one is a 409.
 #[utoipa::path(post, path = "/v1/deploys/{id}/cancel", tag = "deploys",
     params(("id" = Uuid, Path)),
-    request_body(content = Option<CancelRequest>),
+    request_body(content = Option<CancelRequest>, description = "Optional: no body, or `null`, is the same as `{}`"),
     responses(
         (status = 200, body = Deploy, description = "cancelled"),
         (status = 202, body = Deploy, description = "cancelling"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn cancel_deploy(
     State(state): State<ApiState>,

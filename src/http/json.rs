@@ -77,7 +77,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
-/// An optional JSON body: absent (empty) is `None`.
+/// An optional JSON body: absent (empty) or `null` is `None`.
 pub struct MaybeJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJson<T> {
@@ -96,7 +96,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJson<T> {
         if bytes.0.is_empty() {
             return Ok(Self(None));
         }
-        Ok(Self(Some(bytes.parse()?)))
+        Ok(Self(bytes.parse()?))
     }
 }
 

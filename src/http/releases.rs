@@ -60,6 +60,7 @@ pub struct HistoryParams {
     /// Default `default`.
     pub cluster: Option<String>,
     /// History length, 1 to 200 (default 20).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
@@ -67,6 +68,7 @@ pub struct HistoryParams {
 #[utoipa::path(get, path = "/v1/releases", tag = "releases", params(ReleasesParams),
     responses(
         (status = 200, body = ReleaseList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
