@@ -1,14 +1,33 @@
 //! Logs (`tracing`, text or JSON) and the Prometheus metrics rollcall keeps in memory.
+//!
+//! Figures read from the database (deploys by status, queue depth) describe every replica's work:
+//! only the replica holding the reporter lock (`store::reporter`) exports them, so that summing a
+//! metric over replicas counts each deploy once. Everything else is this process's own.
+
+mod family;
+mod handles;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
+use crate::domain::deploy::Phase;
 use crate::domain::verdict::VerdictReason;
+use crate::domain::webhooks::DeliveryOutcome;
+
+/// At most one log line per this interval about deliveries that failed verification, so that
+/// unauthenticated traffic cannot flood the logs either.
+const UNVERIFIED_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+pub use handles::{
+    ApiCall, BusySlot, DeployMetrics, HelmMetrics, HelmProcess, OpenWatch, WatchMetrics,
+    WatchRestart,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum LogFormat {
@@ -31,23 +50,38 @@ pub fn init(format: LogFormat) {
     };
 }
 
-/// Counters and gauges of this process. Deploy counts by status are read from the database at
-/// scrape time, so they agree across instances.
+/// Counters and gauges of this process, and the handles its workers record into.
 #[derive(Debug, Default)]
 pub struct Metrics {
     http_requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     events_written: AtomicU64,
     sse_subscribers: AtomicI64,
     sse_lagged: AtomicU64,
+    pub helm: std::sync::Arc<HelmMetrics>,
+    pub watches: std::sync::Arc<WatchMetrics>,
+    pub deploys: std::sync::Arc<DeployMetrics>,
+    hook_deliveries: Mutex<BTreeMap<(String, DeliveryOutcome), u64>>,
+    unverified_log: Mutex<ThrottledLog>,
+}
+
+/// When the last line was written, and how many were left out since.
+#[derive(Debug, Default)]
+struct ThrottledLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+/// The connection pool at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolUsage {
+    pub max: u32,
+    pub open: u32,
+    pub idle: usize,
 }
 
 impl Metrics {
     pub fn http_request(&self, method: &str, route: &str, status: u16) {
-        let mut requests = self
-            .http_requests
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        *requests
+        *lock(&self.http_requests)
             .entry((method.to_owned(), route.to_owned(), status))
             .or_default() += 1;
     }
@@ -66,35 +100,91 @@ impl Metrics {
         self.sse_lagged.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of everything, plus the deploys recorded in the database.
-    pub fn render(&self, deploys: &DeployCounts) -> String {
+    /// Counts a webhook delivery by hook and outcome; one that failed verification is also
+    /// logged, at most once per [`UNVERIFIED_LOG_INTERVAL`].
+    pub fn hook_delivery(&self, hook: &str, outcome: DeliveryOutcome) {
+        *lock(&self.hook_deliveries)
+            .entry((hook.to_owned(), outcome))
+            .or_default() += 1;
+        if outcome == DeliveryOutcome::Unauthorized {
+            self.log_unverified(hook, Instant::now());
+        }
+    }
+
+    /// Logs an unverified delivery unless one was logged less than the interval before `now`;
+    /// says whether it did.
+    fn log_unverified(&self, hook: &str, now: Instant) -> bool {
+        let mut log = lock(&self.unverified_log);
+        if log
+            .last
+            .is_some_and(|last| now.duration_since(last) < UNVERIFIED_LOG_INTERVAL)
+        {
+            log.suppressed += 1;
+            return false;
+        }
+        let suppressed = std::mem::take(&mut log.suppressed);
+        log.last = Some(now);
+        tracing::warn!(
+            hook,
+            unlogged_since_last_line = suppressed,
+            "a webhook delivery failed verification; such lines are written at most every 10s"
+        );
+        true
+    }
+
+    /// The Prometheus text exposition of everything; `database` holds the figures read from the
+    /// database when this replica reports them.
+    pub fn render(&self, database: Option<&DeployCounts>, pool: PoolUsage) -> String {
         let mut out = String::new();
-        describe(&mut out, "rollcall_deploys", "gauge", "Deploys by status.");
-        for (status, count) in &deploys.by_status {
+        describe(
+            &mut out,
+            "rollcall_database_reporter",
+            "gauge",
+            "1 on the one replica that exports the figures read from the database, else 0.",
+        );
+        let _ = writeln!(
+            out,
+            "rollcall_database_reporter {}",
+            u8::from(database.is_some())
+        );
+        if let Some(deploys) = database {
+            render_database_figures(&mut out, deploys);
+        }
+        self.render_own(&mut out, pool);
+        out
+    }
+
+    fn render_own(&self, out: &mut String, pool: PoolUsage) {
+        self.deploys.render(out);
+        self.helm.render(out);
+        self.watches.render(out);
+        describe(
+            out,
+            "rollcall_db_pool_connections",
+            "gauge",
+            "Database connections of this process, by state (in_use or idle).",
+        );
+        let open = usize::try_from(pool.open).unwrap_or(usize::MAX);
+        for (state, count) in [
+            ("in_use", open.saturating_sub(pool.idle)),
+            ("idle", pool.idle),
+        ] {
             let _ = writeln!(
                 out,
-                "rollcall_deploys{{status=\"{}\"}} {count}",
-                escape(status)
+                "rollcall_db_pool_connections{{state=\"{state}\"}} {count}"
             );
         }
         describe(
-            &mut out,
-            "rollcall_deploy_verdicts",
+            out,
+            "rollcall_db_pool_max_connections",
             "gauge",
-            "Deploys that did not succeed, by verdict reason.",
+            "Most database connections this process opens.",
         );
-        // Every reason of the closed set, zeros included: the label set never grows.
-        for reason in VerdictReason::ALL {
-            let count = deploys
-                .by_verdict
-                .iter()
-                .find(|(counted, _)| counted == reason)
-                .map_or(0, |(_, count)| *count);
-            let _ = writeln!(
-                out,
-                "rollcall_deploy_verdicts{{reason=\"{reason}\"}} {count}"
-            );
-        }
+        let _ = writeln!(out, "rollcall_db_pool_max_connections {}", pool.max);
+        self.render_requests_and_events(out);
+    }
+
+    fn render_requests_and_events(&self, out: &mut String) {
         for (name, kind, help, value) in [
             (
                 "rollcall_events_written_total",
@@ -115,20 +205,30 @@ impl Metrics {
                 self.sse_lagged.load(Ordering::Relaxed).to_string(),
             ),
         ] {
-            describe(&mut out, name, kind, help);
+            describe(out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
         }
         describe(
-            &mut out,
+            out,
+            "rollcall_hook_deliveries_total",
+            "counter",
+            "Webhook deliveries received by this process, by hook and outcome.",
+        );
+        for ((hook, outcome), count) in lock(&self.hook_deliveries).iter() {
+            let _ = writeln!(
+                out,
+                "rollcall_hook_deliveries_total{{hook=\"{}\",outcome=\"{}\"}} {count}",
+                escape(hook),
+                outcome.as_str()
+            );
+        }
+        describe(
+            out,
             "rollcall_http_requests_total",
             "counter",
             "HTTP requests by method, route and status.",
         );
-        let requests = self
-            .http_requests
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        for ((method, route, status), count) in requests.iter() {
+        for ((method, route, status), count) in lock(&self.http_requests).iter() {
             let _ = writeln!(
                 out,
                 "rollcall_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {count}",
@@ -136,8 +236,79 @@ impl Metrics {
                 escape(route)
             );
         }
-        out
     }
+}
+
+/// The figures read from the database, exported by the reporter replica only.
+fn render_database_figures(out: &mut String, deploys: &DeployCounts) {
+    describe(out, "rollcall_deploys", "gauge", "Deploys by status.");
+    for (status, count) in &deploys.by_status {
+        let _ = writeln!(
+            out,
+            "rollcall_deploys{{status=\"{}\"}} {count}",
+            escape(status)
+        );
+    }
+    describe(
+        out,
+        "rollcall_deploy_verdicts",
+        "gauge",
+        "Deploys that did not succeed, by verdict reason.",
+    );
+    // Every reason of the closed set, zeros included: the label set never grows.
+    for reason in VerdictReason::ALL {
+        let count = deploys
+            .by_verdict
+            .iter()
+            .find(|(counted, _)| counted == reason)
+            .map_or(0, |(_, count)| *count);
+        let _ = writeln!(
+            out,
+            "rollcall_deploy_verdicts{{reason=\"{reason}\"}} {count}"
+        );
+    }
+    describe(
+        out,
+        "rollcall_queue_depth",
+        "gauge",
+        "Deploys queued, waiting for their release or for a runner slot.",
+    );
+    let _ = writeln!(out, "rollcall_queue_depth {}", deploys.queued);
+    describe(
+        out,
+        "rollcall_queue_oldest_age_seconds",
+        "gauge",
+        "How long the oldest queued deploy has waited; 0 with an empty queue.",
+    );
+    let _ = writeln!(
+        out,
+        "rollcall_queue_oldest_age_seconds {}",
+        deploys.oldest_queued_seconds
+    );
+    describe(
+        out,
+        "rollcall_running_deploys",
+        "gauge",
+        "Deploys running (or cancelling), by phase.",
+    );
+    // Every phase, zeros included: the label set never changes.
+    for phase in Phase::ALL {
+        let count = deploys
+            .running_by_phase
+            .iter()
+            .find(|(counted, _)| *counted == phase)
+            .map_or(0, |(_, count)| *count);
+        let _ = writeln!(
+            out,
+            "rollcall_running_deploys{{phase=\"{}\"}} {count}",
+            phase.as_str()
+        );
+    }
+}
+
+/// A counter map's lock; a panic elsewhere leaves the counts usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 /// The `# HELP` and `# TYPE` lines that introduce a metric.
@@ -151,6 +322,9 @@ fn describe(out: &mut String, name: &str, kind: &str, help: &str) {
 pub struct DeployCounts {
     pub by_status: Vec<(String, i64)>,
     pub by_verdict: Vec<(VerdictReason, i64)>,
+    pub queued: i64,
+    pub oldest_queued_seconds: f64,
+    pub running_by_phase: Vec<(Phase, i64)>,
 }
 
 fn escape(label: &str) -> String {
@@ -173,16 +347,60 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hook_deliveries_are_counted_by_hook_and_outcome() {
+        let metrics = Metrics::default();
+        metrics.hook_delivery("web-push", DeliveryOutcome::Deployed);
+        metrics.hook_delivery("web-push", DeliveryOutcome::Deployed);
+        metrics.hook_delivery("web-push", DeliveryOutcome::Unauthorized);
+        let text = metrics.render(None, PoolUsage::default());
+        assert!(text.contains(
+            "rollcall_hook_deliveries_total{hook=\"web-push\",outcome=\"deployed\"} 2\n"
+        ));
+        assert!(text.contains(
+            "rollcall_hook_deliveries_total{hook=\"web-push\",outcome=\"unauthorized\"} 1\n"
+        ));
+    }
+
+    #[test]
+    fn unverified_deliveries_are_logged_at_most_once_per_interval() {
+        let metrics = Metrics::default();
+        let start = Instant::now();
+        assert!(metrics.log_unverified("a", start));
+        assert!(!metrics.log_unverified("a", start + Duration::from_secs(1)));
+        assert!(!metrics.log_unverified("b", start + Duration::from_secs(9)));
+        assert_eq!(lock(&metrics.unverified_log).suppressed, 2);
+        assert!(metrics.log_unverified("a", start + UNVERIFIED_LOG_INTERVAL));
+        assert_eq!(lock(&metrics.unverified_log).suppressed, 0);
+    }
+
+    #[test]
     fn renders_prometheus_text() {
         let metrics = std::sync::Arc::new(Metrics::default());
         metrics.http_request("GET", "/v1/deploys", 200);
         metrics.http_request("GET", "/v1/deploys", 200);
         metrics.events_written(3);
         let guard = metrics.sse_subscriber();
-        let text = metrics.render(&DeployCounts {
-            by_status: vec![("queued".into(), 2)],
-            by_verdict: vec![(VerdictReason::CrashLoopBackOff, 4)],
-        });
+        let text = metrics.render(
+            Some(&DeployCounts {
+                by_status: vec![("queued".into(), 2)],
+                by_verdict: vec![(VerdictReason::CrashLoopBackOff, 4)],
+                queued: 2,
+                oldest_queued_seconds: 7.5,
+                running_by_phase: vec![(Phase::Tracking, 3)],
+            }),
+            PoolUsage {
+                max: 10,
+                open: 3,
+                idle: 1,
+            },
+        );
+        assert!(text.contains("rollcall_database_reporter 1\n"));
+        assert!(text.contains("rollcall_queue_depth 2\n"));
+        assert!(text.contains("rollcall_queue_oldest_age_seconds 7.5\n"));
+        assert!(text.contains("rollcall_running_deploys{phase=\"tracking\"} 3\n"));
+        assert!(text.contains("rollcall_running_deploys{phase=\"rolling_back\"} 0\n"));
+        assert!(text.contains("rollcall_db_pool_connections{state=\"in_use\"} 2\n"));
+        assert!(text.contains("rollcall_db_pool_max_connections 10\n"));
         assert!(text.contains("rollcall_deploys{status=\"queued\"} 2\n"));
         for reason in VerdictReason::ALL {
             let count = if *reason == VerdictReason::CrashLoopBackOff {
@@ -203,10 +421,12 @@ mod tests {
             "rollcall_http_requests_total{method=\"GET\",route=\"/v1/deploys\",status=\"200\"} 2\n"
         ));
         drop(guard);
+        let follower = metrics.render(None, PoolUsage::default());
+        assert!(follower.contains("rollcall_sse_subscribers 0\n"));
+        assert!(follower.contains("rollcall_database_reporter 0\n"));
         assert!(
-            metrics
-                .render(&DeployCounts::default())
-                .contains("rollcall_sse_subscribers 0\n")
+            !follower.contains("rollcall_deploys{") && !follower.contains("rollcall_queue_depth "),
+            "a replica that does not report exports no database figures: {follower}"
         );
     }
 }

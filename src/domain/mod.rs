@@ -16,6 +16,7 @@ pub mod redaction;
 pub mod release;
 pub mod sealing;
 pub mod verdict;
+pub mod webhooks;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

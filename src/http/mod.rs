@@ -1,5 +1,6 @@
 //! The HTTP API (DESIGN §3): one router per feature, problem JSON errors, bearer auth, OpenAPI.
 
+pub mod assets;
 pub mod auth;
 pub mod deploy_events;
 pub mod deploys;
@@ -13,6 +14,9 @@ pub mod revocations;
 pub mod server;
 pub mod state;
 pub mod tokens;
+pub mod ui;
+pub mod webhook_deliveries;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -46,6 +50,7 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
         (name = "events", description = "Deploy events as SSE or JSON pages"),
         (name = "releases", description = "Releases and their deploy history"),
         (name = "tokens", description = "API token administration"),
+        (name = "hooks", description = "Inbound webhooks: CI systems and registries start deploys"),
         (name = "operations", description = "Health, readiness, metrics")
     )
 )]
@@ -57,6 +62,8 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .merge(deploy_events::router())
         .merge(releases::router())
         .merge(tokens::router())
+        .merge(webhooks::router())
+        .merge(webhook_deliveries::router())
         .merge(health::router())
 }
 
@@ -68,6 +75,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: ApiState) -> Router {
     let (api, openapi) = api_router().split_for_parts();
     api.merge(docs::router(openapi))
+        .merge(ui::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(

@@ -14,7 +14,9 @@ use crate::bus::EventHub;
 use crate::domain::chart::ChartCatalog;
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::ServerKey;
+use crate::domain::webhooks::HookDefinition;
 use crate::runner::{Helm, SecretKeeper};
+use crate::store::reporter::ReporterRole;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -24,6 +26,8 @@ pub struct ApiState {
     pub auth: Arc<Authenticator>,
     pub catalog: Arc<ChartCatalog>,
     pub metrics: Arc<Metrics>,
+    /// Whether this replica exports the figures read from the database.
+    pub reporter: ReporterRole,
     /// Keeps the secret values of accepted deploys for the runner.
     pub secrets: SecretKeeper,
     /// `?dry_run=true` renders with helm.
@@ -35,6 +39,8 @@ pub struct ApiState {
     pub public_url: Option<PublicUrl>,
     /// Tokens revoked or expired: their SSE streams end.
     pub revocations: Revocations,
+    /// The hooks of the configuration file (those of the admin API are in the database).
+    pub configured_hooks: Arc<[HookDefinition]>,
     /// Cancelled at shutdown: SSE streams end.
     pub shutdown: CancellationToken,
 }

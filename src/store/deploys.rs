@@ -231,8 +231,6 @@ macro_rules! query_deploys {
 pub struct CreateDeploy<'a> {
     pub id: Uuid,
     pub deploy: &'a NewDeploy,
-    /// The keyed digest of its secret values, when it has some and the server a key.
-    pub secret_values_digest: Option<String>,
     pub requested_by: &'a str,
     pub idempotency: Option<&'a IdempotencyKey>,
 }
@@ -246,7 +244,13 @@ pub struct Created {
 
 /// Inserts a queued deploy with its `deploy.queued` event, applying its queue mode: `reject` fails
 /// while the release has a queued or running deploy, `supersede` cancels the release's queued ones.
-pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, StoreError> {
+/// `secret_values_digest` is the keyed digest of its secret values, when it has some and the server
+/// a key.
+pub async fn create(
+    tx: &mut EventTx,
+    new: CreateDeploy<'_>,
+    secret_values_digest: Option<String>,
+) -> Result<Created, StoreError> {
     let deploy = new.deploy;
     let (cluster, namespace, release) = (
         deploy.cluster.as_str(),
@@ -318,7 +322,7 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
         release,
         Json(&deploy.chart) as _,
         Json(&deploy.values) as _,
-        new.secret_values_digest,
+        secret_values_digest,
         deploy.timeout.get().as_secs() as i64,
         deploy.rollback_on_failure,
         deploy.queue as QueueMode,
@@ -340,7 +344,10 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
                     EventType::DeployQueued,
                     format!("deploy of {release} queued"),
                 )
-                .data(serde_json::json!({ "requested_by": new.requested_by })),
+                .data(serde_json::json!({
+                    "requested_by": new.requested_by,
+                    "labels": deploy.labels.as_map(),
+                })),
             ],
         )
         .await?;
@@ -805,7 +812,8 @@ pub async fn release_history(
     Ok(rows.into_iter().map(DeploySummary::from).collect())
 }
 
-/// Deploys per status, and those that did not succeed per verdict reason, for metrics.
+/// Deploys per status, those that did not succeed per verdict reason, the queue and the running
+/// deploys per phase, for metrics.
 pub async fn counts(pool: &PgPool) -> Result<DeployCounts, StoreError> {
     let by_status =
         sqlx::query!(r#"select status, count(*) as "count!" from deploys group by status"#)
@@ -823,8 +831,28 @@ pub async fn counts(pool: &PgPool) -> Result<DeployCounts, StoreError> {
     .into_iter()
     .map(|row| (row.reason.0, row.count))
     .collect();
+    let queue = sqlx::query!(
+        r#"select count(*) as "queued!",
+                  coalesce(extract(epoch from now() - min(created_at))::float8, 0) as "oldest_seconds!"
+           from deploys where status = 'queued'"#
+    )
+    .fetch_one(pool)
+    .await?;
+    let running_by_phase = sqlx::query!(
+        r#"select phase as "phase!: Phase", count(*) as "count!"
+           from deploys where status in ('running', 'cancelling') and phase is not null
+           group by phase"#
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|row| (row.phase, row.count))
+    .collect();
     Ok(DeployCounts {
         by_status,
         by_verdict,
+        queued: queue.queued,
+        oldest_queued_seconds: queue.oldest_seconds,
+        running_by_phase,
     })
 }

@@ -5,7 +5,10 @@
 
 pub mod app;
 pub mod charts;
+pub mod helm;
+pub mod hooks;
 pub mod postgres;
+pub mod remote;
 pub mod runner;
 pub mod serve;
 pub mod sse;

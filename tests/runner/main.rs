@@ -9,12 +9,16 @@ mod common;
 mod deploys;
 mod drills;
 mod helm_process;
+mod hooks;
 mod jobs;
 mod kubeconfigs;
 mod leases;
 mod matrix;
+mod metrics;
 mod namespaces;
+mod pinned_helm;
 mod recovery;
+mod rollcall_chart;
 mod scenarios;
 mod security;
 
@@ -25,7 +29,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use common::app::TestApp;
-pub use common::runner::{helm_bin, start_kubesim, with_runner};
+pub use common::helm::helm_bin;
+pub use common::runner::{start_kubesim, with_runner};
 use common::sse::SseStream;
 
 /// Generous: only guards against a hung test.
@@ -142,10 +147,10 @@ pub async fn insert_deploy(tx: &mut rollcall::store::deploy_events::EventTx, bod
         rollcall::store::deploys::CreateDeploy {
             id,
             deploy: &new,
-            secret_values_digest: None,
             requested_by: "test",
             idempotency: None,
         },
+        None,
     )
     .await
     .expect("deploy inserted");
