@@ -15,6 +15,7 @@ use crate::http::{
     auth::Authenticator,
     state::{ApiLimits, ApiState},
 };
+use crate::notify::{self, GuardedClient, NotifyContext, Signer};
 use crate::runner::{self, Clusters, Helm, RunnerContext, RunnerError, SecretStash};
 use crate::store::{self, StoreError};
 use crate::telemetry::Metrics;
@@ -54,6 +55,26 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollca
     let helm = Arc::new(Helm::new(config.helm.clone()));
     let catalog = Arc::new(ChartCatalog::new(config.chart_dir.clone()));
     let secrets = Arc::new(SecretStash::default());
+    let notify_rules = Arc::new(config.notify.rules());
+    store::notifications::sync_configured(&pool, &config.notify.subscriptions).await?;
+    let delivery = config.notify.delivery;
+    notify::spawn(
+        NotifyContext {
+            pool: pool.clone(),
+            signer: Arc::new(Signer::new(
+                config.notify.default_secret,
+                config.notify.secrets,
+                config.secret_key.clone(),
+            )),
+            client: GuardedClient::new(config.notify.destinations, delivery.timeout),
+            public_url: config.public_url.clone(),
+            metrics: metrics.clone(),
+            options: delivery,
+            shutdown: shutdown.clone(),
+        },
+        &tasks,
+    )
+    .await?;
     if let Some(options) = config.runner {
         let context = RunnerContext {
             events: events.clone(),
@@ -81,6 +102,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollca
         },
         secret_key: config.secret_key,
         public_url: config.public_url,
+        notify_rules,
         shutdown,
     };
     Ok(Rollcall { api, tasks })

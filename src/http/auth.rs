@@ -151,6 +151,17 @@ impl Auth {
         }
     }
 
+    /// 403 unless the caller is an admin over every target (`*/*/*`), as `what` needs.
+    pub fn require_global_admin(&self, what: &str) -> Result<(), ApiError> {
+        if self.0.is_global_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{what} needs the admin scope over */*/*"
+            )))
+        }
+    }
+
     /// 403 unless the caller holds `scope` over this release.
     pub fn require(&self, scope: Scope, target: &ReleaseId) -> Result<(), ApiError> {
         if self.0.allows(scope, target) {

@@ -46,11 +46,12 @@ async fn readyz(State(state): State<ApiState>) -> Result<axum::Json<HealthStatus
     responses((status = 200, body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
     let deploys = store::deploys::counts(&state.pool).await?;
+    let outbox = store::notifications::depth(&state.pool).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&deploys),
+        state.metrics.render(&deploys, &outbox),
     ))
 }

@@ -7,9 +7,11 @@ pub mod docs;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod notifications;
 pub mod page;
 pub mod releases;
 pub mod state;
+pub mod subscriptions;
 pub mod tokens;
 
 use axum::Router;
@@ -44,6 +46,7 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
         (name = "events", description = "Deploy events as SSE or JSON pages"),
         (name = "releases", description = "Releases and their deploy history"),
         (name = "tokens", description = "API token administration"),
+        (name = "notifications", description = "Outgoing notifications: global subscriptions and what was sent about a deploy"),
         (name = "operations", description = "Health, readiness, metrics")
     )
 )]
@@ -55,6 +58,8 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .merge(deploy_events::router())
         .merge(releases::router())
         .merge(tokens::router())
+        .merge(subscriptions::router())
+        .merge(notifications::router())
         .merge(health::router())
 }
 

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::Authenticator;
 use crate::bus::EventHub;
 use crate::domain::chart::ChartCatalog;
+use crate::domain::notify::NotifyRules;
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::ServerKey;
 use crate::runner::{Helm, SecretStash};
@@ -31,6 +32,8 @@ pub struct ApiState {
     pub secret_key: Option<ServerKey>,
     /// The base of absolute links the API hands out.
     pub public_url: Option<PublicUrl>,
+    /// What a deploy's `notify` entries and subscriptions may ask for (secrets, destinations).
+    pub notify_rules: Arc<NotifyRules>,
     /// Cancelled at shutdown: SSE streams end.
     pub shutdown: CancellationToken,
 }

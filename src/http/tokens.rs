@@ -42,16 +42,6 @@ pub struct TokenCreated {
     pub targets: Vec<String>,
 }
 
-fn require_global_admin(auth: &Auth) -> Result<(), ApiError> {
-    if auth.0.is_global_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "token administration needs the admin scope over */*/*".into(),
-        ))
-    }
-}
-
 /// Create a token.
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = TokenRequest,
     responses(
@@ -65,7 +55,7 @@ async fn create_token(
     auth: Auth,
     Json(request): Json<TokenRequest>,
 ) -> Result<(StatusCode, axum::Json<TokenCreated>), ApiError> {
-    require_global_admin(&auth)?;
+    auth.require_global_admin("token administration")?;
     let mut errors = Vec::new();
     if request.name.trim().is_empty() || request.name.len() > 100 {
         errors.push(FieldError::new("name", "must be 1 to 100 characters"));
@@ -131,7 +121,7 @@ async fn revoke_token(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_global_admin(&auth)?;
+    auth.require_global_admin("token administration")?;
     let not_found = || ApiError::NotFound(format!("no active token {id}"));
     let token_id = Uuid::try_parse(&id).map_err(|_| not_found())?;
     if tokens::revoke(&state.pool, token_id).await? {

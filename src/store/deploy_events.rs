@@ -6,6 +6,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::StoreError;
+use super::notifications::OUTBOX_CHANNEL;
 use crate::domain::event::{Event, EventType, Level, NewEvent, ResourceRef};
 use crate::domain::release::ReleaseId;
 
@@ -115,7 +116,10 @@ pub async fn append_committed(
 }
 
 /// The one statement that appends events: claims the seqs under the deploy row's lock, inserts the
-/// batch, and queues the NOTIFY (`<origin>:<deploy>:<first>:<last>`, see `BatchNotice`) for commit.
+/// batch, queues the NOTIFY (`<origin>:<deploy>:<first>:<last>`, see `BatchNotice`) for commit, and
+/// writes the outbox rows of the notifications the events trigger (the deploy's notify entries and
+/// the enabled subscriptions that match), so that an event and its notifications commit together
+/// or not at all; their worker is woken on [`OUTBOX_CHANNEL`].
 async fn insert(
     conn: &mut PgConnection,
     origin: Uuid,
@@ -130,22 +134,48 @@ async fn insert(
         r#"with claimed as (
              update deploys set last_event_seq = last_event_seq + $2, updated_at = now()
              where id = $1
-             returning last_event_seq, cluster, namespace, release
+             returning last_event_seq, cluster, namespace, release, notify
+         ), batch as (
+             select * from unnest($3::text[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::text[],
+                                  $8::jsonb[])
+                 with ordinality as batch(type, at, level, resource, message, data, position)
          ), inserted as (
              insert into deploy_events (deploy_id, seq, type, at, level, resource, message, data)
              select $1, claimed.last_event_seq - $2 + batch.position, batch.type, batch.at,
                     batch.level, batch.resource, batch.message, batch.data
-             from claimed,
-                  unnest($3::text[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::text[], $8::jsonb[])
-                      with ordinality as batch(type, at, level, resource, message, data, position)
+             from claimed, batch
          ), notified as (
              select pg_notify($9, $10 || ':' || $1::text || ':' || (last_event_seq - $2 + 1)::text
                                   || ':' || last_event_seq::text)
              from claimed
+         ), outboxed as (
+             insert into notifications (deploy_id, event_seq, event_type, subscription_id, url,
+                                        format, secret_name)
+             select $1, claimed.last_event_seq - $2 + batch.position, batch.type,
+                    target.subscription_id, target.url, target.format, target.secret_name
+             from claimed, batch, lateral (
+                 select null::uuid as subscription_id, entry->>'url' as url,
+                        coalesce(entry->>'format', 'json') as format, entry->>'secret' as secret_name
+                 from jsonb_array_elements(claimed.notify) as entry
+                 where rollcall_event_matches(
+                     array(select jsonb_array_elements_text(entry->'events')), batch.type)
+                 union all
+                 select s.id, s.url, s.format, null
+                 from notification_subscriptions s
+                 where s.enabled and rollcall_event_matches(s.events, batch.type)
+                   and exists (
+                       select 1 from unnest(s.cluster_likes, s.namespace_likes, s.release_likes)
+                           as t(c, n, r)
+                       where claimed.cluster like t.c and claimed.namespace like t.n
+                         and claimed.release like t.r)
+             ) as target
+             returning 1
+         ), woken as (
+             select pg_notify($11, '') where exists (select 1 from outboxed)
          )
          select last_event_seq as "last_event_seq!", cluster as "cluster!",
                 namespace as "namespace!", release as "release!",
-                (select count(*) from notified) as notices
+                (select count(*) from notified) + (select count(*) from woken) as notices
          from claimed"#,
         deploy_id,
         count,
@@ -158,6 +188,7 @@ async fn insert(
         &events.iter().map(|e| &e.data).collect::<Vec<_>>() as &[&serde_json::Value],
         NOTIFY_CHANNEL,
         origin.to_string(),
+        OUTBOX_CHANNEL,
     )
     .fetch_optional(&mut *conn)
     .await?
@@ -206,6 +237,48 @@ pub async fn list_after(
     rows.into_iter()
         .map(|row| Ok(Event::try_from(row)?))
         .collect()
+}
+
+/// One event of a deploy.
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    deploy_id: Uuid,
+    seq: i64,
+) -> Result<Option<Event>, StoreError> {
+    let row = sqlx::query_as!(
+        EventRow,
+        r#"select deploy_id, seq, type as kind, at, level, resource as "resource: _", message, data
+           from deploy_events where deploy_id = $1 and seq = $2"#,
+        deploy_id,
+        seq,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Event::try_from).transpose()?)
+}
+
+/// The latest event of type `kind` at `level` of a deploy up to `seq` (e.g. the failure's `report`
+/// before a verdict, which a rollback's own report may follow).
+pub async fn latest_of_type(
+    db: impl PgExecutor<'_>,
+    deploy_id: Uuid,
+    kind: EventType,
+    level: Level,
+    up_to_seq: i64,
+) -> Result<Option<Event>, StoreError> {
+    let row = sqlx::query_as!(
+        EventRow,
+        r#"select deploy_id, seq, type as kind, at, level, resource as "resource: _", message, data
+           from deploy_events where deploy_id = $1 and type = $2 and level = $3 and seq <= $4
+           order by seq desc limit 1"#,
+        deploy_id,
+        kind.as_str(),
+        level.as_str(),
+        up_to_seq,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Event::try_from).transpose()?)
 }
 
 /// A committed batch announced by another instance, with its release, for local publishing.

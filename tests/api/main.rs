@@ -8,6 +8,7 @@ mod cancel;
 mod create;
 mod events;
 mod list;
+mod notifications;
 mod openapi;
 mod operations;
 mod scale_out;

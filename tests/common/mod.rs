@@ -6,5 +6,6 @@
 pub mod app;
 pub mod charts;
 pub mod postgres;
+pub mod receiver;
 pub mod serve;
 pub mod sse;

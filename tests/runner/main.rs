@@ -14,6 +14,7 @@ mod kubeconfigs;
 mod leases;
 mod matrix;
 mod namespaces;
+mod notifications;
 mod recovery;
 mod scenarios;
 
