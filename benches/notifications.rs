@@ -188,7 +188,7 @@ async fn run() {
         &env,
         "bench",
         &[
-            ("ROLLCALL_NO_RUNNER", "1"),
+            ("ROLLCALL_NO_RUNNER", "true"),
             ("ROLLCALL_NOTIFY_SECRET", SECRET),
             ("ROLLCALL_NOTIFY_ALLOW_NETWORKS", "127.0.0.0/8"),
         ],

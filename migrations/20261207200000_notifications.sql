@@ -1,16 +1,6 @@
 -- Outgoing notifications (DESIGN §6.3): global subscriptions, the outbox (one row per event and
 -- destination, written in the statement that writes the event) and every delivery attempt.
 
--- Whether an event type matches a subscription's patterns: the type itself, its family
--- (`deploy.*`) or `*`. The API accepts only patterns of known types (domain::notify).
-create function rollcall_event_matches(patterns text[], event_type text) returns boolean
-    language sql immutable parallel safe
-    return exists (
-        select 1 from unnest(patterns) as pattern
-        where pattern = '*' or pattern = event_type
-           or (right(pattern, 2) = '.*' and starts_with(event_type, left(pattern, -1)))
-    );
-
 create table notification_subscriptions (
     id uuid primary key,
     name text not null,
@@ -64,7 +54,10 @@ create table notifications (
     outcome text,
     created_at timestamptz not null default now(),
     finished_at timestamptz,
+    -- Checked at commit: the event and its notifications are written by one statement, in no
+    -- set order (see rollcall_enqueue_notifications).
     foreign key (deploy_id, event_seq) references deploy_events (deploy_id, seq) on delete cascade
+        deferrable initially deferred
 );
 create index notifications_due on notifications (due_at) where state = 'pending';
 create index notifications_deploy on notifications (deploy_id, event_seq);
@@ -80,3 +73,49 @@ create table notification_attempts (
     error text,
     primary key (notification_id, attempt)
 );
+
+-- The outbox rows of a batch of events, called by the statement that appends the batch
+-- (store::deploy_events), so that events and their notifications commit together. An event
+-- notifies each of the deploy's notify entries and each enabled subscription of its release whose
+-- `events` name its type, its family (`deploy.*`) or `*`. A function rather than a step of that
+-- statement: PostgreSQL plans the statement anew at each execution, and planning this insert there
+-- cost ~0.5 ms per batch, for every batch; here it is planned only when a deploy has notify entries
+-- or a subscription exists. Wakes the delivery workers on `channel` when it wrote any row.
+create function rollcall_enqueue_notifications(
+    deploy uuid, first_seq bigint, types text[], cluster text, namespace text, release text,
+    notify jsonb, channel text
+) returns bigint language plpgsql as $$
+declare
+    enqueued bigint;
+begin
+    if jsonb_array_length(notify) = 0
+       and not exists (select 1 from notification_subscriptions where enabled) then
+        return 0;
+    end if;
+    insert into notifications (deploy_id, event_seq, event_type, subscription_id, url, format,
+                               secret_name)
+    select deploy, first_seq + batch.position - 1, batch.type, target.subscription_id, target.url,
+           target.format, target.secret_name
+    from unnest(types) with ordinality as batch(type, position),
+         lateral (
+             select null::uuid as subscription_id, entry->>'url' as url,
+                    coalesce(entry->>'format', 'json') as format, entry->>'secret' as secret_name
+             from jsonb_array_elements(notify) as entry
+             where entry->'events' ?| array[batch.type, '*', split_part(batch.type, '.', 1) || '.*']
+             union all
+             select s.id, s.url, s.format, null
+             from notification_subscriptions s
+             where s.enabled
+               and s.events && array[batch.type, '*', split_part(batch.type, '.', 1) || '.*']
+               and exists (
+                   select 1 from unnest(s.cluster_likes, s.namespace_likes, s.release_likes)
+                       as t(c, n, r)
+                   where cluster like t.c and namespace like t.n and release like t.r)
+         ) as target;
+    get diagnostics enqueued = row_count;
+    if enqueued > 0 then
+        perform pg_notify(channel, '');
+    end if;
+    return enqueued;
+end
+$$;

@@ -258,7 +258,7 @@ pub fn check_event_patterns(patterns: &[String]) -> Vec<FieldError> {
 }
 
 /// A pattern matches its type, its family (`deploy.*`) or everything (`*`); the outbox insert
-/// evaluates the same rule in SQL (`rollcall_event_matches`).
+/// evaluates the same rule in SQL (`rollcall_enqueue_notifications`).
 fn is_known_event_pattern(pattern: &str) -> bool {
     if pattern == "*" {
         return true;

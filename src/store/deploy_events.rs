@@ -118,8 +118,9 @@ pub async fn append_committed(
 /// The one statement that appends events: claims the seqs under the deploy row's lock, inserts the
 /// batch, queues the NOTIFY (`<origin>:<deploy>:<first>:<last>`, see `BatchNotice`) for commit, and
 /// writes the outbox rows of the notifications the events trigger (the deploy's notify entries and
-/// the enabled subscriptions that match), so that an event and its notifications commit together
-/// or not at all; their worker is woken on [`OUTBOX_CHANNEL`].
+/// the enabled subscriptions that match: `rollcall_enqueue_notifications` in the migrations), so
+/// that an event and its notifications commit together or not at all; their workers are woken on
+/// [`OUTBOX_CHANNEL`].
 async fn insert(
     conn: &mut PgConnection,
     origin: Uuid,
@@ -135,47 +136,25 @@ async fn insert(
              update deploys set last_event_seq = last_event_seq + $2, updated_at = now()
              where id = $1
              returning last_event_seq, cluster, namespace, release, notify
-         ), batch as (
-             select * from unnest($3::text[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::text[],
-                                  $8::jsonb[])
-                 with ordinality as batch(type, at, level, resource, message, data, position)
          ), inserted as (
              insert into deploy_events (deploy_id, seq, type, at, level, resource, message, data)
              select $1, claimed.last_event_seq - $2 + batch.position, batch.type, batch.at,
                     batch.level, batch.resource, batch.message, batch.data
-             from claimed, batch
+             from claimed,
+                  unnest($3::text[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::text[], $8::jsonb[])
+                      with ordinality as batch(type, at, level, resource, message, data, position)
          ), notified as (
              select pg_notify($9, $10 || ':' || $1::text || ':' || (last_event_seq - $2 + 1)::text
                                   || ':' || last_event_seq::text)
              from claimed
          ), outboxed as (
-             insert into notifications (deploy_id, event_seq, event_type, subscription_id, url,
-                                        format, secret_name)
-             select $1, claimed.last_event_seq - $2 + batch.position, batch.type,
-                    target.subscription_id, target.url, target.format, target.secret_name
-             from claimed, batch, lateral (
-                 select null::uuid as subscription_id, entry->>'url' as url,
-                        coalesce(entry->>'format', 'json') as format, entry->>'secret' as secret_name
-                 from jsonb_array_elements(claimed.notify) as entry
-                 where rollcall_event_matches(
-                     array(select jsonb_array_elements_text(entry->'events')), batch.type)
-                 union all
-                 select s.id, s.url, s.format, null
-                 from notification_subscriptions s
-                 where s.enabled and rollcall_event_matches(s.events, batch.type)
-                   and exists (
-                       select 1 from unnest(s.cluster_likes, s.namespace_likes, s.release_likes)
-                           as t(c, n, r)
-                       where claimed.cluster like t.c and claimed.namespace like t.n
-                         and claimed.release like t.r)
-             ) as target
-             returning 1
-         ), woken as (
-             select pg_notify($11, '') where exists (select 1 from outboxed)
+             select rollcall_enqueue_notifications($1, last_event_seq - $2 + 1, $3::text[],
+                                                   cluster, namespace, release, notify, $11)
+             from claimed
          )
          select last_event_seq as "last_event_seq!", cluster as "cluster!",
                 namespace as "namespace!", release as "release!",
-                (select count(*) from notified) + (select count(*) from woken) as notices
+                (select count(*) from notified) + (select count(*) from outboxed) as notices
          from claimed"#,
         deploy_id,
         count,
