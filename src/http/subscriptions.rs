@@ -209,11 +209,10 @@ async fn create_subscription(
     let row = SubscriptionRow {
         id,
         subscription: &subscription,
-        secret_sealed: Some(&sealed),
-        secret_name: None,
+        secret_sealed: &sealed,
         enabled: request.enabled,
     };
-    notifications::insert_subscription(&state.pool, &row, &auth.0.name).await?;
+    notifications::save_subscription(&state.pool, &row, &auth.0.name).await?;
     let stored = notifications::get_subscription(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::internal("the new subscription vanished"))?;
@@ -319,11 +318,10 @@ async fn update_subscription(
     let row = SubscriptionRow {
         id: subscription_id,
         subscription: &subscription,
-        secret_sealed: Some(&sealed),
-        secret_name: None,
+        secret_sealed: &sealed,
         enabled: patch.enabled.unwrap_or(current.enabled),
     };
-    notifications::update_subscription(&mut *tx, &row).await?;
+    notifications::save_subscription(&mut *tx, &row, &current.created_by).await?;
     let stored = notifications::get_subscription(&mut *tx, subscription_id)
         .await?
         .ok_or_else(|| not_found(&id))?;

@@ -324,12 +324,11 @@ macro_rules! query_subscriptions {
     };
 }
 
-/// A subscription's fields as written: the checked subscription and how it is signed.
+/// An API subscription's fields as written: the checked subscription and its sealed secret.
 pub struct SubscriptionRow<'a> {
     pub id: Uuid,
     pub subscription: &'a Subscription,
-    pub secret_sealed: Option<&'a str>,
-    pub secret_name: Option<&'a str>,
+    pub secret_sealed: &'a str,
     pub enabled: bool,
 }
 
@@ -356,7 +355,9 @@ impl TargetColumns {
     }
 }
 
-pub async fn insert_subscription(
+/// Writes an API subscription: a new one (`POST`), or all its fields (`PATCH`), where enabling it
+/// again clears the reason it was disabled.
+pub async fn save_subscription(
     db: impl PgExecutor<'_>,
     row: &SubscriptionRow<'_>,
     created_by: &str,
@@ -366,8 +367,17 @@ pub async fn insert_subscription(
     sqlx::query!(
         "insert into notification_subscriptions
              (id, name, managed_by, url, format, events, targets, cluster_likes, namespace_likes,
-              release_likes, secret_sealed, secret_name, enabled, created_by)
-         values ($1, $2, 'api', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+              release_likes, secret_sealed, enabled, created_by)
+         values ($1, $2, 'api', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         on conflict (id) do update
+         set name = excluded.name, url = excluded.url, format = excluded.format,
+             events = excluded.events, targets = excluded.targets,
+             cluster_likes = excluded.cluster_likes, namespace_likes = excluded.namespace_likes,
+             release_likes = excluded.release_likes, secret_sealed = excluded.secret_sealed,
+             enabled = excluded.enabled,
+             disabled_reason = case when excluded.enabled then null
+                                    else notification_subscriptions.disabled_reason end,
+             updated_at = now()",
         row.id,
         subscription.name,
         String::from(subscription.url.clone()),
@@ -378,40 +388,8 @@ pub async fn insert_subscription(
         &targets.namespaces,
         &targets.releases,
         row.secret_sealed,
-        row.secret_name,
         row.enabled,
         created_by,
-    )
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Rewrites an API subscription (`PATCH`); re-enabling clears the reason it was disabled.
-pub async fn update_subscription(
-    db: impl PgExecutor<'_>,
-    row: &SubscriptionRow<'_>,
-) -> Result<(), StoreError> {
-    let subscription = row.subscription;
-    let targets = TargetColumns::of(subscription);
-    sqlx::query!(
-        "update notification_subscriptions
-         set name = $2, url = $3, format = $4, events = $5, targets = $6, cluster_likes = $7,
-             namespace_likes = $8, release_likes = $9, secret_sealed = $10, enabled = $11,
-             disabled_reason = case when $11 then null else disabled_reason end,
-             updated_at = now()
-         where id = $1 and managed_by = 'api'",
-        row.id,
-        subscription.name,
-        String::from(subscription.url.clone()),
-        subscription.format as NotifyFormat,
-        &subscription.events,
-        &targets.given,
-        &targets.clusters,
-        &targets.namespaces,
-        &targets.releases,
-        row.secret_sealed,
-        row.enabled,
     )
     .execute(db)
     .await?;

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::common::app::{Answer, TestApp, deploy_body, spawn_app_on, spawn_app_with};
 use crate::common::receiver::{PORTAL_SECRET, Receiver, Reply, SECRET, notifying};
+use crate::create::error_fields;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -468,13 +469,10 @@ async fn a_notify_entry_needs_a_secret_the_server_knows() {
         .json_body()
         .await;
     assert_eq!(problem["status"], 422);
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|error| error["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["notify[0].secret", "notify[1].secret"]);
+    assert_eq!(
+        error_fields(&problem),
+        ["notify[0].secret", "notify[1].secret"]
+    );
 }
 
 #[tokio::test]
@@ -651,13 +649,7 @@ async fn subscriptions_are_administered_by_global_admins_with_sealed_secrets() {
         .json_body()
         .await;
     assert_eq!(invalid["status"], 422);
-    let fields: Vec<&str> = invalid["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|error| error["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["events[0]", "targets[0]"]);
+    assert_eq!(error_fields(&invalid), ["events[0]", "targets[0]"]);
     let unknown = patch(json!({"colour": "red"})).json_body().await;
     assert_eq!(unknown["status"], 422);
     assert!(
