@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+use crate::client;
 use crate::config::{Config, DatabaseArgs, FileConfig, ServeArgs};
 use crate::tracker::core::CustomResourceRules;
 use crate::tracker::explain;
@@ -38,6 +39,15 @@ pub enum Command {
     Sim(kubesim::cli::SimArgs),
     /// Try rollcall out: a simulated cluster, a private PostgreSQL, demo charts and the server.
     Sandbox(crate::sandbox::SandboxArgs),
+    /// Submit a deploy and follow it to its verdict (exit code 0 succeeded, 1 failed, 3 cancelled,
+    /// 4 rejected, 5 could not tell).
+    Deploy(Box<client::args::DeployArgs>),
+    /// Show a deploy, or follow it to its end.
+    Status(client::args::StatusArgs),
+    /// Cancel a deploy.
+    Cancel(client::args::CancelArgs),
+    /// List deploys, newest first.
+    Deploys(client::args::DeploysArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,6 +88,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sandbox(args) => sandbox(args).await,
+        Command::Deploy(args) => Ok(client::commands::deploy(*args).await.into()),
+        Command::Status(args) => Ok(client::commands::status(args).await.into()),
+        Command::Cancel(args) => Ok(client::commands::cancel(args).await.into()),
+        Command::Deploys(args) => Ok(client::commands::deploys(args).await.into()),
     }
 }
 

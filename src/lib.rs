@@ -14,10 +14,12 @@
 //! | [`tracker`] | the pure decision core (`tracker::core`: objects in, verdicts out) and the watches, log streams and `track()` driver around it (`tracker::watch`) |
 //! | [`config`] | reads flags, environment and the TOML file into the types their owners define |
 //! | [`startup`] | builds the API's state and the runner's context from the configuration; serves until shutdown |
+//! | [`client`] | `rollcall deploy`, `status`, `cancel`, `deploys`: the API's command-line client (it imports no server module) |
 //! | [`cli`], [`sandbox`], [`telemetry`] | the command line, the sandbox (kubesim + private PostgreSQL + demo charts), logs and metrics |
 
 pub mod bus;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -197,6 +197,10 @@ fn banner(address: SocketAddr, token: &str, kubeconfig: &Path) -> String {
         .filter_map(|(path, _)| path.strip_suffix("/Chart.yaml"))
         .collect::<Vec<_>>()
         .join(", ");
+    // This very binary is the client, wherever it was built or installed.
+    let client = std::env::current_exe()
+        .map(|exe| shell_word(&exe.to_string_lossy()))
+        .unwrap_or_else(|_| "rollcall".to_owned());
     format!(
         "rollcall sandbox is ready (stop with Ctrl-C)\n\
          url: {url}\n\
@@ -204,8 +208,12 @@ fn banner(address: SocketAddr, token: &str, kubeconfig: &Path) -> String {
          kubeconfig: {kubeconfig}   (kubectl --kubeconfig {kubeconfig} get pods -A)\n\
          demo charts: {charts}\n\
          \n\
-         Deploy the web chart and follow its events (other namespaces than default do not \
-         exist yet: \"create_namespace\": true lets helm create one):\n\
+         Deploy the web chart and follow it to its verdict (other namespaces than default do not \
+         exist yet: --create-namespace lets helm create one):\n\
+         \n\
+         ROLLCALL_URL={url} ROLLCALL_TOKEN={token} {client} deploy web -n demo --create-namespace --chart web\n\
+         \n\
+         or with curl, following its event stream:\n\
          \n\
          TOKEN={token}; LOCATION=$(curl -sS -o /dev/null -w '%header{{location}}' -X POST \
          -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \
@@ -214,4 +222,17 @@ fn banner(address: SocketAddr, token: &str, kubeconfig: &Path) -> String {
          -H \"Authorization: Bearer $TOKEN\" \"{url}$LOCATION/events\"\n",
         kubeconfig = kubeconfig.display(),
     )
+}
+
+/// `text` as one shell word: as it is when it is plain, else single-quoted.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }

@@ -41,35 +41,43 @@ impl Drop for Sandbox {
     }
 }
 
-/// What the banner tells: its `url:` and `token:` lines and the body of its example deploy.
+/// What the banner tells: its `url:` and `token:` lines, the client command and the body of its
+/// example `curl` deploy.
 struct Banner {
     url: String,
     token: String,
+    client: String,
     example: Value,
 }
 
-/// Reads the banner: `url:`, `token:`, then the example `curl` with its `-d '<JSON>'`.
+/// Reads the banner: `url:`, `token:`, the client command (`ROLLCALL_URL=...`), then the example
+/// `curl` with its `-d '<JSON>'`.
 fn read_banner(child: &mut Child) -> Banner {
     let stdout = child.stdout.take().expect("piped stdout");
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         let mut url = None;
         let mut token = None;
+        let mut client = None;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { return };
             if let Some(value) = line.strip_prefix("url: ") {
                 url = Some(value.to_owned());
             } else if let Some(value) = line.strip_prefix("token: ") {
                 token = Some(value.to_owned());
+            } else if line.starts_with("ROLLCALL_URL=") {
+                client = Some(line);
             } else if let Some((_, rest)) = line.split_once("-d '")
                 && let Some((body, _)) = rest.split_once('\'')
-                && let (Some(url), Some(token)) = (url.take(), token.take())
+                && let (Some(url), Some(token), Some(client)) =
+                    (url.take(), token.take(), client.take())
             {
                 let example = serde_json::from_str(body).expect("the example body is JSON");
                 sender
                     .send(Banner {
                         url,
                         token,
+                        client,
                         example,
                     })
                     .ok();
@@ -79,7 +87,7 @@ fn read_banner(child: &mut Child) -> Banner {
     });
     receiver
         .recv_timeout(SAFETY_TIMEOUT)
-        .expect("the sandbox printed no url, token and example (see its log above)")
+        .expect("the sandbox printed no url, token, client command and example (see its log above)")
 }
 
 fn postgres_processes_for(dir: &Path) -> Vec<String> {
@@ -129,6 +137,7 @@ async fn sandbox_runs_a_web_deploy_and_stops_cleanly() {
         Banner {
             url,
             token,
+            client: client_command,
             example,
         },
     ) = start_sandbox(&data_dir);
@@ -173,6 +182,26 @@ async fn sandbox_runs_a_web_deploy_and_stops_cleanly() {
     assert!(
         data_dir.join("kubeconfig").is_file(),
         "the sandbox writes a kubeconfig"
+    );
+
+    // The client command, pasted as printed: it upgrades the release and follows it to success.
+    let pasted = Command::new("sh")
+        .args(["-c", &client_command])
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITLAB_CI")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the printed client command");
+    let printed = String::from_utf8_lossy(&pasted.stdout);
+    assert_eq!(
+        pasted.status.code(),
+        Some(0),
+        "{client_command}\n{printed}{}",
+        String::from_utf8_lossy(&pasted.stderr)
+    );
+    assert!(
+        printed.contains("of web to demo succeeded"),
+        "{client_command}\n{printed}"
     );
 
     let status = sandbox.terminate();

@@ -38,7 +38,7 @@ pub enum QueueMode {
 }
 
 /// `POST /v1/deploys` body as sent.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// Helm release name (DNS-1123 label, ≤ 53 characters).

@@ -16,11 +16,11 @@ pub mod release;
 pub mod sealing;
 pub mod verdict;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// One invalid field of a request, named by its JSON path (`chart.path`, `tracking.resources[0].kind`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -168,6 +168,34 @@ impl Drop for TestApp {
     }
 }
 
+/// Every event of a deploy, in order, through the JSON pages of the server at `address` (an app in
+/// this process or a `rollcall serve` child).
+pub async fn all_events(address: &str, token: &str, id: uuid::Uuid) -> Vec<Value> {
+    let client = reqwest::Client::new();
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = client
+            .get(format!(
+                "{address}/v1/deploys/{id}/events?after={after}&limit=200"
+            ))
+            .bearer_auth(token)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .expect("GET events")
+            .json()
+            .await
+            .expect("JSON events");
+        let items = page["items"].as_array().expect("items").clone();
+        if items.is_empty() {
+            return events;
+        }
+        after = items.last().expect("an item")["seq"].as_i64().expect("seq");
+        events.extend(items);
+    }
+}
+
 /// Shorthands for requests whose answer a test reads only in part.
 pub trait Answer {
     /// Sends the request and returns the status code.

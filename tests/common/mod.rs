@@ -1,5 +1,5 @@
 //! Shared test support: a throwaway PostgreSQL, the app on port 0 or `rollcall serve` as a child
-//! process, an SSE reader, the chart catalog.
+//! process, a runner with the real helm deploying to kubesim, an SSE reader, the chart catalog.
 //! Each test binary uses what it needs, so unused helpers are expected here.
 #![allow(dead_code)]
 
@@ -7,5 +7,6 @@ pub mod app;
 pub mod charts;
 pub mod postgres;
 pub mod receiver;
+pub mod runner;
 pub mod serve;
 pub mod sse;

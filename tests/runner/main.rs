@@ -21,33 +21,15 @@ mod scenarios;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rollcall::config::Config;
-use rollcall::runner::{HelmConfig, RunnerOptions};
 use serde_json::Value;
 use uuid::Uuid;
 
 use common::app::TestApp;
+pub use common::runner::{helm_bin, start_kubesim, with_runner};
 use common::sse::SseStream;
 
 /// Generous: only guards against a hung test.
 const SAFETY_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The helm binary under test: `HELM_BIN`, else `helm` on PATH; fails with how to install it.
-pub fn helm_bin() -> PathBuf {
-    let bin = std::env::var_os("HELM_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("helm"));
-    let works = std::process::Command::new(&bin)
-        .arg("version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    assert!(
-        works,
-        "these tests need the real helm: install it (scripts/install-helm, or \
-         https://helm.sh/docs/intro/install/) or point HELM_BIN at it"
-    );
-    bin
-}
 
 /// A kubeconfig whose only cluster is `server`, in a directory of its own.
 pub fn kubeconfig(dir: &std::path::Path, server: &str) -> PathBuf {
@@ -67,21 +49,6 @@ pub fn refusing_server() -> String {
     let address = listener.local_addr().expect("address");
     drop(listener);
     format!("http://{address}")
-}
-
-/// Configures helm, the chart catalog and a runner with short leases.
-pub fn with_runner(config: &mut Config, kubeconfig: Option<PathBuf>, home: &std::path::Path) {
-    config.chart_dir = Some(common::charts::catalog());
-    config.helm = HelmConfig {
-        home: home.join("helm"),
-        kill_grace: Duration::from_secs(2),
-        ..HelmConfig::new(helm_bin(), kubeconfig)
-    };
-    config.runner = Some(RunnerOptions {
-        lease: Duration::from_secs(3),
-        poll_interval: Duration::from_millis(50),
-        ..RunnerOptions::default()
-    });
 }
 
 /// Polls the deploy until `done` holds for it.
@@ -112,28 +79,7 @@ pub async fn wait_for_end(app: &TestApp, id: Uuid) -> Value {
 
 /// Every event of a deploy, in order.
 pub async fn events(app: &TestApp, id: Uuid) -> Vec<Value> {
-    let mut events = Vec::new();
-    let mut after = 0;
-    loop {
-        let page: Value = app
-            .get(
-                &format!("/v1/deploys/{id}/events?after={after}&limit=200"),
-                &app.admin_token,
-            )
-            .header("accept", "application/json")
-            .send()
-            .await
-            .expect("GET events")
-            .json()
-            .await
-            .expect("JSON events");
-        let items = page["items"].as_array().expect("items").clone();
-        if items.is_empty() {
-            return events;
-        }
-        after = items.last().expect("an item")["seq"].as_i64().expect("seq");
-        events.extend(items);
-    }
+    common::app::all_events(&app.address, &app.admin_token, id).await
 }
 
 /// A deploy's events as an SSE client reads them (`GET /v1/deploys/{id}/events`, `text/event-stream`)
@@ -181,22 +127,6 @@ pub fn event_sequence(events: &[Value]) -> Vec<String> {
             kind => kind.to_owned(),
         })
         .collect()
-}
-
-/// A kubesim cluster (simulated durations times `time_scale`) and its kubeconfig in `dir`.
-pub async fn start_kubesim(
-    time_scale: f64,
-    dir: &std::path::Path,
-) -> (kubesim::ClusterHandle, PathBuf) {
-    let cluster = kubesim::Cluster::start(kubesim::options::ClusterOptions {
-        time_scale,
-        ..kubesim::options::ClusterOptions::default()
-    })
-    .await
-    .expect("kubesim starts");
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, cluster.kubeconfig_yaml()).expect("write kubeconfig");
-    (cluster, kubeconfig)
 }
 
 /// Writes a deploy of `body` in `tx` as the API would have accepted it (a catalog of the test
