@@ -127,20 +127,20 @@ async fn try_attempt(context: &NotifyContext, notification: &Claimed) -> Result<
         None => render_payload(context, notification).await?,
     };
     let started_at = Utc::now();
-    let delivery = match (
-        context.signer.secret_of(notification),
-        NotifyUrl::parse(&notification.url),
-    ) {
+    let url = NotifyUrl::parse(&notification.url);
+    let delivery = match (context.signer.secret_of(notification).as_ref(), &url) {
         (Ok(secret), Ok(url)) => {
             let signed = sign(
-                &secret,
+                secret,
                 &notification.id.to_string(),
                 started_at.timestamp(),
                 &payload,
             );
-            context.client.post(&url, &signed, payload.clone()).await
+            context.client.post(url, &signed, payload.clone()).await
         }
-        (Err(reason), _) | (_, Err(reason)) => Delivery::Refused { reason },
+        (Err(reason), _) | (_, Err(reason)) => Delivery::Refused {
+            reason: reason.clone(),
+        },
     };
     let (status_code, latency, error) = match &delivery {
         Delivery::Answered {
@@ -183,6 +183,15 @@ async fn try_attempt(context: &NotifyContext, notification: &Claimed) -> Result<
     let first_payload = notification.payload.is_none().then_some(payload.as_str());
     notifications::record_attempt(pool, notification.id, Some(&record), first_payload, &next)
         .await?;
+    // The destination as its origin only: the rest of a notify URL may be its key.
+    tracing::debug!(
+        notification_id = %notification.id,
+        attempt = notification.attempt,
+        destination = url.as_ref().map(NotifyUrl::origin).unwrap_or_default(),
+        status_code,
+        ?next,
+        "notification attempt"
+    );
     if let Next::Failed(reason) = &next {
         tracing::warn!(notification_id = %notification.id, deploy_id = %notification.deploy_id, reason, "notification given up");
     }

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::common::app::{Answer, TestApp, deploy_body, spawn_app_on, spawn_app_with};
-use crate::common::receiver::{PORTAL_SECRET, Receiver, Reply, SECRET, notifying};
+use crate::common::receiver::{
+    PORTAL_SECRET, Receiver, Reply, SECRET, notifications_of, notifying, settled_notifications,
+};
 use crate::create::error_fields;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -32,38 +34,6 @@ async fn cancel(app: &TestApp, id: Uuid) {
         .status_code()
         .await;
     assert_eq!(status, 200);
-}
-
-async fn notifications_of(app: &TestApp, id: Uuid) -> Vec<Value> {
-    let page = app
-        .get(&format!("/v1/deploys/{id}/notifications"), &app.admin_token)
-        .json_body()
-        .await;
-    page["items"].as_array().expect("items").clone()
-}
-
-/// Polls the deploy's notifications until `done` holds for them.
-async fn wait_for_notifications(
-    app: &TestApp,
-    id: Uuid,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let items = notifications_of(app, id).await;
-        if done(&items) {
-            return items;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "notifications of {id} never settled: {items:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn settled(items: &[Value]) -> bool {
-    !items.is_empty() && items.iter().all(|item| item["state"] != "pending")
 }
 
 #[tokio::test]
@@ -106,7 +76,7 @@ async fn a_receiver_failing_three_times_gets_one_success_under_one_webhook_id() 
         format!("https://rollcall.example.com/v1/deploys/{id}")
     );
 
-    let items = wait_for_notifications(&app, id, settled).await;
+    let items = settled_notifications(&app, id).await;
     assert_eq!(items.len(), 1);
     let item = &items[0];
     assert_eq!(item["id"], ids[0]);
@@ -146,7 +116,7 @@ async fn final_answers_end_a_notification_and_redirects_are_not_followed() {
         ))
         .await;
     cancel(&app, id).await;
-    let items = wait_for_notifications(&app, id, settled).await;
+    let items = settled_notifications(&app, id).await;
     let outcomes: BTreeMap<u64, (&str, &str)> = items
         .iter()
         .map(|item| {
@@ -238,7 +208,7 @@ async fn private_destinations_are_refused_without_the_allow_list() {
         .submit(&with_notify("prod", "web", json!([{"url": by_name}])))
         .await;
     cancel(&app, id).await;
-    let items = wait_for_notifications(&app, id, settled).await;
+    let items = settled_notifications(&app, id).await;
     assert_eq!(items[0]["state"], "failed");
     let outcome = items[0]["outcome"].as_str().unwrap();
     assert!(
@@ -417,7 +387,7 @@ async fn notify_urls_are_shown_only_as_their_origin() {
         .submit(&with_notify("prod", "web", json!([{"url": secret_url}])))
         .await;
     cancel(&app, id).await;
-    wait_for_notifications(&app, id, settled).await;
+    settled_notifications(&app, id).await;
     let origin = format!("http://127.0.0.1:{}", receiver.port);
     let deploy = app.deploy(id).await;
     assert_eq!(deploy["notify"][0]["url"], origin);
@@ -537,7 +507,7 @@ async fn global_subscriptions_get_the_events_of_their_releases() {
     texts.sort();
     assert!(texts[0].contains("queued in *staging*"), "{texts:?}");
     assert!(texts[1].contains("cancelled in *staging*"), "{texts:?}");
-    let items = wait_for_notifications(&app, matching, settled).await;
+    let items = settled_notifications(&app, matching).await;
     assert_eq!(items[0]["subscription_id"], created["id"]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -563,7 +533,7 @@ async fn a_410_disables_the_subscription() {
     );
     let id = created["id"].as_str().unwrap().to_owned();
     let first = app.submit(&deploy_body("prod", "web")).await;
-    let items = wait_for_notifications(&app, first, settled).await;
+    let items = settled_notifications(&app, first).await;
     assert_eq!(items[0]["state"], "failed");
     let subscription = app
         .get(&format!("/v1/subscriptions/{id}"), &app.admin_token)
@@ -589,7 +559,7 @@ async fn a_410_disables_the_subscription() {
     assert_eq!(enabled["enabled"], true);
     assert!(enabled.get("disabled_reason").is_none());
     let third = app.submit(&deploy_body("prod", "db")).await;
-    let items = wait_for_notifications(&app, third, settled).await;
+    let items = settled_notifications(&app, third).await;
     assert_eq!(items[0]["state"], "delivered");
 }
 

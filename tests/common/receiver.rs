@@ -17,6 +17,9 @@ use rollcall::domain::sealing::ServerKey;
 use rollcall::notify::RetryPolicy;
 use serde_json::Value;
 use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::app::{Answer, TestApp};
 
 /// One recorded request.
 #[derive(Debug, Clone)]
@@ -157,6 +160,31 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             response
         }
         Reply::Hang => std::future::pending().await,
+    }
+}
+
+/// A deploy's notifications with their attempts (`GET /v1/deploys/{id}/notifications`).
+pub async fn notifications_of(app: &TestApp, id: Uuid) -> Vec<Value> {
+    let page = app
+        .get(&format!("/v1/deploys/{id}/notifications"), &app.admin_token)
+        .json_body()
+        .await;
+    page["items"].as_array().expect("items").clone()
+}
+
+/// A deploy's notifications once there are some and none is pending any more.
+pub async fn settled_notifications(app: &TestApp, id: Uuid) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let items = notifications_of(app, id).await;
+        if !items.is_empty() && items.iter().all(|item| item["state"] != "pending") {
+            return items;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "notifications of {id} never settled: {items:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

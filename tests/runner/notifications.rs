@@ -9,11 +9,15 @@ use uuid::Uuid;
 use super::common::app::{TestApp, spawn_app_with, submit};
 use super::common::charts;
 use super::common::postgres::fresh_database;
-use super::common::receiver::{PORTAL_SECRET, Receiver, Reply, SECRET, notifying};
+use super::common::receiver::{
+    PORTAL_SECRET, Receiver, Reply, SECRET, notifying, settled_notifications,
+};
 use super::common::serve::{ServeEnv, ServeProcess};
 use super::{helm_bin, start_kubesim, wait_for_end, with_runner};
 
 const WAIT: Duration = Duration::from_secs(30);
+/// The key in a notify URL's path, which no log line may show.
+const URL_KEY: &str = "XXSECRETKEYXX";
 const CRASH_LOG: &str = "panic: cannot reach the database at db:5432";
 
 async fn setup() -> (TestApp, kubesim::ClusterHandle, tempfile::TempDir) {
@@ -36,26 +40,6 @@ fn web(release: &str, behavior: &str, notify: Value) -> Value {
         "timeout": "60s",
         "notify": notify,
     })
-}
-
-async fn notifications_of(app: &TestApp, id: Uuid) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let page: Value = app
-            .get(&format!("/v1/deploys/{id}/notifications"), &app.admin_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let items = page["items"].as_array().unwrap().clone();
-        if !items.is_empty() && items.iter().all(|item| item["state"] != "pending") {
-            return items;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{items:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -91,7 +75,7 @@ async fn a_deploy_on_kubesim_notifies_a_receiver_that_verifies_the_signature() {
         body["data"]["links"]["events"],
         format!("https://rollcall.example.com/v1/deploys/{id}/events")
     );
-    let items = notifications_of(&app, id).await;
+    let items = settled_notifications(&app, id).await;
     assert_eq!(items.len(), 1, "the terminal event only: {items:?}");
     assert_eq!(items[0]["state"], "delivered");
     assert_eq!(items[0]["id"], received[0].webhook_id());
@@ -175,6 +159,11 @@ async fn notifications_due_when_rollcall_is_killed_are_delivered_after_restart()
         ("ROLLCALL_NOTIFY_ALLOW_NETWORKS", "127.0.0.0/8"),
         ("ROLLCALL_CONFIG", config.to_str().unwrap()),
         ("ROLLCALL_LEASE", "2s"),
+        // The HTTP client's own lines included: none may carry a notify URL's path.
+        (
+            "RUST_LOG",
+            "info,rollcall=debug,reqwest=debug,hyper_util=debug,sqlx=warn",
+        ),
     ];
     let mut first = ServeProcess::start(&env, "first", &settings).await;
     let receiver = Receiver::start().await;
@@ -184,7 +173,9 @@ async fn notifications_due_when_rollcall_is_killed_are_delivered_after_restart()
         Reply::Hang,
     ]);
     let client = reqwest::Client::new();
-    let notify = json!([{"url": receiver.url, "events": ["deploy.queued"]}]);
+    // A Slack-like URL whose path is its key.
+    let secret_url = format!("{}/services/T0/B0/{URL_KEY}", receiver.url);
+    let notify = json!([{"url": secret_url, "events": ["deploy.queued"]}]);
     let post = |address: &str, release: &str| {
         client
             .post(format!("{address}/v1/deploys"))
@@ -242,4 +233,14 @@ async fn notifications_due_when_rollcall_is_killed_are_delivered_after_restart()
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(receiver.received().len(), 4, "{}", second.log());
+    for log in [first.log(), second.log()] {
+        assert!(
+            log.contains(&format!(
+                "\"destination\":\"http://127.0.0.1:{}\"",
+                receiver.port
+            )),
+            "attempts are logged with their destination's origin: {log}"
+        );
+        assert!(!log.contains(URL_KEY), "a notify URL was logged: {log}");
+    }
 }
