@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use common::app::submit;
+use common::figures::{latency_summary, load_average};
 use common::postgres::fresh_database;
 use common::receiver::SECRET;
 use common::serve::{ServeEnv, ServeProcess};
@@ -131,32 +132,6 @@ impl Drop for ReceiverProcess {
     }
 }
 
-fn percentiles(mut micros: Vec<u128>) -> String {
-    micros.sort_unstable();
-    let at = |q: f64| {
-        let index = ((micros.len() as f64 * q).ceil() as usize).clamp(1, micros.len()) - 1;
-        micros[index] as f64 / 1000.0
-    };
-    format!(
-        "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        at(0.5),
-        at(0.9),
-        at(0.99),
-        at(1.0)
-    )
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
-}
-
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -229,9 +204,9 @@ async fn run() {
         assert_eq!(status, 200);
         let (answered_id, at) = receiver.next().await;
         assert_eq!(answered_id, id, "one notification at a time");
-        idle.push(at.saturating_sub(sent));
+        idle.push(Duration::from_micros(at.saturating_sub(sent) as u64));
     }
-    println!("  {}", percentiles(idle));
+    println!("  {}", latency_summary(&idle));
 
     println!(
         "\n== burst: {burst} notifications due at once (one transaction cancels {burst} deploys)"
@@ -266,7 +241,12 @@ async fn run() {
     );
     println!(
         "  commit -> 200 under the backlog: {}",
-        percentiles(answered.values().map(|at| at - committed).collect())
+        latency_summary(
+            &answered
+                .values()
+                .map(|at| Duration::from_micros((at - committed) as u64))
+                .collect::<Vec<_>>()
+        )
     );
     println!("\nload average at end: {}", load_average());
 }

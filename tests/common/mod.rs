@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod charts;
+pub mod figures;
 pub mod postgres;
 pub mod receiver;
 pub mod runner;
