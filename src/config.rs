@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::domain::FieldError;
 use crate::domain::auth::StaticToken;
+use crate::domain::chart::ChartCatalog;
 use crate::domain::duration::{BoundedDuration, DurationError};
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::{SealingError, ServerKey};
+use crate::domain::webhooks::{HookDefinition, HookSpec, SecretReference};
 use crate::notify::settings::NetworkList;
 use crate::notify::{NotifyConfig, NotifySection};
 use crate::runner::helm::DEFAULT_HELM_BIN;
@@ -138,6 +141,9 @@ pub struct FileConfig {
     pub tracking: FileTracking,
     #[serde(default)]
     pub notify: NotifySection,
+    /// `[[hooks]]`: inbound webhooks, each with `secret_env` or `secret_file`.
+    #[serde(default)]
+    pub hooks: Vec<HookSpec>,
 }
 
 /// `[tracking]`: how the tracker reads what it cannot know by itself.
@@ -193,6 +199,8 @@ pub struct Config {
     pub public_url: Option<PublicUrl>,
     /// Outgoing notifications: secrets, allowed networks, subscriptions, delivery.
     pub notify: NotifyConfig,
+    /// The configuration file's inbound webhooks, checked, their secrets read.
+    pub hooks: Vec<HookDefinition>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +221,8 @@ pub enum ConfigError {
     SecretKey(SealingError),
     #[error("notifications: {0}")]
     Notify(String),
+    #[error("hook {name:?} in the config file: {errors}")]
+    Hook { name: String, errors: String },
     #[error("chart directory {0} is not a directory")]
     ChartDir(PathBuf),
     #[error("config file {path}: {source}")]
@@ -240,6 +250,7 @@ impl Config {
             secret_key: None,
             public_url: None,
             notify: NotifyConfig::default(),
+            hooks: Vec::new(),
         }
     }
 
@@ -258,6 +269,9 @@ impl Config {
             return Err(ConfigError::ChartDir(dir.clone()));
         }
         let mut config = Self::new(args.database.database_url);
+        config.hooks = file.hooks(&ChartCatalog::new(args.chart_dir.clone()), |variable| {
+            std::env::var(variable).ok()
+        })?;
         config.listen = args.listen;
         config.custom_resources = custom_resources;
         config.chart_dir = args.chart_dir;
@@ -332,6 +346,58 @@ impl FileConfig {
                 path: path.to_owned(),
                 source: Box::new(source),
             })
+    }
+}
+
+impl FileConfig {
+    /// The checked `[[hooks]]` (taken out of the file), each secret read from the environment
+    /// variable `env` looks up or from its file; errors name the hook and its field.
+    pub fn hooks(
+        &mut self,
+        catalog: &ChartCatalog,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<HookDefinition>, ConfigError> {
+        let mut hooks: Vec<HookDefinition> = Vec::new();
+        for spec in std::mem::take(&mut self.hooks) {
+            let name = spec.name.clone();
+            let invalid = |errors: Vec<FieldError>| {
+                let errors: Vec<String> = errors
+                    .iter()
+                    .map(|error| format!("{}: {}", error.field, error.message))
+                    .collect();
+                ConfigError::Hook {
+                    name: name.clone(),
+                    errors: errors.join("; "),
+                }
+            };
+            if hooks.iter().any(|hook| hook.name.as_str() == name) {
+                return Err(invalid(vec![FieldError::new(
+                    "name",
+                    "another [[hooks]] entry has this name",
+                )]));
+            }
+            let reference = spec
+                .secret_reference()
+                .map_err(|error| invalid(vec![error]))?;
+            let secret = match &reference {
+                SecretReference::Env(variable) => env(variable).ok_or_else(|| {
+                    FieldError::new(
+                        reference.field(),
+                        format!("the environment variable {variable} is not set"),
+                    )
+                }),
+                SecretReference::File(path) => std::fs::read_to_string(path)
+                    .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
+                    .map_err(|error| {
+                        FieldError::new(reference.field(), format!("cannot read {path}: {error}"))
+                    }),
+            }
+            .map_err(|error| invalid(vec![error]))?;
+            let hook = HookDefinition::parse(spec, secret, reference.field()).map_err(&invalid)?;
+            hook.check_target(catalog).map_err(&invalid)?;
+            hooks.push(hook);
+        }
+        Ok(hooks)
     }
 }
 
@@ -464,6 +530,95 @@ mod tests {
         };
         assert!(bad.into_static_token().is_err());
         assert!(toml::from_str::<FileConfig>("unknown = 1").is_err());
+    }
+
+    /// The `[[hooks]]` of `text`, read with the environment `env`.
+    fn hooks_of(text: &str, env: &[(&str, &str)]) -> Result<Vec<HookDefinition>, String> {
+        let mut file: FileConfig = toml::from_str(text).map_err(|error| error.to_string())?;
+        file.hooks(&ChartCatalog::default(), |variable| {
+            env.iter()
+                .find(|(name, _)| *name == variable)
+                .map(|(_, value)| (*value).to_owned())
+        })
+        .map_err(|error| error.to_string())
+    }
+
+    const HOOK: &str = r#"
+        [[hooks]]
+        name = "web-push"
+        provider = "github"
+        secret_env = "WEB_PUSH_SECRET"
+        values_from = { "/after" = "image.tag" }
+        events = ["push"]
+        refs = ["refs/heads/main"]
+        target = { namespace = "prod", release = "web", chart = { path = "web" } }
+    "#;
+
+    #[test]
+    fn configured_hooks_read_their_secret_from_the_environment_or_a_file() {
+        let hooks = hooks_of(HOOK, &[("WEB_PUSH_SECRET", "It's a Secret to Everybody")]).unwrap();
+        assert_eq!(hooks[0].name.as_str(), "web-push");
+        assert_eq!(hooks[0].secret.expose(), "It's a Secret to Everybody");
+        assert_eq!(hooks[0].spec.secret_env.as_deref(), Some("WEB_PUSH_SECRET"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").unwrap();
+        let from_file = format!(
+            "[[hooks]]\nname = \"registry\"\nprovider = \"generic\"\nsecret_file = {:?}\n\
+             target = {{ namespace = \"prod\", release = \"api\", chart = {{ path = \"api\" }} }}\n",
+            path.display().to_string()
+        );
+        let hooks = hooks_of(&from_file, &[]).unwrap();
+        assert_eq!(
+            hooks[0].secret.expose(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "the file's trailing newline is not part of the secret"
+        );
+    }
+
+    #[test]
+    fn invalid_configured_hooks_name_the_hook_and_the_field() {
+        let secret = [("WEB_PUSH_SECRET", "It's a Secret to Everybody")];
+        let missing = hooks_of(HOOK, &[]).unwrap_err();
+        assert_eq!(
+            missing,
+            "hook \"web-push\" in the config file: secret_env: the environment variable WEB_PUSH_SECRET is not set"
+        );
+        let provider = hooks_of(&HOOK.replace("\"github\"", "\"bitbucket\""), &secret).unwrap_err();
+        assert!(
+            provider.starts_with(
+                "hook \"web-push\" in the config file: provider: unknown provider \"bitbucket\""
+            ),
+            "{provider}"
+        );
+        let glob = hooks_of(
+            &HOOK.replace("refs/heads/main", "refs/heads/[main"),
+            &secret,
+        )
+        .unwrap_err();
+        assert!(glob.contains("refs[0]: invalid glob"), "{glob}");
+        let pointer = hooks_of(&HOOK.replace("\"/after\"", "\"after\""), &secret).unwrap_err();
+        assert!(
+            pointer.contains("values_from.after: must be a JSON pointer"),
+            "{pointer}"
+        );
+        let inline = HOOK.replace(
+            "secret_env = \"WEB_PUSH_SECRET\"",
+            "secret = \"in the file\"",
+        );
+        let inline = hooks_of(&inline, &secret).unwrap_err();
+        assert!(
+            inline.contains("secret: is never written in the configuration file"),
+            "{inline}"
+        );
+        let twice = hooks_of(&format!("{HOOK}{HOOK}"), &secret).unwrap_err();
+        assert!(
+            twice.contains("name: another [[hooks]] entry has this name"),
+            "{twice}"
+        );
+        let target = hooks_of(&HOOK.replace("\"prod\"", "\"Prod\""), &secret).unwrap_err();
+        assert!(target.contains("target.namespace"), "{target}");
     }
 
     fn rules_of(text: &str) -> Result<CustomResourceRules, String> {

@@ -205,6 +205,7 @@ fn banner(address: SocketAddr, token: &str, kubeconfig: &Path) -> String {
         "rollcall sandbox is ready (stop with Ctrl-C)\n\
          url: {url}\n\
          token: {token}\n\
+         ui: {url}/ui   (paste the token into its sign-in form; it never goes in a URL)\n\
          kubeconfig: {kubeconfig}   (kubectl --kubeconfig {kubeconfig} get pods -A)\n\
          demo charts: {charts}\n\
          \n\

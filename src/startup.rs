@@ -103,6 +103,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollca
         secret_key: config.secret_key,
         public_url: config.public_url,
         notify_rules,
+        configured_hooks: config.hooks.into(),
         shutdown,
     };
     Ok(Rollcall { api, tasks })

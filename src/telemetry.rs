@@ -4,12 +4,17 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
 use crate::domain::verdict::VerdictReason;
+use crate::domain::webhooks::DeliveryOutcome;
+
+/// At most one log line per this interval about deliveries that failed verification, so that
+/// unauthenticated traffic cannot flood the logs either.
+const UNVERIFIED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum LogFormat {
@@ -40,6 +45,8 @@ pub struct Metrics {
     events_written: AtomicU64,
     sse_subscribers: AtomicI64,
     sse_lagged: AtomicU64,
+    hook_deliveries: Mutex<BTreeMap<(String, DeliveryOutcome), u64>>,
+    unverified_log: Mutex<ThrottledLog>,
     notifications: [AtomicU64; NotificationResult::ALL.len()],
     notification_delivery: Histogram,
 }
@@ -114,13 +121,16 @@ impl Histogram {
     }
 }
 
+/// When the last line was written, and how many were left out since.
+#[derive(Debug, Default)]
+struct ThrottledLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
 impl Metrics {
     pub fn http_request(&self, method: &str, route: &str, status: u16) {
-        let mut requests = self
-            .http_requests
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        *requests
+        *lock(&self.http_requests)
             .entry((method.to_owned(), route.to_owned(), status))
             .or_default() += 1;
     }
@@ -150,6 +160,38 @@ impl Metrics {
         if result == NotificationResult::Delivered {
             self.notification_delivery.observe(since_event);
         }
+    }
+
+    /// Counts a webhook delivery by hook and outcome; one that failed verification is also
+    /// logged, at most once per [`UNVERIFIED_LOG_INTERVAL`].
+    pub fn hook_delivery(&self, hook: &str, outcome: DeliveryOutcome) {
+        *lock(&self.hook_deliveries)
+            .entry((hook.to_owned(), outcome))
+            .or_default() += 1;
+        if outcome == DeliveryOutcome::Unauthorized {
+            self.log_unverified(hook, Instant::now());
+        }
+    }
+
+    /// Logs an unverified delivery unless one was logged less than the interval before `now`;
+    /// says whether it did.
+    fn log_unverified(&self, hook: &str, now: Instant) -> bool {
+        let mut log = lock(&self.unverified_log);
+        if log
+            .last
+            .is_some_and(|last| now.duration_since(last) < UNVERIFIED_LOG_INTERVAL)
+        {
+            log.suppressed += 1;
+            return false;
+        }
+        let suppressed = std::mem::take(&mut log.suppressed);
+        log.last = Some(now);
+        tracing::warn!(
+            hook,
+            unlogged_since_last_line = suppressed,
+            "a webhook delivery failed verification; such lines are written at most every 10s"
+        );
+        true
     }
 
     /// The Prometheus text exposition of everything, plus the deploys recorded in the database.
@@ -206,6 +248,20 @@ impl Metrics {
         }
         describe(
             &mut out,
+            "rollcall_hook_deliveries_total",
+            "counter",
+            "Webhook deliveries received by this process, by hook and outcome.",
+        );
+        for ((hook, outcome), count) in lock(&self.hook_deliveries).iter() {
+            let _ = writeln!(
+                out,
+                "rollcall_hook_deliveries_total{{hook=\"{}\",outcome=\"{}\"}} {count}",
+                escape(hook),
+                outcome.as_str()
+            );
+        }
+        describe(
+            &mut out,
             "rollcall_notifications_total",
             "counter",
             "Notification attempts of this process by result (delivered, retry, failed: given up, cancelled).",
@@ -248,11 +304,7 @@ impl Metrics {
             "counter",
             "HTTP requests by method, route and status.",
         );
-        let requests = self
-            .http_requests
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        for ((method, route, status), count) in requests.iter() {
+        for ((method, route, status), count) in lock(&self.http_requests).iter() {
             let _ = writeln!(
                 out,
                 "rollcall_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {count}",
@@ -262,6 +314,11 @@ impl Metrics {
         }
         out
     }
+}
+
+/// A counter map's lock; a panic elsewhere leaves the counts usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 /// The `# HELP` and `# TYPE` lines that introduce a metric.
@@ -304,6 +361,33 @@ impl Drop for SubscriberGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hook_deliveries_are_counted_by_hook_and_outcome() {
+        let metrics = Metrics::default();
+        metrics.hook_delivery("web-push", DeliveryOutcome::Deployed);
+        metrics.hook_delivery("web-push", DeliveryOutcome::Deployed);
+        metrics.hook_delivery("web-push", DeliveryOutcome::Unauthorized);
+        let text = metrics.render(&DeployCounts::default(), &OutboxDepth::default());
+        assert!(text.contains(
+            "rollcall_hook_deliveries_total{hook=\"web-push\",outcome=\"deployed\"} 2\n"
+        ));
+        assert!(text.contains(
+            "rollcall_hook_deliveries_total{hook=\"web-push\",outcome=\"unauthorized\"} 1\n"
+        ));
+    }
+
+    #[test]
+    fn unverified_deliveries_are_logged_at_most_once_per_interval() {
+        let metrics = Metrics::default();
+        let start = Instant::now();
+        assert!(metrics.log_unverified("a", start));
+        assert!(!metrics.log_unverified("a", start + Duration::from_secs(1)));
+        assert!(!metrics.log_unverified("b", start + Duration::from_secs(9)));
+        assert_eq!(lock(&metrics.unverified_log).suppressed, 2);
+        assert!(metrics.log_unverified("a", start + UNVERIFIED_LOG_INTERVAL));
+        assert_eq!(lock(&metrics.unverified_log).suppressed, 0);
+    }
 
     #[test]
     fn renders_prometheus_text() {

@@ -41,23 +41,25 @@ impl Drop for Sandbox {
     }
 }
 
-/// What the banner tells: its `url:` and `token:` lines, the client command and the body of its
-/// example `curl` deploy.
+/// What the banner tells: its `url:`, `token:` and `ui:` lines, the client command and the body of
+/// its example `curl` deploy.
 struct Banner {
     url: String,
     token: String,
+    ui: String,
     client: String,
     example: Value,
 }
 
-/// Reads the banner: `url:`, `token:`, the client command (`ROLLCALL_URL=...`), then the example
-/// `curl` with its `-d '<JSON>'`.
+/// Reads the banner: `url:`, `token:`, `ui:`, the client command (`ROLLCALL_URL=...`), then the
+/// example `curl` with its `-d '<JSON>'`.
 fn read_banner(child: &mut Child) -> Banner {
     let stdout = child.stdout.take().expect("piped stdout");
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         let mut url = None;
         let mut token = None;
+        let mut ui = None;
         let mut client = None;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { return };
@@ -65,18 +67,21 @@ fn read_banner(child: &mut Child) -> Banner {
                 url = Some(value.to_owned());
             } else if let Some(value) = line.strip_prefix("token: ") {
                 token = Some(value.to_owned());
+            } else if let Some(value) = line.strip_prefix("ui: ") {
+                ui = value.split_whitespace().next().map(str::to_owned);
             } else if line.starts_with("ROLLCALL_URL=") {
                 client = Some(line);
             } else if let Some((_, rest)) = line.split_once("-d '")
                 && let Some((body, _)) = rest.split_once('\'')
-                && let (Some(url), Some(token), Some(client)) =
-                    (url.take(), token.take(), client.take())
+                && let (Some(url), Some(token), Some(ui), Some(client)) =
+                    (url.take(), token.take(), ui.take(), client.take())
             {
                 let example = serde_json::from_str(body).expect("the example body is JSON");
                 sender
                     .send(Banner {
                         url,
                         token,
+                        ui,
                         client,
                         example,
                     })
@@ -85,9 +90,9 @@ fn read_banner(child: &mut Child) -> Banner {
             // Keep draining stdout after the banner so that the sandbox never writes to a closed pipe.
         }
     });
-    receiver
-        .recv_timeout(SAFETY_TIMEOUT)
-        .expect("the sandbox printed no url, token, client command and example (see its log above)")
+    receiver.recv_timeout(SAFETY_TIMEOUT).expect(
+        "the sandbox printed no url, token, ui, client command and example (see its log above)",
+    )
 }
 
 fn postgres_processes_for(dir: &Path) -> Vec<String> {
@@ -137,12 +142,16 @@ async fn sandbox_runs_a_web_deploy_and_stops_cleanly() {
         Banner {
             url,
             token,
+            ui,
             client: client_command,
             example,
         },
     ) = start_sandbox(&data_dir);
 
     let client = reqwest::Client::new();
+    assert_eq!(ui, format!("{url}/ui"));
+    let page = client.get(&ui).send().await.expect("GET the ui");
+    assert_eq!(page.status(), 200, "the banner's ui link serves the page");
     let accepted: Value = client
         .post(format!("{url}/v1/deploys"))
         .bearer_auth(&token)

@@ -60,6 +60,33 @@ event_types! {
 }
 
 impl EventType {
+    /// The types a selection such as `deploy.*,phase` names: types by name, or every type of a
+    /// family (`<family>.*`). A name that matches no type is an error naming it.
+    pub fn select(selection: &str) -> Result<Vec<EventType>, String> {
+        let mut selected = Vec::new();
+        for name in selection.split(',').map(str::trim) {
+            let named: Vec<EventType> = match name.strip_suffix(".*") {
+                Some(family) => EventType::ALL
+                    .iter()
+                    .copied()
+                    .filter(|kind| {
+                        kind.as_str()
+                            .strip_prefix(family)
+                            .is_some_and(|rest| rest.starts_with('.'))
+                    })
+                    .collect(),
+                None => EventType::parse(name).into_iter().collect(),
+            };
+            if named.is_empty() {
+                return Err(format!(
+                    "{name:?} is no event type nor family of them (e.g. deploy.*)"
+                ));
+            }
+            selected.extend(named);
+        }
+        Ok(selected)
+    }
+
     /// The last event of a deploy: streams end after it.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -184,5 +211,25 @@ mod tests {
         }
         assert!(EventType::DeployFailed.is_terminal());
         assert!(!EventType::DeployCancelling.is_terminal());
+    }
+
+    #[test]
+    fn a_selection_names_types_and_families() {
+        let selected = EventType::select("deploy.*, phase").unwrap();
+        assert!(selected.contains(&EventType::DeployQueued));
+        assert!(selected.contains(&EventType::DeployCancelled));
+        assert!(selected.contains(&EventType::Phase));
+        assert!(!selected.contains(&EventType::ContainerLog));
+        assert_eq!(
+            EventType::select("rollback.*").unwrap(),
+            [
+                EventType::RollbackStarted,
+                EventType::RollbackSucceeded,
+                EventType::RollbackFailed
+            ]
+        );
+        for wrong in ["", "deploy", "deploy.", "depl.*", "phase,nope", "report.*"] {
+            assert!(EventType::select(wrong).is_err(), "{wrong:?}");
+        }
     }
 }

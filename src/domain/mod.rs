@@ -15,6 +15,7 @@ pub mod public_url;
 pub mod release;
 pub mod sealing;
 pub mod verdict;
+pub mod webhooks;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -79,6 +79,11 @@ dns_label_newtype!(
     Namespace,
     63
 );
+dns_label_newtype!(
+    /// An inbound webhook's name, the last segment of its URL `/v1/hooks/{name}`.
+    HookName,
+    63
+);
 
 /// The name of a configured cluster (a kube context); `default` when the request names none.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -151,7 +151,8 @@ impl Auth {
         }
     }
 
-    /// 403 unless the caller is an admin over every target (`*/*/*`), as `what` needs.
+    /// 403 unless the caller is an admin over every target: what `what` administers could
+    /// otherwise reach past the caller's own targets.
     pub fn require_global_admin(&self, what: &str) -> Result<(), ApiError> {
         if self.0.is_global_admin() {
             Ok(())

@@ -25,7 +25,7 @@ use super::state::ApiState;
 use crate::bus::BusMessage;
 use crate::domain::FieldError;
 use crate::domain::auth::Scope;
-use crate::domain::event::Event;
+use crate::domain::event::{Event, EventType};
 use crate::store::deploy_events::list_after;
 
 /// Events read from the database per query while catching up.
@@ -229,11 +229,15 @@ pub struct FirehoseParams {
     pub cluster: Option<String>,
     pub namespace: Option<String>,
     pub release: Option<String>,
+    /// Only events of these types: a comma-separated list of types and families of them, e.g.
+    /// `deploy.*,phase` (a dashboard that lists deploys needs no log lines).
+    #[serde(rename = "type")]
+    pub types: Option<String>,
 }
 
-/// Live events of every deploy readable by the token (dashboards). SSE ids are
-/// `<deploy id>:<seq>`; a consumer that falls behind receives a `lagged` event with the number
-/// of events it missed.
+/// Live events of every deploy readable by the token (dashboards), optionally of some types only.
+/// SSE ids are `<deploy id>:<seq>`; a consumer that falls behind receives a `lagged` event with the
+/// number of events it missed.
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(FirehoseParams),
     responses(
         (status = 200, content_type = "text/event-stream", body = String),
@@ -246,6 +250,15 @@ async fn firehose(
     Query(params): Query<FirehoseParams>,
 ) -> Result<Response, ApiError> {
     auth.require_scope(Scope::Read)?;
+    let types = match params.types.as_deref().map(EventType::select) {
+        None => None,
+        Some(Ok(types)) => Some(types),
+        Some(Err(message)) => {
+            return Err(ApiError::invalid_query(vec![FieldError::new(
+                "type", message,
+            )]));
+        }
+    };
     let keep_alive = state.limits.sse_keep_alive;
     let principal = auth.0;
     let stream = async_stream::stream! {
@@ -265,6 +278,7 @@ async fn firehose(
                     let visible = matches(&params.cluster, &release.cluster)
                         && matches(&params.namespace, &release.namespace)
                         && matches(&params.release, &release.release)
+                        && types.as_ref().is_none_or(|types| types.contains(&published.event.kind))
                         && principal.allows(Scope::Read, release);
                     if visible {
                         let event = &published.event;

@@ -6,8 +6,6 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -26,6 +24,7 @@ use crate::domain::labels::parse_label_selector;
 use crate::domain::policy::TrackingPolicy;
 use crate::runner::{self, RenderRequest};
 use crate::store::StoreError;
+use crate::store::deploy_events::EventTx;
 use crate::store::deploys::{self, CreateDeploy, Created, Deploy, DeployFilter, ResourceState};
 use crate::store::idempotency::{self, IdempotencyKey};
 use crate::tracker::core::TrackedResource;
@@ -57,6 +56,14 @@ pub struct DeployDetail {
     #[serde(flatten)]
     pub deploy: Deploy,
     pub resources: Vec<ResourceState>,
+    pub permissions: DeployPermissions,
+}
+
+/// What the caller's token may do with this deploy, so that a page offers only what it allows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeployPermissions {
+    /// The token holds the `cancel` scope over the deploy's release.
+    pub cancel: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -141,7 +148,8 @@ async fn dry_run(state: &ApiState, new: &NewDeploy) -> Result<Response, ApiError
 /// How long `helm template` may take for a dry run.
 const DRY_RUN_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-fn accepted(deploy: &Deploy, replayed: bool) -> Response {
+/// `202 Accepted` with the deploy's links and `Location`; `replayed` marks an answer given before.
+pub fn accepted(deploy: &Deploy, replayed: bool) -> Response {
     let self_ = format!("/v1/deploys/{}", deploy.id);
     let body = DeployAccepted {
         id: deploy.id,
@@ -249,39 +257,48 @@ async fn create_deploy(
     {
         return Ok(response);
     }
-    let id = Uuid::now_v7();
-    let mut tx = state.events.begin().await?;
-    let created = deploys::create(
-        &mut tx,
+    let queued = queue_deploy(
+        &state,
+        state.events.begin().await?,
         CreateDeploy {
-            id,
+            id: Uuid::now_v7(),
             deploy: &new,
             requested_by: &auth.0.name,
             idempotency: key.as_ref(),
         },
     )
     .await;
-    match (created, &key) {
-        (Ok(Created { deploy, superseded }), _) => {
-            state.events.commit(tx).await?;
-            for cancelled in superseded {
-                state.secrets.take(cancelled);
-            }
-            if let Some(secret) = new.secret_values {
-                state.secrets.put(deploy.id, secret);
-            }
-            tracing::info!(deploy_id = %deploy.id, release = %deploy.release, namespace = %deploy.namespace, "deploy queued");
-            Ok(accepted(&deploy, false))
-        }
+    match (queued, &key) {
+        (Ok(deploy), _) => Ok(accepted(&deploy, false)),
         // A concurrent request with the same key won; answer as it did.
-        (Err(StoreError::IdempotencyKeyUsed), Some(key)) => {
-            drop(tx);
-            replay(&state, key)
-                .await?
-                .ok_or_else(|| ApiError::internal("idempotency key vanished"))
-        }
+        (Err(StoreError::IdempotencyKeyUsed), Some(key)) => replay(&state, key)
+            .await?
+            .ok_or_else(|| ApiError::internal("idempotency key vanished")),
         (Err(error), _) => Err(error.into()),
     }
+}
+
+/// The one way a valid deploy is queued, for `POST /v1/deploys` and webhook deliveries alike:
+/// writes it with its `deploy.queued` event in `tx` (after whatever the caller wrote there),
+/// applying its queue mode under the active-release constraint, commits, then hands its secret
+/// values to the runner and drops those of the deploys it superseded. On an error nothing is
+/// written: `tx` rolls back.
+pub async fn queue_deploy(
+    state: &ApiState,
+    mut tx: EventTx,
+    create: CreateDeploy<'_>,
+) -> Result<Deploy, StoreError> {
+    let new = create.deploy;
+    let Created { deploy, superseded } = deploys::create(&mut tx, create).await?;
+    state.events.commit(tx).await?;
+    for cancelled in superseded {
+        state.secrets.take(cancelled);
+    }
+    if let Some(secret) = &new.secret_values {
+        state.secrets.put(deploy.id, secret.clone());
+    }
+    tracing::info!(deploy_id = %deploy.id, release = %deploy.release, namespace = %deploy.namespace, requested_by = %deploy.requested_by, "deploy queued");
+    Ok(deploy)
 }
 
 /// Parsed list parameters; `label` may repeat, which typed query decoding cannot express.
@@ -322,9 +339,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
                     Ok(limit) => params.limit = limit,
                     Err(error) => errors.push(error),
                 },
-                "cursor" => match decode_cursor(&value) {
-                    Some(before) => params.before = Some(before),
-                    None => invalid("is not a cursor returned by this API".into()),
+                "cursor" => match page::parse_cursor(&value) {
+                    Ok(before) => params.before = Some(before),
+                    Err(error) => errors.push(error),
                 },
                 _ => invalid("unknown query parameter".into()),
             }
@@ -336,15 +353,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
             Err(ApiError::invalid_query(errors))
         }
     }
-}
-
-fn encode_cursor(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
-}
-
-fn decode_cursor(cursor: &str) -> Option<Uuid> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    Uuid::from_slice(&bytes).ok()
 }
 
 /// List deploys readable by the token, newest first.
@@ -378,12 +386,7 @@ async fn list_deploys(
         params.limit + 1,
     )
     .await?;
-    let next_cursor = if items.len() as i64 > params.limit {
-        items.truncate(params.limit as usize);
-        items.last().map(|last| encode_cursor(last.id))
-    } else {
-        None
-    };
+    let next_cursor = page::cut(&mut items, params.limit, |deploy| deploy.id);
     Ok(axum::Json(DeployPage { items, next_cursor }))
 }
 
@@ -417,7 +420,14 @@ async fn get_deploy(
 ) -> Result<axum::Json<DeployDetail>, ApiError> {
     let deploy = authorized_deploy(&state, &auth, &id, Scope::Read).await?;
     let resources = deploys::resources(&state.pool, deploy.id).await?;
-    Ok(axum::Json(DeployDetail { deploy, resources }))
+    let permissions = DeployPermissions {
+        cancel: auth.0.allows(Scope::Cancel, &deploy.release_id()),
+    };
+    Ok(axum::Json(DeployDetail {
+        deploy,
+        resources,
+        permissions,
+    }))
 }
 
 /// Cancel a deploy: a queued one is cancelled at once (200), a running one becomes `cancelling`

@@ -23,6 +23,9 @@ pub enum ApiError {
     },
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// A webhook delivery whose signature does not verify; deliberately says no more.
+    #[error("the delivery's signature could not be verified")]
+    SignatureUnverified,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -95,7 +98,9 @@ impl ApiError {
     fn status_and_slug(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad-request"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized | ApiError::SignatureUnverified => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
@@ -118,6 +123,8 @@ pub fn current_request_id() -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug) = self.status_and_slug();
+        // A webhook sender cannot answer a bearer challenge.
+        let wants_token = matches!(self, ApiError::Unauthorized);
         let request_id = current_request_id();
         let detail = match &self {
             // The cause stays in the log, found by the request id; the client gets only the id.
@@ -150,7 +157,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if status == StatusCode::UNAUTHORIZED {
+        if wants_token {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"rollcall\""),
@@ -177,6 +184,10 @@ impl From<StoreError> for ApiError {
                     "queue mode reject: deploy {blocking} of this release is queued or running"
                 ),
                 blocking_deploy_id: Some(blocking),
+            },
+            StoreError::HookExists(name) => ApiError::Conflict {
+                detail: format!("a hook named {name} already exists"),
+                blocking_deploy_id: None,
             },
             StoreError::IdempotencyKeyUsed => ApiError::Unprocessable {
                 detail: "the Idempotency-Key was already used with another request".into(),

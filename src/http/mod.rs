@@ -1,5 +1,6 @@
 //! The HTTP API (DESIGN §3): one router per feature, problem JSON errors, bearer auth, OpenAPI.
 
+pub mod assets;
 pub mod auth;
 pub mod deploy_events;
 pub mod deploys;
@@ -13,6 +14,9 @@ pub mod releases;
 pub mod state;
 pub mod subscriptions;
 pub mod tokens;
+pub mod ui;
+pub mod webhook_deliveries;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -47,6 +51,7 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
         (name = "releases", description = "Releases and their deploy history"),
         (name = "tokens", description = "API token administration"),
         (name = "notifications", description = "Outgoing notifications: global subscriptions and what was sent about a deploy"),
+        (name = "hooks", description = "Inbound webhooks: CI systems and registries start deploys"),
         (name = "operations", description = "Health, readiness, metrics")
     )
 )]
@@ -60,6 +65,8 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .merge(tokens::router())
         .merge(subscriptions::router())
         .merge(notifications::router())
+        .merge(webhooks::router())
+        .merge(webhook_deliveries::router())
         .merge(health::router())
 }
 
@@ -71,6 +78,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: ApiState) -> Router {
     let (api, openapi) = api_router().split_for_parts();
     api.merge(docs::router(openapi))
+        .merge(ui::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(

@@ -1,5 +1,10 @@
-//! Page sizes of the list endpoints: the `limit` query parameter's bounds and default, and the 400
-//! problem naming `limit` when a request asks for more (or less) than a page may hold.
+//! Pages of the list endpoints: the `limit` query parameter's bounds and default, the 400 problem
+//! naming `limit` when a request asks for more (or less) than a page may hold, and the cursors of
+//! keyset pagination over UUIDv7 ids (newest first).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::domain::FieldError;
@@ -28,6 +33,37 @@ pub const RELEASE_HISTORY: PageSize = PageSize {
     default: 20,
     max: 200,
 };
+
+/// `GET /v1/hooks/{name}/deliveries`.
+pub const HOOK_DELIVERIES: PageSize = PageSize {
+    default: 50,
+    max: 200,
+};
+
+/// The cursor of the page after the item with this id.
+pub fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// The id a cursor of [`encode_cursor`] carries, or the error naming `cursor`.
+pub fn parse_cursor(cursor: &str) -> Result<Uuid, FieldError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .ok_or_else(|| FieldError::new("cursor", "is not a cursor returned by this API"))
+}
+
+/// Cuts `items`, fetched newest first with one more than `limit`, to a page, and returns the cursor
+/// of the next (older) page, if there is one.
+pub fn cut<T>(items: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> Uuid) -> Option<String> {
+    if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|last| encode_cursor(id(last)))
+    } else {
+        None
+    }
+}
 
 impl PageSize {
     /// The page size of a typed query's `limit`; out of bounds, the whole request is refused.
@@ -89,6 +125,7 @@ mod tests {
             ("/v1/deploys", DEPLOYS),
             ("/v1/deploys/{id}/events", DEPLOY_EVENTS),
             ("/v1/releases/{namespace}/{release}", RELEASE_HISTORY),
+            ("/v1/hooks/{name}/deliveries", HOOK_DELIVERIES),
         ] {
             let parameters = document["paths"][path]["get"]["parameters"]
                 .as_array()

@@ -13,6 +13,7 @@ use crate::domain::chart::ChartCatalog;
 use crate::domain::notify::NotifyRules;
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::ServerKey;
+use crate::domain::webhooks::HookDefinition;
 use crate::runner::{Helm, SecretStash};
 use crate::telemetry::Metrics;
 
@@ -34,6 +35,8 @@ pub struct ApiState {
     pub public_url: Option<PublicUrl>,
     /// What a deploy's `notify` entries and subscriptions may ask for (secrets, destinations).
     pub notify_rules: Arc<NotifyRules>,
+    /// The hooks of the configuration file (those of the admin API are in the database).
+    pub configured_hooks: Arc<[HookDefinition]>,
     /// Cancelled at shutdown: SSE streams end.
     pub shutdown: CancellationToken,
 }

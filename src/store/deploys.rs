@@ -304,7 +304,10 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
                     EventType::DeployQueued,
                     format!("deploy of {release} queued"),
                 )
-                .data(serde_json::json!({ "requested_by": new.requested_by })),
+                .data(serde_json::json!({
+                    "requested_by": new.requested_by,
+                    "labels": deploy.labels.as_map(),
+                })),
             ],
         )
         .await?;

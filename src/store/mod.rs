@@ -5,6 +5,7 @@ pub mod deploys;
 pub mod idempotency;
 pub mod notifications;
 pub mod tokens;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub enum StoreError {
     QueueRejected { blocking: Uuid },
     #[error("the Idempotency-Key was already used")]
     IdempotencyKeyUsed,
+    #[error("a hook named {0} already exists")]
+    HookExists(String),
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]

@@ -273,6 +273,40 @@ async fn firehose_streams_matching_deploys_only() {
 }
 
 #[tokio::test]
+async fn firehose_streams_the_selected_event_types_only() {
+    let app = spawn_app().await;
+    let mut stream =
+        SseStream::connect(app.get("/v1/events?type=deploy.*,phase", &app.admin_token)).await;
+    assert_eq!(stream.status(), 200);
+    let id = app.submit(&deploy_body("prod", "web")).await;
+    let writer = EventWriter::open(&app.state.events, id);
+    writer.emit(log_line(1)).await.unwrap();
+    writer.close().await.unwrap();
+    run_to_success(&app, id).await;
+    let frames = stream
+        .frames_until(WAIT, |f| f.event.as_deref() == Some("deploy.succeeded"))
+        .await;
+    let types: Vec<_> = frames.iter().filter_map(|f| f.event.clone()).collect();
+    assert_eq!(
+        types,
+        [
+            "deploy.queued",
+            "deploy.started",
+            "phase",
+            "deploy.succeeded"
+        ],
+        "the log line is left out"
+    );
+
+    let refused: Value = app
+        .get("/v1/events?type=deploy.*,logs", &app.admin_token)
+        .json_body()
+        .await;
+    assert_eq!(refused["status"], 400);
+    assert_eq!(refused["errors"][0]["field"], "type");
+}
+
+#[tokio::test]
 async fn a_lagging_subscriber_catches_up_from_the_database() {
     let app = spawn_app_with(|config| config.event_bus_capacity = 4).await;
     let id = app.submit(&deploy_body("prod", "web")).await;

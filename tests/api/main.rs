@@ -7,6 +7,8 @@ mod auth;
 mod cancel;
 mod create;
 mod events;
+mod hooks;
+mod hooks_serve;
 mod list;
 mod notifications;
 mod openapi;

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod charts;
 pub mod figures;
+pub mod hooks;
 pub mod postgres;
 pub mod receiver;
 pub mod runner;

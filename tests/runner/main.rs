@@ -9,6 +9,7 @@ mod common;
 mod deploys;
 mod drills;
 mod helm_process;
+mod hooks;
 mod jobs;
 mod kubeconfigs;
 mod leases;

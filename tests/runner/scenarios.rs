@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use kubesim::options::{ClusterOptions, KubeVersion};
 use kubesim::store::DEPLOYMENTS;
 use kubesim::{Cluster, ClusterHandle};
+use rollcall::config::Config;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -47,6 +48,14 @@ pub async fn setup_on(kube_version: KubeVersion) -> Setup {
 
 /// As [`setup_on`], with rollcall running the helm binary `helm`.
 pub async fn setup_with(kube_version: KubeVersion, helm: PathBuf) -> Setup {
+    setup_configured(kube_version, |config| config.helm.bin = helm).await
+}
+
+/// As [`setup_on`], with more of rollcall's configuration set by `configure`.
+pub async fn setup_configured(
+    kube_version: KubeVersion,
+    configure: impl FnOnce(&mut Config),
+) -> Setup {
     let home = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(ClusterOptions {
         time_scale: TIME_SCALE,
@@ -59,7 +68,7 @@ pub async fn setup_with(kube_version: KubeVersion, helm: PathBuf) -> Setup {
     std::fs::write(&kubeconfig, cluster.kubeconfig_yaml()).unwrap();
     let app = spawn_app_with(|config| {
         with_runner(config, Some(kubeconfig), home.path());
-        config.helm.bin = helm;
+        configure(config);
     })
     .await;
     Setup {
