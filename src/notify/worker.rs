@@ -207,14 +207,19 @@ async fn render_payload(
     let deploy = deploys::get(pool, notification.deploy_id)
         .await?
         .ok_or(StoreError::DeployNotFound(notification.deploy_id))?;
-    let event = deploy_events::get(pool, notification.deploy_id, notification.event_seq)
-        .await?
-        .ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "event {} of deploy {} is gone",
-                notification.event_seq, notification.deploy_id
-            ))
-        })?;
+    // The first event after `seq - 1`, if it is still the one (retention may have pruned it).
+    let event =
+        deploy_events::list_after(pool, notification.deploy_id, notification.event_seq - 1, 1)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|event| event.seq == notification.event_seq)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "event {} of deploy {} is gone",
+                    notification.event_seq, notification.deploy_id
+                ))
+            })?;
     let failure = match event.level {
         Level::Error => deploy_events::latest_of_type(
             pool,

@@ -218,24 +218,6 @@ pub async fn list_after(
         .collect()
 }
 
-/// One event of a deploy.
-pub async fn get(
-    db: impl PgExecutor<'_>,
-    deploy_id: Uuid,
-    seq: i64,
-) -> Result<Option<Event>, StoreError> {
-    let row = sqlx::query_as!(
-        EventRow,
-        r#"select deploy_id, seq, type as kind, at, level, resource as "resource: _", message, data
-           from deploy_events where deploy_id = $1 and seq = $2"#,
-        deploy_id,
-        seq,
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(Event::try_from).transpose()?)
-}
-
 /// The latest event of type `kind` at `level` of a deploy up to `seq` (e.g. the failure's `report`
 /// before a verdict, which a rollback's own report may follow).
 pub async fn latest_of_type(
