@@ -95,6 +95,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// An error and its causes on one line, each cause once: most of rollcall's errors already say
+/// their cause in their own message, which `{:#}` would print a second time.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// The OpenAPI document as checked in at `openapi/openapi.json`.
 pub fn openapi_json() -> String {
     serde_json::to_string_pretty(&crate::http::openapi()).expect("the OpenAPI document serializes")
@@ -103,9 +120,7 @@ pub fn openapi_json() -> String {
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::telemetry::init(args.database.log_format);
     let config = Config::from_args(args)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = crate::startup::bind(config.listen).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     crate::startup::run(config, listener, shutdown).await?;

@@ -8,7 +8,7 @@ async fn main() -> std::process::ExitCode {
     match rollcall::cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("rollcall: {error:#}");
+            eprintln!("rollcall: {}", rollcall::cli::one_line(&error));
             std::process::ExitCode::FAILURE
         }
     }

@@ -17,6 +17,7 @@ pub use postgres::{LocalPostgres, LocalPostgresError};
 use crate::config::Config;
 use crate::domain::auth::StaticToken;
 use crate::runner::helm::DEFAULT_HELM_BIN;
+use crate::runner::pinned_helm::{self, HelmMajor};
 use crate::runner::{HelmConfig, RunnerOptions};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -109,6 +110,9 @@ pub async fn run(args: SandboxArgs, shutdown: CancellationToken) -> anyhow::Resu
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&args.data_dir)
         .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
+    // First, so that a taken address stops the sandbox before it starts anything.
+    let listener = crate::startup::bind(args.listen).await?;
+    let helm_bin = helm_binary(args.helm_bin, &data_dir).await?;
     let (database_url, postgres) = match args.database_url {
         Some(url) => (url, None),
         None => {
@@ -139,12 +143,9 @@ pub async fn run(args: SandboxArgs, shutdown: CancellationToken) -> anyhow::Resu
         .push(StaticToken::bootstrap_admin(&admin_token));
     config.helm = HelmConfig {
         home: data_dir.join("helm"),
-        ..HelmConfig::new(args.helm_bin, Some(kubeconfig.clone()))
+        ..HelmConfig::new(helm_bin, Some(kubeconfig.clone()))
     };
     config.runner = Some(RunnerOptions::default());
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     config.listen = address;
 
@@ -161,6 +162,27 @@ pub async fn run(args: SandboxArgs, shutdown: CancellationToken) -> anyhow::Resu
     }
     served?;
     Ok(())
+}
+
+/// The helm to run: `--helm-bin` when it is there; when the default `helm` is not on `PATH`, the
+/// pinned one, fetched into `<data-dir>/bin` on first use. A missing `--helm-bin` path is left to
+/// the runner's check, which says how to fix it.
+async fn helm_binary(requested: PathBuf, data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let on_path = pinned_helm::find(&requested, std::env::var_os("PATH").as_deref()).is_some();
+    if on_path || requested != Path::new(DEFAULT_HELM_BIN) {
+        return Ok(requested);
+    }
+    let dir = data_dir.join("bin");
+    let fetched = tokio::task::spawn_blocking(move || {
+        pinned_helm::ensure_in(&dir, HelmMajor::V4, |target| {
+            tracing::info!(
+                "helm is not on PATH: fetching the pinned helm (hash-checked) as {}",
+                target.display()
+            );
+        })
+    })
+    .await??;
+    Ok(fetched)
 }
 
 /// As root, PostgreSQL runs as the `postgres` user, which must reach `<data-dir>/pg`.

@@ -1,6 +1,7 @@
 //! Wiring: builds the API's state and the runner's context from the configuration, then serves
 //! until a graceful shutdown.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -28,20 +29,61 @@ pub struct Rollcall {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(
+        "cannot connect to PostgreSQL ({0}): start it, or point DATABASE_URL (--database-url) at a \
+         running server"
+    )]
+    Connect(StoreError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
     #[error("cannot start the runner: {0}")]
     Runner(#[from] RunnerError),
+    #[error(
+        "cannot listen on {address} ({source}): set ROLLCALL_LISTEN (--listen) to a free address"
+    )]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Binds the API's address; the error says how to choose another one.
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| StartupError::Listen { address, source })
 }
 
 /// Connects, migrates, starts the event relay and (unless configured off) the runner; `shutdown`
-/// ends everything started here.
+/// ends everything started here. When a step fails, what the earlier ones started is stopped
+/// before the error returns.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollcall, StartupError> {
-    let pool = store::connect(&config.database_url, config.db_max_connections).await?;
+    let pool = store::connect(&config.database_url, config.db_max_connections)
+        .await
+        .map_err(StartupError::Connect)?;
     store::migrate(&pool).await?;
     let tasks = TaskTracker::new();
+    let started = shutdown.child_token();
+    match start_tasks(config, pool.clone(), tasks.clone(), started.clone()).await {
+        Ok(api) => Ok(Rollcall { api, tasks }),
+        Err(error) => {
+            started.cancel();
+            tasks.close();
+            tasks.wait().await;
+            pool.close().await;
+            Err(error)
+        }
+    }
+}
+
+async fn start_tasks(
+    config: Config,
+    pool: sqlx::PgPool,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<ApiState, StartupError> {
     let metrics = Arc::new(Metrics::default());
     let events = EventHub::new(
         pool.clone(),
@@ -52,7 +94,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollca
     );
     let relay = listener::listen(&events).await?;
     tasks.spawn(listener::relay(events.clone(), relay));
-    let helm = Arc::new(Helm::new(config.helm.clone()));
+    let reporter = store::reporter::spawn(&pool, &tasks, shutdown.clone()).await;
+    let helm = Arc::new(Helm::new(config.helm.clone(), metrics.helm.clone()));
     let catalog = Arc::new(ChartCatalog::new(config.chart_dir.clone()));
     let secrets = Arc::new(SecretStash::default());
     let notify_rules = Arc::new(config.notify.rules());
@@ -80,9 +123,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollca
             events: events.clone(),
             helm: helm.clone(),
             catalog: catalog.clone(),
-            clusters: Clusters::new(config.helm.kubeconfig.clone()),
+            clusters: Clusters::new(config.helm.kubeconfig.clone(), metrics.watches.clone()),
             secrets: secrets.clone(),
             custom_resources: config.custom_resources,
+            metrics: metrics.deploys.clone(),
             tasks: tasks.clone(),
             shutdown: shutdown.clone(),
         };
@@ -93,6 +137,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollca
         pool,
         events,
         metrics,
+        reporter,
         catalog,
         secrets,
         helm,
@@ -106,7 +151,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Rollca
         configured_hooks: config.hooks.into(),
         shutdown,
     };
-    Ok(Rollcall { api, tasks })
+    Ok(api)
 }
 
 /// Serves until the shutdown token is cancelled: stops accepting, ends SSE streams, waits for open

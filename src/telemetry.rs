@@ -1,4 +1,11 @@
 //! Logs (`tracing`, text or JSON) and the Prometheus metrics rollcall keeps in memory.
+//!
+//! Figures read from the database (deploys by status, queue depth) describe every replica's work:
+//! only the replica holding the reporter lock (`store::reporter`) exports them, so that summing a
+//! metric over replicas counts each deploy once. Everything else is this process's own.
+
+mod family;
+mod handles;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,12 +16,18 @@ use std::time::{Duration, Instant};
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
+use crate::domain::deploy::Phase;
 use crate::domain::verdict::VerdictReason;
 use crate::domain::webhooks::DeliveryOutcome;
 
 /// At most one log line per this interval about deliveries that failed verification, so that
 /// unauthenticated traffic cannot flood the logs either.
 const UNVERIFIED_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+pub use handles::{
+    ApiCall, BusySlot, DeployMetrics, HelmMetrics, HelmProcess, OpenWatch, WatchMetrics,
+    WatchRestart,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum LogFormat {
@@ -37,14 +50,16 @@ pub fn init(format: LogFormat) {
     };
 }
 
-/// Counters and gauges of this process. Deploy counts by status are read from the database at
-/// scrape time, so they agree across instances.
+/// Counters and gauges of this process, and the handles its workers record into.
 #[derive(Debug, Default)]
 pub struct Metrics {
     http_requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     events_written: AtomicU64,
     sse_subscribers: AtomicI64,
     sse_lagged: AtomicU64,
+    pub helm: std::sync::Arc<HelmMetrics>,
+    pub watches: std::sync::Arc<WatchMetrics>,
+    pub deploys: std::sync::Arc<DeployMetrics>,
     hook_deliveries: Mutex<BTreeMap<(String, DeliveryOutcome), u64>>,
     unverified_log: Mutex<ThrottledLog>,
     notifications: [AtomicU64; NotificationResult::ALL.len()],
@@ -128,6 +143,14 @@ struct ThrottledLog {
     suppressed: u64,
 }
 
+/// The connection pool at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolUsage {
+    pub max: u32,
+    pub open: u32,
+    pub idle: usize,
+}
+
 impl Metrics {
     pub fn http_request(&self, method: &str, route: &str, status: u16) {
         *lock(&self.http_requests)
@@ -194,35 +217,60 @@ impl Metrics {
         true
     }
 
-    /// The Prometheus text exposition of everything, plus the deploys recorded in the database.
-    pub fn render(&self, deploys: &DeployCounts, outbox: &OutboxDepth) -> String {
+    /// The Prometheus text exposition of everything; `database` holds the figures read from the
+    /// database when this replica reports them.
+    pub fn render(&self, database: Option<&DatabaseFigures>, pool: PoolUsage) -> String {
         let mut out = String::new();
-        describe(&mut out, "rollcall_deploys", "gauge", "Deploys by status.");
-        for (status, count) in &deploys.by_status {
+        describe(
+            &mut out,
+            "rollcall_database_reporter",
+            "gauge",
+            "1 on the one replica that exports the figures read from the database, else 0.",
+        );
+        let _ = writeln!(
+            out,
+            "rollcall_database_reporter {}",
+            u8::from(database.is_some())
+        );
+        if let Some(figures) = database {
+            render_database_figures(&mut out, &figures.deploys);
+            render_outbox(&mut out, &figures.outbox);
+        }
+        self.render_own(&mut out, pool);
+        out
+    }
+
+    fn render_own(&self, out: &mut String, pool: PoolUsage) {
+        self.deploys.render(out);
+        self.helm.render(out);
+        self.watches.render(out);
+        describe(
+            out,
+            "rollcall_db_pool_connections",
+            "gauge",
+            "Database connections of this process, by state (in_use or idle).",
+        );
+        let open = usize::try_from(pool.open).unwrap_or(usize::MAX);
+        for (state, count) in [
+            ("in_use", open.saturating_sub(pool.idle)),
+            ("idle", pool.idle),
+        ] {
             let _ = writeln!(
                 out,
-                "rollcall_deploys{{status=\"{}\"}} {count}",
-                escape(status)
+                "rollcall_db_pool_connections{{state=\"{state}\"}} {count}"
             );
         }
         describe(
-            &mut out,
-            "rollcall_deploy_verdicts",
+            out,
+            "rollcall_db_pool_max_connections",
             "gauge",
-            "Deploys that did not succeed, by verdict reason.",
+            "Most database connections this process opens.",
         );
-        // Every reason of the closed set, zeros included: the label set never grows.
-        for reason in VerdictReason::ALL {
-            let count = deploys
-                .by_verdict
-                .iter()
-                .find(|(counted, _)| counted == reason)
-                .map_or(0, |(_, count)| *count);
-            let _ = writeln!(
-                out,
-                "rollcall_deploy_verdicts{{reason=\"{reason}\"}} {count}"
-            );
-        }
+        let _ = writeln!(out, "rollcall_db_pool_max_connections {}", pool.max);
+        self.render_requests_and_events(out);
+    }
+
+    fn render_requests_and_events(&self, out: &mut String) {
         for (name, kind, help, value) in [
             (
                 "rollcall_events_written_total",
@@ -243,11 +291,11 @@ impl Metrics {
                 self.sse_lagged.load(Ordering::Relaxed).to_string(),
             ),
         ] {
-            describe(&mut out, name, kind, help);
+            describe(out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
         }
         describe(
-            &mut out,
+            out,
             "rollcall_hook_deliveries_total",
             "counter",
             "Webhook deliveries received by this process, by hook and outcome.",
@@ -261,7 +309,7 @@ impl Metrics {
             );
         }
         describe(
-            &mut out,
+            out,
             "rollcall_notifications_total",
             "counter",
             "Notification attempts of this process by result (delivered, retry, failed: given up, cancelled).",
@@ -275,31 +323,15 @@ impl Metrics {
             );
         }
         describe(
-            &mut out,
+            out,
             "rollcall_notification_delivery_seconds",
             "histogram",
             "From a notification's event to its receiver's 2xx, for deliveries by this process.",
         );
         self.notification_delivery
-            .render(&mut out, "rollcall_notification_delivery_seconds");
+            .render(out, "rollcall_notification_delivery_seconds");
         describe(
-            &mut out,
-            "rollcall_notification_outbox",
-            "gauge",
-            "Notifications not yet delivered nor given up (all replicas), and those of them due now.",
-        );
-        let _ = writeln!(
             out,
-            "rollcall_notification_outbox{{state=\"pending\"}} {}",
-            outbox.pending
-        );
-        let _ = writeln!(
-            out,
-            "rollcall_notification_outbox{{state=\"due\"}} {}",
-            outbox.due
-        );
-        describe(
-            &mut out,
             "rollcall_http_requests_total",
             "counter",
             "HTTP requests by method, route and status.",
@@ -312,7 +344,93 @@ impl Metrics {
                 escape(route)
             );
         }
-        out
+    }
+}
+
+/// The notification outbox, shared by every replica: exported by the reporter replica only.
+fn render_outbox(out: &mut String, outbox: &OutboxDepth) {
+    describe(
+        out,
+        "rollcall_notification_outbox",
+        "gauge",
+        "Notifications not yet delivered nor given up (all replicas), and those of them due now.",
+    );
+    let _ = writeln!(
+        out,
+        "rollcall_notification_outbox{{state=\"pending\"}} {}",
+        outbox.pending
+    );
+    let _ = writeln!(
+        out,
+        "rollcall_notification_outbox{{state=\"due\"}} {}",
+        outbox.due
+    );
+}
+
+/// The figures read from the database, exported by the reporter replica only.
+fn render_database_figures(out: &mut String, deploys: &DeployCounts) {
+    describe(out, "rollcall_deploys", "gauge", "Deploys by status.");
+    for (status, count) in &deploys.by_status {
+        let _ = writeln!(
+            out,
+            "rollcall_deploys{{status=\"{}\"}} {count}",
+            escape(status)
+        );
+    }
+    describe(
+        out,
+        "rollcall_deploy_verdicts",
+        "gauge",
+        "Deploys that did not succeed, by verdict reason.",
+    );
+    // Every reason of the closed set, zeros included: the label set never grows.
+    for reason in VerdictReason::ALL {
+        let count = deploys
+            .by_verdict
+            .iter()
+            .find(|(counted, _)| counted == reason)
+            .map_or(0, |(_, count)| *count);
+        let _ = writeln!(
+            out,
+            "rollcall_deploy_verdicts{{reason=\"{reason}\"}} {count}"
+        );
+    }
+    describe(
+        out,
+        "rollcall_queue_depth",
+        "gauge",
+        "Deploys queued, waiting for their release or for a runner slot.",
+    );
+    let _ = writeln!(out, "rollcall_queue_depth {}", deploys.queued);
+    describe(
+        out,
+        "rollcall_queue_oldest_age_seconds",
+        "gauge",
+        "How long the oldest queued deploy has waited; 0 with an empty queue.",
+    );
+    let _ = writeln!(
+        out,
+        "rollcall_queue_oldest_age_seconds {}",
+        deploys.oldest_queued_seconds
+    );
+    describe(
+        out,
+        "rollcall_running_deploys",
+        "gauge",
+        "Deploys running (or cancelling), by phase.",
+    );
+    // Every phase, zeros included: the label set never changes.
+    for phase in Phase::ALL {
+        let count = deploys
+            .running_by_phase
+            .iter()
+            .find(|(counted, _)| *counted == phase)
+            .map_or(0, |(_, count)| *count);
+        let _ = writeln!(
+            out,
+            "rollcall_running_deploys{{phase=\"{}\"}} {count}",
+            phase.as_str()
+        );
     }
 }
 
@@ -332,6 +450,16 @@ fn describe(out: &mut String, name: &str, kind: &str, help: &str) {
 pub struct DeployCounts {
     pub by_status: Vec<(String, i64)>,
     pub by_verdict: Vec<(VerdictReason, i64)>,
+    pub queued: i64,
+    pub oldest_queued_seconds: f64,
+    pub running_by_phase: Vec<(Phase, i64)>,
+}
+
+/// What the reporter replica reads from the database: deploys and the notification outbox.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseFigures {
+    pub deploys: DeployCounts,
+    pub outbox: OutboxDepth,
 }
 
 /// The notification outbox as recorded in the database (shared by every replica).
@@ -368,7 +496,7 @@ mod tests {
         metrics.hook_delivery("web-push", DeliveryOutcome::Deployed);
         metrics.hook_delivery("web-push", DeliveryOutcome::Deployed);
         metrics.hook_delivery("web-push", DeliveryOutcome::Unauthorized);
-        let text = metrics.render(&DeployCounts::default(), &OutboxDepth::default());
+        let text = metrics.render(None, PoolUsage::default());
         assert!(text.contains(
             "rollcall_hook_deliveries_total{hook=\"web-push\",outcome=\"deployed\"} 2\n"
         ));
@@ -399,12 +527,29 @@ mod tests {
         metrics.notification(NotificationResult::Retry, Duration::from_secs(1));
         metrics.notification(NotificationResult::Delivered, Duration::from_millis(20));
         let text = metrics.render(
-            &DeployCounts {
-                by_status: vec![("queued".into(), 2)],
-                by_verdict: vec![(VerdictReason::CrashLoopBackOff, 4)],
+            Some(&DatabaseFigures {
+                deploys: DeployCounts {
+                    by_status: vec![("queued".into(), 2)],
+                    by_verdict: vec![(VerdictReason::CrashLoopBackOff, 4)],
+                    queued: 2,
+                    oldest_queued_seconds: 7.5,
+                    running_by_phase: vec![(Phase::Tracking, 3)],
+                },
+                outbox: OutboxDepth { pending: 5, due: 1 },
+            }),
+            PoolUsage {
+                max: 10,
+                open: 3,
+                idle: 1,
             },
-            &OutboxDepth { pending: 5, due: 1 },
         );
+        assert!(text.contains("rollcall_database_reporter 1\n"));
+        assert!(text.contains("rollcall_queue_depth 2\n"));
+        assert!(text.contains("rollcall_queue_oldest_age_seconds 7.5\n"));
+        assert!(text.contains("rollcall_running_deploys{phase=\"tracking\"} 3\n"));
+        assert!(text.contains("rollcall_running_deploys{phase=\"rolling_back\"} 0\n"));
+        assert!(text.contains("rollcall_db_pool_connections{state=\"in_use\"} 2\n"));
+        assert!(text.contains("rollcall_db_pool_max_connections 10\n"));
         assert!(text.contains("rollcall_deploys{status=\"queued\"} 2\n"));
         for reason in VerdictReason::ALL {
             let count = if *reason == VerdictReason::CrashLoopBackOff {
@@ -431,10 +576,12 @@ mod tests {
             "rollcall_http_requests_total{method=\"GET\",route=\"/v1/deploys\",status=\"200\"} 2\n"
         ));
         drop(guard);
+        let follower = metrics.render(None, PoolUsage::default());
+        assert!(follower.contains("rollcall_sse_subscribers 0\n"));
+        assert!(follower.contains("rollcall_database_reporter 0\n"));
         assert!(
-            metrics
-                .render(&DeployCounts::default(), &OutboxDepth::default())
-                .contains("rollcall_sse_subscribers 0\n")
+            !follower.contains("rollcall_deploys{") && !follower.contains("rollcall_queue_depth "),
+            "a replica that does not report exports no database figures: {follower}"
         );
     }
 }

@@ -291,6 +291,13 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Phase; 4] = [
+        Phase::Rendering,
+        Phase::Upgrading,
+        Phase::Tracking,
+        Phase::RollingBack,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Rendering => "rendering",

@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, Problem};
 use super::state::ApiState;
 use crate::store;
+use crate::telemetry::{DatabaseFigures, PoolUsage};
 
 #[derive(Serialize, ToSchema)]
 pub struct HealthStatus {
@@ -45,13 +46,24 @@ async fn readyz(State(state): State<ApiState>) -> Result<axum::Json<HealthStatus
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
-    let deploys = store::deploys::counts(&state.pool).await?;
-    let outbox = store::notifications::depth(&state.pool).await?;
+    let database = if state.reporter.is_held() {
+        Some(DatabaseFigures {
+            deploys: store::deploys::counts(&state.pool).await?,
+            outbox: store::notifications::depth(&state.pool).await?,
+        })
+    } else {
+        None
+    };
+    let pool = PoolUsage {
+        max: state.pool.options().get_max_connections(),
+        open: state.pool.size(),
+        idle: state.pool.num_idle(),
+    };
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&deploys, &outbox),
+        state.metrics.render(database.as_ref(), pool),
     ))
 }

@@ -15,6 +15,7 @@ use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::ServerKey;
 use crate::domain::webhooks::HookDefinition;
 use crate::runner::{Helm, SecretStash};
+use crate::store::reporter::ReporterRole;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct ApiState {
     pub auth: Arc<Authenticator>,
     pub catalog: Arc<ChartCatalog>,
     pub metrics: Arc<Metrics>,
+    /// Whether this replica exports the figures read from the database.
+    pub reporter: ReporterRole,
     /// Secret values of accepted deploys, handed to the runner in memory.
     pub secrets: Arc<SecretStash>,
     /// `?dry_run=true` renders with helm.

@@ -69,7 +69,7 @@ fn server_key(state: &ApiState) -> Result<&ServerKey, ApiError> {
         ApiError::Unavailable(
             "hook secrets are stored encrypted with the server's key, and this server has none: \
              set ROLLCALL_SECRET_KEY (32 random bytes, e.g. `openssl rand -hex 32`) to manage \
-             hooks through the API"
+             hooks through the API and verify their deliveries"
                 .into(),
         )
     })
@@ -137,12 +137,8 @@ pub async fn hook_for_delivery(
     let Some(stored) = webhooks::get(&state.pool, name).await? else {
         return Ok(None);
     };
-    let key = state.secret_key.as_ref().ok_or_else(|| {
-        ApiError::internal(format!(
-            "hook {name} is stored with a sealed secret, and this server has no ROLLCALL_SECRET_KEY to open it"
-        ))
-    })?;
-    let secret = key
+    // A stored hook whose server lost its key: the sender retries later, the operator reads why.
+    let secret = server_key(state)?
         .open(&sealing_context(name), &stored.sealed_secret)
         .map_err(|error| ApiError::internal(format!("hook {name}: {error}")))?;
     HookDefinition::parse(stored.definition, secret, "secret")

@@ -6,11 +6,13 @@ use std::ffi::OsStr;
 #[cfg(test)]
 use std::path::Path;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use tokio::sync::Mutex;
 
 use crate::domain::names::ClusterName;
+use crate::telemetry::WatchMetrics;
 use crate::tracker::watch::{HubOptions, WatchHub};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,13 +42,16 @@ pub fn load_kubeconfig(paths: &OsStr) -> Result<Kubeconfig, KubeconfigError> {
 pub struct Clusters {
     kubeconfig: Option<PathBuf>,
     hubs: Mutex<HashMap<String, WatchHub>>,
+    /// Every hub's watches are counted here.
+    metrics: Arc<WatchMetrics>,
 }
 
 impl Clusters {
-    pub fn new(kubeconfig: Option<PathBuf>) -> Self {
+    pub fn new(kubeconfig: Option<PathBuf>, metrics: Arc<WatchMetrics>) -> Self {
         Clusters {
             kubeconfig,
             hubs: Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 
@@ -70,13 +75,27 @@ impl Clusters {
             Some(paths) => {
                 let kubeconfig =
                     load_kubeconfig(paths.as_os_str()).map_err(|e| error(e.to_string()))?;
-                kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|e| error(e.to_string()))?
             }
-            None => kube::Config::from_kubeconfig(&options).await,
-        }
-        .map_err(|e| error(e.to_string()))?;
+            // In a pod without a kubeconfig, the default cluster is the one it runs in (its
+            // service account), as helm sees it too.
+            None if options.context.is_none() => kube::Config::infer()
+                .await
+                .map_err(|e| error(e.to_string()))?,
+            None => kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| error(e.to_string()))?,
+        };
         let client = kube::Client::try_from(config).map_err(|e| error(e.to_string()))?;
-        let hub = WatchHub::new(client, HubOptions::default());
+        let hub = WatchHub::new(
+            client,
+            HubOptions {
+                metrics: Arc::clone(&self.metrics),
+                ..HubOptions::default()
+            },
+        );
         hubs.insert(cluster.to_owned(), hub.clone());
         Ok(hub)
     }

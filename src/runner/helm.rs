@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -19,6 +20,7 @@ use crate::domain::chart::{ChartCatalog, ChartSource};
 use crate::domain::deploy::SecretValues;
 use crate::domain::release::ReleaseId;
 use crate::domain::verdict::VerdictReason;
+use crate::telemetry::HelmMetrics;
 
 /// The helm binary run unless configured otherwise: `helm` on `PATH`.
 pub const DEFAULT_HELM_BIN: &str = "helm";
@@ -60,10 +62,11 @@ impl HelmConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HelmError {
-    #[error("cannot start {bin}: {source}")]
+    #[error("{}", spawn_failure(bin, error))]
     Spawn {
         bin: PathBuf,
-        source: std::io::Error,
+        /// Said in the message (not a `source`, which an error chain would print a second time).
+        error: std::io::Error,
     },
     #[error("helm {command}: {source}")]
     Io {
@@ -123,6 +126,21 @@ impl HelmError {
             HelmError::TimedOut { .. } => true,
             _ => false,
         }
+    }
+}
+
+/// One sentence: what is missing and how to fix it.
+fn spawn_failure(bin: &Path, error: &std::io::Error) -> String {
+    const FIX: &str = "set HELM_BIN (--helm-bin) to a helm v4 or v3 binary, or install the \
+                       pinned one with scripts/install-helm from rollcall's repository";
+    let looked_up_on_path = bin.parent() == Some(Path::new(""));
+    let bin = bin.display();
+    match error.kind() {
+        std::io::ErrorKind::NotFound if looked_up_on_path => {
+            format!("helm was not found ({bin} is not on PATH): {FIX}")
+        }
+        std::io::ErrorKind::NotFound => format!("helm was not found at {bin}: {FIX}"),
+        _ => format!("cannot run helm at {bin} ({error}): {FIX}"),
     }
 }
 
@@ -395,11 +413,13 @@ impl ReleaseInfo {
 #[derive(Debug, Clone)]
 pub struct Helm {
     config: HelmConfig,
+    metrics: Arc<HelmMetrics>,
 }
 
 impl Helm {
-    pub fn new(config: HelmConfig) -> Self {
-        Helm { config }
+    /// `metrics` counts the processes and their durations.
+    pub fn new(config: HelmConfig, metrics: Arc<HelmMetrics>) -> Self {
+        Helm { config, metrics }
     }
 
     pub fn config(&self) -> &HelmConfig {
@@ -615,6 +635,7 @@ impl Helm {
         let command = invocation.command;
         let io = |source| HelmError::Io { command, source };
         let mut child = self.spawn(&invocation.args)?;
+        let _process = self.metrics.process(command);
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
         let deadline = tokio::time::Instant::now() + invocation.time_limit;
@@ -711,9 +732,9 @@ impl Helm {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        command.spawn().map_err(|source| HelmError::Spawn {
+        command.spawn().map_err(|error| HelmError::Spawn {
             bin: self.config.bin.clone(),
-            source,
+            error,
         })
     }
 }

@@ -8,6 +8,7 @@
 mod clusters;
 mod execute;
 pub mod helm;
+pub mod pinned_helm;
 pub mod render;
 mod secrets;
 
@@ -30,6 +31,7 @@ use crate::bus::{BusMessage, EventHub};
 use crate::domain::chart::ChartCatalog;
 use crate::domain::event::EventType;
 use crate::store::{self, StoreError};
+use crate::telemetry::DeployMetrics;
 use crate::tracker::core::CustomResourceRules;
 
 /// How long a lease lasts unless configured otherwise.
@@ -48,6 +50,8 @@ pub struct RunnerContext {
     pub secrets: Arc<SecretStash>,
     /// How custom resources of configured kinds are read.
     pub custom_resources: CustomResourceRules,
+    /// How deploys end, how quickly, and the slots in use.
+    pub metrics: Arc<DeployMetrics>,
     /// Owns the workers; shutdown waits for them.
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
@@ -108,6 +112,7 @@ pub async fn spawn(context: RunnerContext, options: RunnerOptions) -> Result<(),
     let version = context.helm.check_version().await?;
     tracing::info!(%version, owner = %options.owner, parallelism = options.parallelism, "runner started");
     let tasks = context.tasks.clone();
+    context.metrics.set_slots(options.parallelism.max(1));
     let runner = Arc::new(Runner {
         context,
         permits: Arc::new(Semaphore::new(options.parallelism.max(1))),
@@ -164,9 +169,10 @@ impl Runner {
             match self.claim().await {
                 Ok(Some(deploy)) => {
                     let runner = Arc::clone(self);
+                    let busy = self.context.metrics.slot_taken();
                     self.context.tasks.spawn(async move {
                         execute::execute(Arc::clone(&runner), deploy, execute::Start::Fresh).await;
-                        drop(permit);
+                        drop((permit, busy));
                         runner.slot_freed.notify_one();
                     });
                 }
@@ -196,9 +202,10 @@ impl Runner {
                 Ok(Some(deploy)) => {
                     tracing::warn!(deploy_id = %deploy.id, "recovering a deploy whose lease expired");
                     let runner = Arc::clone(self);
+                    let busy = self.context.metrics.slot_taken();
                     self.context.tasks.spawn(async move {
                         execute::execute(runner, deploy, execute::Start::Recovered).await;
-                        drop(permit);
+                        drop((permit, busy));
                     });
                 }
                 Ok(None) => return,

@@ -27,12 +27,18 @@ pub enum LocalPostgresError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{command} failed: {message}")]
+    #[error(
+        "{command} failed ({message}): set DATABASE_URL (--database-url) to a running PostgreSQL \
+         instead"
+    )]
     Command {
         command: &'static str,
         message: String,
     },
-    #[error("PostgreSQL did not start: {message}; see {log}")]
+    #[error(
+        "the private PostgreSQL did not start ({message}; its log is {log}): fix what the log \
+         says, or set DATABASE_URL (--database-url) to a running PostgreSQL instead"
+    )]
     Start { message: String, log: PathBuf },
     #[error("cannot create database {DATABASE}: {0}")]
     CreateDatabase(#[from] sqlx::Error),

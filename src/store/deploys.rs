@@ -766,7 +766,8 @@ pub async fn release_history(
     Ok(rows.into_iter().map(Deploy::from).collect())
 }
 
-/// Deploys per status, and those that did not succeed per verdict reason, for metrics.
+/// Deploys per status, those that did not succeed per verdict reason, the queue and the running
+/// deploys per phase, for metrics.
 pub async fn counts(pool: &PgPool) -> Result<DeployCounts, StoreError> {
     let by_status =
         sqlx::query!(r#"select status, count(*) as "count!" from deploys group by status"#)
@@ -784,8 +785,28 @@ pub async fn counts(pool: &PgPool) -> Result<DeployCounts, StoreError> {
     .into_iter()
     .map(|row| (row.reason.0, row.count))
     .collect();
+    let queue = sqlx::query!(
+        r#"select count(*) as "queued!",
+                  coalesce(extract(epoch from now() - min(created_at))::float8, 0) as "oldest_seconds!"
+           from deploys where status = 'queued'"#
+    )
+    .fetch_one(pool)
+    .await?;
+    let running_by_phase = sqlx::query!(
+        r#"select phase as "phase!: Phase", count(*) as "count!"
+           from deploys where status in ('running', 'cancelling') and phase is not null
+           group by phase"#
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|row| (row.phase, row.count))
+    .collect();
     Ok(DeployCounts {
         by_status,
         by_verdict,
+        queued: queue.queued,
+        oldest_queued_seconds: queue.oldest_seconds,
+        running_by_phase,
     })
 }

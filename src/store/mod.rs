@@ -4,13 +4,14 @@ pub mod deploy_events;
 pub mod deploys;
 pub mod idempotency;
 pub mod notifications;
+pub mod reporter;
 pub mod tokens;
 pub mod webhooks;
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection as _, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::deploy::TransitionError;
@@ -41,12 +42,22 @@ pub enum StoreError {
 
 /// Connects with a bounded pool; `max_connections` comes from configuration.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
-    let pool = PgPoolOptions::new()
+    let connected = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
-        .await?;
-    Ok(pool)
+        .await;
+    match connected {
+        Ok(pool) => Ok(pool),
+        // The pool retries until its timeout and then says only that it timed out; one direct
+        // attempt tells why (refused, authentication, no such database).
+        Err(sqlx::Error::PoolTimedOut) => Err(PgConnection::connect(url)
+            .await
+            .err()
+            .unwrap_or(sqlx::Error::PoolTimedOut)
+            .into()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {

@@ -735,6 +735,28 @@ async fn without_a_server_key_the_admin_api_refuses_to_store_secrets() {
 }
 
 #[tokio::test]
+async fn a_stored_hook_on_a_server_without_its_key_is_503_and_deploys_nothing() {
+    let app = app_with_key().await;
+    create_hook(&app, &web_push_hook()).await;
+    let database_url = app.database_url.clone();
+    app.shutdown().await;
+
+    let keyless = spawn_app_on(&database_url, |_| {}).await;
+    let push = bytes(&github_push("refs/heads/main", PUSHED_COMMIT));
+    let (status, problem, _) = push_to(&keyless, "d-keyless", &push).await;
+    assert_eq!(status, 503, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ROLLCALL_SECRET_KEY"),
+        "{problem}"
+    );
+    assert_eq!(count(&keyless, "deploys").await, 0);
+    assert_eq!(count(&keyless, "webhook_deliveries").await, 0);
+}
+
+#[tokio::test]
 async fn verified_but_unreadable_deliveries_are_400_naming_what_is_missing() {
     let app = app_with_key().await;
     create_hook(&app, &web_push_hook()).await;

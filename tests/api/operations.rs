@@ -1,4 +1,5 @@
-//! Health, metrics, request ids and the error format of the router itself.
+//! Health, metrics, request ids and the error format of the router itself; what `serve` says when
+//! it cannot start.
 
 use serde_json::Value;
 
@@ -84,4 +85,29 @@ async fn docs_page_and_openapi_document_are_served() {
     let spec: Value = app.client.get(app.url("/openapi.json")).json_body().await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(spec["paths"]["/v1/deploys"]["post"].is_object());
+}
+
+/// `rollcall serve` without a reachable database: one sentence with the real cause (not the
+/// pool's timeout) and the variable that fixes it, and exit status 1.
+#[test]
+fn serve_without_a_database_says_why_and_what_to_do() {
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = refusing.local_addr().expect("address").port();
+    drop(refusing);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+        .arg(format!("postgres://rollcall@127.0.0.1:{port}/rollcall"))
+        .env_remove("DATABASE_URL")
+        .env_remove("ROLLCALL_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run rollcall serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().last().unwrap_or_default(),
+        "rollcall: cannot connect to PostgreSQL (database error: error communicating with \
+         database: Connection refused (os error 111)): start it, or point DATABASE_URL \
+         (--database-url) at a running server"
+    );
 }

@@ -1,4 +1,5 @@
-//! Several instances on one database, and graceful shutdown.
+//! Several instances on one database (events, which of them exports the database figures), and
+//! graceful shutdown.
 
 use std::time::Duration;
 
@@ -63,4 +64,59 @@ async fn shutdown_flushes_pending_events_and_ends_streams() {
         writer.emit(log_line(0)).await.is_err(),
         "a writer is closed after shutdown"
     );
+}
+
+/// Whether `metrics` has a sample (not only HELP and TYPE) of `name`.
+fn has_sample(metrics: &str, name: &str) -> bool {
+    metrics
+        .lines()
+        .any(|line| line.starts_with(&format!("{name} ")) || line.starts_with(&format!("{name}{{")))
+}
+
+/// Figures read from the database come from one replica at a time, so that summing them over
+/// replicas counts each deploy once; when that replica stops, another takes over.
+#[tokio::test]
+async fn one_replica_at_a_time_exports_the_figures_read_from_the_database() {
+    let a = spawn_app().await;
+    let b = spawn_app_on(&a.database_url, |_| {}).await;
+    a.submit(&deploy_body("prod", "web")).await;
+
+    let (on_a, on_b) = (a.metrics().await, b.metrics().await);
+    assert!(
+        on_a.contains("rollcall_database_reporter 1\n"),
+        "{on_a}\n---\n{on_b}"
+    );
+    assert!(on_a.contains("rollcall_queue_depth 1\n"), "{on_a}");
+    assert!(
+        on_a.contains("rollcall_deploys{status=\"queued\"} 1\n"),
+        "{on_a}"
+    );
+    assert!(on_b.contains("rollcall_database_reporter 0\n"), "{on_b}");
+    for name in [
+        "rollcall_queue_depth",
+        "rollcall_deploys",
+        "rollcall_running_deploys",
+    ] {
+        assert!(
+            !has_sample(&on_b, name),
+            "{name} on the second replica: {on_b}"
+        );
+    }
+    // Each replica's own figures are there on both.
+    assert!(has_sample(&on_b, "rollcall_db_pool_connections"), "{on_b}");
+
+    a.shutdown().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let on_b = b.metrics().await;
+        if on_b.contains("rollcall_database_reporter 1\n") {
+            assert!(on_b.contains("rollcall_queue_depth 1\n"), "{on_b}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second replica did not take over: {on_b}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

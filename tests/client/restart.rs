@@ -8,8 +8,9 @@ use tokio::time::Instant;
 
 use super::common::app::all_events;
 use super::common::charts;
+use super::common::helm::helm_bin;
 use super::common::postgres::fresh_database;
-use super::common::runner::{helm_bin, start_kubesim};
+use super::common::runner::start_kubesim;
 use super::common::serve::{ServeEnv, ServeProcess};
 use super::{SAFETY_TIMEOUT, assert_each_event_once, client, deploy_id, event_lines, words};
 

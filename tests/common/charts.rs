@@ -1,5 +1,6 @@
 //! The chart catalog the tests deploy from: the sandbox's demo charts (`web`, `statefulset`, ...),
-//! exactly as `rollcall sandbox` writes them, beside the charts only tests need (`tests/charts`).
+//! exactly as `rollcall sandbox` writes them, beside the charts only tests need (`tests/charts`)
+//! and rollcall's own (`deploy/helm/rollcall`, as `rollcall`).
 //!
 //! The catalog refuses symlinks that lead out of it, so both are copied into one directory under
 //! cargo's target tmpdir, named by the digest of what it holds: the test processes of one build
@@ -28,8 +29,14 @@ fn assemble() -> io::Result<PathBuf> {
     for (path, contents) in rollcall::sandbox::DEMO_CHARTS {
         files.insert(PathBuf::from(path), contents.as_bytes().to_vec());
     }
-    let test_charts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/charts");
-    read_tree(&test_charts, Path::new(""), &mut files)?;
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
+    read_tree(&repository.join("tests/charts"), Path::new(""), &mut files)?;
+    // rollcall's own chart, which rollcall deploys in a test.
+    read_tree(
+        &repository.join("deploy/helm/rollcall"),
+        Path::new("rollcall"),
+        &mut files,
+    )?;
 
     let mut digest = Sha256::new();
     for (path, contents) in &files {

@@ -8,23 +8,8 @@ use rollcall::config::Config;
 use rollcall::runner::{HelmConfig, RunnerOptions};
 
 use super::charts;
-
-/// The helm binary under test: `HELM_BIN`, else `helm` on PATH; fails with how to install it.
-pub fn helm_bin() -> PathBuf {
-    let bin = std::env::var_os("HELM_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("helm"));
-    let works = std::process::Command::new(&bin)
-        .arg("version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    assert!(
-        works,
-        "these tests need the real helm: install it (scripts/install-helm, or \
-         https://helm.sh/docs/intro/install/) or point HELM_BIN at it"
-    );
-    bin
-}
+// Re-exported: the runner tests reach the suite's helm through here too.
+pub use super::helm::helm_bin;
 
 /// Configures helm, the chart catalog and a runner with short leases.
 pub fn with_runner(config: &mut Config, kubeconfig: Option<PathBuf>, home: &Path) {

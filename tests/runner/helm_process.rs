@@ -19,11 +19,14 @@ fn target() -> ReleaseId {
 }
 
 fn helm_at(bin: PathBuf, home: &Path) -> Helm {
-    Helm::new(HelmConfig {
-        home: home.join("helm"),
-        kill_grace: Duration::from_millis(500),
-        ..HelmConfig::new(bin, None)
-    })
+    Helm::new(
+        HelmConfig {
+            home: home.join("helm"),
+            kill_grace: Duration::from_millis(500),
+            ..HelmConfig::new(bin, None)
+        },
+        Default::default(),
+    )
 }
 
 /// A stand-in for helm (a shell script), for process behaviour that real helm shows only with a

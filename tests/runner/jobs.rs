@@ -3,31 +3,15 @@
 //! for it. Real helm against kubesim, a real PostgreSQL, rollcall over HTTP; the event sequence is
 //! read from the SSE stream.
 
-use std::path::PathBuf;
-
 use kubesim::options::KubeVersion;
 use serde_json::{Value, json};
 
+use super::common::helm::helm3_bin;
 use super::scenarios::{Finished, HEALTHY, Setup, request, setup, setup_with};
 
 /// The line the failing containers log: it must reach the evidence. Containers whose streamed log
 /// is asserted run 5s (0.5s at this time scale), leaving time to open the log stream.
 const FAILURE_LOG: &str = "migration failed: relation users does not exist";
-
-/// helm v3 for the scenarios that both majors must pass: `HELM3_BIN`, else `helm3` on PATH.
-fn helm3_bin() -> PathBuf {
-    let bin = std::env::var_os("HELM3_BIN").map_or_else(|| PathBuf::from("helm3"), PathBuf::from);
-    let works = std::process::Command::new(&bin)
-        .args(["version", "--short"])
-        .output()
-        .is_ok_and(|output| output.status.success() && output.stdout.starts_with(b"v3."));
-    assert!(
-        works,
-        "this test needs helm v3 too: `scripts/install-helm --v3` installs it as helm3, or point \
-         HELM3_BIN at one"
-    );
-    bin
-}
 
 /// Panics unless `finished` streamed a container log line containing `line`.
 fn assert_logged(finished: &Finished, line: &str) {

@@ -14,9 +14,12 @@ mod jobs;
 mod kubeconfigs;
 mod leases;
 mod matrix;
+mod metrics;
 mod namespaces;
 mod notifications;
+mod pinned_helm;
 mod recovery;
+mod rollcall_chart;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -26,7 +29,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use common::app::TestApp;
-pub use common::runner::{helm_bin, start_kubesim, with_runner};
+pub use common::helm::helm_bin;
+pub use common::runner::{start_kubesim, with_runner};
 use common::sse::SseStream;
 
 /// Generous: only guards against a hung test.

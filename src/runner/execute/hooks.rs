@@ -435,6 +435,7 @@ metadata:
                 incidents: Vec::new(),
             }],
             api_errors: 0,
+            decided_at: None,
         };
         let helm_error = HelmError::Failed {
             command: "upgrade",

@@ -9,7 +9,7 @@ mod tracking;
 mod upgrade;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -75,6 +75,7 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
         writer: &writer,
         halt: &halt,
         resources: Mutex::new(HashMap::new()),
+        decided_at: Mutex::new(None),
     };
     let flow = match start {
         Start::Fresh => run.run_fresh().await,
@@ -91,6 +92,10 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
             None
         }
     };
+    let decided_at = *run
+        .decided_at
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     done.cancel();
     let _ = keeper.await;
     // The terminal event must be the deploy's last: everything emitted is written first.
@@ -98,11 +103,12 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
         tracing::error!(deploy_id = %id, %error, "events of the deploy were lost");
     }
     match finish {
-        Some(finish) => {
-            if let Err(error) = record_finish(&runner, id, finish).await {
+        Some(finish) => match record_finish(&runner, id, finish).await {
+            Ok(ended) => measure(&runner, &ended, decided_at),
+            Err(error) => {
                 tracing::error!(deploy_id = %id, %error, "cannot record the end of the deploy");
             }
-        }
+        },
         None if halt.cause() == Some(HaltCause::Shutdown) => {
             if let Err(error) = store::deploys::release_lease(
                 runner.context.events.pool(),
@@ -118,10 +124,32 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
     }
 }
 
-async fn record_finish(runner: &Runner, id: uuid::Uuid, finish: Finish) -> Result<(), StoreError> {
+/// Records the end; returns the deploy as it ended, once its terminal event is persisted.
+async fn record_finish(
+    runner: &Runner,
+    id: uuid::Uuid,
+    finish: Finish,
+) -> Result<Deploy, StoreError> {
     let mut tx = runner.context.events.begin().await?;
-    deploys::finish(&mut tx, id, finish).await?;
-    runner.context.events.commit(tx).await
+    let ended = deploys::finish(&mut tx, id, finish).await?;
+    runner.context.events.commit(tx).await?;
+    Ok(ended)
+}
+
+/// The deploy's duration, and the verdict latency when tracking decided it.
+fn measure(runner: &Runner, ended: &Deploy, decided_at: Option<std::time::Instant>) {
+    let metrics = &runner.context.metrics;
+    if let (Some(started), Some(finished)) = (ended.started_at, ended.finished_at) {
+        let reason = ended.verdict.as_ref().map(|verdict| verdict.reason);
+        metrics.finished(
+            ended.status,
+            reason,
+            (finished - started).to_std().unwrap_or_default(),
+        );
+    }
+    if let Some(decided_at) = decided_at {
+        metrics.verdict_persisted(ended.status, decided_at.elapsed());
+    }
 }
 
 /// One deploy being run by this process: what every phase of it needs.
@@ -135,6 +163,8 @@ struct DeployRun<'a> {
     halt: &'a Halt,
     /// Per-resource state as last written to `deploy_resources`.
     resources: Mutex<HashMap<(String, String, String), ResourceState>>,
+    /// When the last tracking received what decided its verdict.
+    decided_at: Mutex<Option<std::time::Instant>>,
 }
 
 fn failed(verdict: Verdict, revision: Option<i32>) -> Finish {

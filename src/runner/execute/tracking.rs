@@ -1,6 +1,8 @@
 //! Phase `tracking`: the revision's resources followed to a verdict, their state kept in
 //! `deploy_resources`.
 
+use std::sync::PoisonError;
+
 use tokio_util::sync::CancellationToken;
 
 use super::{DeployRun, Flow, Interrupted};
@@ -80,7 +82,13 @@ impl DeployRun<'_> {
             self.emit(event).await?;
         }
         let report = match tracking.finish().await {
-            Ok(report) => report,
+            Ok(report) => {
+                *self
+                    .decided_at
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = report.decided_at;
+                report
+            }
             Err(error) => {
                 return Ok(Err(Verdict::new(
                     VerdictReason::InternalError,

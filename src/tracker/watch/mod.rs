@@ -28,6 +28,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::telemetry::{ApiCall, WatchMetrics, WatchRestart};
+
 pub use backoff::WatchBackoff;
 pub use logs::LogLimits;
 pub use track::{Deadlines, TrackError, TrackOptions, TrackOutcome, TrackReport, Tracking, track};
@@ -96,6 +98,8 @@ pub struct HubOptions {
     /// Server-side timeout of one watch request; the watch then resumes from its resourceVersion
     /// (no LIST).
     pub watch_timeout: Duration,
+    /// Counts open watches, their restarts and failed API calls.
+    pub metrics: Arc<WatchMetrics>,
 }
 
 impl Default for HubOptions {
@@ -104,6 +108,7 @@ impl Default for HubOptions {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(15),
             watch_timeout: Duration::from_secs(290),
+            metrics: Arc::default(),
         }
     }
 }
@@ -433,6 +438,10 @@ fn is_expired_watch_start(error: &watcher::Error) -> bool {
 
 async fn run_watch(source: WatchSource, state: Arc<Mutex<WatchState>>, stop: CancellationToken) {
     let key = &source.key;
+    let metrics = &source.options.metrics;
+    let _open = metrics.watch_opened();
+    // Every list after the first is a restart: a 410 Gone, or a watch that kube-runtime re-listed.
+    let mut listed_before = false;
     // Between re-lists forced by a 410; reset once the new watch delivers a change.
     let mut relist_backoff =
         WatchBackoff::new(source.options.initial_backoff, source.options.max_backoff);
@@ -448,6 +457,12 @@ async fn run_watch(source: WatchSource, state: Arc<Mutex<WatchState>>, stop: Can
                 return;
             };
             let expired = next.as_ref().is_err_and(is_expired_watch_start);
+            if matches!(next, Ok(watcher::Event::Init)) {
+                if listed_before {
+                    metrics.restarted(WatchRestart::Relist);
+                }
+                listed_before = true;
+            }
             if matches!(
                 next,
                 Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))
@@ -462,6 +477,8 @@ async fn run_watch(source: WatchSource, state: Arc<Mutex<WatchState>>, stop: Can
                     Ok(event) => state.apply(event),
                     Err(error) => {
                         tracing::warn!(watch = %key, %error, "watch error, retrying with back-off");
+                        metrics.api_error(failed_call(&error));
+                        metrics.restarted(WatchRestart::Error);
                         vec![Observation::ApiError {
                             watch: key.clone(),
                             message: error.to_string(),
@@ -488,6 +505,14 @@ async fn run_watch(source: WatchSource, state: Arc<Mutex<WatchState>>, stop: Can
             }
             () = tokio::time::sleep(relist_after) => {}
         }
+    }
+}
+
+/// Which call a watcher error comes from: its initial list, or the watch that follows it.
+fn failed_call(error: &watcher::Error) -> ApiCall {
+    match error {
+        watcher::Error::InitialListFailed(_) => ApiCall::List,
+        _ => ApiCall::Watch,
     }
 }
 

@@ -23,6 +23,7 @@ use super::logs::{ContainerInstance, LogLimits, LogStreams, last_lines};
 use super::{Observation, WatchBackoff, WatchHub, api_resource};
 use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use crate::domain::verdict::{VerdictDetail, VerdictReason};
+use crate::telemetry::ApiCall;
 use crate::tracker::core::{
     Change, CustomResourceRules, Delta, DeployTracker, ResourceKey, ResourceReport,
     ResourceTracker, State, TrackedObject, TrackedResource, Verdict,
@@ -102,6 +103,10 @@ pub struct TrackReport {
     pub resources: Vec<ResourceReport>,
     /// Errors of our own API calls, retried (never a verdict).
     pub api_errors: u64,
+    /// When tracking received what decided the verdict (a watch event, or a tick of the clock for
+    /// time-based rules); `None` without a verdict. The start of the verdict latency.
+    #[serde(skip)]
+    pub decided_at: Option<std::time::Instant>,
 }
 
 impl TrackReport {
@@ -152,6 +157,7 @@ pub fn track(
         events: sender,
         api_errors: 0,
         failure_logs: HashMap::new(),
+        decided_at: None,
     };
     let stop_when_dropped = stop.clone().drop_guard();
     let task = hub.inner.tasks.spawn(async move {
@@ -216,6 +222,7 @@ struct Run {
     api_errors: u64,
     /// Last lines of the failing container, per failed resource.
     failure_logs: HashMap<ResourceKey, Vec<String>>,
+    decided_at: Option<std::time::Instant>,
 }
 
 enum Stop {
@@ -324,6 +331,7 @@ impl Run {
             {
                 Ok(found) => return Some(found),
                 Err(error) => {
+                    self.hub.inner.options.metrics.api_error(ApiCall::Discovery);
                     self.api_error(error.to_string()).await;
                     let delay = backoff.next().unwrap_or(Duration::from_secs(10));
                     tokio::select! {
@@ -355,8 +363,11 @@ impl Run {
         let mut observations = stream::select_all(feeds);
         let mut tick = tokio::time::interval(self.options.deadlines.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When the input being handled arrived; a verdict it leads to was decided then.
+        let mut received = std::time::Instant::now();
         loop {
             if let Some(verdict) = deploy.verdict() {
+                self.decided_at = Some(received);
                 return Stop::Verdict(verdict.clone());
             }
             let deltas = tokio::select! {
@@ -376,6 +387,7 @@ impl Run {
                     None => return Stop::Cancelled,
                 },
             };
+            received = std::time::Instant::now();
             for delta in deltas {
                 self.relay(delta).await;
             }
@@ -456,7 +468,10 @@ impl Run {
                         evidence.log_lines.clone_from(&lines);
                         self.failure_logs.insert(delta.resource.clone(), lines);
                     }
-                    Err(error) => self.api_error(format!("logs of pod {pod}: {error}")).await,
+                    Err(error) => {
+                        self.hub.inner.options.metrics.api_error(ApiCall::Logs);
+                        self.api_error(format!("logs of pod {pod}: {error}")).await;
+                    }
                 }
             }
         }
@@ -522,6 +537,7 @@ impl Run {
             finished_at: Utc::now(),
             resources,
             api_errors: self.api_errors,
+            decided_at: self.decided_at,
         };
         let (level, message) = match &report.outcome {
             TrackOutcome::Succeeded => (Level::Info, "all resources ready".to_owned()),
