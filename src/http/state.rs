@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::Authenticator;
 use crate::bus::EventHub;
 use crate::domain::chart::ChartCatalog;
+use crate::domain::notify::NotifyRules;
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::ServerKey;
 use crate::domain::webhooks::HookDefinition;
@@ -35,6 +36,8 @@ pub struct ApiState {
     pub secret_key: Option<ServerKey>,
     /// The base of absolute links the API hands out.
     pub public_url: Option<PublicUrl>,
+    /// What a deploy's `notify` entries and subscriptions may ask for (secrets, destinations).
+    pub notify_rules: Arc<NotifyRules>,
     /// The hooks of the configuration file (those of the admin API are in the database).
     pub configured_hooks: Arc<[HookDefinition]>,
     /// Cancelled at shutdown: SSE streams end.

@@ -3,6 +3,7 @@
 pub mod deploy_events;
 pub mod deploys;
 pub mod idempotency;
+pub mod notifications;
 pub mod reporter;
 pub mod tokens;
 pub mod webhooks;
