@@ -37,6 +37,8 @@ pub struct Message<'a> {
 /// Absolute when the server's public URL is configured, paths otherwise.
 #[derive(Debug, Clone, Serialize)]
 pub struct Links {
+    /// The deploy's page in `/ui`, for people.
+    pub page: String,
     pub deploy: String,
     pub events: String,
     pub notifications: String,
@@ -50,17 +52,16 @@ impl Links {
             None => path,
         };
         Links {
+            page: absolute(format!("/ui/deploys/{deploy_id}")),
             deploy: absolute(path.clone()),
             events: absolute(format!("{path}/events")),
             notifications: absolute(format!("{path}/notifications")),
         }
     }
 
-    /// A link a chat client can open: only an absolute one.
+    /// The page a person in a chat client can open: only an absolute link.
     fn openable(&self) -> Option<&str> {
-        self.deploy
-            .starts_with("http")
-            .then_some(self.deploy.as_str())
+        self.page.starts_with("http").then_some(self.page.as_str())
     }
 }
 
@@ -517,6 +518,10 @@ mod tests {
             body["data"]["links"]["deploy"],
             format!("https://rollcall.example.com/v1/deploys/{}", deploy.id)
         );
+        assert_eq!(
+            body["data"]["links"]["page"],
+            format!("https://rollcall.example.com/ui/deploys/{}", deploy.id)
+        );
     }
 
     #[test]
@@ -540,7 +545,7 @@ mod tests {
             "*CrashLoopBackOff*: container app exited with code 1 &lt;twice&gt;",
             "Failing: Deployment prod/web, pod web-7d9-abc, container app",
             "panic: no database",
-            "<https://rc.example/v1/deploys/00000000-0000-0000-0000-000000000000|Deploy",
+            "<https://rc.example/ui/deploys/00000000-0000-0000-0000-000000000000|Deploy",
         ] {
             assert!(text.contains(expected), "{expected:?} in {text}");
         }

@@ -280,7 +280,7 @@ async fn the_slack_format_says_it_all_in_text_and_blocks() {
         ":no_entry_sign: *web* cancelled in *prod*",
         "chart web 1.0.0, requested by bootstrap-admin",
         "cancelled by bootstrap-admin: not today",
-        &format!("<https://rollcall.example.com/v1/deploys/{id}|Deploy {id}>"),
+        &format!("<https://rollcall.example.com/ui/deploys/{id}|Deploy {id}>"),
     ] {
         assert!(text.contains(expected), "{expected:?} in {text:?}");
     }
@@ -309,7 +309,7 @@ async fn the_slack_format_says_it_all_in_text_and_blocks() {
         .expect("a link button");
     assert_eq!(
         button["elements"][0]["url"],
-        format!("https://rollcall.example.com/v1/deploys/{id}")
+        format!("https://rollcall.example.com/ui/deploys/{id}")
     );
 }
 
