@@ -15,6 +15,8 @@ use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::{SealingError, ServerKey};
 use crate::domain::webhooks::{HookDefinition, HookSpec, SecretReference};
 use crate::http::server::ConnectionLimits;
+use crate::notify::settings::NetworkList;
+use crate::notify::{NotifyConfig, NotifySection};
 use crate::runner::helm::DEFAULT_HELM_BIN;
 use crate::runner::{DEFAULT_PARALLELISM, HelmConfig, RunnerOptions};
 use crate::telemetry::LogFormat;
@@ -61,6 +63,16 @@ pub struct ServeArgs {
     /// notifications, the CLI and `/ui`.
     #[arg(long, env = "ROLLCALL_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<PublicUrl>,
+    /// The secret (Standard Webhooks `whsec_…`) that signs notifications naming no secret of
+    /// their own. Receivers sharing it can forge messages to each other: production setups name a
+    /// secret per receiver in `[notify.secrets]`.
+    #[arg(long, env = "ROLLCALL_NOTIFY_SECRET", hide_env_values = true)]
+    pub notify_secret: Option<Redacted>,
+    /// Non-public networks notifications may reach (comma-separated CIDRs, e.g. `10.20.0.0/16`);
+    /// loopback, private, link-local and unique-local destinations are refused otherwise.
+    /// Overrides `[notify] allow_networks`.
+    #[arg(long, env = "ROLLCALL_NOTIFY_ALLOW_NETWORKS")]
+    pub notify_allow_networks: Option<NetworkList>,
     #[command(flatten)]
     pub runner: RunnerArgs,
 }
@@ -129,6 +141,8 @@ pub struct FileConfig {
     pub limits: FileLimits,
     #[serde(default)]
     pub tracking: FileTracking,
+    #[serde(default)]
+    pub notify: NotifySection,
     /// `[[hooks]]`: inbound webhooks, each with `secret_env` or `secret_file`.
     #[serde(default)]
     pub hooks: Vec<HookSpec>,
@@ -187,6 +201,8 @@ pub struct Config {
     /// Seals secrets the admin APIs store; `None`: they refuse to store any.
     pub secret_key: Option<ServerKey>,
     pub public_url: Option<PublicUrl>,
+    /// Outgoing notifications: secrets, allowed networks, subscriptions, delivery.
+    pub notify: NotifyConfig,
     /// The configuration file's inbound webhooks, checked, their secrets read.
     pub hooks: Vec<HookDefinition>,
 }
@@ -207,6 +223,8 @@ pub enum ConfigError {
     Token { name: String, message: String },
     #[error("ROLLCALL_SECRET_KEY: {0}")]
     SecretKey(SealingError),
+    #[error("notifications: {0}")]
+    Notify(String),
     #[error("hook {name:?} in the config file: {errors}")]
     Hook { name: String, errors: String },
     #[error("chart directory {0} is not a directory")]
@@ -236,6 +254,7 @@ impl Config {
             custom_resources: CustomResourceRules::default(),
             secret_key: None,
             public_url: None,
+            notify: NotifyConfig::default(),
             hooks: Vec::new(),
         }
     }
@@ -267,6 +286,12 @@ impl Config {
             .transpose()
             .map_err(ConfigError::SecretKey)?;
         config.public_url = args.public_url;
+        config.notify = NotifyConfig::from_settings(
+            std::mem::take(&mut file.notify),
+            args.notify_secret.as_ref().map(|secret| secret.0.as_str()),
+            args.notify_allow_networks,
+        )
+        .map_err(ConfigError::Notify)?;
         let runner = args.runner;
         config.helm = HelmConfig::new(runner.helm_bin, runner.kubeconfig);
         config.runner = (!runner.no_runner).then(|| {
@@ -437,6 +462,39 @@ mod tests {
         assert!(short.contains("64 hex digits"), "{short}");
         assert!(!short.contains("abc123"), "the key is not echoed: {short}");
         assert!(serve_args(&["--public-url", "rc.example.com"]).is_err());
+    }
+
+    #[test]
+    fn notification_flags_are_checked_at_start() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let args = serve_args(&[
+            "--notify-secret",
+            secret,
+            "--notify-allow-networks",
+            "127.0.0.0/8,10.20.0.0/16",
+        ]);
+        let config = Config::from_args(args.unwrap()).unwrap();
+        let rules = config.notify.rules();
+        assert!(rules.has_default_secret);
+        assert_eq!(
+            rules.destinations.refusal("10.20.3.4".parse().unwrap()),
+            None
+        );
+        assert!(
+            rules
+                .destinations
+                .refusal("10.21.3.4".parse().unwrap())
+                .is_some()
+        );
+        let error = Config::from_args(serve_args(&["--notify-secret", "whsec_short"]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ROLLCALL_NOTIFY_SECRET must be"), "{error}");
+        assert!(
+            !error.contains("whsec_short"),
+            "the secret is not echoed: {error}"
+        );
+        assert!(serve_args(&["--notify-allow-networks", "10.0.0.0/99"]).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::http::{
     revocations::Revocations,
     state::{ApiLimits, ApiState},
 };
+use crate::notify::{self, GuardedClient, NotifyContext, Signer};
 use crate::runner::{self, Clusters, Helm, RunnerContext, RunnerError, SecretKeeper};
 use crate::store::{self, StoreError};
 use crate::telemetry::Metrics;
@@ -104,6 +105,26 @@ async fn start_tasks(
         );
     }
     let secrets = SecretKeeper::new(config.secret_key.clone());
+    let notify_rules = Arc::new(config.notify.rules());
+    store::notifications::sync_configured(&pool, &config.notify.subscriptions).await?;
+    let delivery = config.notify.delivery;
+    notify::spawn(
+        NotifyContext {
+            pool: pool.clone(),
+            signer: Arc::new(Signer::new(
+                config.notify.default_secret,
+                config.notify.secrets,
+                config.secret_key.clone(),
+            )),
+            client: GuardedClient::new(config.notify.destinations, delivery.timeout),
+            public_url: config.public_url.clone(),
+            metrics: metrics.clone(),
+            options: delivery,
+            shutdown: shutdown.clone(),
+        },
+        &tasks,
+    )
+    .await?;
     if let Some(options) = config.runner {
         let context = RunnerContext {
             events: events.clone(),
@@ -136,6 +157,7 @@ async fn start_tasks(
         },
         secret_key: config.secret_key,
         public_url: config.public_url,
+        notify_rules,
         configured_hooks: config.hooks.into(),
         shutdown,
     };

@@ -12,7 +12,7 @@ use super::chart::{ChartCatalog, ChartSource, ChartSpec};
 use super::duration::BoundedDuration;
 use super::labels::Labels;
 use super::names::{ClusterName, Namespace, ReleaseName};
-use super::notify::{NotifySpec, NotifySubscription};
+use super::notify::{NotifySpec, NotifyTarget};
 use super::policy::TrackingOverrides;
 use super::release::ReleaseId;
 use super::sealing::{SealingError, ServerKey};
@@ -100,7 +100,7 @@ pub struct NewDeploy {
     pub rollback_on_failure: bool,
     pub queue: QueueMode,
     pub tracking: TrackingOverrides,
-    pub notify: Vec<NotifySubscription>,
+    pub notify: Vec<NotifyTarget>,
     pub labels: Labels,
 }
 
@@ -173,7 +173,7 @@ impl NewDeploy {
                     .expect("the default timeout is within bounds"),
             ),
         };
-        let notify = errors.take_all(NotifySubscription::parse_all(request.notify));
+        let notify = errors.take_all(NotifyTarget::parse_all(request.notify));
         let labels = errors.take_all(Labels::parse(request.labels));
         match (release, namespace, cluster, chart, timeout, notify, labels) {
             (

@@ -240,6 +240,10 @@ async fn create_deploy(
     auth.require_scope(Scope::Deploy)?;
     let request: DeployRequest = body.parse()?;
     let new = NewDeploy::parse(request, &state.catalog).map_err(ApiError::invalid_fields)?;
+    state
+        .notify_rules
+        .check(&new.notify)
+        .map_err(ApiError::invalid_fields)?;
     auth.require(Scope::Deploy, &new.release_id())?;
     if is_dry_run {
         return dry_run(&state, &new).await;

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, Problem};
 use super::state::ApiState;
 use crate::store;
-use crate::telemetry::PoolUsage;
+use crate::telemetry::{DatabaseFigures, PoolUsage};
 
 #[derive(Serialize, ToSchema)]
 pub struct HealthStatus {
@@ -47,7 +47,10 @@ async fn readyz(State(state): State<ApiState>) -> Result<axum::Json<HealthStatus
     responses((status = 200, body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
     let database = if state.reporter.is_held() {
-        Some(store::deploys::counts(&state.pool).await?)
+        Some(DatabaseFigures {
+            deploys: store::deploys::counts(&state.pool).await?,
+            outbox: store::notifications::depth(&state.pool).await?,
+        })
     } else {
         None
     };

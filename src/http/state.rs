@@ -12,6 +12,7 @@ use super::revocations::Revocations;
 use super::server::ConnectionLimits;
 use crate::bus::EventHub;
 use crate::domain::chart::ChartCatalog;
+use crate::domain::notify::NotifyRules;
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::ServerKey;
 use crate::domain::webhooks::HookDefinition;
@@ -39,6 +40,8 @@ pub struct ApiState {
     pub public_url: Option<PublicUrl>,
     /// Tokens revoked or expired: their SSE streams end.
     pub revocations: Revocations,
+    /// What a deploy's `notify` entries and subscriptions may ask for (secrets, destinations).
+    pub notify_rules: Arc<NotifyRules>,
     /// The hooks of the configuration file (those of the admin API are in the database).
     pub configured_hooks: Arc<[HookDefinition]>,
     /// Cancelled at shutdown: SSE streams end.

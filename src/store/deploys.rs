@@ -21,7 +21,7 @@ use crate::domain::auth::LikeTargets;
 use crate::domain::chart::ChartSource;
 use crate::domain::deploy::{DeployStatus, NewDeploy, Outcome, Phase, QueueMode};
 use crate::domain::event::{EventType, Level, NewEvent};
-use crate::domain::notify::NotifySubscription;
+use crate::domain::notify::{self, NotifyTarget, NotifyTargetView};
 use crate::domain::policy::TrackingOverrides;
 use crate::domain::release::ReleaseId;
 use crate::domain::verdict::{Verdict, VerdictReason};
@@ -70,8 +70,10 @@ pub struct DeploySummary {
     pub timeout_seconds: i64,
     pub rollback_on_failure: bool,
     pub queue: QueueMode,
-    #[schema(value_type = Vec<Object>)]
-    pub notify: Vec<NotifySubscription>,
+    /// Where notifications go; each URL shown only as its scheme, host and port.
+    #[serde(serialize_with = "notify::serialize_views")]
+    #[schema(value_type = Vec<NotifyTargetView>)]
+    pub notify: Vec<NotifyTarget>,
     pub labels: BTreeMap<String, String>,
     pub requested_by: String,
     pub status: DeployStatus,
@@ -136,7 +138,7 @@ struct DeployRow {
     rollback_on_failure: bool,
     queue_mode: QueueMode,
     tracking: Json<TrackingOverrides>,
-    notify: Json<Vec<NotifySubscription>>,
+    notify: Json<Vec<NotifyTarget>>,
     labels: Json<BTreeMap<String, String>>,
     requested_by: String,
     status: DeployStatus,

@@ -4,6 +4,7 @@ pub mod deploy_events;
 pub mod deploy_secret_values;
 pub mod deploys;
 pub mod idempotency;
+pub mod notifications;
 pub mod reporter;
 pub mod tokens;
 pub mod webhooks;

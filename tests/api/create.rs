@@ -25,7 +25,7 @@ async fn post_json(app: &TestApp, body: &Value) -> (u16, Value) {
     post_raw(app, body.to_string(), "application/json").await
 }
 
-fn error_fields(problem: &Value) -> Vec<String> {
+pub fn error_fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
         .map(|errors| {

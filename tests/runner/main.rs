@@ -16,6 +16,7 @@ mod leases;
 mod matrix;
 mod metrics;
 mod namespaces;
+mod notifications;
 mod pinned_helm;
 mod recovery;
 mod rollcall_chart;
