@@ -56,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use common::app::submit;
+use common::figures::{latency_summary, load_average, percentiles};
 use common::postgres::fresh_database;
 use common::serve::{ServeEnv, ServeProcess};
 use common::sse::SseStream;
@@ -160,18 +161,6 @@ async fn run() {
         api_cost(resources).await;
     }
     println!("\nload average at end: {}", load_average());
-}
-
-/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 /// Maps this process's monotonic instants to wall-clock time, to compare them with the `at` of the
@@ -628,30 +617,10 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// p50, p90, p99 and max (nearest rank).
-fn percentiles(samples: &[Duration]) -> [Duration; 4] {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let percentile = |p: f64| {
-        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted.get(index).copied().unwrap_or_default()
-    };
-    [
-        percentile(0.5),
-        percentile(0.9),
-        percentile(0.99),
-        percentile(1.0),
-    ]
-}
-
 fn print_latencies(label: &str, samples: &[Duration]) {
-    let [p50, p90, p99, max] = percentiles(samples);
     println!(
-        "{label}: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} runs",
-        ms(p50),
-        ms(p90),
-        ms(p99),
-        ms(max),
+        "{label}: {} over {} runs",
+        latency_summary(samples),
         samples.len()
     );
 }

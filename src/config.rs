@@ -14,6 +14,9 @@ use crate::domain::duration::{BoundedDuration, DurationError};
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::{SealingError, ServerKey};
 use crate::domain::webhooks::{HookDefinition, HookSpec, SecretReference};
+use crate::http::server::ConnectionLimits;
+use crate::notify::settings::NetworkList;
+use crate::notify::{NotifyConfig, NotifySection};
 use crate::runner::helm::DEFAULT_HELM_BIN;
 use crate::runner::{DEFAULT_PARALLELISM, HelmConfig, RunnerOptions};
 use crate::telemetry::LogFormat;
@@ -50,15 +53,26 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes (default 1 MiB, or the config file's limit).
     #[arg(long, env = "ROLLCALL_BODY_LIMIT")]
     pub body_limit: Option<usize>,
-    /// The key that seals secrets the admin APIs store (webhook and notification secrets): 32
-    /// random bytes as 64 hex digits or base64 (`openssl rand -hex 32`). Without it those APIs
-    /// refuse to store secrets.
+    /// The key that seals secrets at rest (deploys' `secret_values` until they end, webhook and
+    /// notification secrets): 32 random bytes as 64 hex digits or base64 (`openssl rand -hex
+    /// 32`), the same on every replica. Without it secret values stay in the memory of the process
+    /// that accepted the deploy, and the admin APIs refuse to store secrets.
     #[arg(long, env = "ROLLCALL_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<Redacted>,
     /// The server's public base URL (e.g. `https://rollcall.example.com`), for links in
     /// notifications, the CLI and `/ui`.
     #[arg(long, env = "ROLLCALL_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<PublicUrl>,
+    /// The secret (Standard Webhooks `whsec_…`) that signs notifications naming no secret of
+    /// their own. Receivers sharing it can forge messages to each other: production setups name a
+    /// secret per receiver in `[notify.secrets]`.
+    #[arg(long, env = "ROLLCALL_NOTIFY_SECRET", hide_env_values = true)]
+    pub notify_secret: Option<Redacted>,
+    /// Non-public networks notifications may reach (comma-separated CIDRs, e.g. `10.20.0.0/16`);
+    /// loopback, private, link-local and unique-local destinations are refused otherwise.
+    /// Overrides `[notify] allow_networks`.
+    #[arg(long, env = "ROLLCALL_NOTIFY_ALLOW_NETWORKS")]
+    pub notify_allow_networks: Option<NetworkList>,
     #[command(flatten)]
     pub runner: RunnerArgs,
 }
@@ -127,6 +141,8 @@ pub struct FileConfig {
     pub limits: FileLimits,
     #[serde(default)]
     pub tracking: FileTracking,
+    #[serde(default)]
+    pub notify: NotifySection,
     /// `[[hooks]]`: inbound webhooks, each with `secret_env` or `secret_file`.
     #[serde(default)]
     pub hooks: Vec<HookSpec>,
@@ -170,6 +186,8 @@ pub struct Config {
     pub body_limit: usize,
     pub db_max_connections: u32,
     pub sse_keep_alive: Duration,
+    /// Header-read timeout and header limits of client connections.
+    pub connection_limits: ConnectionLimits,
     /// Live events buffered per instance for SSE subscribers before a slow one lags.
     pub event_bus_capacity: usize,
     /// The bootstrap admin token first, then the file's tokens.
@@ -183,6 +201,8 @@ pub struct Config {
     /// Seals secrets the admin APIs store; `None`: they refuse to store any.
     pub secret_key: Option<ServerKey>,
     pub public_url: Option<PublicUrl>,
+    /// Outgoing notifications: secrets, allowed networks, subscriptions, delivery.
+    pub notify: NotifyConfig,
     /// The configuration file's inbound webhooks, checked, their secrets read.
     pub hooks: Vec<HookDefinition>,
 }
@@ -203,6 +223,8 @@ pub enum ConfigError {
     Token { name: String, message: String },
     #[error("ROLLCALL_SECRET_KEY: {0}")]
     SecretKey(SealingError),
+    #[error("notifications: {0}")]
+    Notify(String),
     #[error("hook {name:?} in the config file: {errors}")]
     Hook { name: String, errors: String },
     #[error("chart directory {0} is not a directory")]
@@ -224,6 +246,7 @@ impl Config {
             body_limit: DEFAULT_BODY_LIMIT,
             db_max_connections: 10,
             sse_keep_alive: Duration::from_secs(15),
+            connection_limits: ConnectionLimits::default(),
             event_bus_capacity: 16 * 1024,
             static_tokens: Vec::new(),
             helm: HelmConfig::new(DEFAULT_HELM_BIN, None),
@@ -231,6 +254,7 @@ impl Config {
             custom_resources: CustomResourceRules::default(),
             secret_key: None,
             public_url: None,
+            notify: NotifyConfig::default(),
             hooks: Vec::new(),
         }
     }
@@ -262,6 +286,12 @@ impl Config {
             .transpose()
             .map_err(ConfigError::SecretKey)?;
         config.public_url = args.public_url;
+        config.notify = NotifyConfig::from_settings(
+            std::mem::take(&mut file.notify),
+            args.notify_secret.as_ref().map(|secret| secret.0.as_str()),
+            args.notify_allow_networks,
+        )
+        .map_err(ConfigError::Notify)?;
         let runner = args.runner;
         config.helm = HelmConfig::new(runner.helm_bin, runner.kubeconfig);
         config.runner = (!runner.no_runner).then(|| {
@@ -432,6 +462,39 @@ mod tests {
         assert!(short.contains("64 hex digits"), "{short}");
         assert!(!short.contains("abc123"), "the key is not echoed: {short}");
         assert!(serve_args(&["--public-url", "rc.example.com"]).is_err());
+    }
+
+    #[test]
+    fn notification_flags_are_checked_at_start() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let args = serve_args(&[
+            "--notify-secret",
+            secret,
+            "--notify-allow-networks",
+            "127.0.0.0/8,10.20.0.0/16",
+        ]);
+        let config = Config::from_args(args.unwrap()).unwrap();
+        let rules = config.notify.rules();
+        assert!(rules.has_default_secret);
+        assert_eq!(
+            rules.destinations.refusal("10.20.3.4".parse().unwrap()),
+            None
+        );
+        assert!(
+            rules
+                .destinations
+                .refusal("10.21.3.4".parse().unwrap())
+                .is_some()
+        );
+        let error = Config::from_args(serve_args(&["--notify-secret", "whsec_short"]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ROLLCALL_NOTIFY_SECRET must be"), "{error}");
+        assert!(
+            !error.contains("whsec_short"),
+            "the secret is not echoed: {error}"
+        );
+        assert!(serve_args(&["--notify-allow-networks", "10.0.0.0/99"]).is_err());
     }
 
     #[test]

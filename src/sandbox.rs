@@ -16,6 +16,7 @@ pub use postgres::{LocalPostgres, LocalPostgresError};
 
 use crate::config::Config;
 use crate::domain::auth::StaticToken;
+use crate::domain::sealing::ServerKey;
 use crate::runner::helm::DEFAULT_HELM_BIN;
 use crate::runner::pinned_helm::{self, HelmMajor};
 use crate::runner::{HelmConfig, RunnerOptions};
@@ -146,6 +147,11 @@ pub async fn run(args: SandboxArgs, shutdown: CancellationToken) -> anyhow::Resu
         ..HelmConfig::new(helm_bin, Some(kubeconfig.clone()))
     };
     config.runner = Some(RunnerOptions::default());
+    // A key of its own, so that the sandbox seals secret values as a real installation does.
+    config.secret_key = Some(
+        ServerKey::parse(&hex::encode(rand::random::<[u8; 32]>()))
+            .expect("32 random bytes are a key"),
+    );
     let address = listener.local_addr()?;
     config.listen = address;
 

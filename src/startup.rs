@@ -14,9 +14,11 @@ use crate::domain::chart::ChartCatalog;
 use crate::http::{
     self,
     auth::Authenticator,
+    revocations::Revocations,
     state::{ApiLimits, ApiState},
 };
-use crate::runner::{self, Clusters, Helm, RunnerContext, RunnerError, SecretStash};
+use crate::notify::{self, GuardedClient, NotifyContext, Signer};
+use crate::runner::{self, Clusters, Helm, RunnerContext, RunnerError, SecretKeeper};
 use crate::store::{self, StoreError};
 use crate::telemetry::Metrics;
 
@@ -96,7 +98,33 @@ async fn start_tasks(
     let reporter = store::reporter::spawn(&pool, &tasks, shutdown.clone()).await;
     let helm = Arc::new(Helm::new(config.helm.clone(), metrics.helm.clone()));
     let catalog = Arc::new(ChartCatalog::new(config.chart_dir.clone()));
-    let secrets = Arc::new(SecretStash::default());
+    if config.secret_key.is_none() {
+        tracing::warn!(
+            "no ROLLCALL_SECRET_KEY: secret_values of a deploy are held in the memory of the \
+             process that accepted it, and fail the deploy if another replica or a restart runs it"
+        );
+    }
+    let secrets = SecretKeeper::new(config.secret_key.clone());
+    let notify_rules = Arc::new(config.notify.rules());
+    store::notifications::sync_configured(&pool, &config.notify.subscriptions).await?;
+    let delivery = config.notify.delivery;
+    notify::spawn(
+        NotifyContext {
+            pool: pool.clone(),
+            signer: Arc::new(Signer::new(
+                config.notify.default_secret,
+                config.notify.secrets,
+                config.secret_key.clone(),
+            )),
+            client: GuardedClient::new(config.notify.destinations, delivery.timeout),
+            public_url: config.public_url.clone(),
+            metrics: metrics.clone(),
+            options: delivery,
+            shutdown: shutdown.clone(),
+        },
+        &tasks,
+    )
+    .await?;
     if let Some(options) = config.runner {
         let context = RunnerContext {
             events: events.clone(),
@@ -111,8 +139,10 @@ async fn start_tasks(
         };
         runner::spawn(context, options).await?;
     }
+    let revocations = Revocations::spawn(pool.clone(), &tasks, shutdown.clone());
     let api = ApiState {
         auth: Arc::new(Authenticator::new(pool.clone(), config.static_tokens)),
+        revocations,
         pool,
         events,
         metrics,
@@ -123,9 +153,11 @@ async fn start_tasks(
         limits: ApiLimits {
             body_limit: config.body_limit,
             sse_keep_alive: config.sse_keep_alive,
+            connection: config.connection_limits,
         },
         secret_key: config.secret_key,
         public_url: config.public_url,
+        notify_rules,
         configured_hooks: config.hooks.into(),
         shutdown,
     };
@@ -138,9 +170,8 @@ pub async fn serve(rollcall: Rollcall, listener: TcpListener) -> Result<(), Star
     let Rollcall { api, tasks } = rollcall;
     let shutdown = api.shutdown.clone();
     let pool = api.pool.clone();
-    let result = axum::serve(listener, http::router(api))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let limits = api.limits.connection;
+    let result = http::server::serve(listener, http::router(api), limits, shutdown.clone()).await;
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;

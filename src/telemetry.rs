@@ -62,6 +62,78 @@ pub struct Metrics {
     pub deploys: std::sync::Arc<DeployMetrics>,
     hook_deliveries: Mutex<BTreeMap<(String, DeliveryOutcome), u64>>,
     unverified_log: Mutex<ThrottledLog>,
+    notifications: [AtomicU64; NotificationResult::ALL.len()],
+    notification_delivery: Histogram,
+}
+
+/// What a notification attempt came to, as `rollcall_notifications_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationResult {
+    Delivered,
+    /// Failed, retried later.
+    Retry,
+    /// Given up.
+    Failed,
+    /// Its subscription was deleted or disabled.
+    Cancelled,
+}
+
+impl NotificationResult {
+    const ALL: [NotificationResult; 4] = [
+        NotificationResult::Delivered,
+        NotificationResult::Retry,
+        NotificationResult::Failed,
+        NotificationResult::Cancelled,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            NotificationResult::Delivered => "delivered",
+            NotificationResult::Retry => "retry",
+            NotificationResult::Failed => "failed",
+            NotificationResult::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A Prometheus histogram of seconds with fixed buckets.
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Per bucket of [`DELIVERY_BUCKETS`], then +Inf; not cumulative.
+    counts: [AtomicU64; DELIVERY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+/// From the event's commit to the receiver's 2xx: milliseconds when idle, hours after an outage.
+const DELIVERY_BUCKETS: [f64; 14] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0,
+];
+
+impl Histogram {
+    fn observe(&self, value: Duration) {
+        let seconds = value.as_secs_f64();
+        let bucket = DELIVERY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(DELIVERY_BUCKETS.len());
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str) {
+        let mut cumulative = 0;
+        for (index, count) in self.counts.iter().enumerate() {
+            cumulative += count.load(Ordering::Relaxed);
+            let bound = DELIVERY_BUCKETS
+                .get(index)
+                .map_or_else(|| "+Inf".to_owned(), ToString::to_string);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {cumulative}");
+    }
 }
 
 /// When the last line was written, and how many were left out since.
@@ -100,6 +172,19 @@ impl Metrics {
         self.sse_lagged.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a notification attempt's result; a delivery also records how long after its event
+    /// it reached the receiver.
+    pub fn notification(&self, result: NotificationResult, since_event: Duration) {
+        let index = NotificationResult::ALL
+            .iter()
+            .position(|known| *known == result)
+            .expect("every result is listed");
+        self.notifications[index].fetch_add(1, Ordering::Relaxed);
+        if result == NotificationResult::Delivered {
+            self.notification_delivery.observe(since_event);
+        }
+    }
+
     /// Counts a webhook delivery by hook and outcome; one that failed verification is also
     /// logged, at most once per [`UNVERIFIED_LOG_INTERVAL`].
     pub fn hook_delivery(&self, hook: &str, outcome: DeliveryOutcome) {
@@ -134,7 +219,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of everything; `database` holds the figures read from the
     /// database when this replica reports them.
-    pub fn render(&self, database: Option<&DeployCounts>, pool: PoolUsage) -> String {
+    pub fn render(&self, database: Option<&DatabaseFigures>, pool: PoolUsage) -> String {
         let mut out = String::new();
         describe(
             &mut out,
@@ -147,8 +232,9 @@ impl Metrics {
             "rollcall_database_reporter {}",
             u8::from(database.is_some())
         );
-        if let Some(deploys) = database {
-            render_database_figures(&mut out, deploys);
+        if let Some(figures) = database {
+            render_database_figures(&mut out, &figures.deploys);
+            render_outbox(&mut out, &figures.outbox);
         }
         self.render_own(&mut out, pool);
         out
@@ -224,6 +310,28 @@ impl Metrics {
         }
         describe(
             out,
+            "rollcall_notifications_total",
+            "counter",
+            "Notification attempts of this process by result (delivered, retry, failed: given up, cancelled).",
+        );
+        for (result, count) in NotificationResult::ALL.iter().zip(&self.notifications) {
+            let _ = writeln!(
+                out,
+                "rollcall_notifications_total{{result=\"{}\"}} {}",
+                result.as_str(),
+                count.load(Ordering::Relaxed)
+            );
+        }
+        describe(
+            out,
+            "rollcall_notification_delivery_seconds",
+            "histogram",
+            "From a notification's event to its receiver's 2xx, for deliveries by this process.",
+        );
+        self.notification_delivery
+            .render(out, "rollcall_notification_delivery_seconds");
+        describe(
+            out,
             "rollcall_http_requests_total",
             "counter",
             "HTTP requests by method, route and status.",
@@ -237,6 +345,26 @@ impl Metrics {
             );
         }
     }
+}
+
+/// The notification outbox, shared by every replica: exported by the reporter replica only.
+fn render_outbox(out: &mut String, outbox: &OutboxDepth) {
+    describe(
+        out,
+        "rollcall_notification_outbox",
+        "gauge",
+        "Notifications not yet delivered nor given up (all replicas), and those of them due now.",
+    );
+    let _ = writeln!(
+        out,
+        "rollcall_notification_outbox{{state=\"pending\"}} {}",
+        outbox.pending
+    );
+    let _ = writeln!(
+        out,
+        "rollcall_notification_outbox{{state=\"due\"}} {}",
+        outbox.due
+    );
 }
 
 /// The figures read from the database, exported by the reporter replica only.
@@ -327,6 +455,22 @@ pub struct DeployCounts {
     pub running_by_phase: Vec<(Phase, i64)>,
 }
 
+/// What the reporter replica reads from the database: deploys and the notification outbox.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseFigures {
+    pub deploys: DeployCounts,
+    pub outbox: OutboxDepth,
+}
+
+/// The notification outbox as recorded in the database (shared by every replica).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutboxDepth {
+    /// Notifications not yet delivered nor given up.
+    pub pending: i64,
+    /// Of those, the ones due now (a backlog when it stays above zero).
+    pub due: i64,
+}
+
 fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")
@@ -380,13 +524,18 @@ mod tests {
         metrics.http_request("GET", "/v1/deploys", 200);
         metrics.events_written(3);
         let guard = metrics.sse_subscriber();
+        metrics.notification(NotificationResult::Retry, Duration::from_secs(1));
+        metrics.notification(NotificationResult::Delivered, Duration::from_millis(20));
         let text = metrics.render(
-            Some(&DeployCounts {
-                by_status: vec![("queued".into(), 2)],
-                by_verdict: vec![(VerdictReason::CrashLoopBackOff, 4)],
-                queued: 2,
-                oldest_queued_seconds: 7.5,
-                running_by_phase: vec![(Phase::Tracking, 3)],
+            Some(&DatabaseFigures {
+                deploys: DeployCounts {
+                    by_status: vec![("queued".into(), 2)],
+                    by_verdict: vec![(VerdictReason::CrashLoopBackOff, 4)],
+                    queued: 2,
+                    oldest_queued_seconds: 7.5,
+                    running_by_phase: vec![(Phase::Tracking, 3)],
+                },
+                outbox: OutboxDepth { pending: 5, due: 1 },
             }),
             PoolUsage {
                 max: 10,
@@ -417,6 +566,12 @@ mod tests {
         }
         assert!(text.contains("rollcall_events_written_total 3\n"));
         assert!(text.contains("rollcall_sse_subscribers 1\n"));
+        assert!(text.contains("rollcall_notifications_total{result=\"delivered\"} 1\n"));
+        assert!(text.contains("rollcall_notifications_total{result=\"retry\"} 1\n"));
+        assert!(text.contains("rollcall_notification_delivery_seconds_bucket{le=\"0.01\"} 0\n"));
+        assert!(text.contains("rollcall_notification_delivery_seconds_bucket{le=\"0.025\"} 1\n"));
+        assert!(text.contains("rollcall_notification_delivery_seconds_count 1\n"));
+        assert!(text.contains("rollcall_notification_outbox{state=\"pending\"} 5\n"));
         assert!(text.contains(
             "rollcall_http_requests_total{method=\"GET\",route=\"/v1/deploys\",status=\"200\"} 2\n"
         ));

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::EventHub;
 use crate::domain::event::NewEvent;
+use crate::domain::redaction::Redactor;
 
 /// How long an event may wait for companions before its batch is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
@@ -43,6 +44,9 @@ enum Command {
 pub struct EventWriter {
     deploy_id: Uuid,
     commands: mpsc::Sender<Command>,
+    /// Applied to every event at the door, before it is queued: nothing stored or published
+    /// carries a secret value of the deploy.
+    redactor: Redactor,
 }
 
 impl EventWriter {
@@ -59,17 +63,29 @@ impl EventWriter {
         Self {
             deploy_id,
             commands,
+            redactor: Redactor::default(),
         }
+    }
+
+    /// Redacts the secret values `redactor` knows from every event emitted.
+    pub fn redacting(self, redactor: Redactor) -> Self {
+        Self { redactor, ..self }
+    }
+
+    /// The deploy's redactor, for text stored beside its events (verdicts, resource states).
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     pub fn deploy_id(&self) -> Uuid {
         self.deploy_id
     }
 
-    /// Queues an event; waits only when the writer is [`CHANNEL_CAPACITY`] events behind.
+    /// Queues an event (redacted); waits only when the writer is [`CHANNEL_CAPACITY`] events
+    /// behind.
     pub async fn emit(&self, event: NewEvent) -> Result<(), WriterError> {
         self.commands
-            .send(Command::Emit(event))
+            .send(Command::Emit(self.redactor.redact_event(event)))
             .await
             .map_err(|_| WriterError::Closed(self.deploy_id))
     }

@@ -78,8 +78,8 @@ pub struct DeployArgs {
     /// As `--set`, but every value is a string (`--set-string tag=0042`).
     #[arg(long = "set-string", value_name = "KEY=VALUE", value_parser = |text: &str| check_set(text, SetTyping::Strings))]
     pub set_string: Vec<String>,
-    /// A YAML file of values used for this run only: the server keeps only their digest and never
-    /// shows them; repeatable.
+    /// A YAML file of values used for this run only: the server keeps them sealed until the deploy
+    /// ends and never shows them; repeatable.
     #[arg(long = "secret-values", value_name = "FILE")]
     pub secret_values: Vec<PathBuf>,
     /// The cluster (a kube context of the server); default `default`.

@@ -180,7 +180,22 @@ pub struct Principal {
     pub targets: Vec<TargetPattern>,
 }
 
+/// How [`Principal::id`] names a token of the database.
+const DATABASE_TOKEN_ID: &str = "token:";
+
 impl Principal {
+    /// The [`Principal::id`] of the database token `token`.
+    pub fn database_token_id(token: uuid::Uuid) -> String {
+        format!("{DATABASE_TOKEN_ID}{token}")
+    }
+
+    /// The database token this principal authenticated with; `None` for configured tokens.
+    pub fn database_token(&self) -> Option<uuid::Uuid> {
+        self.id
+            .strip_prefix(DATABASE_TOKEN_ID)
+            .and_then(|id| uuid::Uuid::try_parse(id).ok())
+    }
+
     pub fn has_scope(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
     }

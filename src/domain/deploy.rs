@@ -5,16 +5,17 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::chart::{ChartCatalog, ChartSource, ChartSpec};
 use super::duration::BoundedDuration;
 use super::labels::Labels;
 use super::names::{ClusterName, Namespace, ReleaseName};
-use super::notify::{NotifySpec, NotifySubscription};
+use super::notify::{NotifySpec, NotifyTarget};
 use super::policy::TrackingOverrides;
 use super::release::ReleaseId;
+use super::sealing::{SealingError, ServerKey};
 use super::{FieldError, FieldErrors};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -42,7 +43,18 @@ pub enum QueueMode {
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// Helm release name (DNS-1123 label, ≤ 53 characters).
+    #[schema(
+        pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        min_length = 1,
+        max_length = 53
+    )]
     pub release: String,
+    /// A DNS-1123 label, ≤ 63 characters.
+    #[schema(
+        pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub namespace: String,
     /// Create the namespace when it does not exist (`helm upgrade --create-namespace`); without
     /// it, a deploy to a missing namespace fails.
@@ -55,7 +67,7 @@ pub struct DeployRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub values: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Values used for this run only: stored as a digest, never echoed.
+    /// Values used for this run only: sealed until the deploy ends, never echoed.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub secret_values: Option<serde_json::Map<String, serde_json::Value>>,
@@ -88,24 +100,43 @@ pub struct NewDeploy {
     pub rollback_on_failure: bool,
     pub queue: QueueMode,
     pub tracking: TrackingOverrides,
-    pub notify: Vec<NotifySubscription>,
+    pub notify: Vec<NotifyTarget>,
     pub labels: Labels,
 }
 
-/// Secret values: their `Debug` hides them, and only their digest is ever stored.
+/// Secret values: their `Debug` hides them; they are stored only sealed, until the deploy ends.
 #[derive(Clone)]
 pub struct SecretValues(serde_json::Map<String, serde_json::Value>);
 
 impl SecretValues {
-    /// sha256 of the canonical JSON (keys sorted), hex encoded.
-    pub fn digest(&self) -> String {
-        let canonical = serde_json::to_vec(&self.0).unwrap_or_default();
-        hex::encode(Sha256::digest(canonical))
+    /// The server key's digest of the canonical JSON (keys sorted): the same values give the same
+    /// digest, and a guess cannot be checked against it without the key.
+    pub fn digest(&self, key: &ServerKey) -> String {
+        let canonical = serde_json::to_vec(&self.0).expect("a JSON map serializes");
+        key.digest("deploy-secret-values", &canonical)
     }
 
     pub fn expose(&self) -> &serde_json::Map<String, serde_json::Value> {
         &self.0
     }
+
+    /// Sealed for the deploy `deploy_id` only: a sealed blob moved to another deploy does not open.
+    pub fn seal(&self, key: &ServerKey, deploy_id: Uuid) -> String {
+        let json = serde_json::to_string(&self.0).expect("a JSON map serializes");
+        key.seal(&sealing_context(deploy_id), &json)
+    }
+
+    /// Opens what [`SecretValues::seal`] sealed for `deploy_id`.
+    pub fn open(key: &ServerKey, deploy_id: Uuid, sealed: &str) -> Result<Self, SealingError> {
+        let json = key.open(&sealing_context(deploy_id), sealed)?;
+        serde_json::from_str(&json)
+            .map(SecretValues)
+            .map_err(|_| SealingError::CannotOpen)
+    }
+}
+
+fn sealing_context(deploy_id: Uuid) -> String {
+    format!("deploy-secret-values:{deploy_id}")
 }
 
 impl fmt::Debug for SecretValues {
@@ -142,7 +173,7 @@ impl NewDeploy {
                     .expect("the default timeout is within bounds"),
             ),
         };
-        let notify = errors.take_all(NotifySubscription::parse_all(request.notify));
+        let notify = errors.take_all(NotifyTarget::parse_all(request.notify));
         let labels = errors.take_all(Labels::parse(request.labels));
         match (release, namespace, cluster, chart, timeout, notify, labels) {
             (
@@ -332,10 +363,30 @@ mod tests {
 
     #[test]
     fn secret_values_are_redacted_and_digested_canonically() {
+        let key = ServerKey::parse(&"0123456789abcdef".repeat(4)).unwrap();
         let a: serde_json::Map<_, _> = serde_json::from_str(r#"{"b":1,"a":2}"#).unwrap();
         let b: serde_json::Map<_, _> = serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap();
-        assert_eq!(SecretValues(a.clone()).digest(), SecretValues(b).digest());
+        assert_eq!(
+            SecretValues(a.clone()).digest(&key),
+            SecretValues(b).digest(&key)
+        );
         assert_eq!(format!("{:?}", SecretValues(a)), "SecretValues(<redacted>)");
+    }
+
+    #[test]
+    fn sealed_secret_values_open_only_for_their_deploy() {
+        let key = ServerKey::parse(&"0123456789abcdef".repeat(4)).unwrap();
+        let values: serde_json::Map<_, _> =
+            serde_json::from_str(r#"{"db":{"password":"hunter2-long"}}"#).unwrap();
+        let (deploy, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let sealed = SecretValues(values.clone()).seal(&key, deploy);
+        assert!(!sealed.contains("hunter2"));
+        let opened = SecretValues::open(&key, deploy, &sealed).unwrap();
+        assert_eq!(opened.expose(), &values);
+        assert_eq!(
+            SecretValues::open(&key, other, &sealed).unwrap_err(),
+            SealingError::CannotOpen
+        );
     }
 
     #[test]

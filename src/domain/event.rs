@@ -1,14 +1,18 @@
 //! Deploy events (DESIGN §3): small deltas with a gapless `seq` per deploy.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use uuid::Uuid;
 
 macro_rules! event_types {
     ($($variant:ident => $name:literal,)*) => {
         /// Every event type rollcall emits.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum EventType {
             $(#[serde(rename = $name)] $variant,)*
         }
@@ -57,6 +61,24 @@ event_types! {
     RollbackFailed => "rollback.failed",
     Report => "report",
     TrackerWarning => "tracker.warning",
+}
+
+/// The document lists the names as sent (`deploy.queued`), which the derive, reading the names
+/// through this file's macro, would not.
+impl utoipa::PartialSchema for EventType {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(EventType::ALL.iter().map(|kind| kind.as_str())))
+            .description(Some("Every event type rollcall emits."))
+            .into()
+    }
+}
+
+impl ToSchema for EventType {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EventType")
+    }
 }
 
 impl EventType {

@@ -12,6 +12,7 @@ pub mod names;
 pub mod notify;
 pub mod policy;
 pub mod public_url;
+pub mod redaction;
 pub mod release;
 pub mod sealing;
 pub mod verdict;

@@ -1,8 +1,9 @@
-//! Secrets kept at rest under the server's key (`ROLLCALL_SECRET_KEY`): webhook and notification
-//! secrets the API accepted, which must be read back in clear to sign or verify an HMAC. Sealed with
+//! Secrets kept at rest under the server's key (`ROLLCALL_SECRET_KEY`): deploys' secret values until
+//! they end, webhook and notification secrets the API accepted, which must be read back in clear to
+//! sign or verify an HMAC. Sealed with
 //! XChaCha20-Poly1305 (a random 192-bit nonce per value, so one key seals any number of them); what
 //! a secret belongs to is bound in as associated data, so a sealed value moved to another row does
-//! not open.
+//! not open. Digests of secrets are keyed (HMAC-SHA256 under a key derived from the server key).
 
 use std::fmt;
 
@@ -10,14 +11,24 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// Marks the format, so that a later scheme can be told apart.
 const PREFIX: &str = "v1:";
 const NONCE_LEN: usize = 24;
 
+/// Derives the digest key from the server key, so that one secret never serves two algorithms.
+const DIGEST_KEY_LABEL: &[u8] = b"rollcall digest key v1";
+
+type HmacSha256 = Hmac<Sha256>;
+
 /// The server's key: 32 bytes, given as 64 hex digits or base64.
 #[derive(Clone)]
-pub struct ServerKey(XChaCha20Poly1305);
+pub struct ServerKey {
+    cipher: XChaCha20Poly1305,
+    digest_key: [u8; 32],
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SealingError {
@@ -41,8 +52,19 @@ impl ServerKey {
         if bytes.iter().all(|byte| *byte == bytes[0]) {
             return Err(SealingError::InvalidKey);
         }
-        Ok(ServerKey(
-            XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| SealingError::InvalidKey)?,
+        Ok(ServerKey {
+            cipher: XChaCha20Poly1305::new_from_slice(&bytes)
+                .map_err(|_| SealingError::InvalidKey)?,
+            digest_key: hmac_sha256(&bytes, &[DIGEST_KEY_LABEL]),
+        })
+    }
+
+    /// A keyed digest (HMAC-SHA256, hex) of `message` for `context`: equal messages give equal
+    /// digests, and nobody without the key can confirm a guessed message offline.
+    pub fn digest(&self, context: &str, message: &[u8]) -> String {
+        hex::encode(hmac_sha256(
+            &self.digest_key,
+            &[context.as_bytes(), b"\0", message],
         ))
     }
 
@@ -54,7 +76,7 @@ impl ServerKey {
             aad: context.as_bytes(),
         };
         let sealed = self
-            .0
+            .cipher
             .encrypt(&nonce, payload)
             .expect("XChaCha20-Poly1305 seals any message that fits in memory");
         let mut bytes = nonce.to_vec();
@@ -75,11 +97,19 @@ impl ServerKey {
             aad: context.as_bytes(),
         };
         let opened = self
-            .0
+            .cipher
             .decrypt(XNonce::from_slice(nonce), payload)
             .map_err(|_| SealingError::CannotOpen)?;
         String::from_utf8(opened).map_err(|_| SealingError::CannotOpen)
     }
+}
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 impl fmt::Debug for ServerKey {
@@ -121,6 +151,18 @@ mod tests {
             key.open("hook:web", &altered),
             Err(SealingError::CannotOpen)
         );
+    }
+
+    #[test]
+    fn digests_are_keyed_and_bound_to_their_context() {
+        let key = ServerKey::parse(KEY).unwrap();
+        let digest = key.digest("values", b"hunter2");
+        assert_eq!(digest.len(), 64);
+        assert_eq!(digest, key.digest("values", b"hunter2"));
+        assert_ne!(digest, key.digest("values", b"hunter3"));
+        assert_ne!(digest, key.digest("other", b"hunter2"));
+        let other = ServerKey::parse(&"0123456789abcdef".repeat(4)).unwrap();
+        assert_ne!(digest, other.digest("values", b"hunter2"));
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl Authenticator {
         if !bool::from(record.secret_sha256.as_slice().ct_eq(&digest)) {
             return Ok(None);
         }
+        tokens::record_use(&self.pool, record.id).await?;
         let scopes = record
             .scopes
             .iter()
@@ -78,7 +79,7 @@ impl Authenticator {
             .collect::<Result<Vec<TargetPattern>, _>>();
         match (scopes, targets) {
             (Ok(scopes), Ok(targets)) => Ok(Some(Principal {
-                id: format!("token:{}", record.id),
+                id: Principal::database_token_id(record.id),
                 name: record.name,
                 scopes,
                 targets,

@@ -4,11 +4,11 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
@@ -19,12 +19,13 @@ use uuid::Uuid;
 use super::auth::Auth;
 use super::deploys::authorized_deploy;
 use super::error::{ApiError, Problem};
-use super::json::Query;
+use super::json::{Path, Query};
 use super::page;
+use super::revocations::Revocations;
 use super::state::ApiState;
 use crate::bus::BusMessage;
 use crate::domain::FieldError;
-use crate::domain::auth::Scope;
+use crate::domain::auth::{Principal, Scope};
 use crate::domain::event::{Event, EventType};
 use crate::store::deploy_events::list_after;
 
@@ -43,9 +44,12 @@ pub fn router() -> OpenApiRouter<ApiState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventsParams {
-    /// Only events with a greater seq (`Last-Event-ID` wins over it on SSE reconnects).
+    /// Only events with a greater seq (`Last-Event-ID` wins over it on SSE reconnects); 0 to the
+    /// deploy's `last_event_seq`, beyond it a 400.
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// JSON pages only: page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -70,24 +74,29 @@ fn wants_json(headers: &HeaderMap) -> bool {
     accept.contains("application/json") && !accept.contains("text/event-stream")
 }
 
-fn resume_point(headers: &HeaderMap, after: Option<i64>) -> Result<i64, ApiError> {
+/// The seq to resume after: `Last-Event-ID`, else `after`, else 0. A seq the deploy has not
+/// reached is refused: events are committed before anyone can see their seq, so no client holds
+/// one beyond `last_seq`, and a stream waiting for it would never end.
+fn resume_point(headers: &HeaderMap, after: Option<i64>, last_seq: i64) -> Result<i64, ApiError> {
     let invalid = |field: &str| ApiError::BadRequest {
         detail: "invalid resume point".into(),
-        errors: vec![FieldError::new(field, "must be a non-negative integer seq")],
+        errors: vec![FieldError::new(
+            field,
+            format!("must be a seq of this deploy's events, 0 to {last_seq}"),
+        )],
     };
-    if let Some(value) = headers.get("last-event-id") {
-        return value
-            .to_str()
-            .ok()
-            .and_then(|text| text.trim().parse::<i64>().ok())
-            .filter(|seq| *seq >= 0)
-            .ok_or_else(|| invalid("Last-Event-ID"));
-    }
-    match after {
-        Some(seq) if seq < 0 => Err(invalid("after")),
-        Some(seq) => Ok(seq),
-        None => Ok(0),
-    }
+    let (field, seq) = match headers.get("last-event-id") {
+        Some(value) => (
+            "Last-Event-ID",
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<i64>().ok()),
+        ),
+        None => ("after", Some(after.unwrap_or(0))),
+    };
+    seq.filter(|seq| (0..=last_seq).contains(seq))
+        .ok_or_else(|| invalid(field))
 }
 
 /// An SSE frame from the event's JSON (serialized once per event, not once per subscriber).
@@ -109,7 +118,7 @@ fn end_event(last_seq: i64) -> SseEvent {
 /// `Accept: application/json`.
 #[utoipa::path(get, path = "/v1/deploys/{id}/events", tag = "events",
     params(("id" = Uuid, Path), EventsParams,
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this seq")),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this seq (0 to the deploy's `last_event_seq`; beyond it a 400)")),
     responses(
         (status = 200, content(
             (String = "text/event-stream"),
@@ -129,7 +138,7 @@ async fn deploy_events(
 ) -> Result<Response, ApiError> {
     let deploy = authorized_deploy(&state, &auth, &id, Scope::Read).await?;
     if wants_json(&headers) {
-        let after = resume_point(&HeaderMap::new(), params.after)?;
+        let after = resume_point(&HeaderMap::new(), params.after, deploy.last_event_seq)?;
         let limit = page::DEPLOY_EVENTS.limit(params.limit)?;
         let items = list_after(&state.pool, deploy.id, after, limit).await?;
         let next_after = (items.len() as i64 == limit)
@@ -137,12 +146,22 @@ async fn deploy_events(
             .flatten();
         return Ok(axum::Json(EventPage { items, next_after }).into_response());
     }
-    let after = resume_point(&headers, params.after)?;
-    let already_ended = deploy.status.is_terminal() && after >= deploy.last_event_seq;
+    let after = resume_point(&headers, params.after, deploy.last_event_seq)?;
+    let already_ended = deploy.status.is_terminal() && after == deploy.last_event_seq;
     let stream = deploy_stream(state.clone(), deploy.id, after, already_ended);
+    let stream = until_revoked(stream, state.revocations.clone(), auth.0);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(state.limits.sse_keep_alive))
         .into_response())
+}
+
+/// Ends `stream` when the token it was opened with is revoked or expires.
+fn until_revoked<S: Stream>(
+    stream: S,
+    revocations: Revocations,
+    principal: Principal,
+) -> impl Stream<Item = S::Item> {
+    stream.take_until(async move { revocations.ended(&principal).await })
 }
 
 /// Catches up from the database after the cursor, then follows live events, deduplicating by seq.
@@ -241,6 +260,7 @@ pub struct FirehoseParams {
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(FirehoseParams),
     responses(
         (status = 200, content_type = "text/event-stream", body = String),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
@@ -260,7 +280,8 @@ async fn firehose(
         }
     };
     let keep_alive = state.limits.sse_keep_alive;
-    let principal = auth.0;
+    let revocations = state.revocations.clone();
+    let principal = auth.0.clone();
     let stream = async_stream::stream! {
         let _subscriber = state.metrics.sse_subscriber();
         yield Ok::<_, Infallible>(SseEvent::default().retry(RETRY_HINT));
@@ -294,6 +315,7 @@ async fn firehose(
             }
         }
     };
+    let stream = until_revoked(stream, revocations, auth.0);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(keep_alive))
         .into_response())

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::auth::Auth;
 use super::error::{ApiError, Problem};
-use super::json::{JsonBytes, MaybeJson, Query, query_pairs};
+use super::json::{JsonBytes, MaybeJson, Path, Query, query_pairs};
 use super::page;
 use super::state::ApiState;
 use crate::domain::FieldError;
@@ -25,7 +25,9 @@ use crate::domain::policy::TrackingPolicy;
 use crate::runner::{self, RenderRequest};
 use crate::store::StoreError;
 use crate::store::deploy_events::EventTx;
-use crate::store::deploys::{self, CreateDeploy, Created, Deploy, DeployFilter, ResourceState};
+use crate::store::deploys::{
+    self, CreateDeploy, Created, Deploy, DeployFilter, DeploySummary, ResourceState,
+};
 use crate::store::idempotency::{self, IdempotencyKey};
 use crate::tracker::core::TrackedResource;
 
@@ -68,7 +70,9 @@ pub struct DeployPermissions {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeployPage {
-    pub items: Vec<Deploy>,
+    /// Summaries: a deploy's `values` and `tracking` are in `GET /v1/deploys/{id}`. A page holds
+    /// `limit` deploys, or fewer when they would exceed 1 MiB of JSON.
+    pub items: Vec<DeploySummary>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     pub next_cursor: Option<String>,
 }
@@ -236,6 +240,10 @@ async fn create_deploy(
     auth.require_scope(Scope::Deploy)?;
     let request: DeployRequest = body.parse()?;
     let new = NewDeploy::parse(request, &state.catalog).map_err(ApiError::invalid_fields)?;
+    state
+        .notify_rules
+        .check(&new.notify)
+        .map_err(ApiError::invalid_fields)?;
     auth.require(Scope::Deploy, &new.release_id())?;
     if is_dry_run {
         return dry_run(&state, &new).await;
@@ -276,22 +284,33 @@ async fn create_deploy(
 
 /// The one way a valid deploy is queued, for `POST /v1/deploys` and webhook deliveries alike:
 /// writes it with its `deploy.queued` event in `tx` (after whatever the caller wrote there),
-/// applying its queue mode under the active-release constraint, commits, then hands its secret
-/// values to the runner and drops those of the deploys it superseded. On an error nothing is
-/// written: `tx` rolls back.
+/// applying its queue mode under the active-release constraint, keeps its secret values for the
+/// runner (sealed in `tx` with a server key), commits, and drops the values of the deploys it
+/// superseded. On an error nothing is written: `tx` rolls back.
 pub async fn queue_deploy(
     state: &ApiState,
     mut tx: EventTx,
     create: CreateDeploy<'_>,
 ) -> Result<Deploy, StoreError> {
     let new = create.deploy;
-    let Created { deploy, superseded } = deploys::create(&mut tx, create).await?;
-    state.events.commit(tx).await?;
-    for cancelled in superseded {
-        state.secrets.take(cancelled);
-    }
+    let digest = new
+        .secret_values
+        .as_ref()
+        .and_then(|values| state.secrets.digest(values));
+    let Created { deploy, superseded } = deploys::create(&mut tx, create, digest).await?;
     if let Some(secret) = &new.secret_values {
-        state.secrets.put(deploy.id, secret.clone());
+        state
+            .secrets
+            .keep(&mut tx, deploy.id, secret.clone())
+            .await?;
+    }
+    state
+        .events
+        .commit(tx)
+        .await
+        .inspect_err(|_| state.secrets.forget(deploy.id))?;
+    for cancelled in superseded {
+        state.secrets.forget(cancelled);
     }
     tracing::info!(deploy_id = %deploy.id, release = %deploy.release, namespace = %deploy.namespace, requested_by = %deploy.requested_by, "deploy queued");
     Ok(deploy)
@@ -315,7 +334,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
         };
         let mut errors = Vec::new();
         let mut labels = BTreeMap::new();
-        for (key, value) in query_pairs(parts) {
+        for (key, value) in query_pairs(parts)? {
             let mut invalid = |message: String| errors.push(FieldError::new(key.clone(), message));
             match key.as_str() {
                 "release" => params.filter.release = Some(value),
@@ -359,7 +378,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
         ("cluster" = Option<String>, Query),
         ("status" = Option<DeployStatus>, Query),
         ("label" = Option<Vec<String>>, Query, description = "`key=value`; repeat for several labels (all must match)"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1 to 200 (default 50)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
@@ -430,14 +449,18 @@ async fn get_deploy(
 /// until its runner stops helm (202); a finished one is a 409.
 #[utoipa::path(post, path = "/v1/deploys/{id}/cancel", tag = "deploys",
     params(("id" = Uuid, Path)),
-    request_body(content = Option<CancelRequest>),
+    request_body(content = Option<CancelRequest>, description = "Optional: no body, or `null`, is the same as `{}`"),
     responses(
         (status = 200, body = Deploy, description = "cancelled"),
         (status = 202, body = Deploy, description = "cancelling"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn cancel_deploy(
     State(state): State<ApiState>,
@@ -460,7 +483,7 @@ async fn cancel_deploy(
     state.events.commit(tx).await?;
     let status = if cancelled.status == DeployStatus::Cancelled {
         // It will never run: its secret values are no longer needed.
-        state.secrets.take(cancelled.id);
+        state.secrets.forget(cancelled.id);
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED

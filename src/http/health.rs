@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, Problem};
 use super::state::ApiState;
 use crate::store;
-use crate::telemetry::PoolUsage;
+use crate::telemetry::{DatabaseFigures, PoolUsage};
 
 /// `/readyz` answers within this even when the database does not: the pool would keep trying to
 /// connect for its whole acquire timeout, longer than a probe waits.
@@ -58,7 +58,10 @@ async fn readyz(State(state): State<ApiState>) -> Result<axum::Json<HealthStatus
     responses((status = 200, body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
     let database = if state.reporter.is_held() {
-        Some(store::deploys::counts(&state.pool).await?)
+        Some(DatabaseFigures {
+            deploys: store::deploys::counts(&state.pool).await?,
+            outbox: store::notifications::depth(&state.pool).await?,
+        })
     } else {
         None
     };

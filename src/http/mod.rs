@@ -8,9 +8,13 @@ pub mod docs;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod notifications;
 pub mod page;
 pub mod releases;
+pub mod revocations;
+pub mod server;
 pub mod state;
+pub mod subscriptions;
 pub mod tokens;
 pub mod ui;
 pub mod webhook_deliveries;
@@ -48,6 +52,7 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
         (name = "events", description = "Deploy events as SSE or JSON pages"),
         (name = "releases", description = "Releases and their deploy history"),
         (name = "tokens", description = "API token administration"),
+        (name = "notifications", description = "Outgoing notifications: global subscriptions and what was sent about a deploy"),
         (name = "hooks", description = "Inbound webhooks: CI systems and registries start deploys"),
         (name = "operations", description = "Health, readiness, metrics")
     )
@@ -60,6 +65,8 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .merge(deploy_events::router())
         .merge(releases::router())
         .merge(tokens::router())
+        .merge(subscriptions::router())
+        .merge(notifications::router())
         .merge(webhooks::router())
         .merge(webhook_deliveries::router())
         .merge(health::router())

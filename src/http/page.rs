@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -34,6 +35,27 @@ pub const RELEASE_HISTORY: PageSize = PageSize {
     max: 200,
 };
 
+/// The most JSON one page of a list holds: a page that would be larger ends early, and its
+/// cursor continues after the last item it shows.
+pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
+
+/// Keeps the longest prefix of `items` whose JSON fits in `max_bytes` (at least one item, so that
+/// paging always moves on); true when items were cut.
+fn fit_bytes<T: Serialize>(items: &mut Vec<T>, max_bytes: usize) -> bool {
+    let mut total = 0;
+    let fitting = items
+        .iter()
+        .take_while(|item| {
+            total += serde_json::to_vec(item).map_or(0, |json| json.len() + 1);
+            total <= max_bytes
+        })
+        .count()
+        .max(1);
+    let cut = fitting < items.len();
+    items.truncate(fitting);
+    cut
+}
+
 /// `GET /v1/hooks/{name}/deliveries`.
 pub const HOOK_DELIVERIES: PageSize = PageSize {
     default: 50,
@@ -54,11 +76,17 @@ pub fn parse_cursor(cursor: &str) -> Result<Uuid, FieldError> {
         .ok_or_else(|| FieldError::new("cursor", "is not a cursor returned by this API"))
 }
 
-/// Cuts `items`, fetched newest first with one more than `limit`, to a page, and returns the cursor
-/// of the next (older) page, if there is one.
-pub fn cut<T>(items: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> Uuid) -> Option<String> {
-    if items.len() as i64 > limit {
-        items.truncate(limit as usize);
+/// Cuts `items`, fetched newest first with one more than `limit`, to a page (of at most
+/// [`MAX_PAGE_BYTES`]), and returns the cursor of the next (older) page, if there is one.
+pub fn cut<T: Serialize>(
+    items: &mut Vec<T>,
+    limit: i64,
+    id: impl Fn(&T) -> Uuid,
+) -> Option<String> {
+    let more = items.len() as i64 > limit;
+    items.truncate(limit.max(0) as usize);
+    let too_large = fit_bytes(items, MAX_PAGE_BYTES);
+    if more || too_large {
         items.last().map(|last| encode_cursor(id(last)))
     } else {
         None
@@ -99,6 +127,19 @@ impl PageSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_end_before_their_byte_limit_but_never_empty() {
+        let mut items = vec!["x".repeat(10); 5];
+        // Each item is 12 bytes of JSON plus a separator.
+        assert!(fit_bytes(&mut items, 40));
+        assert_eq!(items.len(), 3);
+        assert!(!fit_bytes(&mut items, 39));
+        assert_eq!(items.len(), 3);
+        let mut huge = vec!["x".repeat(100)];
+        assert!(!fit_bytes(&mut huge, 10));
+        assert_eq!(huge.len(), 1, "one item even when it alone is larger");
+    }
 
     #[test]
     fn limits_default_and_stay_in_bounds() {

@@ -1,6 +1,6 @@
 //! `/v1/releases`: the latest deploy of each release, and one release's history.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -8,13 +8,13 @@ use utoipa_axum::routes;
 
 use super::auth::Auth;
 use super::error::{ApiError, Problem};
-use super::json::Query;
+use super::json::{Path, Query};
 use super::page;
 use super::state::ApiState;
 use crate::domain::auth::Scope;
 use crate::domain::names::ClusterName;
 use crate::domain::release::ReleaseId;
-use crate::store::deploys::{self, Deploy, DeployFilter};
+use crate::store::deploys::{self, DeployFilter, DeploySummary};
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -27,7 +27,7 @@ pub struct ReleaseSummary {
     pub cluster: String,
     pub namespace: String,
     pub release: String,
-    pub last_deploy: Deploy,
+    pub last_deploy: DeploySummary,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,9 +40,9 @@ pub struct ReleaseHistory {
     pub cluster: String,
     pub namespace: String,
     pub release: String,
-    pub last_deploy: Deploy,
+    pub last_deploy: DeploySummary,
     /// Newest first, including the last deploy.
-    pub history: Vec<Deploy>,
+    pub history: Vec<DeploySummary>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -60,6 +60,7 @@ pub struct HistoryParams {
     /// Default `default`.
     pub cluster: Option<String>,
     /// History length, 1 to 200 (default 20).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
@@ -67,6 +68,7 @@ pub struct HistoryParams {
 #[utoipa::path(get, path = "/v1/releases", tag = "releases", params(ReleasesParams),
     responses(
         (status = 200, body = ReleaseList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]

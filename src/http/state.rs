@@ -8,12 +8,15 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Authenticator;
+use super::revocations::Revocations;
+use super::server::ConnectionLimits;
 use crate::bus::EventHub;
 use crate::domain::chart::ChartCatalog;
+use crate::domain::notify::NotifyRules;
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::ServerKey;
 use crate::domain::webhooks::HookDefinition;
-use crate::runner::{Helm, SecretStash};
+use crate::runner::{Helm, SecretKeeper};
 use crate::store::reporter::ReporterRole;
 use crate::telemetry::Metrics;
 
@@ -26,8 +29,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Whether this replica exports the figures read from the database.
     pub reporter: ReporterRole,
-    /// Secret values of accepted deploys, handed to the runner in memory.
-    pub secrets: Arc<SecretStash>,
+    /// Keeps the secret values of accepted deploys for the runner.
+    pub secrets: SecretKeeper,
     /// `?dry_run=true` renders with helm.
     pub helm: Arc<Helm>,
     pub limits: ApiLimits,
@@ -35,6 +38,10 @@ pub struct ApiState {
     pub secret_key: Option<ServerKey>,
     /// The base of absolute links the API hands out.
     pub public_url: Option<PublicUrl>,
+    /// Tokens revoked or expired: their SSE streams end.
+    pub revocations: Revocations,
+    /// What a deploy's `notify` entries and subscriptions may ask for (secrets, destinations).
+    pub notify_rules: Arc<NotifyRules>,
     /// The hooks of the configuration file (those of the admin API are in the database).
     pub configured_hooks: Arc<[HookDefinition]>,
     /// Cancelled at shutdown: SSE streams end.
@@ -54,4 +61,6 @@ pub struct ApiLimits {
     pub body_limit: usize,
     /// Interval of SSE keep-alive comments.
     pub sse_keep_alive: Duration,
+    /// Timeouts and header limits of client connections.
+    pub connection: ConnectionLimits,
 }

@@ -1,7 +1,8 @@
-//! `/v1/tokens`: mint and revoke API tokens (global admins only).
+//! `/v1/tokens`: mint, list and revoke API tokens (global admins only).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -10,15 +11,15 @@ use uuid::Uuid;
 
 use super::auth::{Auth, mint_token};
 use super::error::{ApiError, Problem};
-use super::json::Json;
+use super::json::{Json, Path};
 use super::state::ApiState;
 use crate::domain::FieldError;
 use crate::domain::auth::{Scope, TargetPattern};
-use crate::store::tokens::{self, NewToken};
+use crate::store::tokens::{self, NewToken, TokenRecord};
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
-        .routes(routes!(create_token))
+        .routes(routes!(create_token, list_tokens))
         .routes(routes!(revoke_token))
 }
 
@@ -30,6 +31,9 @@ pub struct TokenRequest {
     pub scopes: Vec<String>,
     /// `cluster/namespace/release` patterns; `*` and `?` are globs.
     pub targets: Vec<String>,
+    /// When the token stops working (RFC 3339, in the future); absent: until revoked.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,6 +44,13 @@ pub struct TokenCreated {
     pub name: String,
     pub scopes: Vec<Scope>,
     pub targets: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    /// Newest first, revoked and expired tokens included.
+    pub items: Vec<TokenRecord>,
 }
 
 /// Create a token.
@@ -65,6 +76,9 @@ async fn create_token(
     }
     if request.targets.is_empty() {
         errors.push(FieldError::new("targets", "must name at least one target"));
+    }
+    if request.expires_at.is_some_and(|at| at <= Utc::now()) {
+        errors.push(FieldError::new("expires_at", "must be in the future"));
     }
     let mut scopes = Vec::new();
     for (index, scope) in request.scopes.iter().enumerate() {
@@ -92,6 +106,7 @@ async fn create_token(
             scopes: &scope_names,
             targets: &request.targets,
             created_by: &auth.0.name,
+            expires_at: request.expires_at,
         },
     )
     .await?;
@@ -104,11 +119,30 @@ async fn create_token(
             name: request.name,
             scopes,
             targets: request.targets,
+            expires_at: request.expires_at,
         }),
     ))
 }
 
-/// Revoke a token; it stops working at once.
+/// Every token (its name, scopes, targets, creation, expiry, last use, revocation; never its
+/// secret), to find what to revoke.
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
+    responses(
+        (status = 200, body = TokenList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_tokens(
+    State(state): State<ApiState>,
+    auth: Auth,
+) -> Result<axum::Json<TokenList>, ApiError> {
+    auth.require_global_admin("token administration")?;
+    let items = tokens::list(&state.pool).await?;
+    Ok(axum::Json(TokenList { items }))
+}
+
+/// Revoke a token; it stops working at once, and its open event streams end within a second on
+/// every replica.
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", params(("id" = Uuid, Path)),
     responses(
         (status = 204),

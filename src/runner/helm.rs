@@ -9,7 +9,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
 use tokio::process::{Child, Command};
@@ -18,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::chart::{ChartCatalog, ChartSource};
 use crate::domain::deploy::SecretValues;
+use crate::domain::redaction::Redactor;
 use crate::domain::release::ReleaseId;
 use crate::domain::verdict::VerdictReason;
 use crate::telemetry::HelmMetrics;
@@ -31,8 +31,6 @@ const MAX_STDOUT: usize = 32 * 1024 * 1024;
 const STDERR_TAIL: usize = 40;
 /// Longest error message put into a verdict.
 const MAX_MESSAGE: usize = 2000;
-/// Secret values shorter than this are not redacted: they would blank out ordinary words.
-const MIN_SECRET_LEN: usize = 3;
 
 /// How to run helm.
 #[derive(Debug, Clone)]
@@ -223,56 +221,6 @@ fn error_message(stderr_tail: &[String]) -> String {
         "helm exited with an error and printed nothing".to_owned()
     } else {
         message
-    }
-}
-
-/// Hides secret values (and their base64 form, as a Secret's `data` would carry them) in helm's
-/// output before it becomes an event or a verdict.
-#[derive(Debug, Clone, Default)]
-pub struct Redactor {
-    /// Longest first, so that a secret containing another is hidden whole.
-    needles: Vec<String>,
-}
-
-pub const REDACTED: &str = "[redacted]";
-
-impl Redactor {
-    pub fn new(secrets: Option<&SecretValues>) -> Self {
-        Self::from_values(secrets.map(SecretValues::expose))
-    }
-
-    fn from_values(secrets: Option<&serde_json::Map<String, serde_json::Value>>) -> Self {
-        let mut needles = Vec::new();
-        if let Some(secrets) = secrets {
-            for value in secrets.values() {
-                collect_leaves(value, &mut needles);
-            }
-        }
-        let encoded: Vec<String> = needles
-            .iter()
-            .map(|needle| base64::engine::general_purpose::STANDARD.encode(needle))
-            .collect();
-        needles.extend(encoded);
-        needles.retain(|needle| needle.len() >= MIN_SECRET_LEN);
-        needles.sort_by_key(|needle| std::cmp::Reverse(needle.len()));
-        needles.dedup();
-        Redactor { needles }
-    }
-
-    pub fn redact(&self, text: &str) -> String {
-        self.needles.iter().fold(text.to_owned(), |text, needle| {
-            text.replace(needle, REDACTED)
-        })
-    }
-}
-
-fn collect_leaves(value: &serde_json::Value, into: &mut Vec<String>) {
-    match value {
-        serde_json::Value::String(text) => into.push(text.clone()),
-        serde_json::Value::Number(number) => into.push(number.to_string()),
-        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_leaves(item, into)),
-        serde_json::Value::Object(map) => map.values().for_each(|item| collect_leaves(item, into)),
-        serde_json::Value::Bool(_) | serde_json::Value::Null => {}
     }
 }
 
@@ -854,22 +802,5 @@ mod tests {
             error_message(&[]),
             "helm exited with an error and printed nothing"
         );
-    }
-
-    #[test]
-    fn redaction_hides_plain_and_base64_secrets_longest_first() {
-        let secrets = serde_json::json!({
-            "db": {"password": "hunter22", "users": ["alice-secret"]},
-            "pin": 4242,
-            "x": "ab"
-        });
-        let redactor = Redactor::from_values(secrets.as_object());
-        let encoded = base64::engine::general_purpose::STANDARD.encode("hunter22");
-        let line = format!("password=hunter22 data={encoded} user=alice-secret pin=4242 x=ab");
-        assert_eq!(
-            redactor.redact(&line),
-            "password=[redacted] data=[redacted] user=[redacted] pin=[redacted] x=ab"
-        );
-        assert_eq!(Redactor::default().redact("hunter22"), "hunter22");
     }
 }

@@ -24,9 +24,9 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 pub use clusters::{ClusterError, Clusters};
-pub use helm::{Helm, HelmConfig, HelmError, Redactor, ValuesFiles};
+pub use helm::{Helm, HelmConfig, HelmError, ValuesFiles};
 pub use render::{RenderFailure, RenderRequest, render};
-pub use secrets::SecretStash;
+pub use secrets::{DeploySecrets, SecretKeeper, SecretStash, SecretsUnavailable};
 
 use crate::bus::{BusMessage, EventHub};
 use crate::domain::chart::ChartCatalog;
@@ -49,7 +49,7 @@ pub struct RunnerContext {
     pub catalog: Arc<ChartCatalog>,
     pub clusters: Clusters,
     /// Secret values the API accepted, taken when a deploy starts.
-    pub secrets: Arc<SecretStash>,
+    pub secrets: SecretKeeper,
     /// How custom resources of configured kinds are read.
     pub custom_resources: CustomResourceRules,
     /// How deploys end, how quickly, and the slots in use.

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::helm::{Helm, HelmError, Redactor, ValuesFiles};
+use super::helm::{Helm, HelmError, ValuesFiles};
 use crate::domain::chart::{ChartCatalog, ChartSource};
 use crate::domain::deploy::{NewDeploy, SecretValues};
 use crate::domain::policy::TrackingOverrides;
+use crate::domain::redaction::Redactor;
 use crate::domain::release::ReleaseId;
 use crate::domain::verdict::VerdictReason;
 use crate::tracker::core::{PlanError, TrackedResource, plan};

@@ -6,6 +6,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::StoreError;
+use super::notifications::OUTBOX_CHANNEL;
 use crate::domain::event::{Event, EventType, Level, NewEvent, ResourceRef};
 use crate::domain::release::ReleaseId;
 
@@ -115,7 +116,11 @@ pub async fn append_committed(
 }
 
 /// The one statement that appends events: claims the seqs under the deploy row's lock, inserts the
-/// batch, and queues the NOTIFY (`<origin>:<deploy>:<first>:<last>`, see `BatchNotice`) for commit.
+/// batch, queues the NOTIFY (`<origin>:<deploy>:<first>:<last>`, see `BatchNotice`) for commit, and
+/// writes the outbox rows of the notifications the events trigger (the deploy's notify entries and
+/// the enabled subscriptions that match: `rollcall_enqueue_notifications` in the migrations), so
+/// that an event and its notifications commit together or not at all; their workers are woken on
+/// [`OUTBOX_CHANNEL`].
 async fn insert(
     conn: &mut PgConnection,
     origin: Uuid,
@@ -130,7 +135,7 @@ async fn insert(
         r#"with claimed as (
              update deploys set last_event_seq = last_event_seq + $2, updated_at = now()
              where id = $1
-             returning last_event_seq, cluster, namespace, release
+             returning last_event_seq, cluster, namespace, release, notify
          ), inserted as (
              insert into deploy_events (deploy_id, seq, type, at, level, resource, message, data)
              select $1, claimed.last_event_seq - $2 + batch.position, batch.type, batch.at,
@@ -142,10 +147,14 @@ async fn insert(
              select pg_notify($9, $10 || ':' || $1::text || ':' || (last_event_seq - $2 + 1)::text
                                   || ':' || last_event_seq::text)
              from claimed
+         ), outboxed as (
+             select rollcall_enqueue_notifications($1, last_event_seq - $2 + 1, $3::text[],
+                                                   cluster, namespace, release, notify, $11)
+             from claimed
          )
          select last_event_seq as "last_event_seq!", cluster as "cluster!",
                 namespace as "namespace!", release as "release!",
-                (select count(*) from notified) as notices
+                (select count(*) from notified) + (select count(*) from outboxed) as notices
          from claimed"#,
         deploy_id,
         count,
@@ -158,6 +167,7 @@ async fn insert(
         &events.iter().map(|e| &e.data).collect::<Vec<_>>() as &[&serde_json::Value],
         NOTIFY_CHANNEL,
         origin.to_string(),
+        OUTBOX_CHANNEL,
     )
     .fetch_optional(&mut *conn)
     .await?
@@ -206,6 +216,30 @@ pub async fn list_after(
     rows.into_iter()
         .map(|row| Ok(Event::try_from(row)?))
         .collect()
+}
+
+/// The latest event of type `kind` at `level` of a deploy up to `seq` (e.g. the failure's `report`
+/// before a verdict, which a rollback's own report may follow).
+pub async fn latest_of_type(
+    db: impl PgExecutor<'_>,
+    deploy_id: Uuid,
+    kind: EventType,
+    level: Level,
+    up_to_seq: i64,
+) -> Result<Option<Event>, StoreError> {
+    let row = sqlx::query_as!(
+        EventRow,
+        r#"select deploy_id, seq, type as kind, at, level, resource as "resource: _", message, data
+           from deploy_events where deploy_id = $1 and type = $2 and level = $3 and seq <= $4
+           order by seq desc limit 1"#,
+        deploy_id,
+        kind.as_str(),
+        level.as_str(),
+        up_to_seq,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Event::try_from).transpose()?)
 }
 
 /// A committed batch announced by another instance, with its release, for local publishing.

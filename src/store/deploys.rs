@@ -14,21 +14,45 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::deploy_events::EventTx;
+use super::deploy_secret_values;
 use super::idempotency::{self, IdempotencyKey};
 use super::{StoreError, on_constraint};
 use crate::domain::auth::LikeTargets;
 use crate::domain::chart::ChartSource;
 use crate::domain::deploy::{DeployStatus, NewDeploy, Outcome, Phase, QueueMode};
 use crate::domain::event::{EventType, Level, NewEvent};
-use crate::domain::notify::NotifySubscription;
+use crate::domain::notify::{self, NotifyTarget, NotifyTargetView};
 use crate::domain::policy::TrackingOverrides;
 use crate::domain::release::ReleaseId;
 use crate::domain::verdict::{Verdict, VerdictReason};
 use crate::telemetry::DeployCounts;
 
-/// A deploy as stored. Secret values are represented by their digest only.
+/// A deploy as stored: its summary, and the request's values and tracking overrides, which only
+/// `GET /v1/deploys/{id}` shows. Secret values are represented by their keyed digest only.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Deploy {
+    #[serde(flatten)]
+    pub summary: DeploySummary,
+    #[schema(value_type = Object)]
+    pub values: serde_json::Map<String, serde_json::Value>,
+    #[schema(value_type = Object)]
+    pub tracking: TrackingOverrides,
+}
+
+/// A deploy reads as its summary (`deploy.id`, `deploy.status`): the summary is the deploy minus
+/// the two request parts only the single-deploy view carries.
+impl std::ops::Deref for Deploy {
+    type Target = DeploySummary;
+
+    fn deref(&self) -> &DeploySummary {
+        &self.summary
+    }
+}
+
+/// A deploy as lists show it: all but the request's `values` and `tracking` (up to the body limit
+/// each), so that a page stays small whatever the deploys carried.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeploySummary {
     pub id: Uuid,
     pub cluster: String,
     pub namespace: String,
@@ -37,17 +61,19 @@ pub struct Deploy {
     pub release: String,
     #[schema(value_type = Object)]
     pub chart: ChartSource,
-    #[schema(value_type = Object)]
-    pub values: serde_json::Map<String, serde_json::Value>,
-    /// sha256 of the canonical JSON of the request's `secret_values`.
+    /// The request carried `secret_values` (never shown; sealed until the deploy ends).
+    pub has_secret_values: bool,
+    /// A digest of the request's `secret_values` keyed with the server key (HMAC-SHA256, hex):
+    /// equal for equal values, useless for checking a guess without the key. Absent when the
+    /// server has no key.
     pub secret_values_digest: Option<String>,
     pub timeout_seconds: i64,
     pub rollback_on_failure: bool,
     pub queue: QueueMode,
-    #[schema(value_type = Object)]
-    pub tracking: TrackingOverrides,
-    #[schema(value_type = Vec<Object>)]
-    pub notify: Vec<NotifySubscription>,
+    /// Where notifications go; each URL shown only as its scheme, host and port.
+    #[serde(serialize_with = "notify::serialize_views")]
+    #[schema(value_type = Vec<NotifyTargetView>)]
+    pub notify: Vec<NotifyTarget>,
     pub labels: BTreeMap<String, String>,
     pub requested_by: String,
     pub status: DeployStatus,
@@ -71,7 +97,7 @@ pub struct Deploy {
     pub updated_at: DateTime<Utc>,
 }
 
-impl Deploy {
+impl DeploySummary {
     pub fn release_id(&self) -> ReleaseId {
         ReleaseId::new(&self.cluster, &self.namespace, &self.release)
     }
@@ -106,12 +132,13 @@ struct DeployRow {
     release: String,
     chart: Json<ChartSource>,
     values: Json<serde_json::Map<String, serde_json::Value>>,
+    has_secret_values: bool,
     secret_values_digest: Option<String>,
     timeout_seconds: i64,
     rollback_on_failure: bool,
     queue_mode: QueueMode,
     tracking: Json<TrackingOverrides>,
-    notify: Json<Vec<NotifySubscription>>,
+    notify: Json<Vec<NotifyTarget>>,
     labels: Json<BTreeMap<String, String>>,
     requested_by: String,
     status: DeployStatus,
@@ -133,20 +160,29 @@ struct DeployRow {
 }
 
 impl From<DeployRow> for Deploy {
-    fn from(row: DeployRow) -> Self {
+    fn from(mut row: DeployRow) -> Self {
         Deploy {
+            values: std::mem::take(&mut row.values.0),
+            tracking: std::mem::take(&mut row.tracking.0),
+            summary: DeploySummary::from(row),
+        }
+    }
+}
+
+impl From<DeployRow> for DeploySummary {
+    fn from(row: DeployRow) -> Self {
+        DeploySummary {
             id: row.id,
             cluster: row.cluster,
             namespace: row.namespace,
             create_namespace: row.create_namespace,
             release: row.release,
             chart: row.chart.0,
-            values: row.values.0,
+            has_secret_values: row.has_secret_values,
             secret_values_digest: row.secret_values_digest,
             timeout_seconds: row.timeout_seconds,
             rollback_on_failure: row.rollback_on_failure,
             queue: row.queue_mode,
-            tracking: row.tracking.0,
             notify: row.notify.0,
             labels: row.labels.0,
             requested_by: row.requested_by,
@@ -179,7 +215,8 @@ macro_rules! query_deploys {
             DeployRow,
             $head
                 + r#" id, cluster, namespace, create_namespace, release, chart as "chart: _",
-                     "values" as "values: _", secret_values_digest, timeout_seconds,
+                     "values" as "values: _", has_secret_values, secret_values_digest,
+                     timeout_seconds,
                      rollback_on_failure, queue_mode as "queue_mode: _", tracking as "tracking: _",
                      notify as "notify: _", labels as "labels: _", requested_by,
                      status as "status: _", phase as "phase: _", revision, rolled_back_to,
@@ -209,7 +246,13 @@ pub struct Created {
 
 /// Inserts a queued deploy with its `deploy.queued` event, applying its queue mode: `reject` fails
 /// while the release has a queued or running deploy, `supersede` cancels the release's queued ones.
-pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, StoreError> {
+/// `secret_values_digest` is the keyed digest of its secret values, when it has some and the server
+/// a key.
+pub async fn create(
+    tx: &mut EventTx,
+    new: CreateDeploy<'_>,
+    secret_values_digest: Option<String>,
+) -> Result<Created, StoreError> {
     let deploy = new.deploy;
     let (cluster, namespace, release) = (
         deploy.cluster.as_str(),
@@ -271,8 +314,8 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
     let mut inserted: Deploy = query_deploys!(
         r#"insert into deploys (id, cluster, namespace, release, chart, "values", secret_values_digest,
                                 timeout_seconds, rollback_on_failure, queue_mode, tracking, notify,
-                                labels, requested_by, create_namespace, status)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'queued')
+                                labels, requested_by, create_namespace, has_secret_values, status)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'queued')
            returning"#,
         "",
         new.id,
@@ -281,7 +324,7 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
         release,
         Json(&deploy.chart) as _,
         Json(&deploy.values) as _,
-        deploy.secret_values.as_ref().map(|secret| secret.digest()),
+        secret_values_digest,
         deploy.timeout.get().as_secs() as i64,
         deploy.rollback_on_failure,
         deploy.queue as QueueMode,
@@ -290,6 +333,7 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
         Json(deploy.labels.as_map()) as _,
         new.requested_by,
         deploy.create_namespace,
+        deploy.secret_values.is_some(),
     )
     .fetch_one(tx.conn())
     .await?
@@ -309,7 +353,7 @@ pub async fn create(tx: &mut EventTx, new: CreateDeploy<'_>) -> Result<Created, 
             ],
         )
         .await?;
-    inserted.last_event_seq = queued.last().map_or(0, |event| event.seq);
+    inserted.summary.last_event_seq = queued.last().map_or(0, |event| event.seq);
     if let Some(key) = new.idempotency {
         idempotency::insert(tx.conn(), key, new.id).await?;
     }
@@ -336,6 +380,7 @@ async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Deploy, StoreError> {
 
 /// Cancels a deploy: a queued one at once (`deploy.cancelled`), a running one is marked
 /// `cancelling` (`deploy.cancelling`) for its runner to stop; a finished one is a transition error.
+/// A deploy cancelled before it ran loses its sealed secret values with it.
 pub async fn cancel(
     tx: &mut EventTx,
     id: Uuid,
@@ -356,6 +401,9 @@ pub async fn cancel(
     )
     .execute(tx.conn())
     .await?;
+    if next.is_terminal() {
+        deploy_secret_values::delete(tx.conn(), id).await?;
+    }
     let (kind, message) = match next {
         DeployStatus::Cancelled => (
             EventType::DeployCancelled,
@@ -483,7 +531,8 @@ pub struct Finish {
 }
 
 /// running/cancelling → succeeded/failed/cancelled with the terminal event, which must be the
-/// deploy's last (streams end after it): emit `report` before calling this.
+/// deploy's last (streams end after it): emit `report` before calling this. Its sealed secret
+/// values are deleted with it.
 pub async fn finish(tx: &mut EventTx, id: Uuid, finish: Finish) -> Result<Deploy, StoreError> {
     let current = lock(tx.conn(), id).await?;
     let next = current.status.finish(finish.outcome)?;
@@ -500,6 +549,7 @@ pub async fn finish(tx: &mut EventTx, id: Uuid, finish: Finish) -> Result<Deploy
     )
     .execute(tx.conn())
     .await?;
+    deploy_secret_values::delete(tx.conn(), id).await?;
     let (kind, level) = match finish.outcome {
         Outcome::Succeeded => (EventType::DeploySucceeded, Level::Info),
         Outcome::Failed => (EventType::DeployFailed, Level::Error),
@@ -691,7 +741,7 @@ pub async fn list(
     targets: &LikeTargets,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<Deploy>, StoreError> {
+) -> Result<Vec<DeploySummary>, StoreError> {
     let rows = query_deploys!(
         "select",
         "from deploys d
@@ -718,7 +768,7 @@ pub async fn list(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(Deploy::from).collect())
+    Ok(rows.into_iter().map(DeploySummary::from).collect())
 }
 
 /// The latest deploy of every release within `targets`.
@@ -726,7 +776,7 @@ pub async fn latest_per_release(
     pool: &PgPool,
     filter: &DeployFilter,
     targets: &LikeTargets,
-) -> Result<Vec<Deploy>, StoreError> {
+) -> Result<Vec<DeploySummary>, StoreError> {
     let rows = query_deploys!(
         "select distinct on (d.cluster, d.namespace, d.release)",
         "from deploys d
@@ -743,7 +793,7 @@ pub async fn latest_per_release(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(Deploy::from).collect())
+    Ok(rows.into_iter().map(DeploySummary::from).collect())
 }
 
 /// Deploys of one release, newest first.
@@ -753,7 +803,7 @@ pub async fn release_history(
     namespace: &str,
     release: &str,
     limit: i64,
-) -> Result<Vec<Deploy>, StoreError> {
+) -> Result<Vec<DeploySummary>, StoreError> {
     let rows = query_deploys!(
         "select",
         "from deploys where cluster = $1 and namespace = $2 and release = $3
@@ -765,7 +815,7 @@ pub async fn release_history(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(Deploy::from).collect())
+    Ok(rows.into_iter().map(DeploySummary::from).collect())
 }
 
 /// Deploys per status, those that did not succeed per verdict reason, the queue and the running

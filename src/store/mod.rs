@@ -1,8 +1,10 @@
 //! PostgreSQL persistence: one module per table group, SQL next to its use.
 
 pub mod deploy_events;
+pub mod deploy_secret_values;
 pub mod deploys;
 pub mod idempotency;
+pub mod notifications;
 pub mod reporter;
 pub mod tokens;
 pub mod webhooks;

@@ -220,7 +220,7 @@ async fn tokens_from_the_config_file_are_recognised_by_their_digest() {
     let Command::Serve(args) = Cli::try_parse_from(command).unwrap().command else {
         panic!("not the serve command");
     };
-    let file_tokens = Config::from_args(args).unwrap().static_tokens;
+    let file_tokens = Config::from_args(*args).unwrap().static_tokens;
     let app = spawn_app_with(move |config| config.static_tokens.extend(file_tokens)).await;
     assert_eq!(
         app.post("/v1/deploys", secret)

@@ -711,6 +711,13 @@ async fn invalid_hooks_are_422_naming_each_field_and_nothing_is_stored() {
     assert_eq!(count(&app, "webhooks").await, 0);
 }
 
+/// 503, and the problem says which setting would make it work.
+fn assert_asks_for_the_server_key(status: u16, problem: &Value) {
+    assert_eq!(status, 503, "{problem}");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("ROLLCALL_SECRET_KEY"), "{problem}");
+}
+
 #[tokio::test]
 async fn without_a_server_key_the_admin_api_refuses_to_store_secrets() {
     let app = spawn_app().await;
@@ -719,14 +726,7 @@ async fn without_a_server_key_the_admin_api_refuses_to_store_secrets() {
             .json(&web_push_hook()),
     )
     .await;
-    assert_eq!(status, 503, "{problem}");
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("ROLLCALL_SECRET_KEY"),
-        "{problem}"
-    );
+    assert_asks_for_the_server_key(status, &problem);
     assert_eq!(count(&app, "webhooks").await, 0);
     assert_eq!(
         app.get("/v1/hooks", &app.admin_token).json_body().await,
@@ -744,14 +744,7 @@ async fn a_stored_hook_on_a_server_without_its_key_is_503_and_deploys_nothing() 
     let keyless = spawn_app_on(&database_url, |_| {}).await;
     let push = bytes(&github_push("refs/heads/main", PUSHED_COMMIT));
     let (status, problem, _) = push_to(&keyless, "d-keyless", &push).await;
-    assert_eq!(status, 503, "{problem}");
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("ROLLCALL_SECRET_KEY"),
-        "{problem}"
-    );
+    assert_asks_for_the_server_key(status, &problem);
     assert_eq!(count(&keyless, "deploys").await, 0);
     assert_eq!(count(&keyless, "webhook_deliveries").await, 0);
 }

@@ -44,3 +44,89 @@ fn the_document_lists_every_verdict_reason_with_its_description() {
         );
     }
 }
+
+mod served {
+    use serde_json::{Value, json};
+
+    use crate::common::app::{Answer, deploy_body, spawn_app};
+
+    fn document() -> Value {
+        serde_json::from_str(&rollcall::cli::openapi_json()).expect("JSON")
+    }
+
+    /// Event types as the API sends them are the document's `EventType` values.
+    #[tokio::test]
+    async fn event_types_on_the_wire_are_the_documents() {
+        let app = spawn_app().await;
+        let id = app.submit(&deploy_body("prod", "web")).await;
+        let cancelled = app
+            .post(&format!("/v1/deploys/{id}/cancel"), &app.admin_token)
+            .header("content-type", "application/json")
+            .body("null")
+            .status_code()
+            .await;
+        assert_eq!(
+            cancelled, 200,
+            "a null cancel body, as documented, is no body"
+        );
+        let document = document();
+        let documented = document["components"]["schemas"]["EventType"]["enum"]
+            .as_array()
+            .expect("an enum")
+            .clone();
+        let events = crate::common::app::all_events(&app.address, &app.admin_token, id).await;
+        assert_eq!(events.len(), 2);
+        for event in events {
+            assert!(documented.contains(&event["type"]), "{event}");
+        }
+    }
+
+    /// Each status a probe gets is one its operation documents.
+    #[tokio::test]
+    async fn statuses_the_api_answers_are_documented() {
+        let app = spawn_app().await;
+        let id = app.submit(&deploy_body("prod", "web")).await;
+        let cancel = format!("/v1/deploys/{id}/cancel");
+        let token = &app.admin_token;
+        let probes = [
+            (
+                "/v1/deploys/{id}/cancel",
+                "post",
+                app.post(&cancel, token).json(&json!({"reason": 1})),
+            ),
+            (
+                "/v1/deploys/{id}/cancel",
+                "post",
+                app.post(&cancel, token)
+                    .header("content-type", "text/plain")
+                    .body("x"),
+            ),
+            (
+                "/v1/deploys/{id}/cancel",
+                "post",
+                app.post(&cancel, token)
+                    .header("content-type", "application/json")
+                    .body("{"),
+            ),
+            (
+                "/v1/deploys/{id}/cancel",
+                "post",
+                app.post(&cancel, token)
+                    .json(&json!({"reason": "x".repeat(2 * 1024 * 1024)})),
+            ),
+            ("/v1/releases", "get", app.get("/v1/releases?nope=1", token)),
+            ("/v1/events", "get", app.get("/v1/events?nope=1", token)),
+            ("/v1/deploys", "get", app.get("/v1/deploys?limit=0", token)),
+            ("/v1/tokens", "get", app.get("/v1/tokens", "rc_wrong")),
+        ];
+        let document = document();
+        for (path, method, request) in probes {
+            let status = request.status_code().await;
+            let responses = &document["paths"][path][method]["responses"];
+            assert!(
+                responses.get(status.to_string()).is_some(),
+                "{method} {path} answered {status}, which the document does not list: {responses}"
+            );
+        }
+    }
+}

@@ -57,7 +57,7 @@ async fn a_healthy_deploy_prints_each_event_once_and_exits_0() {
         json!({"replicas": 2, "image": "registry.example/web:2.0"})
     );
     assert_eq!(deploy["labels"]["ci.run"], "https://ci.example/runs/42");
-    // The secret values were sent as such: the server holds their digest only.
+    // The secret values were sent as such: the server shows only their keyed digest.
     assert_eq!(
         deploy["secret_values_digest"].as_str().map(str::len),
         Some(64),

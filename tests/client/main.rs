@@ -17,7 +17,7 @@ use kubesim::ClusterHandle;
 use serde_json::Value;
 use uuid::Uuid;
 
-use common::app::{TestApp, spawn_app_with};
+use common::app::{TestApp, spawn_app_with, test_server_key};
 use common::runner::{start_kubesim, with_runner};
 
 /// Generous: only guards against a hung test.
@@ -34,7 +34,11 @@ impl Server {
     pub async fn start(time_scale: f64) -> Server {
         let home = tempfile::tempdir().expect("temporary directory");
         let (cluster, kubeconfig) = start_kubesim(time_scale, home.path()).await;
-        let app = spawn_app_with(|config| with_runner(config, Some(kubeconfig), home.path())).await;
+        let app = spawn_app_with(|config| {
+            with_runner(config, Some(kubeconfig), home.path());
+            config.secret_key = Some(test_server_key());
+        })
+        .await;
         Server {
             app,
             cluster,

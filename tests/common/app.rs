@@ -75,6 +75,14 @@ pub async fn spawn_app_on(database_url: &str, configure: impl FnOnce(&mut Config
     }
 }
 
+/// A server key (`ROLLCALL_SECRET_KEY`) for tests that seal secrets.
+pub const TEST_SERVER_KEY: &str =
+    "8f2b6c0e4a1d3f5b7c9e0a2c4e6f8a1b3d5f7a9c1e3b5d7f9a0c2e4f6b8d0a1c";
+
+pub fn test_server_key() -> rollcall::domain::sealing::ServerKey {
+    rollcall::domain::sealing::ServerKey::parse(TEST_SERVER_KEY).expect("a valid key")
+}
+
 /// A minimal valid deploy request body.
 pub fn deploy_body(namespace: &str, release: &str) -> Value {
     json!({
@@ -202,6 +210,8 @@ pub trait Answer {
     fn status_code(self) -> impl Future<Output = u16>;
     /// Sends the request and returns the JSON body, whatever the status.
     fn json_body(self) -> impl Future<Output = Value>;
+    /// Sends the request and returns the body as text, whatever the status.
+    fn text_body(self) -> impl Future<Output = String>;
 }
 
 impl Answer for reqwest::RequestBuilder {
@@ -212,5 +222,10 @@ impl Answer for reqwest::RequestBuilder {
     async fn json_body(self) -> Value {
         let response = self.send().await.expect("request sent");
         response.json().await.expect("a JSON body")
+    }
+
+    async fn text_body(self) -> String {
+        let response = self.send().await.expect("request sent");
+        response.text().await.expect("a text body")
     }
 }

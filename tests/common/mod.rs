@@ -5,9 +5,11 @@
 
 pub mod app;
 pub mod charts;
+pub mod figures;
 pub mod helm;
 pub mod hooks;
 pub mod postgres;
+pub mod receiver;
 pub mod remote;
 pub mod runner;
 pub mod serve;

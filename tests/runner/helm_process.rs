@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rollcall::domain::chart::{ChartCatalog, ChartSource};
+use rollcall::domain::redaction::Redactor;
 use rollcall::domain::release::ReleaseId;
 use rollcall::domain::verdict::VerdictReason;
-use rollcall::runner::{Helm, HelmConfig, HelmError, Redactor, ValuesFiles};
+use rollcall::runner::{Helm, HelmConfig, HelmError, ValuesFiles};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 

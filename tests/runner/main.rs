@@ -16,10 +16,12 @@ mod leases;
 mod matrix;
 mod metrics;
 mod namespaces;
+mod notifications;
 mod pinned_helm;
 mod recovery;
 mod rollcall_chart;
 mod scenarios;
+mod security;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -149,6 +151,7 @@ pub async fn insert_deploy(tx: &mut rollcall::store::deploy_events::EventTx, bod
             requested_by: "test",
             idempotency: None,
         },
+        None,
     )
     .await
     .expect("deploy inserted");

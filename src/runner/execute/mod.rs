@@ -19,11 +19,13 @@ use tokio_util::sync::CancellationToken;
 
 use lease::{Halt, HaltCause, keep_lease};
 
-use super::helm::{HelmError, Redactor};
+use super::helm::HelmError;
+use super::secrets::DeploySecrets;
 use super::{Helm, RenderFailure, RenderRequest, Runner, render};
 use crate::bus::{EventWriter, WriterError};
-use crate::domain::deploy::{DeployStatus, Outcome, Phase, SecretValues};
+use crate::domain::deploy::{DeployStatus, Outcome, Phase};
 use crate::domain::event::{EventType, NewEvent};
+use crate::domain::redaction::Redactor;
 use crate::domain::release::ReleaseId;
 use crate::domain::verdict::{Verdict, VerdictReason};
 use crate::store::deploys::{self, Deploy, Finish, ResourceState};
@@ -58,7 +60,20 @@ type Flow = Result<Finish, Interrupted>;
 /// process.
 pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
     let id = deploy.id;
-    let writer = EventWriter::open(&runner.context.events, id);
+    let secrets = match runner
+        .context
+        .secrets
+        .take(runner.context.events.pool(), id, deploy.has_secret_values)
+        .await
+    {
+        Ok(secrets) => secrets,
+        Err(error) => {
+            tracing::error!(deploy_id = %id, %error, "cannot read the deploy's secret values; the lease will expire and it resumes");
+            return;
+        }
+    };
+    let writer =
+        EventWriter::open(&runner.context.events, id).redacting(Redactor::new(secrets.values()));
     let halt = Arc::new(Halt::new());
     let done = CancellationToken::new();
     let keeper = runner.context.tasks.spawn(keep_lease(
@@ -67,11 +82,9 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
         Arc::clone(&halt),
         done.clone(),
     ));
-    let secrets = runner.context.secrets.take(id);
     let run = DeployRun {
         runner: &runner,
         target: deploy.release_id(),
-        redactor: Redactor::new(secrets.as_ref()),
         secrets,
         deploy,
         writer: &writer,
@@ -94,6 +107,13 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
             None
         }
     };
+    // Verdicts quote Kubernetes and helm, which may quote the secret values.
+    let finish = finish.map(|finish| Finish {
+        verdict: finish
+            .verdict
+            .map(|verdict| writer.redactor().redact_verdict(verdict)),
+        ..finish
+    });
     let decided_at = *run
         .decided_at
         .lock()
@@ -194,8 +214,7 @@ struct DeployRun<'a> {
     runner: &'a Runner,
     deploy: Deploy,
     target: ReleaseId,
-    secrets: Option<SecretValues>,
-    redactor: Redactor,
+    secrets: DeploySecrets,
     writer: &'a EventWriter,
     halt: &'a Halt,
     /// Per-resource state as last written to `deploy_resources`.
@@ -263,7 +282,7 @@ impl DeployRun<'_> {
         let run = async move {
             let result = self
                 .helm()
-                .run(invocation, &self.redactor, Some(&lines), stop)
+                .run(invocation, self.writer.redactor(), Some(&lines), stop)
                 .await;
             drop(lines);
             result
@@ -282,12 +301,11 @@ impl DeployRun<'_> {
     }
 
     async fn run_fresh(&self) -> Flow {
-        if self.deploy.secret_values_digest.is_some() && self.secrets.is_none() {
+        if let DeploySecrets::Unavailable(unavailable) = &self.secrets {
             return Ok(failed(
                 Verdict::new(
                     VerdictReason::SecretValuesUnavailable,
-                    "the secret values of this deploy were held only by the rollcall process that \
-                     accepted it, which stopped; submit the deploy again",
+                    unavailable.to_string(),
                 ),
                 None,
             ));
@@ -297,7 +315,7 @@ impl DeployRun<'_> {
             release: self.target.clone(),
             chart: &self.deploy.chart,
             values: &self.deploy.values,
-            secrets: self.secrets.as_ref(),
+            secrets: self.secrets.values(),
             tracking: &self.deploy.tracking,
         };
         let rendered = render(

@@ -116,15 +116,18 @@ impl DeployRun<'_> {
             })
             .await?
             .ok_or(StoreError::DeployNotFound(self.deploy.id))?;
-        let by = current.cancelled_by.unwrap_or_else(|| "unknown".into());
-        let reason = current.cancel_reason.unwrap_or_default();
+        let by = current
+            .summary
+            .cancelled_by
+            .unwrap_or_else(|| "unknown".into());
+        let reason = current.summary.cancel_reason.unwrap_or_default();
         Ok(Finish {
             outcome: Outcome::Cancelled,
             verdict: Some(Verdict::new(
                 VerdictReason::Cancelled,
                 format!("cancelled by {by}: {reason}"),
             )),
-            revision: current.revision,
+            revision: current.summary.revision,
             rolled_back_to: repaired,
         })
     }

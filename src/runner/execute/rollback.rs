@@ -30,6 +30,7 @@ impl DeployRun<'_> {
     pub(super) async fn enter_rollback(&self, failure: &Verdict) -> Result<(), Interrupted> {
         self.writer.flush().await?;
         let events = &self.runner.context.events;
+        let failure = &self.writer.redactor().redact_verdict(failure.clone());
         self.stored(|| async move {
             let mut tx = events.begin().await?;
             deploys::set_phase(&mut tx, self.deploy.id, Phase::RollingBack).await?;

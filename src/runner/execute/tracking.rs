@@ -43,7 +43,7 @@ impl DeployRun<'_> {
                 let invocation = self.helm().get_manifest(&self.target, revision);
                 match self
                     .helm()
-                    .run(invocation, &self.redactor, None, stop)
+                    .run(invocation, self.writer.redactor(), None, stop)
                     .await
                 {
                     Ok(manifest) => manifest,
@@ -142,6 +142,8 @@ impl DeployRun<'_> {
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_owned)
         };
+        // What the events say, as they are stored.
+        let message = || self.writer.redactor().redact(&event.message);
         let key = (
             resource.kind.clone(),
             resource.namespace.clone(),
@@ -166,15 +168,15 @@ impl DeployRun<'_> {
                     state.state = text("state").unwrap_or_else(|| state.state.clone());
                     state.ready = text("ready").unwrap_or_default();
                     state.failures = text("failures").unwrap_or_default();
-                    state.message = event.message.clone();
+                    state.message = message();
                 }
                 EventType::ResourceReady => {
                     state.state = "ready".into();
-                    state.message = event.message.clone();
+                    state.message = message();
                 }
                 EventType::ResourceFailed => {
                     state.state = "failed".into();
-                    state.message = event.message.clone();
+                    state.message = message();
                 }
                 _ => return Ok(()),
             }

@@ -14,7 +14,7 @@ impl DeployRun<'_> {
         let values = ValuesFiles::write(
             &self.helm().config().home,
             &self.deploy.values,
-            self.secrets.as_ref(),
+            self.secrets.values(),
         )
         .map_err(|source| HelmError::Io {
             command: "upgrade",
