@@ -88,6 +88,8 @@ pub enum WatchRestart {
     Error,
     /// Listed again: its resourceVersion was gone (`410 Gone`), or a list had failed.
     Relist,
+    /// Listed again for a deploy that joined it: what the watch held may predate that deploy.
+    Joined,
 }
 
 impl WatchRestart {
@@ -95,6 +97,7 @@ impl WatchRestart {
         match self {
             WatchRestart::Error => "error",
             WatchRestart::Relist => "relist",
+            WatchRestart::Joined => "joined",
         }
     }
 }
@@ -134,10 +137,12 @@ impl Default for WatchMetrics {
             restarts: CounterFamily::new(
                 "rollcall_watch_restarts_total",
                 "Watches started over, by reason (error: retried after a failed call; relist: \
-                 listed again after 410 Gone or a failed list).",
+                 listed again after 410 Gone or a failed list; joined: listed again for a deploy \
+                 that joined it).",
             )
             .with_zeros(
-                [WatchRestart::Error, WatchRestart::Relist].map(|why| vec![("reason", why.as_str())]),
+                [WatchRestart::Error, WatchRestart::Relist, WatchRestart::Joined]
+                    .map(|why| vec![("reason", why.as_str())]),
             ),
             api_errors: CounterFamily::new(
                 "rollcall_kubernetes_api_errors_total",

@@ -1,12 +1,40 @@
 //! Watches, not polling (DESIGN §5.5): one watch per (namespace, kind) shared by every resource and by
-//! concurrent deploys, and no periodic LIST.
+//! concurrent deploys, and no periodic LIST; a deploy joining a watch starts from a list of its own.
 
+use axum::http::StatusCode;
+use chrono::Utc;
 use rollcall::domain::policy::TrackingOverrides;
 use rollcall::tracker::core::plan;
-use rollcall::tracker::watch::{TrackOptions, track};
+use rollcall::tracker::watch::{TrackOptions, Tracking, track};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{NAMESPACE, SAFETY_TIMEOUT, Sim, workload};
+
+/// Tracks a manifest applied earlier.
+fn start(sim: &Sim, manifest: &str) -> Tracking {
+    let resources =
+        plan(manifest, NAMESPACE, &TrackingOverrides::default()).expect("valid policies");
+    track(
+        &sim.hub,
+        resources,
+        TrackOptions::default(),
+        CancellationToken::new(),
+    )
+}
+
+/// Waits for the tracking's first `resource.status`: its watches have listed.
+async fn first_status(tracking: &mut Tracking) {
+    tokio::time::timeout(SAFETY_TIMEOUT, async {
+        while let Some(event) = tracking.next_event().await {
+            if event.kind.as_str() == "resource.status" {
+                return;
+            }
+        }
+        panic!("the tracking ended before any status");
+    })
+    .await
+    .expect("a first status");
+}
 
 #[tokio::test]
 async fn concurrent_deploys_share_one_watch_per_kind() {
@@ -23,17 +51,9 @@ async fn concurrent_deploys_share_one_watch_per_kind() {
         .await
         .expect("second release applies");
     sim.cluster.reset_request_counts();
-    let start = |manifest: String| {
-        let resources =
-            plan(&manifest, NAMESPACE, &TrackingOverrides::default()).expect("valid policies");
-        track(
-            &sim.hub,
-            resources,
-            TrackOptions::default(),
-            CancellationToken::new(),
-        )
-    };
-    let (first, second) = (start(first), start(second));
+    let mut first = start(&sim, &first);
+    first_status(&mut first).await;
+    let second = start(&sim, &second);
     let (first, second) = tokio::time::timeout(SAFETY_TIMEOUT, async {
         tokio::join!(first.finish(), second.finish())
     })
@@ -44,15 +64,16 @@ async fn concurrent_deploys_share_one_watch_per_kind() {
 
     let counts = sim.cluster.request_counts();
     for resource in ["deployments.apps", "replicasets.apps", "pods", "events"] {
+        // The second deploy joined the first one's watch, which listed again for it.
         assert_eq!(
             counts.count("list", resource),
-            1,
-            "one list of {resource}: {counts:?}"
+            2,
+            "one list of {resource} per deploy: {counts:?}"
         );
-        assert_eq!(
-            counts.count("watch", resource),
-            1,
-            "one watch of {resource}: {counts:?}"
+        assert!(
+            (1..=2).contains(&counts.count("watch", resource)),
+            "one watch of {resource}, resumed after the second list if it is still needed: \
+             {counts:?}"
         );
     }
     assert_eq!(
@@ -60,6 +81,49 @@ async fn concurrent_deploys_share_one_watch_per_kind() {
         0,
         "watches stop with their last deploy"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_deploy_joining_a_watch_that_lags_behind_sees_the_upgrade_not_the_rollout_before_it() {
+    let sim = Sim::start().await;
+    let web = |behavior: &str| [workload("Deployment", "web", 2, behavior)];
+    let healthy = sim.deploy(&web("readyAfter=500ms")).await;
+    assert_eq!(healthy.result(), "succeeded", "{}", healthy.explain());
+    // Another deploy keeps the namespace's watches open...
+    let stuck = sim
+        .apply(&[workload("Deployment", "stuck", 1, "neverReady=true")])
+        .await
+        .expect("applies");
+    let mut stuck = start(&sim, &stuck);
+    first_status(&mut stuck).await;
+    // ...and they stop following the cluster: every re-watch fails (lists still work).
+    sim.cluster.fail_next(
+        u32::MAX,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Some("watch=true"),
+    );
+    sim.cluster.drop_watches();
+
+    let since = Utc::now();
+    let upgrade = sim.apply(&web("crashAfter=500ms")).await.expect("applies");
+    let options = TrackOptions {
+        since: Some(since),
+        ..TrackOptions::default()
+    };
+    // What the watches held is web fully rolled out at its previous version.
+    let outcome = sim
+        .track(upgrade, &TrackingOverrides::default(), options, |cluster| {
+            cluster.clear_faults();
+        })
+        .await;
+    assert_eq!(
+        (outcome.result().as_str(), outcome.reason().as_str()),
+        ("failed", "CrashLoopBackOff"),
+        "{}",
+        outcome.explain()
+    );
+    drop(stuck);
     sim.shutdown().await;
 }
 
