@@ -19,6 +19,7 @@ use crate::notify::settings::NetworkList;
 use crate::notify::{NotifyConfig, NotifySection};
 use crate::runner::helm::DEFAULT_HELM_BIN;
 use crate::runner::{DEFAULT_PARALLELISM, HelmConfig, RunnerOptions};
+use crate::store::retention::RetentionPolicy;
 use crate::telemetry::LogFormat;
 use crate::tracker::core::{CustomResourceRuleSpec, CustomResourceRules, RuleError};
 
@@ -75,6 +76,39 @@ pub struct ServeArgs {
     pub notify_allow_networks: Option<NetworkList>,
     #[command(flatten)]
     pub runner: RunnerArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+/// The retention policy (DESIGN §9); each flag overrides `[retention]` of the config file. An age
+/// of 0 days turns its rule off.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetentionArgs {
+    /// Prune nothing (every replica may prune; one at a time does).
+    #[arg(long, env = "ROLLCALL_RETENTION_OFF")]
+    pub retention_off: bool,
+    /// Days after a deploy finished that its log events (container.log, helm.output) go (default 14).
+    #[arg(long, env = "ROLLCALL_RETENTION_LOG_DAYS")]
+    pub retention_log_days: Option<u32>,
+    /// Days after a deploy finished that its notifications and their attempts go (default 30).
+    #[arg(long, env = "ROLLCALL_RETENTION_NOTIFICATION_DAYS")]
+    pub retention_notification_days: Option<u32>,
+    /// Days after a deploy finished that all its events but the terminal one and its reports go
+    /// (default 90).
+    #[arg(long, env = "ROLLCALL_RETENTION_EVENT_DAYS")]
+    pub retention_event_days: Option<u32>,
+    /// Days after its last attempt that a webhook delivery's record goes (default 30).
+    #[arg(long, env = "ROLLCALL_RETENTION_DELIVERY_DAYS")]
+    pub retention_delivery_days: Option<u32>,
+    /// Days after its request that an idempotency key goes (default 30).
+    #[arg(long, env = "ROLLCALL_RETENTION_IDEMPOTENCY_KEY_DAYS")]
+    pub retention_idempotency_key_days: Option<u32>,
+    /// How many of each release's newest deploys keep everything (default 10).
+    #[arg(long, env = "ROLLCALL_RETENTION_KEEP_LAST")]
+    pub retention_keep_last: Option<u32>,
+    /// Between pruning passes (default 10m).
+    #[arg(long, env = "ROLLCALL_RETENTION_INTERVAL", value_parser = parse_retention_interval)]
+    pub retention_interval: Option<Duration>,
 }
 
 /// How this process runs deploys.
@@ -131,6 +165,15 @@ fn parse_lease(text: &str) -> Result<Duration, DurationError> {
     BoundedDuration::parse(text, MIN_LEASE, Duration::from_secs(3600)).map(BoundedDuration::get)
 }
 
+fn parse_retention_interval(text: &str) -> Result<Duration, DurationError> {
+    BoundedDuration::parse(
+        text,
+        Duration::from_secs(1),
+        Duration::from_secs(7 * 24 * 3600),
+    )
+    .map(BoundedDuration::get)
+}
+
 /// The TOML file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +189,25 @@ pub struct FileConfig {
     /// `[[hooks]]`: inbound webhooks, each with `secret_env` or `secret_file`.
     #[serde(default)]
     pub hooks: Vec<HookSpec>,
+    #[serde(default)]
+    pub retention: FileRetention,
+}
+
+/// `[retention]`: see [`RetentionArgs`] for each setting; the flags win.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRetention {
+    pub enabled: Option<bool>,
+    pub log_days: Option<u32>,
+    pub notification_days: Option<u32>,
+    pub event_days: Option<u32>,
+    pub delivery_days: Option<u32>,
+    pub idempotency_key_days: Option<u32>,
+    pub keep_last: Option<u32>,
+    /// A duration such as `10m`.
+    pub interval: Option<String>,
+    /// Rows per delete statement (default 1000).
+    pub batch: Option<u32>,
 }
 
 /// `[tracking]`: how the tracker reads what it cannot know by itself.
@@ -205,6 +267,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// The configuration file's inbound webhooks, checked, their secrets read.
     pub hooks: Vec<HookDefinition>,
+    /// What history is pruned, and when.
+    pub retention: RetentionPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +291,8 @@ pub enum ConfigError {
     Notify(String),
     #[error("hook {name:?} in the config file: {errors}")]
     Hook { name: String, errors: String },
+    #[error("[retention] {0}")]
+    Retention(String),
     #[error("chart directory {0} is not a directory")]
     ChartDir(PathBuf),
     #[error("config file {path}: {source}")]
@@ -256,6 +322,7 @@ impl Config {
             public_url: None,
             notify: NotifyConfig::default(),
             hooks: Vec::new(),
+            retention: RetentionPolicy::default(),
         }
     }
 
@@ -316,6 +383,7 @@ impl Config {
         if let Some(capacity) = file.limits.event_bus_capacity {
             config.event_bus_capacity = capacity.max(1);
         }
+        config.retention = retention_policy(&args.retention, &file.retention)?;
         if let Some(token) = &args.admin_token {
             config
                 .static_tokens
@@ -404,6 +472,51 @@ impl FileConfig {
         }
         Ok(hooks)
     }
+}
+
+/// The policy of the flags over the file's `[retention]` over the defaults.
+fn retention_policy(
+    args: &RetentionArgs,
+    file: &FileRetention,
+) -> Result<RetentionPolicy, ConfigError> {
+    let defaults = RetentionPolicy::default();
+    let interval = match &file.interval {
+        Some(text) => parse_retention_interval(text)
+            .map_err(|error| ConfigError::Retention(format!("interval: {error}")))?,
+        None => defaults.interval,
+    };
+    if file.batch == Some(0) {
+        return Err(ConfigError::Retention("batch: must be at least 1".into()));
+    }
+    Ok(RetentionPolicy {
+        enabled: !args.retention_off && file.enabled.unwrap_or(defaults.enabled),
+        log_days: args
+            .retention_log_days
+            .or(file.log_days)
+            .unwrap_or(defaults.log_days),
+        notification_days: args
+            .retention_notification_days
+            .or(file.notification_days)
+            .unwrap_or(defaults.notification_days),
+        event_days: args
+            .retention_event_days
+            .or(file.event_days)
+            .unwrap_or(defaults.event_days),
+        delivery_days: args
+            .retention_delivery_days
+            .or(file.delivery_days)
+            .unwrap_or(defaults.delivery_days),
+        idempotency_key_days: args
+            .retention_idempotency_key_days
+            .or(file.idempotency_key_days)
+            .unwrap_or(defaults.idempotency_key_days),
+        keep_last: args
+            .retention_keep_last
+            .or(file.keep_last)
+            .unwrap_or(defaults.keep_last),
+        interval: args.retention_interval.unwrap_or(interval),
+        batch: file.batch.unwrap_or(defaults.batch),
+    })
 }
 
 impl FileToken {
@@ -495,6 +608,46 @@ mod tests {
             "the secret is not echoed: {error}"
         );
         assert!(serve_args(&["--notify-allow-networks", "10.0.0.0/99"]).is_err());
+    }
+
+    #[test]
+    fn retention_flags_override_the_file_over_the_defaults() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [retention]
+            log_days = 7
+            keep_last = 3
+            interval = "30s"
+            batch = 500
+            "#,
+        )
+        .unwrap();
+        let args =
+            serve_args(&["--retention-log-days", "2", "--retention-event-days", "0"]).unwrap();
+        let policy = retention_policy(&args.retention, &file.retention).unwrap();
+        assert_eq!(
+            policy,
+            RetentionPolicy {
+                log_days: 2,
+                event_days: 0,
+                keep_last: 3,
+                interval: Duration::from_secs(30),
+                batch: 500,
+                ..RetentionPolicy::default()
+            }
+        );
+        let off = serve_args(&["--retention-off"]).unwrap();
+        assert!(
+            !retention_policy(&off.retention, &file.retention)
+                .unwrap()
+                .enabled
+        );
+        let bad: FileConfig = toml::from_str("[retention]\ninterval = \"soon\"").unwrap();
+        let error = retention_policy(&args.retention, &bad.retention)
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("[retention] interval:"), "{error}");
+        assert!(toml::from_str::<FileConfig>("[retention]\nlogs = 1").is_err());
     }
 
     #[test]

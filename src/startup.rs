@@ -16,6 +16,7 @@ use crate::http::{
     auth::Authenticator,
     revocations::Revocations,
     state::{ApiLimits, ApiState},
+    token_cache::TokenCache,
 };
 use crate::notify::{self, GuardedClient, NotifyContext, Signer};
 use crate::runner::{self, Clusters, Helm, RunnerContext, RunnerError, SecretKeeper};
@@ -96,6 +97,13 @@ async fn start_tasks(
     let relay = listener::listen(&events).await?;
     tasks.spawn(listener::relay(events.clone(), relay));
     let reporter = store::reporter::spawn(&pool, &tasks, shutdown.clone()).await;
+    store::retention::spawn(
+        pool.clone(),
+        config.retention.clone(),
+        metrics.retention.clone(),
+        &tasks,
+        shutdown.clone(),
+    );
     let helm = Arc::new(Helm::new(config.helm.clone(), metrics.helm.clone()));
     let catalog = Arc::new(ChartCatalog::new(config.chart_dir.clone()));
     if config.secret_key.is_none() {
@@ -139,9 +147,15 @@ async fn start_tasks(
         };
         runner::spawn(context, options).await?;
     }
-    let revocations = Revocations::spawn(pool.clone(), &tasks, shutdown.clone());
+    let token_cache = Arc::new(TokenCache::default());
+    let revocations =
+        Revocations::spawn(pool.clone(), token_cache.clone(), &tasks, shutdown.clone()).await?;
     let api = ApiState {
-        auth: Arc::new(Authenticator::new(pool.clone(), config.static_tokens)),
+        auth: Arc::new(Authenticator::new(
+            pool.clone(),
+            config.static_tokens,
+            token_cache,
+        )),
         revocations,
         pool,
         events,

@@ -25,8 +25,8 @@ use crate::domain::webhooks::DeliveryOutcome;
 const UNVERIFIED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 pub use handles::{
-    ApiCall, BusySlot, DeployMetrics, HelmMetrics, HelmProcess, OpenWatch, WatchMetrics,
-    WatchRestart,
+    ApiCall, BusySlot, Deleted, DeployMetrics, HelmMetrics, HelmProcess, OpenWatch,
+    RetentionMetrics, WatchMetrics, WatchRestart,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -60,6 +60,7 @@ pub struct Metrics {
     pub helm: std::sync::Arc<HelmMetrics>,
     pub watches: std::sync::Arc<WatchMetrics>,
     pub deploys: std::sync::Arc<DeployMetrics>,
+    pub retention: std::sync::Arc<RetentionMetrics>,
     hook_deliveries: Mutex<BTreeMap<(String, DeliveryOutcome), u64>>,
     unverified_log: Mutex<ThrottledLog>,
     notifications: [AtomicU64; NotificationResult::ALL.len()],
@@ -244,6 +245,7 @@ impl Metrics {
         self.deploys.render(out);
         self.helm.render(out);
         self.watches.render(out);
+        self.retention.render(out);
         describe(
             out,
             "rollcall_db_pool_connections",

@@ -84,7 +84,13 @@ impl EventHub {
         Ok(())
     }
 
-    fn publish(&self, committed: Committed) {
+    /// This instance in NOTIFY payloads: a statement that writes events itself names it.
+    pub fn origin(&self) -> Uuid {
+        self.origin
+    }
+
+    /// Publishes committed events to local subscribers (other instances hear of them by NOTIFY).
+    pub fn publish(&self, committed: Committed) {
         self.metrics.events_written(committed.0.len() as u64);
         for event in committed.0 {
             // No receivers is not an error: nobody is watching right now.

@@ -178,6 +178,8 @@ pub struct Principal {
     pub name: String,
     pub scopes: Vec<Scope>,
     pub targets: Vec<TargetPattern>,
+    /// When the token stops working; `None`: until revoked (configured tokens: never).
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// How [`Principal::id`] names a token of the database.
@@ -233,6 +235,7 @@ mod tests {
             name: "test".into(),
             scopes: scopes.to_vec(),
             targets: targets.iter().map(|t| t.parse().unwrap()).collect(),
+            expires_at: None,
         }
     }
 

@@ -202,13 +202,29 @@ impl NewEvent {
         self.data = data;
         self
     }
+
+    /// The event as stored: the `seq` the store gave it in `deploy`'s sequence.
+    pub fn persisted(self, deploy_id: Uuid, seq: i64) -> Event {
+        Event {
+            deploy_id,
+            seq,
+            kind: self.kind,
+            at: self.at,
+            level: self.level,
+            resource: self.resource,
+            message: self.message,
+            data: self.data,
+        }
+    }
 }
 
 /// A persisted event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     pub deploy_id: Uuid,
-    /// Gapless per deploy, starting at 1; the SSE `id`.
+    /// Gapless per deploy as written, starting at 1; the SSE `id`. The retention policy may later
+    /// remove events of a finished deploy (its log lines first, never its terminal event or its
+    /// `report`), leaving gaps that readers step over.
     pub seq: i64,
     #[serde(rename = "type")]
     pub kind: EventType,

@@ -12,11 +12,12 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::token_cache::{Lookup, TokenCache};
 use crate::domain::auth::StaticToken;
 use crate::domain::auth::{Principal, Scope, TargetPattern};
 use crate::domain::release::ReleaseId;
 use crate::store::StoreError;
-use crate::store::tokens;
+use crate::store::tokens::{self, TokenRecord};
 
 /// Database tokens look like `rc_<32 hex id><64 hex secret>`: the id finds the row, the digest
 /// of the whole token is compared.
@@ -25,14 +26,23 @@ const TOKEN_PREFIX: &str = "rc_";
 pub struct Authenticator {
     pool: PgPool,
     static_tokens: Vec<StaticToken>,
+    /// Database tokens checked before (see [`TokenCache`] for how it stays correct).
+    cache: Arc<TokenCache>,
 }
 
 impl Authenticator {
-    pub fn new(pool: PgPool, static_tokens: Vec<StaticToken>) -> Self {
+    pub fn new(pool: PgPool, static_tokens: Vec<StaticToken>, cache: Arc<TokenCache>) -> Self {
         Self {
             pool,
             static_tokens,
+            cache,
         }
+    }
+
+    /// Drops this process's copy of a token at once (the other replicas hear of the change from
+    /// the database), so that a token revoked here is refused by the very next request.
+    pub fn forget(&self, token: Uuid) {
+        self.cache.forget(token);
     }
 
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
@@ -55,10 +65,21 @@ impl Authenticator {
                 name: configured.name.clone(),
                 scopes: configured.scopes.clone(),
                 targets: configured.targets.clone(),
+                expires_at: None,
             }));
         }
         let Some(id) = database_token_id(token) else {
             return Ok(None);
+        };
+        let generation = match self.cache.lookup(id, &digest) {
+            Lookup::Hit(hit) => {
+                if hit.record_use {
+                    tokens::record_use(&self.pool, id).await?;
+                }
+                return Ok(Some(hit.principal));
+            }
+            Lookup::WrongSecret => return Ok(None),
+            Lookup::Miss(generation) => generation,
         };
         let Some(record) = tokens::find_active(&self.pool, id).await? else {
             return Ok(None);
@@ -67,26 +88,37 @@ impl Authenticator {
             return Ok(None);
         }
         tokens::record_use(&self.pool, record.id).await?;
-        let scopes = record
-            .scopes
-            .iter()
-            .map(|s| s.parse())
-            .collect::<Result<Vec<Scope>, _>>();
-        let targets = record
-            .targets
-            .iter()
-            .map(|t| t.parse())
-            .collect::<Result<Vec<TargetPattern>, _>>();
-        match (scopes, targets) {
-            (Ok(scopes), Ok(targets)) => Ok(Some(Principal {
-                id: Principal::database_token_id(record.id),
-                name: record.name,
-                scopes,
-                targets,
-            })),
-            (Err(error), _) | (_, Err(error)) => {
-                Err(StoreError::Corrupt(format!("token {}: {error}", record.id)))
-            }
+        let principal = principal_of(&record)?;
+        if let Some(generation) = generation {
+            self.cache
+                .store(generation, record.id, digest, principal.clone());
+        }
+        Ok(Some(principal))
+    }
+}
+
+/// The caller a stored token stands for.
+fn principal_of(record: &TokenRecord) -> Result<Principal, StoreError> {
+    let scopes = record
+        .scopes
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<Vec<Scope>, _>>();
+    let targets = record
+        .targets
+        .iter()
+        .map(|t| t.parse())
+        .collect::<Result<Vec<TargetPattern>, _>>();
+    match (scopes, targets) {
+        (Ok(scopes), Ok(targets)) => Ok(Principal {
+            id: Principal::database_token_id(record.id),
+            name: record.name.clone(),
+            scopes,
+            targets,
+            expires_at: record.expires_at,
+        }),
+        (Err(error), _) | (_, Err(error)) => {
+            Err(StoreError::Corrupt(format!("token {}: {error}", record.id)))
         }
     }
 }

@@ -115,7 +115,10 @@ fn end_event(last_seq: i64) -> SseEvent {
 }
 
 /// A deploy's events: SSE under `Accept: text/event-stream` (the default), JSON pages under
-/// `Accept: application/json`.
+/// `Accept: application/json`. Events of a deploy finished long ago may have been pruned by the
+/// retention policy (log lines first; its terminal event and `report` are kept): a stream or a
+/// page resumed inside the gap continues with the next kept event, and a stream still ends with
+/// the terminal event and `end`.
 #[utoipa::path(get, path = "/v1/deploys/{id}/events", tag = "events",
     params(("id" = Uuid, Path), EventsParams,
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this seq (0 to the deploy's `last_event_seq`; beyond it a 400)")),

@@ -19,16 +19,16 @@ use super::page;
 use super::state::ApiState;
 use crate::domain::FieldError;
 use crate::domain::auth::Scope;
-use crate::domain::deploy::{DeployRequest, DeployStatus, NewDeploy};
+use crate::domain::deploy::{DeployRequest, DeployStatus, NewDeploy, QueueMode};
 use crate::domain::labels::parse_label_selector;
 use crate::domain::policy::TrackingPolicy;
 use crate::runner::{self, RenderRequest};
 use crate::store::StoreError;
 use crate::store::deploy_events::EventTx;
 use crate::store::deploys::{
-    self, CreateDeploy, Created, Deploy, DeployFilter, DeploySummary, ResourceState,
+    self, CreateDeploy, Deploy, DeployFilter, DeploySummary, Queued, ResourceState,
 };
-use crate::store::idempotency::{self, IdempotencyKey};
+use crate::store::idempotency::{self, IdempotencyKey, StoredKey};
 use crate::tracker::core::TrackedResource;
 
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -153,11 +153,11 @@ async fn dry_run(state: &ApiState, new: &NewDeploy) -> Result<Response, ApiError
 const DRY_RUN_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `202 Accepted` with the deploy's links and `Location`; `replayed` marks an answer given before.
-pub fn accepted(deploy: &Deploy, replayed: bool) -> Response {
-    let self_ = format!("/v1/deploys/{}", deploy.id);
+pub fn accepted(id: Uuid, status: DeployStatus, replayed: bool) -> Response {
+    let self_ = format!("/v1/deploys/{id}");
     let body = DeployAccepted {
-        id: deploy.id,
-        status: deploy.status,
+        id,
+        status,
         links: DeployLinks {
             events: format!("{self_}/events"),
             cancel: format!("{self_}/cancel"),
@@ -194,11 +194,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// Answers a request whose key was used before: the same deploy for the same body, 422 otherwise.
-async fn replay(state: &ApiState, key: &IdempotencyKey) -> Result<Option<Response>, ApiError> {
-    let Some(stored) = idempotency::find(&state.pool, &key.token_id, &key.key).await? else {
-        return Ok(None);
-    };
-    if stored.request_sha256 != key.request_sha256 {
+fn replay(key: &IdempotencyKey, earlier: &StoredKey) -> Result<Response, ApiError> {
+    if earlier.request_sha256 != key.request_sha256 {
         return Err(ApiError::Unprocessable {
             detail: "the Idempotency-Key was already used with a different request body".into(),
             errors: vec![FieldError::new(
@@ -207,10 +204,7 @@ async fn replay(state: &ApiState, key: &IdempotencyKey) -> Result<Option<Respons
             )],
         });
     }
-    let deploy = deploys::get(&state.pool, stored.deploy_id)
-        .await?
-        .ok_or(StoreError::DeployNotFound(stored.deploy_id))?;
-    Ok(Some(accepted(&deploy, true)))
+    Ok(accepted(earlier.deploy_id, earlier.status, true))
 }
 
 /// Submit a deploy. It is queued at once; follow it with the `events` link.
@@ -256,16 +250,12 @@ async fn create_deploy(
         }),
         None => None,
     };
-    if let Some(key) = &key
-        && let Some(response) = replay(&state, key).await?
-    {
-        return Ok(response);
-    }
+    let id = Uuid::now_v7();
     let queued = queue_deploy(
         &state,
-        state.events.begin().await?,
-        CreateDeploy {
-            id: Uuid::now_v7(),
+        None,
+        Submission {
+            id,
             deploy: &new,
             requested_by: &auth.0.name,
             idempotency: key.as_ref(),
@@ -273,47 +263,84 @@ async fn create_deploy(
     )
     .await;
     match (queued, &key) {
-        (Ok(deploy), _) => Ok(accepted(&deploy, false)),
+        (Ok(Queued::Created { .. }), _) => Ok(accepted(id, DeployStatus::Queued, false)),
+        (Ok(Queued::KeyUsed(earlier)), Some(key)) => replay(key, &earlier),
         // A concurrent request with the same key won; answer as it did.
-        (Err(StoreError::IdempotencyKeyUsed), Some(key)) => replay(&state, key)
-            .await?
-            .ok_or_else(|| ApiError::internal("idempotency key vanished")),
+        (Err(StoreError::IdempotencyKeyUsed), Some(key)) => {
+            let earlier = idempotency::find(&state.pool, &key.token_id, &key.key)
+                .await?
+                .ok_or_else(|| ApiError::internal("idempotency key vanished"))?;
+            replay(key, &earlier)
+        }
+        (Ok(Queued::KeyUsed(_)), None) => Err(ApiError::internal("a key used without a key")),
         (Err(error), _) => Err(error.into()),
     }
 }
 
-/// The one way a valid deploy is queued, for `POST /v1/deploys` and webhook deliveries alike:
-/// writes it with its `deploy.queued` event in `tx` (after whatever the caller wrote there),
-/// applying its queue mode under the active-release constraint, keeps its secret values for the
-/// runner (sealed in `tx` with a server key), commits, and drops the values of the deploys it
-/// superseded. On an error nothing is written: `tx` rolls back.
+/// A valid deploy request, as the API or a webhook delivery submits it.
+pub struct Submission<'a> {
+    pub id: Uuid,
+    pub deploy: &'a NewDeploy,
+    pub requested_by: &'a str,
+    pub idempotency: Option<&'a IdempotencyKey>,
+}
+
+/// The one way a valid deploy is queued, for `POST /v1/deploys` and webhook deliveries alike: in
+/// `within`, after whatever the caller wrote there, or else on its own (a `fifo` deploy in a single
+/// statement, the other queue modes in a transaction of their own), applying its queue mode under
+/// the active-release constraint and keeping its secret values for the runner (sealed beside it
+/// with a server key); then publishes its `deploy.queued` event and drops the values of the deploys
+/// it superseded. On an error nothing is written: `within` rolls back.
 pub async fn queue_deploy(
     state: &ApiState,
-    mut tx: EventTx,
-    create: CreateDeploy<'_>,
-) -> Result<Deploy, StoreError> {
-    let new = create.deploy;
-    let digest = new
-        .secret_values
-        .as_ref()
-        .and_then(|values| state.secrets.digest(values));
-    let Created { deploy, superseded } = deploys::create(&mut tx, create, digest).await?;
-    if let Some(secret) = &new.secret_values {
-        state
-            .secrets
-            .keep(&mut tx, deploy.id, secret.clone())
-            .await?;
+    within: Option<EventTx>,
+    submission: Submission<'_>,
+) -> Result<Queued, StoreError> {
+    let new = submission.deploy;
+    let create = CreateDeploy {
+        id: submission.id,
+        deploy: new,
+        requested_by: submission.requested_by,
+        idempotency: submission.idempotency,
+        secret_values_digest: new
+            .secret_values
+            .as_ref()
+            .and_then(|values| state.secrets.digest(values)),
+        sealed_secret_values: new
+            .secret_values
+            .as_ref()
+            .and_then(|values| state.secrets.keep(submission.id, values.clone())),
+    };
+    let queued = match within {
+        None if new.queue == QueueMode::Fifo => {
+            deploys::create_alone(&state.pool, state.events.origin(), &create)
+                .await
+                .map(|(queued, committed)| {
+                    state.events.publish(committed);
+                    queued
+                })
+        }
+        within => {
+            let mut tx = match within {
+                Some(tx) => tx,
+                None => state.events.begin().await?,
+            };
+            match deploys::create(&mut tx, &create).await {
+                Ok(queued) => state.events.commit(tx).await.map(|()| queued),
+                Err(error) => Err(error),
+            }
+        }
+    };
+    match &queued {
+        Ok(Queued::Created { superseded }) => {
+            for cancelled in superseded {
+                state.secrets.forget(*cancelled);
+            }
+            tracing::info!(deploy_id = %submission.id, release = %new.release.as_str(), namespace = %new.namespace.as_str(), requested_by = %submission.requested_by, "deploy queued");
+        }
+        Ok(Queued::KeyUsed(_)) | Err(_) => state.secrets.forget(submission.id),
     }
-    state
-        .events
-        .commit(tx)
-        .await
-        .inspect_err(|_| state.secrets.forget(deploy.id))?;
-    for cancelled in superseded {
-        state.secrets.forget(cancelled);
-    }
-    tracing::info!(deploy_id = %deploy.id, release = %deploy.release, namespace = %deploy.namespace, requested_by = %deploy.requested_by, "deploy queued");
-    Ok(deploy)
+    queued
 }
 
 /// Parsed list parameters; `label` may repeat, which typed query decoding cannot express.

@@ -15,6 +15,7 @@ pub mod revocations;
 pub mod server;
 pub mod state;
 pub mod subscriptions;
+pub mod token_cache;
 pub mod tokens;
 pub mod ui;
 pub mod webhook_deliveries;

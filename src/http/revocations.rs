@@ -1,81 +1,160 @@
-//! Ends the SSE streams of tokens that were revoked or expired, on every replica: each process
-//! asks the database twice a second which tokens ended and tells its streams.
+//! Hears of changes to tokens on every replica: the database announces each change (NOTIFY on
+//! `rollcall_token_changes`, from a trigger, on commit) to a LISTEN connection of this process,
+//! which drops the token from the [`TokenCache`] and ends the token's SSE streams. When that
+//! connection is lost, announcements are lost with it: the cache is bypassed until it is back, then
+//! emptied, and every stream checks its own token again. Streams also end when their token expires.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::PgPool;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use super::token_cache::TokenCache;
 use crate::domain::auth::Principal;
-use crate::store::tokens;
+use crate::store::StoreError;
+use crate::store::tokens::{self, TOKEN_CHANGES_CHANNEL};
 
-/// How often the database is asked; a stream of a revoked token ends within this (and a query).
-const POLL_INTERVAL: Duration = Duration::from_millis(500);
-/// Revocations buffered for slow streams; a stream that lags rechecks its own token.
+/// Changes buffered for slow streams; a stream that lags rechecks its own token.
 const CAPACITY: usize = 1024;
+/// Between attempts to listen again after the connection failed.
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// What a stream learns about tokens.
+#[derive(Debug, Clone, Copy)]
+enum TokenChange {
+    /// This token changed (revoked, expired early, rescoped, deleted).
+    Changed(Uuid),
+    /// Changes may have been missed: every stream checks its token.
+    Unknown,
+}
 
 /// Tokens that stopped working, as this process learns of them. Cheap to clone.
 #[derive(Clone)]
 pub struct Revocations {
-    ended: broadcast::Sender<Uuid>,
+    changes: broadcast::Sender<TokenChange>,
     pool: PgPool,
 }
 
 impl Revocations {
-    /// Starts the watch on `tasks`; it stops at `shutdown`.
-    pub fn spawn(pool: PgPool, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
+    /// Listens before returning, so that the cache serves from the first request; then follows on
+    /// `tasks` until `shutdown`.
+    pub async fn spawn(
+        pool: PgPool,
+        cache: Arc<TokenCache>,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StoreError> {
         let revocations = Revocations {
-            ended: broadcast::channel(CAPACITY).0,
+            changes: broadcast::channel(CAPACITY).0,
             pool,
         };
-        tasks.spawn(revocations.clone().watch(shutdown));
-        revocations
+        let listener = revocations.listen().await?;
+        cache.resume();
+        tasks.spawn(revocations.clone().follow(listener, cache, shutdown));
+        Ok(revocations)
     }
 
-    async fn watch(self, shutdown: CancellationToken) {
-        let mut since = Utc::now();
-        let mut poll = tokio::time::interval(POLL_INTERVAL);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// A LISTEN connection of its own, outside the pool (which it would hold a slot of forever).
+    async fn listen(&self) -> Result<PgListener, StoreError> {
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(self.pool.connect_options().as_ref().clone());
+        let mut listener = PgListener::connect_with(&own).await?;
+        listener.listen(TOKEN_CHANGES_CHANNEL).await?;
+        Ok(listener)
+    }
+
+    async fn follow(
+        self,
+        mut listener: PgListener,
+        cache: Arc<TokenCache>,
+        shutdown: CancellationToken,
+    ) {
         loop {
-            tokio::select! {
+            let received = tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = poll.tick() => {}
-            }
-            match tokens::ended_since(&self.pool, since).await {
-                Ok((ended, now)) => {
-                    since = now;
-                    for id in ended {
-                        let _nobody_listening = self.ended.send(id);
+                received = listener.try_recv() => received,
+            };
+            match received {
+                Ok(Some(notice)) => match notice.payload().parse::<Uuid>() {
+                    Ok(token) => {
+                        cache.forget(token);
+                        let _nobody_listening = self.changes.send(TokenChange::Changed(token));
                     }
+                    Err(_) => tracing::warn!(
+                        payload = notice.payload(),
+                        "ignoring a malformed token change notice"
+                    ),
+                },
+                // The connection was lost and sqlx has listened again on a new one.
+                Ok(None) => self.changes_missed(&cache),
+                Err(error) => {
+                    tracing::warn!(%error, "lost the token change listener; asking the database for every token until it is back");
+                    cache.suspend();
+                    listener = loop {
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(RECONNECT_DELAY) => {}
+                        }
+                        match self.listen().await {
+                            Ok(listener) => break listener,
+                            Err(error) => {
+                                tracing::debug!(%error, "token change listener still down");
+                            }
+                        }
+                    };
+                    tracing::info!("token change listener back");
+                    self.changes_missed(&cache);
                 }
-                Err(error) => tracing::warn!(%error, "cannot check for revoked tokens"),
             }
         }
     }
 
-    /// Resolves when `principal`'s token stops working; never for tokens of the configuration,
-    /// which cannot be revoked.
+    /// Listening again: what changed meanwhile was not heard.
+    fn changes_missed(&self, cache: &TokenCache) {
+        cache.resume();
+        let _nobody_listening = self.changes.send(TokenChange::Unknown);
+    }
+
+    /// Resolves when `principal`'s token stops working (revoked, changed, expired); never for
+    /// tokens of the configuration, which cannot be revoked.
     pub async fn ended(&self, principal: &Principal) {
         let Some(token) = principal.database_token() else {
             return std::future::pending().await;
         };
-        let mut ended = self.ended.subscribe();
-        loop {
-            match ended.recv().await {
-                Ok(id) if id == token => return,
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if !matches!(tokens::find_active(&self.pool, token).await, Ok(Some(_))) {
-                        return;
-                    }
+        let expiry = async {
+            match principal.expires_at {
+                Some(at) => {
+                    tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await
                 }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = expiry => {}
+            () = self.revoked(token) => {}
+        }
+    }
+
+    async fn revoked(&self, token: Uuid) {
+        let mut changes = self.changes.subscribe();
+        loop {
+            let recheck = match changes.recv().await {
+                Ok(TokenChange::Changed(id)) => id == token,
+                Ok(TokenChange::Unknown) | Err(broadcast::error::RecvError::Lagged(_)) => true,
                 Err(broadcast::error::RecvError::Closed) => {
                     return std::future::pending().await;
                 }
+            };
+            // A change may leave the token working (e.g. renamed): the database decides.
+            if recheck && !matches!(tokens::find_active(&self.pool, token).await, Ok(Some(_))) {
+                return;
             }
         }
     }

@@ -159,6 +159,7 @@ async fn revoke_token(
     let not_found = || ApiError::NotFound(format!("no active token {id}"));
     let token_id = Uuid::try_parse(&id).map_err(|_| not_found())?;
     if tokens::revoke(&state.pool, token_id).await? {
+        state.auth.forget(token_id);
         tracing::info!(%token_id, revoked_by = %auth.0.name, "token revoked");
         Ok(StatusCode::NO_CONTENT)
     } else {

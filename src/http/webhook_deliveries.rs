@@ -18,17 +18,17 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::Auth;
-use super::deploys::{DeployAccepted, accepted, queue_deploy};
+use super::deploys::{DeployAccepted, Submission, accepted, queue_deploy};
 use super::error::{ApiError, Problem};
 use super::json::{Query, parse_json};
 use super::page;
 use super::state::ApiState;
 use super::webhooks::{hook_for_delivery, require_hook};
-use crate::domain::deploy::NewDeploy;
+use crate::domain::deploy::{DeployStatus, NewDeploy};
 use crate::domain::webhooks::delivery::Received;
 use crate::domain::webhooks::{Decision, DeliveryOutcome, HookDefinition};
 use crate::store::StoreError;
-use crate::store::deploys::{self, CreateDeploy};
+use crate::store::deploys::{self, Queued};
 use crate::store::webhooks::{self, Delivery, NewDelivery};
 
 /// The largest delivery accepted, whatever the API's own body limit (GitHub caps payloads at 25
@@ -253,14 +253,20 @@ async fn answer(
         return Ok((DeliveryOutcome::Duplicate, replay(state, deploy_id).await?));
     }
     let requested_by = hook.requested_by();
-    let create = CreateDeploy {
+    let submission = Submission {
         id,
         deploy: &new,
         requested_by: &requested_by,
         idempotency: None,
     };
-    match queue_deploy(state, tx, create).await {
-        Ok(deploy) => Ok((DeliveryOutcome::Deployed, accepted(&deploy, false))),
+    match queue_deploy(state, Some(tx), submission).await {
+        Ok(Queued::Created { .. }) => Ok((
+            DeliveryOutcome::Deployed,
+            accepted(id, DeployStatus::Queued, false),
+        )),
+        Ok(Queued::KeyUsed(_)) => {
+            Err(ApiError::internal("a delivery has no idempotency key").into())
+        }
         Err(error @ StoreError::QueueRejected { .. }) => {
             Err(reject(state, &delivery, error.into()).await)
         }
@@ -299,7 +305,7 @@ async fn replay(state: &ApiState, deploy_id: Uuid) -> Result<Response, ApiError>
     let deploy = deploys::get(&state.pool, deploy_id)
         .await?
         .ok_or(StoreError::DeployNotFound(deploy_id))?;
-    Ok(accepted(&deploy, true))
+    Ok(accepted(deploy.id, deploy.status, true))
 }
 
 /// The payload as JSON: the body, or the `payload` field of GitHub's form encoding.

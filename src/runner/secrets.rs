@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use crate::domain::deploy::SecretValues;
 use crate::domain::sealing::ServerKey;
-use crate::store::deploy_events::EventTx;
 use crate::store::{StoreError, deploy_secret_values};
 
 /// Keeps the secret values of accepted deploys until a runner takes them.
@@ -67,23 +66,16 @@ impl SecretKeeper {
         }
     }
 
-    /// Keeps the values of the deploy being created in `tx`. In memory they are kept at once
-    /// (the runner claims the deploy only once `tx` commits); [`SecretKeeper::forget`] them if
-    /// it does not.
-    pub async fn keep(
-        &self,
-        tx: &mut EventTx,
-        deploy_id: Uuid,
-        values: SecretValues,
-    ) -> Result<(), StoreError> {
+    /// Keeps the values of the deploy being created: with a server key, returns them sealed, for
+    /// the statement that writes the deploy to store beside it; in memory they are kept at once
+    /// (the runner claims the deploy only once it is committed), and must be
+    /// [`SecretKeeper::forget`]ed if it is not.
+    pub fn keep(&self, deploy_id: Uuid, values: SecretValues) -> Option<String> {
         match self {
-            SecretKeeper::Sealed(key) => {
-                deploy_secret_values::insert(tx.conn(), deploy_id, &values.seal(key, deploy_id))
-                    .await
-            }
+            SecretKeeper::Sealed(key) => Some(values.seal(key, deploy_id)),
             SecretKeeper::InMemory(stash) => {
                 stash.put(deploy_id, values);
-                Ok(())
+                None
             }
         }
     }

@@ -43,6 +43,14 @@ pub struct BatchNotice {
 }
 
 impl BatchNotice {
+    /// The NOTIFY payload.
+    pub fn payload(&self) -> String {
+        format!(
+            "{}:{}:{}:{}",
+            self.origin, self.deploy_id, self.first_seq, self.last_seq
+        )
+    }
+
     pub fn decode(payload: &str) -> Option<Self> {
         let mut parts = payload.split(':');
         let notice = Self {
@@ -79,6 +87,17 @@ impl EventTx {
 
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
+    }
+
+    /// The instance named in the NOTIFY of events written in this transaction.
+    pub fn origin(&self) -> Uuid {
+        self.origin
+    }
+
+    /// Events a statement of the caller's wrote in this transaction (announced by that statement
+    /// with [`BatchNotice::payload`]), to be published once it commits.
+    pub fn record(&mut self, event: PublishedEvent) {
+        self.appended.push(event);
     }
 
     /// Appends events to a deploy with the next seqs. Concurrent appenders to one deploy serialize
@@ -177,19 +196,7 @@ async fn insert(
     Ok(events
         .into_iter()
         .zip(last_seq - count + 1..)
-        .map(|(new, seq)| {
-            let event = Event {
-                deploy_id,
-                seq,
-                kind: new.kind,
-                at: new.at,
-                level: new.level,
-                resource: new.resource,
-                message: new.message,
-                data: new.data,
-            };
-            PublishedEvent::new(release.clone(), event)
-        })
+        .map(|(new, seq)| PublishedEvent::new(release.clone(), new.persisted(deploy_id, seq)))
         .collect())
 }
 
@@ -345,6 +352,7 @@ mod tests {
             last_seq: 9,
         };
         let encoded = format!("{}:{}:3:9", notice.origin, notice.deploy_id);
+        assert_eq!(notice.payload(), encoded);
         assert_eq!(BatchNotice::decode(&encoded), Some(notice));
         assert_eq!(BatchNotice::decode("x:y"), None);
         assert_eq!(BatchNotice::decode(&format!("{encoded}:extra")), None);

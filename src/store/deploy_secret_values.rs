@@ -1,25 +1,11 @@
 //! `deploy_secret_values`: the sealed secret values of deploys that have not ended. Sealing and
-//! opening belong to the caller; this module only keeps the sealed text.
+//! opening belong to the caller; the statement that queues a deploy stores them
+//! (`deploys::create`), this module reads and deletes them.
 
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::StoreError;
-
-pub async fn insert(
-    conn: &mut PgConnection,
-    deploy_id: Uuid,
-    sealed: &str,
-) -> Result<(), StoreError> {
-    sqlx::query!(
-        "insert into deploy_secret_values (deploy_id, sealed) values ($1, $2)",
-        deploy_id,
-        sealed,
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
 
 pub async fn get(db: impl PgExecutor<'_>, deploy_id: Uuid) -> Result<Option<String>, StoreError> {
     Ok(sqlx::query_scalar!(

@@ -13,9 +13,10 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::deploy_events::EventTx;
+use super::deploy_events::{BatchNotice, Committed, EventTx, NOTIFY_CHANNEL, PublishedEvent};
 use super::deploy_secret_values;
-use super::idempotency::{self, IdempotencyKey};
+use super::idempotency::{self, IdempotencyKey, StoredKey};
+use super::notifications::OUTBOX_CHANNEL;
 use super::{StoreError, on_constraint};
 use crate::domain::auth::LikeTargets;
 use crate::domain::chart::ChartSource;
@@ -131,13 +132,15 @@ struct DeployRow {
     create_namespace: bool,
     release: String,
     chart: Json<ChartSource>,
-    values: Json<serde_json::Map<String, serde_json::Value>>,
+    /// `None` when not read (summaries).
+    values: Option<Json<serde_json::Map<String, serde_json::Value>>>,
     has_secret_values: bool,
     secret_values_digest: Option<String>,
     timeout_seconds: i64,
     rollback_on_failure: bool,
     queue_mode: QueueMode,
-    tracking: Json<TrackingOverrides>,
+    /// `None` when not read (summaries).
+    tracking: Option<Json<TrackingOverrides>>,
     notify: Json<Vec<NotifyTarget>>,
     labels: Json<BTreeMap<String, String>>,
     requested_by: String,
@@ -162,8 +165,8 @@ struct DeployRow {
 impl From<DeployRow> for Deploy {
     fn from(mut row: DeployRow) -> Self {
         Deploy {
-            values: std::mem::take(&mut row.values.0),
-            tracking: std::mem::take(&mut row.tracking.0),
+            values: row.values.take().map(|json| json.0).unwrap_or_default(),
+            tracking: row.tracking.take().map(|json| json.0).unwrap_or_default(),
             summary: DeploySummary::from(row),
         }
     }
@@ -211,13 +214,39 @@ impl From<DeployRow> for DeploySummary {
 /// that returns deploys; the macro still checks each whole query against the schema.
 macro_rules! query_deploys {
     ($head:literal, $tail:literal $($args:tt)*) => {
+        query_deploy_rows!(
+            r#""values" as "values?: _", tracking as "tracking?: _","#,
+            $head,
+            $tail
+            $($args)*
+        )
+    };
+}
+
+/// [`query_deploys!`] without the request's `values` and `tracking` (up to the body limit each),
+/// which summaries leave out: they are not read at all.
+macro_rules! query_summaries {
+    ($head:literal, $tail:literal $($args:tt)*) => {
+        query_deploy_rows!(
+            r#"null::jsonb as "values?: _", null::jsonb as "tracking?: _","#,
+            $head,
+            $tail
+            $($args)*
+        )
+    };
+}
+
+/// The column list of [`query_deploys!`] and [`query_summaries!`], `$request` choosing how the
+/// request's values and tracking overrides are read.
+macro_rules! query_deploy_rows {
+    ($request:literal, $head:literal, $tail:literal $($args:tt)*) => {
         sqlx::query_as!(
             DeployRow,
             $head
-                + r#" id, cluster, namespace, create_namespace, release, chart as "chart: _",
-                     "values" as "values: _", has_secret_values, secret_values_digest,
-                     timeout_seconds,
-                     rollback_on_failure, queue_mode as "queue_mode: _", tracking as "tracking: _",
+                + r#" id, cluster, namespace, create_namespace, release, chart as "chart: _", "#
+                + $request
+                + r#" has_secret_values, secret_values_digest, timeout_seconds,
+                     rollback_on_failure, queue_mode as "queue_mode: _",
                      notify as "notify: _", labels as "labels: _", requested_by,
                      status as "status: _", phase as "phase: _", revision, rolled_back_to,
                      rollback_target, verdict as "verdict: _", cancel_reason, cancelled_by,
@@ -235,24 +264,47 @@ pub struct CreateDeploy<'a> {
     pub deploy: &'a NewDeploy,
     pub requested_by: &'a str,
     pub idempotency: Option<&'a IdempotencyKey>,
+    /// The keyed digest of its secret values, when it has some and the server a key.
+    pub secret_values_digest: Option<String>,
+    /// Its secret values sealed with the server key, stored until the deploy ends.
+    pub sealed_secret_values: Option<String>,
 }
 
-/// A created deploy and the queued deploys it superseded (now cancelled).
+/// What queueing a deploy came to.
 #[derive(Debug, Clone)]
-pub struct Created {
-    pub deploy: Deploy,
-    pub superseded: Vec<Uuid>,
+pub enum Queued {
+    /// Written: the new deploy (`queued`) and the queued deploys it superseded (now cancelled).
+    Created { superseded: Vec<Uuid> },
+    /// Its idempotency key was used before; nothing was written.
+    KeyUsed(StoredKey),
 }
 
-/// Inserts a queued deploy with its `deploy.queued` event, applying its queue mode: `reject` fails
-/// while the release has a queued or running deploy, `supersede` cancels the release's queued ones.
-/// `secret_values_digest` is the keyed digest of its secret values, when it has some and the server
-/// a key.
-pub async fn create(
-    tx: &mut EventTx,
-    new: CreateDeploy<'_>,
-    secret_values_digest: Option<String>,
-) -> Result<Created, StoreError> {
+/// Queues a `fifo` deploy in one statement of its own, committed by itself (see
+/// [`insert_queued`]), and returns its committed `deploy.queued` event for local publishing. A
+/// concurrent request with the same key that commits first makes this fail with
+/// [`StoreError::IdempotencyKeyUsed`].
+pub async fn create_alone(
+    pool: &PgPool,
+    origin: Uuid,
+    new: &CreateDeploy<'_>,
+) -> Result<(Queued, Committed), StoreError> {
+    debug_assert_eq!(new.deploy.queue, QueueMode::Fifo);
+    let mut conn = pool.acquire().await?;
+    Ok(match insert_queued(&mut conn, origin, new).await? {
+        Inserted::Queued(event) => (
+            Queued::Created {
+                superseded: Vec::new(),
+            },
+            Committed(vec![*event]),
+        ),
+        Inserted::KeyUsed(earlier) => (Queued::KeyUsed(earlier), Committed::default()),
+    })
+}
+
+/// Queues a deploy in `tx`, after whatever the caller wrote there, applying its queue mode:
+/// `reject` fails while the release has a queued or running deploy, `supersede` cancels the
+/// release's queued ones.
+pub async fn create(tx: &mut EventTx, new: &CreateDeploy<'_>) -> Result<Queued, StoreError> {
     let deploy = new.deploy;
     let (cluster, namespace, release) = (
         deploy.cluster.as_str(),
@@ -269,6 +321,12 @@ pub async fn create(
         )
         .execute(tx.conn())
         .await?;
+        // A request replayed with its key gets its deploy, whatever its release does now.
+        if let Some(key) = new.idempotency
+            && let Some(earlier) = idempotency::find(tx.conn(), &key.token_id, &key.key).await?
+        {
+            return Ok(Queued::KeyUsed(earlier));
+        }
     }
     match deploy.queue {
         QueueMode::Fifo => {}
@@ -311,20 +369,98 @@ pub async fn create(
             }
         }
     }
-    let mut inserted: Deploy = query_deploys!(
-        r#"insert into deploys (id, cluster, namespace, release, chart, "values", secret_values_digest,
-                                timeout_seconds, rollback_on_failure, queue_mode, tracking, notify,
-                                labels, requested_by, create_namespace, has_secret_values, status)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'queued')
-           returning"#,
-        "",
+    let origin = tx.origin();
+    match insert_queued(tx.conn(), origin, new).await? {
+        Inserted::Queued(event) => {
+            tx.record(*event);
+            Ok(Queued::Created { superseded })
+        }
+        Inserted::KeyUsed(earlier) => Ok(Queued::KeyUsed(earlier)),
+    }
+}
+
+/// What [`insert_queued`] wrote.
+enum Inserted {
+    Queued(Box<PublishedEvent>),
+    KeyUsed(StoredKey),
+}
+
+/// The one statement that queues a deploy: records its idempotency key unless the key was used
+/// before (then writes nothing and answers with the earlier deploy), inserts the deploy with its
+/// `deploy.queued` event (seq 1) and its sealed secret values, announces the event as
+/// `deploy_events` does (NOTIFY with a [`BatchNotice`], the notifications it triggers in the
+/// outbox). One round trip instead of one per table. A key committed by a concurrent request after
+/// this statement began is not visible to it: then nothing is written and the error is
+/// [`StoreError::IdempotencyKeyUsed`], for the caller to read the winner's deploy.
+async fn insert_queued(
+    conn: &mut PgConnection,
+    origin: Uuid,
+    new: &CreateDeploy<'_>,
+) -> Result<Inserted, StoreError> {
+    let deploy = new.deploy;
+    let event = NewEvent::new(
+        EventType::DeployQueued,
+        format!("deploy of {} queued", deploy.release.as_str()),
+    )
+    .data(serde_json::json!({
+        "requested_by": new.requested_by,
+        "labels": deploy.labels.as_map(),
+    }));
+    let notice = BatchNotice {
+        origin,
+        deploy_id: new.id,
+        first_seq: 1,
+        last_seq: 1,
+    };
+    let key = new.idempotency;
+    let row = sqlx::query!(
+        r#"with new_key as (
+             insert into idempotency_keys (token_id, key, request_sha256, deploy_id)
+             select $17, $18, $19, $1 where $17::text is not null
+             on conflict (token_id, key) do nothing
+             returning deploy_id
+         ), earlier as (
+             select k.request_sha256, k.deploy_id, d.status
+             from idempotency_keys k join deploys d on d.id = k.deploy_id
+             where k.token_id = $17 and k.key = $18 and not exists (select 1 from new_key)
+         ), deploy as (
+             insert into deploys (id, cluster, namespace, release, chart, "values",
+                                  secret_values_digest, timeout_seconds, rollback_on_failure,
+                                  queue_mode, tracking, notify, labels, requested_by,
+                                  create_namespace, has_secret_values, status, last_event_seq)
+             select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                    'queued', 1
+             where $17::text is null or exists (select 1 from new_key)
+             returning id, cluster, namespace, release, notify
+         ), event as (
+             insert into deploy_events (deploy_id, seq, type, at, level, message, data)
+             select id, 1, $20, $21, $22, $23, $24 from deploy
+             returning seq
+         ), secret as (
+             insert into deploy_secret_values (deploy_id, sealed)
+             select id, $25 from deploy where $25::text is not null
+             returning deploy_id
+         ), notified as (
+             select pg_notify($26, $27) from deploy
+         ), outboxed as (
+             select rollcall_enqueue_notifications(id, 1, array[$20], cluster, namespace, release,
+                                                   notify, $28)
+             from deploy
+         )
+         select (select count(*) from event) = 1 as "queued!",
+                earlier.request_sha256 as "earlier_request_sha256?",
+                earlier.deploy_id as "earlier_deploy_id?",
+                earlier.status as "earlier_status?: DeployStatus",
+                (select count(*) from secret) + (select count(*) from notified)
+                    + (select count(*) from outboxed) as notices
+         from (select 1) as one left join earlier on true"#,
         new.id,
-        cluster,
-        namespace,
-        release,
+        deploy.cluster.as_str(),
+        deploy.namespace.as_str(),
+        deploy.release.as_str(),
         Json(&deploy.chart) as _,
         Json(&deploy.values) as _,
-        secret_values_digest,
+        new.secret_values_digest,
         deploy.timeout.get().as_secs() as i64,
         deploy.rollback_on_failure,
         deploy.queue as QueueMode,
@@ -334,33 +470,44 @@ pub async fn create(
         new.requested_by,
         deploy.create_namespace,
         deploy.secret_values.is_some(),
+        key.map(|key| key.token_id.as_str()),
+        key.map(|key| key.key.as_str()),
+        key.map(|key| key.request_sha256.as_str()),
+        event.kind.as_str(),
+        event.at,
+        event.level.as_str(),
+        event.message,
+        event.data,
+        new.sealed_secret_values,
+        NOTIFY_CHANNEL,
+        notice.payload(),
+        OUTBOX_CHANNEL,
     )
-    .fetch_one(tx.conn())
-    .await?
-    .into();
-    let queued = tx
-        .append(
-            new.id,
-            vec![
-                NewEvent::new(
-                    EventType::DeployQueued,
-                    format!("deploy of {release} queued"),
-                )
-                .data(serde_json::json!({
-                    "requested_by": new.requested_by,
-                    "labels": deploy.labels.as_map(),
-                })),
-            ],
-        )
-        .await?;
-    inserted.summary.last_event_seq = queued.last().map_or(0, |event| event.seq);
-    if let Some(key) = new.idempotency {
-        idempotency::insert(tx.conn(), key, new.id).await?;
+    .fetch_one(conn)
+    .await?;
+    if row.queued {
+        let release = ReleaseId::new(
+            deploy.cluster.as_str(),
+            deploy.namespace.as_str(),
+            deploy.release.as_str(),
+        );
+        return Ok(Inserted::Queued(Box::new(PublishedEvent::new(
+            release,
+            event.persisted(new.id, 1),
+        ))));
     }
-    Ok(Created {
-        deploy: inserted,
-        superseded,
-    })
+    match (
+        row.earlier_request_sha256,
+        row.earlier_deploy_id,
+        row.earlier_status,
+    ) {
+        (Some(request_sha256), Some(deploy_id), Some(status)) => Ok(Inserted::KeyUsed(StoredKey {
+            request_sha256,
+            deploy_id,
+            status,
+        })),
+        _ => Err(StoreError::IdempotencyKeyUsed),
+    }
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Deploy>, StoreError> {
@@ -742,7 +889,7 @@ pub async fn list(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<DeploySummary>, StoreError> {
-    let rows = query_deploys!(
+    let rows = query_summaries!(
         "select",
         "from deploys d
          where ($1::text is null or d.cluster = $1)
@@ -777,7 +924,7 @@ pub async fn latest_per_release(
     filter: &DeployFilter,
     targets: &LikeTargets,
 ) -> Result<Vec<DeploySummary>, StoreError> {
-    let rows = query_deploys!(
+    let rows = query_summaries!(
         "select distinct on (d.cluster, d.namespace, d.release)",
         "from deploys d
          where ($1::text is null or d.cluster = $1)
@@ -804,7 +951,7 @@ pub async fn release_history(
     release: &str,
     limit: i64,
 ) -> Result<Vec<DeploySummary>, StoreError> {
-    let rows = query_deploys!(
+    let rows = query_summaries!(
         "select",
         "from deploys where cluster = $1 and namespace = $2 and release = $3
          order by id desc limit $4",

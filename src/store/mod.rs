@@ -6,6 +6,7 @@ pub mod deploys;
 pub mod idempotency;
 pub mod notifications;
 pub mod reporter;
+pub mod retention;
 pub mod tokens;
 pub mod webhooks;
 

@@ -9,6 +9,10 @@ use uuid::Uuid;
 
 use super::StoreError;
 
+/// Where the database announces, with the token's id, each change that can end a token
+/// (`rollcall_token_changed` in the migrations): every replica drops its cached copy.
+pub const TOKEN_CHANGES_CHANNEL: &str = "rollcall_token_changes";
+
 /// A token as stored; as admins see it, without the digest of its secret.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TokenRecord {
@@ -89,29 +93,6 @@ pub async fn record_use(pool: &PgPool, id: Uuid) -> Result<(), StoreError> {
     .execute(pool)
     .await?;
     Ok(())
-}
-
-/// Tokens revoked, or expired, after `since` (and until now): `(ids, now)`, `now` being the next
-/// call's `since`. The window reaches a little further back, so that a revocation committed just
-/// after the previous call, but stamped before it, is not missed (a token reported twice is
-/// harmless).
-pub async fn ended_since(
-    pool: &PgPool,
-    since: DateTime<Utc>,
-) -> Result<(Vec<Uuid>, DateTime<Utc>), StoreError> {
-    let now: DateTime<Utc> = sqlx::query_scalar!(r#"select now() as "now!""#)
-        .fetch_one(pool)
-        .await?;
-    let ended = sqlx::query_scalar!(
-        "select id from api_tokens
-         where (revoked_at > $1::timestamptz - interval '5 seconds' and revoked_at <= $2)
-            or (expires_at > $1 and expires_at <= $2)",
-        since,
-        now,
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok((ended, now))
 }
 
 /// Revokes a token; false when there is no active token with this id.

@@ -42,12 +42,16 @@ impl CounterFamily {
     }
 
     pub fn increment(&self, labels: Labels) {
+        self.add(labels, 1);
+    }
+
+    pub fn add(&self, labels: Labels, count: u64) {
         *self
             .counts
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(labels)
-            .or_default() += 1;
+            .or_default() += count;
     }
 
     pub fn render(&self, out: &mut String) {

@@ -288,3 +288,81 @@ fn gauge(out: &mut String, name: &str, help: &str, value: i64) {
     describe(out, name, "gauge", help);
     let _ = writeln!(out, "{name} {value}");
 }
+
+/// What the retention policy deletes, as `rollcall_retention_deleted_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    LogEvents,
+    Events,
+    /// Notifications, with their attempts.
+    Notifications,
+    HookDeliveries,
+    IdempotencyKeys,
+}
+
+impl Deleted {
+    const ALL: [Deleted; 5] = [
+        Deleted::LogEvents,
+        Deleted::Events,
+        Deleted::Notifications,
+        Deleted::HookDeliveries,
+        Deleted::IdempotencyKeys,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Deleted::LogEvents => "log_events",
+            Deleted::Events => "events",
+            Deleted::Notifications => "notifications",
+            Deleted::HookDeliveries => "hook_deliveries",
+            Deleted::IdempotencyKeys => "idempotency_keys",
+        }
+    }
+}
+
+/// The retention worker: rows it deleted, passes it made.
+#[derive(Debug)]
+pub struct RetentionMetrics {
+    deleted: CounterFamily,
+    passes: AtomicU64,
+}
+
+impl Default for RetentionMetrics {
+    fn default() -> Self {
+        RetentionMetrics {
+            deleted: CounterFamily::new(
+                "rollcall_retention_deleted_total",
+                "Rows deleted by the retention policy on this replica, by kind (log_events, \
+                 events, notifications with their attempts, hook_deliveries, idempotency_keys).",
+            )
+            .with_zeros(Deleted::ALL.map(|kind| vec![("kind", kind.as_str())])),
+            passes: AtomicU64::new(0),
+        }
+    }
+}
+
+impl RetentionMetrics {
+    pub fn deleted(&self, kind: Deleted, rows: u64) {
+        self.deleted.add(vec![("kind", kind.as_str())], rows);
+    }
+
+    pub fn pass_done(&self) {
+        self.passes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        self.deleted.render(out);
+        describe(
+            out,
+            "rollcall_retention_passes_total",
+            "counter",
+            "Retention passes this replica made (one replica at a time prunes).",
+        );
+        let _ = writeln!(
+            out,
+            "rollcall_retention_passes_total {}",
+            self.passes.load(Ordering::Relaxed)
+        );
+    }
+}

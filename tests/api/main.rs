@@ -13,6 +13,8 @@ mod list;
 mod notifications;
 mod openapi;
 mod operations;
+mod retention;
 mod scale_out;
 mod security;
+mod submissions;
 mod verdicts;

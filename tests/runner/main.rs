@@ -145,13 +145,14 @@ pub async fn insert_deploy(tx: &mut rollcall::store::deploy_events::EventTx, bod
     let id = Uuid::now_v7();
     rollcall::store::deploys::create(
         tx,
-        rollcall::store::deploys::CreateDeploy {
+        &rollcall::store::deploys::CreateDeploy {
             id,
             deploy: &new,
             requested_by: "test",
             idempotency: None,
+            secret_values_digest: None,
+            sealed_secret_values: None,
         },
-        None,
     )
     .await
     .expect("deploy inserted");
