@@ -183,25 +183,52 @@ async fn prune(
             }
         }
     }
-    for (what, days) in [
-        (Deleted::HookDeliveries, policy.delivery_days),
-        (Deleted::IdempotencyKeys, policy.idempotency_key_days),
-    ] {
+    for records in [Aged::HookDeliveries, Aged::IdempotencyKeys] {
+        let days = records.days(policy);
         while days > 0 && !shutdown.is_cancelled() {
-            let deleted = match what {
-                Deleted::IdempotencyKeys => {
-                    delete_idempotency_keys(conn, days, policy.batch).await?
-                }
-                // The records that age on their own: deliveries, and keys above.
-                _ => delete_deliveries(conn, days, policy.batch).await?,
-            };
-            metrics.deleted(what, deleted);
+            let deleted = records.delete(conn, days, policy.batch).await?;
+            metrics.deleted(records.counted_as(), deleted);
             if deleted < u64::from(policy.batch) {
                 break;
             }
         }
     }
     Ok(())
+}
+
+/// Records that go by their own age, whatever became of their deploy.
+#[derive(Debug, Clone, Copy)]
+enum Aged {
+    HookDeliveries,
+    IdempotencyKeys,
+}
+
+impl Aged {
+    fn days(self, policy: &RetentionPolicy) -> u32 {
+        match self {
+            Aged::HookDeliveries => policy.delivery_days,
+            Aged::IdempotencyKeys => policy.idempotency_key_days,
+        }
+    }
+
+    fn counted_as(self) -> Deleted {
+        match self {
+            Aged::HookDeliveries => Deleted::HookDeliveries,
+            Aged::IdempotencyKeys => Deleted::IdempotencyKeys,
+        }
+    }
+
+    async fn delete(
+        self,
+        conn: &mut PgConnection,
+        days: u32,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Aged::HookDeliveries => delete_deliveries(conn, days, batch).await,
+            Aged::IdempotencyKeys => delete_idempotency_keys(conn, days, batch).await,
+        }
+    }
 }
 
 /// Finished deploys that `rule` has not pruned yet, finished more than its days ago, that are
