@@ -10,6 +10,7 @@ mod events;
 mod hooks;
 mod hooks_serve;
 mod list;
+mod lost_reply;
 mod notifications;
 mod openapi;
 mod operations;
