@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod cancel;
+mod chart_sources;
 mod create;
 mod events;
 mod hooks;
