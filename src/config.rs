@@ -560,6 +560,62 @@ mod tests {
     }
 
     #[test]
+    fn chart_sources_come_from_the_file_and_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "s3cret\n").unwrap();
+        let file = dir.path().join("rollcall.toml");
+        let file_arg = file.display().to_string();
+        std::fs::write(
+            &file,
+            format!(
+                "[[charts.repositories]]\nurl = \"https://charts.internal.example\"\n\
+                 credentials = {{ username = \"u\", password_file = {:?} }}\n",
+                password.display().to_string()
+            ),
+        )
+        .unwrap();
+        let args = serve_args(&[
+            "--config",
+            &file_arg,
+            "--chart-repositories",
+            "https://charts.example.com,https://mirror.example.com/helm",
+            "--chart-registries",
+            "ghcr.io/acme",
+        ]);
+        let allowed = Config::from_args(args.unwrap()).unwrap().allowed_charts;
+        let (_, private) = allowed
+            .repository("https://charts.internal.example/stable")
+            .unwrap();
+        let credentials = private.credentials.as_ref().unwrap();
+        assert_eq!(credentials.password(), "s3cret", "without the newline");
+        assert!(
+            allowed
+                .repository("https://mirror.example.com/helm")
+                .is_ok()
+        );
+        assert!(allowed.repository("https://mirror.example.com").is_err());
+        assert!(allowed.registry("oci://ghcr.io/acme/web").is_ok());
+        assert!(serve_args(&["--chart-repositories", "http://charts.example.com"]).is_err());
+        assert!(serve_args(&["--chart-registries", "ghcr.io/acme/../x"]).is_err());
+
+        std::fs::write(
+            &file,
+            "[[charts.repositories]]\nurl = \"https://x.example\"\n\
+             credentials = { username = \"u\", password = \"hunter2\" }\n",
+        )
+        .unwrap();
+        let error = Config::from_args(serve_args(&["--config", &file_arg]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("charts.repositories[0].credentials.password: is never written"),
+            "{error}"
+        );
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
     fn file_tokens_are_checked() {
         let file: FileConfig = toml::from_str(
             r#"

@@ -9,7 +9,10 @@ use utoipa::ToSchema;
 use super::FieldError;
 use super::chart_allowlist::ChartAllowList;
 
-/// The chart as a client sends it; [`ChartSource::parse`] decides which kind it is.
+/// The chart: exactly one of `path` (the server's catalog), `repo` with `name` and `version`, or
+/// `oci` with `version`. Repository and OCI charts come only from the repositories and registries
+/// the server is configured to allow; any other is refused with 422 naming `chart.repo` or
+/// `chart.oci`, before anything is fetched.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChartSpec {
