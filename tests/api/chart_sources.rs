@@ -4,19 +4,21 @@
 //! and appear in no response, event or log; a chart that cannot be fetched is reported in one clean
 //! sentence, never with helm's network error.
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use base64::Engine as _;
 use rollcall::config::FileConfig;
 use rollcall::runner::HelmConfig;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::common::app::{TestApp, all_events, spawn_app_with, test_server_key};
@@ -51,53 +53,89 @@ fn helm_invocations(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("helm-invocations.log")).unwrap_or_default()
 }
 
-/// A chart repository on loopback: `index.yaml` and the catalog's `web` chart packaged by the
-/// real helm, behind basic auth; it counts the requests it served and refused.
-struct ChartRepository {
-    /// `http://127.0.0.1:<port>/private`
-    url: String,
+/// A chart repository or OCI registry on loopback, serving fixed files only to requests with the
+/// basic-auth credentials; it counts the files it served.
+struct ChartServer {
+    /// `http://127.0.0.1:<port>/private` (a repository) or `127.0.0.1:<port>` (a registry).
+    location: String,
     served: Arc<AtomicUsize>,
-    refused: Arc<AtomicUsize>,
-    _files: tempfile::TempDir,
 }
+
+/// One served file: its content type and bytes.
+type Served = HashMap<String, (&'static str, Vec<u8>)>;
 
 #[derive(Clone)]
-struct RepositoryState {
-    files: PathBuf,
+struct ServerState {
+    files: Arc<Served>,
     authorization: String,
     served: Arc<AtomicUsize>,
-    refused: Arc<AtomicUsize>,
 }
 
-async fn repository_file(
-    State(state): State<RepositoryState>,
-    UrlPath(file): UrlPath<String>,
+async fn serve_file(
+    State(state): State<ServerState>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> axum::response::Response {
     let authorized = headers
         .get(header::AUTHORIZATION)
         .is_some_and(|value| value.as_bytes() == state.authorization.as_bytes());
     if !authorized {
-        state.refused.fetch_add(1, Ordering::SeqCst);
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic realm=\"charts\"")],
         )
             .into_response();
     }
-    match std::fs::read(state.files.join(&file)) {
-        Ok(bytes) if !file.contains('/') => {
-            state.served.fetch_add(1, Ordering::SeqCst);
-            bytes.into_response()
-        }
-        _ => StatusCode::NOT_FOUND.into_response(),
-    }
+    let Some((content_type, bytes)) = state.files.get(uri.path()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    state.served.fetch_add(1, Ordering::SeqCst);
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                HeaderName::from_static("docker-content-digest"),
+                digest(bytes),
+            ),
+        ],
+        bytes.clone(),
+    )
+        .into_response()
 }
 
-/// Runs helm (v4) for the repository's files, failing with its output.
+fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+/// Serves `files(base URL)` on a port of its own.
+async fn serve_charts(
+    base: impl FnOnce(std::net::SocketAddr) -> String,
+    files: impl FnOnce(&str) -> Served,
+) -> ChartServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let location = base(listener.local_addr().unwrap());
+    let state = ServerState {
+        files: Arc::new(files(&location)),
+        authorization: format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{USERNAME}:{PASSWORD}"))
+        ),
+        served: Arc::new(AtomicUsize::new(0)),
+    };
+    let server = ChartServer {
+        location,
+        served: state.served.clone(),
+    };
+    let router = axum::Router::new().fallback(serve_file).with_state(state);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    server
+}
+
+/// Runs helm (v4) in `dir`, failing with its output.
 fn helm_in(dir: &Path, args: &[&str]) {
     let output = std::process::Command::new(helm_bin())
         .args(args)
+        .current_dir(dir)
         .env("HOME", dir)
         .output()
         .expect("run helm");
@@ -108,44 +146,106 @@ fn helm_in(dir: &Path, args: &[&str]) {
     );
 }
 
-async fn serve_chart_repository() -> ChartRepository {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/private", listener.local_addr().unwrap());
-    let files = tempfile::tempdir().unwrap();
-    let dir = files.path().display().to_string();
+/// The catalog's `web` chart (0.1.0) packaged by the real helm.
+fn packaged_web_chart() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
     let web = charts::catalog().join("web").display().to_string();
-    helm_in(files.path(), &["package", &web, "--destination", &dir]);
-    helm_in(files.path(), &["repo", "index", &dir, "--url", &url]);
-    let state = RepositoryState {
-        files: files.path().to_owned(),
-        authorization: format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{USERNAME}:{PASSWORD}"))
-        ),
-        served: Arc::new(AtomicUsize::new(0)),
-        refused: Arc::new(AtomicUsize::new(0)),
-    };
-    let repository = ChartRepository {
-        url,
-        served: state.served.clone(),
-        refused: state.refused.clone(),
-        _files: files,
-    };
-    let router = axum::Router::new()
-        .route("/private/{file}", axum::routing::get(repository_file))
-        .with_state(state);
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    repository
+    helm_in(dir.path(), &["package", &web, "--destination", "."]);
+    std::fs::read(dir.path().join("web-0.1.0.tgz")).unwrap()
 }
 
-/// `[charts]` allowing `repository` (plain http on loopback) with the password in a file of `dir`.
-fn charts_config(dir: &Path, repository: &str) -> String {
+/// A chart repository at `/private`: its `index.yaml` made by `helm repo index`, and the archive.
+async fn serve_chart_repository() -> ChartServer {
+    serve_charts(
+        |address| format!("http://{address}/private"),
+        |url| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("web-0.1.0.tgz"), packaged_web_chart()).unwrap();
+            helm_in(dir.path(), &["repo", "index", ".", "--url", url]);
+            let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+            HashMap::from([
+                (
+                    "/private/index.yaml".to_owned(),
+                    ("application/x-yaml", read("index.yaml")),
+                ),
+                (
+                    "/private/web-0.1.0.tgz".to_owned(),
+                    ("application/gzip", read("web-0.1.0.tgz")),
+                ),
+            ])
+        },
+    )
+    .await
+}
+
+/// An OCI registry holding `charts/web:0.1.0` as helm pushes a chart: a manifest whose config is
+/// the chart's metadata and whose one layer is the archive.
+async fn serve_chart_registry() -> ChartServer {
+    serve_charts(
+        |address| address.to_string(),
+        |_| {
+            let archive = packaged_web_chart();
+            let config = serde_json::to_vec(
+                &json!({"apiVersion": "v2", "name": "web", "version": "0.1.0", "appVersion": "1.0"}),
+            )
+            .unwrap();
+            let manifest = serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.cncf.helm.config.v1+json",
+                    "digest": digest(&config),
+                    "size": config.len(),
+                },
+                "layers": [{
+                    "mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                    "digest": digest(&archive),
+                    "size": archive.len(),
+                }],
+            }))
+            .unwrap();
+            let blob = |bytes: &[u8]| format!("/v2/charts/web/blobs/{}", digest(bytes));
+            HashMap::from([
+                (
+                    "/v2/charts/web/manifests/0.1.0".to_owned(),
+                    ("application/vnd.oci.image.manifest.v1+json", manifest.clone()),
+                ),
+                (
+                    format!("/v2/charts/web/manifests/{}", digest(&manifest)),
+                    ("application/vnd.oci.image.manifest.v1+json", manifest),
+                ),
+                (blob(&config), ("application/vnd.cncf.helm.config.v1+json", config)),
+                (blob(&archive), ("application/octet-stream", archive)),
+            ])
+        },
+    )
+    .await
+}
+
+/// The `credentials` of a `[charts]` entry, the password in a file of `dir`.
+fn credentials_in(dir: &Path) -> String {
     let password_file = dir.join("charts-password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
     format!(
-        "[[charts.repositories]]\nurl = \"{repository}\"\nallow_http = true\n\
-         credentials = {{ username = \"{USERNAME}\", password_file = \"{}\" }}\n",
+        "credentials = {{ username = \"{USERNAME}\", password_file = \"{}\" }}",
         password_file.display()
+    )
+}
+
+/// `[charts]` allowing `repository` (plain http on loopback) with its credentials.
+fn charts_config(dir: &Path, repository: &str) -> String {
+    format!(
+        "[[charts.repositories]]\nurl = \"{repository}\"\nallow_http = true\n{}\n",
+        credentials_in(dir)
+    )
+}
+
+/// `[charts]` allowing the `charts` path of `registry` (plain http on loopback) with its
+/// credentials.
+fn registry_config(dir: &Path, registry: &str) -> String {
+    format!(
+        "[[charts.registries]]\nprefix = \"{registry}/charts\"\nplain_http = true\n{}\n",
+        credentials_in(dir)
     )
 }
 
@@ -272,23 +372,39 @@ async fn charts_from_anywhere_but_the_allowed_sources_are_refused_before_helm_ru
     assert_eq!(status, 202);
 }
 
-/// A dry run of the private repository's chart through `helm` (v4 or v3): its index and archive
-/// are served only with the configured credentials, which never appear in helm's arguments.
-async fn dry_run_from_the_private_repository(helm: PathBuf) {
-    let repository = serve_chart_repository().await;
+/// Where a dry run takes the private chart from.
+enum PrivateSource {
+    Repository,
+    Registry,
+}
+
+/// A dry run of a chart from a private repository or registry through `helm` (v4 or v3): the
+/// server answers only with the configured credentials, which never appear in helm's arguments,
+/// and whose files are gone once the pull is done.
+async fn dry_run_from_a_private_source(helm: PathBuf, source: PrivateSource) {
     let dir = tempfile::tempdir().unwrap();
-    let app = app_with_charts(
-        dir.path(),
-        &helm,
-        &charts_config(dir.path(), &repository.url),
-    )
-    .await;
-    let (status, planned) = post(
-        &app,
-        "/v1/deploys?dry_run=true",
-        &deploy_of(repo_chart(&repository.url, "0.1.0")),
-    )
-    .await;
+    let (server, config, chart, pulled) = match source {
+        PrivateSource::Repository => {
+            let server = serve_chart_repository().await;
+            let config = charts_config(dir.path(), &server.location);
+            let chart = repo_chart(&server.location, "0.1.0");
+            (
+                server,
+                config,
+                chart,
+                "pull rollcall-source/web --version 0.1.0",
+            )
+        }
+        PrivateSource::Registry => {
+            let server = serve_chart_registry().await;
+            let config = registry_config(dir.path(), &server.location);
+            let oci = format!("oci://{}/charts/web", server.location);
+            let chart = json!({"oci": oci, "version": "0.1.0"});
+            (server, config, chart, "--plain-http --destination")
+        }
+    };
+    let app = app_with_charts(dir.path(), &helm, &config).await;
+    let (status, planned) = post(&app, "/v1/deploys?dry_run=true", &deploy_of(chart)).await;
     assert_eq!(status, 200, "{planned}");
     let kinds: Vec<&str> = planned["resources"]
         .as_array()
@@ -298,15 +414,11 @@ async fn dry_run_from_the_private_repository(helm: PathBuf) {
         .collect();
     assert!(kinds.contains(&"Deployment"), "{planned}");
     assert!(
-        repository.served.load(Ordering::SeqCst) >= 2,
-        "index and archive served"
+        server.served.load(Ordering::SeqCst) >= 2,
+        "the index or manifest and the archive were served"
     );
-    assert_eq!(repository.refused.load(Ordering::SeqCst), 0);
     let invocations = helm_invocations(dir.path());
-    assert!(
-        invocations.contains("pull rollcall-source/web --version 0.1.0"),
-        "{invocations}"
-    );
+    assert!(invocations.contains(pulled), "{invocations}");
     assert!(!invocations.contains(PASSWORD), "{invocations}");
     assert!(!planned.to_string().contains(PASSWORD));
     assert_eq!(
@@ -318,12 +430,22 @@ async fn dry_run_from_the_private_repository(helm: PathBuf) {
 
 #[tokio::test]
 async fn a_private_repository_is_reached_with_credentials_from_a_file_by_helm_4() {
-    dry_run_from_the_private_repository(helm_bin()).await;
+    dry_run_from_a_private_source(helm_bin(), PrivateSource::Repository).await;
 }
 
 #[tokio::test]
 async fn a_private_repository_is_reached_with_credentials_from_a_file_by_helm_3() {
-    dry_run_from_the_private_repository(helm3_bin()).await;
+    dry_run_from_a_private_source(helm3_bin(), PrivateSource::Repository).await;
+}
+
+#[tokio::test]
+async fn a_private_oci_registry_is_reached_with_credentials_from_a_file_by_helm_4() {
+    dry_run_from_a_private_source(helm_bin(), PrivateSource::Registry).await;
+}
+
+#[tokio::test]
+async fn a_private_oci_registry_is_reached_with_credentials_from_a_file_by_helm_3() {
+    dry_run_from_a_private_source(helm3_bin(), PrivateSource::Registry).await;
 }
 
 /// Files under `dir` whose contents include `needle`.
@@ -419,7 +541,7 @@ async fn rollcall_serve_deploys_from_a_private_repository_and_never_shows_its_pa
     let dir = tempfile::tempdir().unwrap();
     let (_cluster, kubeconfig) = start_kubesim(0.1, dir.path()).await;
     let config = dir.path().join("rollcall.toml");
-    std::fs::write(&config, charts_config(dir.path(), &repository.url)).unwrap();
+    std::fs::write(&config, charts_config(dir.path(), &repository.location)).unwrap();
     let database_url = fresh_database().await;
     let admin_token = format!("admin-{}", Uuid::new_v4().simple());
     let helm = recording_helm(dir.path(), &helm_bin());
@@ -446,7 +568,7 @@ async fn rollcall_serve_deploys_from_a_private_repository_and_never_shows_its_pa
         client
             .post(format!("{}/v1/deploys", server.address))
             .bearer_auth(&admin_token)
-            .json(&deploy_of(repo_chart(&repository.url, version)))
+            .json(&deploy_of(repo_chart(&repository.location, version)))
             .send()
     };
     let mut answers = Vec::new();
@@ -467,7 +589,7 @@ async fn rollcall_serve_deploys_from_a_private_repository_and_never_shows_its_pa
         missing["verdict"]["message"],
         format!(
             "could not fetch chart web 9.9.9 from repository {}",
-            repository.url
+            repository.location
         )
     );
 
@@ -494,4 +616,9 @@ async fn rollcall_serve_deploys_from_a_private_repository_and_never_shows_its_pa
         "{invocations}"
     );
     assert!(!invocations.contains(PASSWORD), "{invocations}");
+    assert_eq!(
+        files_containing(&dir.path().join("tmp"), PASSWORD),
+        Vec::<PathBuf>::new(),
+        "no credential file is left in the server's temporary directory"
+    );
 }
