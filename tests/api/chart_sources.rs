@@ -21,11 +21,13 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::common::app::{TestApp, all_events, spawn_app_with, test_server_key};
+use crate::common::app::{
+    EXAMPLE_REPOSITORY, TestApp, all_events, spawn_app_on, spawn_app_with, test_server_key,
+};
 use crate::common::charts;
 use crate::common::helm::{helm_bin, helm3_bin};
 use crate::common::postgres::fresh_database;
-use crate::common::runner::start_kubesim;
+use crate::common::runner::{start_kubesim, with_runner};
 use crate::common::serve::{ServeEnv, ServeProcess};
 
 const USERNAME: &str = "deployer";
@@ -621,4 +623,40 @@ async fn rollcall_serve_deploys_from_a_private_repository_and_never_shows_its_pa
         Vec::<PathBuf>::new(),
         "no credential file is left in the server's temporary directory"
     );
+}
+
+/// A deploy accepted while its repository was allowed, run by a replica whose configuration no
+/// longer allows it: it fails without helm fetching anything.
+#[tokio::test]
+async fn a_runner_refuses_a_source_its_configuration_no_longer_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let accepting = spawn_app_with(|_| {}).await;
+    let bin = recording_helm(dir.path(), &helm_bin());
+    let running = spawn_app_on(&accepting.database_url, |config| {
+        with_runner(config, None, dir.path());
+        config.helm.bin = bin;
+        config.allowed_charts = Default::default();
+    })
+    .await;
+    let id = accepting
+        .submit(&deploy_of(repo_chart(EXAMPLE_REPOSITORY, "1.0.0")))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deploy = loop {
+        let deploy = running.deploy(id).await;
+        if deploy["status"] == "failed" {
+            break deploy;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{deploy}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(deploy["verdict"]["reason"], "ChartUnavailable");
+    assert_eq!(
+        deploy["verdict"]["message"],
+        format!(
+            "chart source {EXAMPLE_REPOSITORY} is not allowed by this server's configuration ([charts])"
+        )
+    );
+    let invocations = helm_invocations(dir.path());
+    assert!(!invocations.contains("pull"), "{invocations}");
 }
