@@ -744,6 +744,20 @@ mod tests {
         assert!(target.contains("target.namespace"), "{target}");
     }
 
+    #[test]
+    fn a_configured_hook_targets_only_allowed_chart_sources() {
+        let secret = [("WEB_PUSH_SECRET", "It's a Secret to Everybody")];
+        let internal = HOOK.replace(
+            "chart = { path = \"web\" }",
+            "chart = { repo = \"http://10.0.0.1\", name = \"web\", version = \"1.0.0\" }",
+        );
+        let error = hooks_of(&internal, &secret).unwrap_err();
+        assert!(
+            error.starts_with("hook \"web-push\" in the config file: target.chart.repo: "),
+            "{error}"
+        );
+    }
+
     fn rules_of(text: &str) -> Result<CustomResourceRules, String> {
         let mut file: FileConfig = toml::from_str(text).map_err(|error| error.to_string())?;
         file.custom_resource_rules(Path::new("rollcall.toml"))
