@@ -474,32 +474,43 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
 
 #[tokio::test]
 async fn a_repository_that_cannot_be_reached_is_reported_without_helms_network_error() {
-    let dir = tempfile::tempdir().unwrap();
     // Nothing listens on port 1.
     let unreachable = "http://127.0.0.1:1/charts";
-    let app = app_with_charts(
-        dir.path(),
-        &helm_bin(),
-        &charts_config(dir.path(), unreachable),
-    )
-    .await;
-    let (status, problem) = post(
-        &app,
-        "/v1/deploys?dry_run=true",
-        &deploy_of(repo_chart(unreachable, "0.1.0")),
-    )
-    .await;
-    assert_eq!(status, 422, "{problem}");
-    assert_eq!(problem["errors"][0]["field"], "chart");
-    assert_eq!(
-        problem["errors"][0]["message"],
-        format!("could not fetch chart web 0.1.0 from repository {unreachable}")
-    );
-    let text = problem.to_string().to_lowercase();
-    for raw in ["connection refused", "dial tcp", "index.yaml", "get \""] {
-        assert!(!text.contains(raw), "{raw} in {problem}");
+    let public = format!("[[charts.repositories]]\nurl = \"{unreachable}\"\nallow_http = true\n");
+    let dir = tempfile::tempdir().unwrap();
+    let private = charts_config(dir.path(), unreachable);
+    for (config, failing_step) in [
+        (
+            public,
+            "pull web --repo http://127.0.0.1:1/charts --version 0.1.0",
+        ),
+        (private, "repo update"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_with_charts(dir.path(), &helm_bin(), &config).await;
+        let (status, problem) = post(
+            &app,
+            "/v1/deploys?dry_run=true",
+            &deploy_of(repo_chart(unreachable, "0.1.0")),
+        )
+        .await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], "chart");
+        assert_eq!(
+            problem["errors"][0]["message"],
+            format!("could not fetch chart web 0.1.0 from repository {unreachable}")
+        );
+        let text = problem.to_string().to_lowercase();
+        for raw in ["connection refused", "dial tcp", "index.yaml", "get \""] {
+            assert!(!text.contains(raw), "{raw} in {problem}");
+        }
+        let invocations = helm_invocations(dir.path());
+        assert!(invocations.contains(failing_step), "{invocations}");
+        assert!(
+            !invocations.contains("template"),
+            "helm stopped at the fetch: {invocations}"
+        );
     }
-    assert!(helm_invocations(dir.path()).contains("repo update"));
 }
 
 async fn wait_until_finished(
