@@ -10,9 +10,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::app::example_charts;
 use common::figures::load_average;
 use common::postgres::OwnServer;
-use rollcall::domain::chart::ChartCatalog;
+use rollcall::domain::chart::ChartSources;
 use rollcall::domain::deploy::{DeployRequest, NewDeploy};
 use rollcall::domain::event::{EventType, Level, NewEvent};
 use rollcall::store::deploy_events::append_committed;
@@ -107,6 +108,10 @@ fn history(release: &str, failed: bool) -> Vec<NewEvent> {
 
 async fn create_finished_deploys(pool: &PgPool, deploys: usize) {
     let origin = Uuid::new_v4();
+    let charts = ChartSources {
+        allowed: example_charts(),
+        ..ChartSources::default()
+    };
     for index in 0..deploys {
         let release = format!("svc-{}", index % RELEASES);
         let request: DeployRequest = serde_json::from_value(json!({
@@ -117,7 +122,7 @@ async fn create_finished_deploys(pool: &PgPool, deploys: usize) {
             "labels": {"ci.run": format!("https://ci.example.com/runs/{index}")},
         }))
         .expect("a deploy request");
-        let new = NewDeploy::parse(request, &ChartCatalog::default()).expect("a valid deploy");
+        let new = NewDeploy::parse(request, &charts).expect("a valid deploy");
         let id = Uuid::now_v7();
         let (_queued, nobody_listens) = create_alone(
             pool,
@@ -135,7 +140,7 @@ async fn create_finished_deploys(pool: &PgPool, deploys: usize) {
         .expect("queue a deploy");
         drop(nobody_listens);
         let failed = index % 10 == 0;
-        let written = append_committed(pool, origin, id, history(&release, failed)).await;
+        let written = append_committed(pool, origin, id, Uuid::new_v4(), history(&release, failed)).await;
         drop(written.expect("write its history"));
         // Oldest first, as ids are: finished evenly over the history.
         let days_ago = HISTORY_DAYS * (1.0 - index as f64 / deploys as f64);

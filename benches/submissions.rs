@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::app::EXAMPLE_REPOSITORY;
 use common::figures::load_average;
 use common::postgres::OwnServer;
 use common::serve::{ServeEnv, ServeProcess};
@@ -194,7 +195,10 @@ async fn main() {
         admin_token: &admin,
         dir: dir.path(),
     };
-    let api_only = [("ROLLCALL_NO_RUNNER", "true")];
+    let api_only = [
+        ("ROLLCALL_NO_RUNNER", "true"),
+        ("ROLLCALL_CHART_REPOSITORIES", EXAMPLE_REPOSITORY),
+    ];
     let first = ServeProcess::start(&env, "submit-a", &api_only).await;
     let token = deploy_token(&first.address, &admin).await;
     println!(

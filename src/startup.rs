@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bus::{EventHub, listener};
 use crate::config::Config;
-use crate::domain::chart::ChartCatalog;
+use crate::domain::chart::{ChartCatalog, ChartSources};
 use crate::http::{
     self,
     auth::Authenticator,
@@ -105,7 +105,10 @@ async fn start_tasks(
         shutdown.clone(),
     );
     let helm = Arc::new(Helm::new(config.helm.clone(), metrics.helm.clone()));
-    let catalog = Arc::new(ChartCatalog::new(config.chart_dir.clone()));
+    let charts = Arc::new(ChartSources {
+        catalog: ChartCatalog::new(config.chart_dir.clone()),
+        allowed: config.allowed_charts,
+    });
     if config.secret_key.is_none() {
         tracing::warn!(
             "no ROLLCALL_SECRET_KEY: secret_values of a deploy are held in the memory of the \
@@ -137,7 +140,7 @@ async fn start_tasks(
         let context = RunnerContext {
             events: events.clone(),
             helm: helm.clone(),
-            catalog: catalog.clone(),
+            charts: charts.clone(),
             clusters: Clusters::new(config.helm.kubeconfig.clone(), metrics.watches.clone()),
             secrets: secrets.clone(),
             custom_resources: config.custom_resources,
@@ -161,7 +164,7 @@ async fn start_tasks(
         events,
         metrics,
         reporter,
-        catalog,
+        charts,
         secrets,
         helm,
         limits: ApiLimits {

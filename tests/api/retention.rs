@@ -48,7 +48,11 @@ async fn failed_deploy(app: &TestApp, release: &str, days_ago: u32) -> Uuid {
     }
     events.push(NewEvent::new(EventType::Report, "Deployment/web failed").level(Level::Error));
     events.push(NewEvent::new(EventType::DeployFailed, "CrashLoopBackOff").level(Level::Error));
-    app.state.events.append(id, events).await.unwrap();
+    app.state
+        .events
+        .append(id, Uuid::new_v4(), events)
+        .await
+        .unwrap();
     sqlx::query(
         "update deploys set status = 'failed',
                 verdict = '{\"reason\": \"CrashLoopBackOff\", \"message\": \"crashed\"}',
