@@ -316,7 +316,8 @@ async fn one_replica_at_a_time_prunes_in_the_background_and_counts_it() {
     let passes_while_held = metric(&app.metrics().await, "rollcall_retention_passes_total");
     assert_eq!(stored_types(&app, old).await, full_history());
     holder.close().await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // Generous: a loaded machine delays the passes, not what they do.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let text = app.metrics().await;
         if metric(
