@@ -11,7 +11,7 @@
 mod common;
 
 use common::app::example_charts;
-use common::figures::load_average;
+use common::figures::{figure, load_average};
 use common::postgres::OwnServer;
 use rollcall::domain::chart::ChartSources;
 use rollcall::domain::deploy::{DeployRequest, NewDeploy};
@@ -223,6 +223,16 @@ async fn main() {
         mib(events_after, deploys),
         pass.as_secs_f64(),
         load_average()
+    );
+    figure(
+        "retention.mib_per_1000_deploys",
+        per_thousand(before - empty, deploys),
+        "MiB",
+    );
+    figure(
+        "retention.mib_per_1000_deploys_after",
+        per_thousand(after - empty, deploys),
+        "MiB",
     );
     pool.close().await;
     drop(postgres);

@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::app::EXAMPLE_REPOSITORY;
-use common::figures::load_average;
+use common::figures::{figure, load_average};
 use common::postgres::OwnServer;
 use common::serve::{ServeEnv, ServeProcess};
 use serde_json::{Value, json};
@@ -238,6 +238,8 @@ async fn main() {
         describe("  1 replica", &one),
         load_average()
     );
+    figure("submissions.req_per_s", one.rate(), "req/s");
+    figure("submissions.p99_ms", one.p99_ms, "ms");
     // wrk counts the answers within its duration; the requests still in flight then (at most one
     // per connection) are queued too.
     let accepted = (one.requests - one.failed) as i64;
@@ -273,6 +275,11 @@ async fn main() {
         CONNECTIONS / 2,
         a.rate() + b.rate(),
         load_average()
+    );
+    figure(
+        "submissions.two_replicas_req_per_s",
+        a.rate() + b.rate(),
+        "req/s",
     );
     println!("{}", describe("    replica a", &a));
     println!("{}", describe("    replica b", &b));
