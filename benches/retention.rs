@@ -174,11 +174,13 @@ async fn sizes(pool: &PgPool) -> (i64, i64, i64) {
     .expect("sizes")
 }
 
+/// MiB per 1,000 deploys.
+fn per_thousand(bytes: i64, deploys: usize) -> f64 {
+    bytes as f64 * 1000.0 / deploys as f64 / 1024.0 / 1024.0
+}
+
 fn mib(bytes: i64, deploys: usize) -> String {
-    format!(
-        "{:.1} MiB",
-        bytes as f64 * 1000.0 / deploys as f64 / 1024.0 / 1024.0
-    )
+    format!("{:.1} MiB", per_thousand(bytes, deploys))
 }
 
 #[tokio::main]

@@ -213,7 +213,7 @@ fn replay(key: &IdempotencyKey, earlier: &StoredKey) -> Result<Response, ApiErro
 
 /// Submit a deploy. It is queued at once; follow it with the `events` link.
 #[utoipa::path(post, path = "/v1/deploys", tag = "deploys",
-    params(CreateParams, ("Idempotency-Key" = Option<String>, Header, description = "Same key and body → the same deploy; same key, other body → 422")),
+    params(CreateParams, ("Idempotency-Key" = Option<String>, Header, description = "Same key and body → the same deploy; same key, other body → 422. Keys are kept for the retention policy's `idempotency_key_days` (default 30 days)")),
     request_body = DeployRequest,
     responses(
         (status = 202, body = DeployAccepted, headers(("Location" = String))),
