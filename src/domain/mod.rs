@@ -6,6 +6,7 @@ pub mod chart;
 pub mod deploy;
 pub mod duration;
 pub mod event;
+pub mod firehose;
 pub mod glob;
 pub mod labels;
 pub mod names;

@@ -7,6 +7,7 @@ mod auth;
 mod cancel;
 mod create;
 mod events;
+mod firehose;
 mod hooks;
 mod hooks_serve;
 mod list;

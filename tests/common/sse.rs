@@ -23,6 +23,8 @@ pub struct SseStream {
     status: reqwest::StatusCode,
     body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
+    /// The last `id:` received in any block, as a browser keeps it for `Last-Event-ID`.
+    last_event_id: Option<String>,
 }
 
 impl SseStream {
@@ -37,11 +39,18 @@ impl SseStream {
             status: response.status(),
             body: response.bytes_stream().boxed(),
             buffer: String::new(),
+            last_event_id: None,
         })
     }
 
     pub fn status(&self) -> reqwest::StatusCode {
         self.status
+    }
+
+    /// What a reconnecting client sends as `Last-Event-ID`: the last `id:` of any block so far,
+    /// also of blocks without data.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
     }
 
     /// The next frame with data or an event name (comments and retry hints skipped), `None` when
@@ -68,6 +77,9 @@ impl SseStream {
                     }
                 }
                 frame.data = data_lines.join("\n");
+                if frame.id.is_some() {
+                    self.last_event_id.clone_from(&frame.id);
+                }
                 if frame.event.is_some() || !frame.data.is_empty() {
                     return Some(frame);
                 }
