@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::app::deploy_body;
-use common::figures::{latency_summary, load_average};
+use common::figures::{figure, latency_summary, load_average, millis, percentiles};
 use common::postgres::fresh_database;
 use common::serve::{ServeEnv, ServeProcess};
 use common::sse::SseStream;
@@ -308,6 +308,7 @@ async fn main() {
 
     let firehose = (total as f64 * FIREHOSE_SHARE) as usize;
     let unfiltered = (firehose as f64 * UNFILTERED_SHARE) as usize;
+    let idle_bytes_each = rss_held.saturating_sub(rss_idle) as f64 / total as f64;
     println!(
         "SSE subscribers: {total} held by one rollcall serve ({} on {} deploys, {} on the firehose by namespace, {unfiltered} on the whole firehose; {slow_count} of them slow), opened {WAVE} at a time in {:.1}s; open files limit {open_files}",
         total - firehose,
@@ -319,7 +320,7 @@ async fn main() {
         "SSE server RSS: idle {:.1} MiB, with {total} subscribers {:.1} MiB -> {:.1} KiB per idle subscriber",
         mib(rss_idle),
         mib(rss_held),
-        rss_held.saturating_sub(rss_idle) as f64 / total as f64 / 1024.0,
+        idle_bytes_each / 1024.0,
     );
     println!(
         "SSE delivery to {total} subscribers, {} events/s from another process: {} deliveries, latency {} (emit -> received, including the {} ms batching window), {missing} missing",
@@ -328,6 +329,14 @@ async fn main() {
         latency_summary(&prompt),
         rollcall::bus::writer::FLUSH_INTERVAL.as_millis(),
     );
+    figure("subscribers.held", total as f64, "subscribers");
+    figure(
+        "subscribers.delivery_p99_ms",
+        millis(percentiles(&prompt)[2]),
+        "ms",
+    );
+    figure("subscribers.bytes_per_idle", idle_bytes_each, "bytes");
+    figure("subscribers.server_rss_mib", mib(rss_held), "MiB");
     println!(
         "SSE slow subscribers: {slow_count} read nothing for {rounds}s, then received their events with {slow_missing} missing; streams that lagged and caught up from the database: {lagged}; load average {}",
         load_average(),
