@@ -13,5 +13,8 @@
 -- event's `order_xid` is never below its own transaction's id.
 --
 -- Events written before this migration sort first (0); no cursor was ever handed out for them.
+-- Later rows default to their transaction's id, so that a writer other than the one statement
+-- that appends events (store::deploy_events) still lands in the firehose.
 alter table deploys add column events_order_xid bigint not null default 0;
 alter table deploy_events add column order_xid bigint not null default 0;
+alter table deploy_events alter column order_xid set default pg_current_xact_id()::text::bigint;
