@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::auth::Auth;
 use super::deploys::authorized_deploy;
-use super::error::{ApiError, Problem};
+use super::error::{ApiError, AuthProblems, NotFoundProblem, ParameterProblems};
 use super::json::{Path, Query};
 use super::page;
 use super::revocations::Revocations;
@@ -118,16 +118,13 @@ fn end_event(last_seq: i64) -> SseEvent {
 /// `Accept: application/json`.
 #[utoipa::path(get, path = "/v1/deploys/{id}/events", tag = "events",
     params(("id" = Uuid, Path), EventsParams,
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this seq (0 to the deploy's `last_event_seq`; beyond it a 400)")),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this seq (0 to the deploy's `last_event_seq`; beyond it a 400)")),
     responses(
         (status = 200, content(
             (String = "text/event-stream"),
             (EventPage = "application/json"),
-        ), description = "SSE: `id: <seq>`, `event: <type>`, JSON data; after the terminal event an `end` event"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ), description = "SSE: `id: <seq>`, `event: <type>`, JSON data (an `Event`); after the terminal event an `end` event (a `StreamEnd`)"),
+        AuthProblems, ParameterProblems, NotFoundProblem,
     ))]
 async fn deploy_events(
     State(state): State<ApiState>,
@@ -251,6 +248,7 @@ pub struct FirehoseParams {
     /// Only events of these types: a comma-separated list of types and families of them, e.g.
     /// `deploy.*,phase` (a dashboard that lists deploys needs no log lines).
     #[serde(rename = "type")]
+    #[param(schema_with = EventType::selection_schema)]
     pub types: Option<String>,
 }
 
@@ -259,10 +257,8 @@ pub struct FirehoseParams {
 /// number of events it missed.
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(FirehoseParams),
     responses(
-        (status = 200, content_type = "text/event-stream", body = String),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, content_type = "text/event-stream", body = String, description = "SSE: `id: <deploy id>:<seq>`, `event: <type>`, JSON data (an `Event`); a consumer that fell behind gets a `lagged` event, `{\"missed\": <count>}`"),
+        AuthProblems, ParameterProblems,
     ))]
 async fn firehose(
     State(state): State<ApiState>,

@@ -12,6 +12,7 @@ mod hooks_serve;
 mod list;
 mod notifications;
 mod openapi;
+mod openapi_conformance;
 mod operations;
 mod scale_out;
 mod security;

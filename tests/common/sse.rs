@@ -21,6 +21,7 @@ impl SseFrame {
 
 pub struct SseStream {
     status: reqwest::StatusCode,
+    content_type: String,
     body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
 }
@@ -33,8 +34,15 @@ impl SseStream {
     /// As `connect`, but a server that is down is an error to handle (reconnecting clients).
     pub async fn try_connect(request: reqwest::RequestBuilder) -> reqwest::Result<Self> {
         let response = request.header("accept", "text/event-stream").send().await?;
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         Ok(Self {
             status: response.status(),
+            content_type,
             body: response.bytes_stream().boxed(),
             buffer: String::new(),
         })
@@ -42,6 +50,11 @@ impl SseStream {
 
     pub fn status(&self) -> reqwest::StatusCode {
         self.status
+    }
+
+    /// The answer's `Content-Type` header, empty when it has none.
+    pub fn content_type(&self) -> &str {
+        &self.content_type
     }
 
     /// The next frame with data or an event name (comments and retry hints skipped), `None` when
