@@ -60,9 +60,8 @@ pub struct DeployRequest {
     /// it, a deploy to a missing namespace fails.
     #[serde(default)]
     pub create_namespace: bool,
-    /// Named cluster (kube context); default `default`.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 253, pattern = "^[A-Za-z0-9._@:-]+$")]
+    #[schema(schema_with = ClusterName::optional_schema)]
     pub cluster: Option<String>,
     pub chart: ChartSpec,
     #[serde(default)]

@@ -46,7 +46,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
 pub struct EventsParams {
     /// Only events with a greater seq (`Last-Event-ID` wins over it on SSE reconnects); 0 to the
     /// deploy's `last_event_seq`, beyond it a 400.
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub after: Option<i64>,
     /// JSON pages only: page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -118,7 +118,7 @@ fn end_event(last_seq: i64) -> SseEvent {
 /// `Accept: application/json`.
 #[utoipa::path(get, path = "/v1/deploys/{id}/events", tag = "events",
     params(("id" = Uuid, Path), EventsParams,
-        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this seq (0 to the deploy's `last_event_seq`; beyond it a 400)")),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, description = "Resume after this seq (0 to the deploy's `last_event_seq`; beyond it a 400)")),
     responses(
         (status = 200, content(
             (String = "text/event-stream"),

@@ -17,7 +17,7 @@ use super::auth::Auth;
 use super::error::{
     ApiError, AuthProblems, BodyProblems, NotFoundProblem, ParameterProblems, Problem,
 };
-use super::json::{Json, JsonBytes, Path, parse_json};
+use super::json::{Json, JsonBytes, Path, parse_request};
 use super::state::ApiState;
 use crate::domain::FieldError;
 use crate::domain::names::HookName;
@@ -343,7 +343,7 @@ async fn update_hook(
     let mut document = serde_json::to_value(&stored.definition).map_err(ApiError::internal)?;
     json_patch::merge(&mut document, &patch);
     let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
-    let mut spec: HookSpec = parse_json(&bytes)?;
+    let mut spec: HookSpec = parse_request(&bytes)?;
     let new_secret = spec
         .take_inline_secret()
         .map_err(|errors| invalid_hook(&name, errors))?;

@@ -190,6 +190,31 @@ async fn a_nul_character_anywhere_a_client_sends_text_is_refused_naming_the_fiel
     assert_eq!(app.deploy(queued).await["status"], "queued");
 }
 
+/// serde reads a struct from an array of its fields too; the document allows objects only.
+#[tokio::test]
+async fn an_array_where_the_document_wants_an_object_is_refused_naming_the_field() {
+    let app = spawn_app_with(|_| {}).await;
+    let before = rows_written(&app).await;
+    let mut body = deploy_body("prod", "web");
+    body["tracking"] = json!({"resources": [{"name": "web-*", "policy": [null, null]}]});
+    let deploy = app.post("/v1/deploys", &app.admin_token).json(&body);
+    assert_eq!(
+        refusal(deploy).await,
+        (422, "tracking.resources[0].policy".to_owned())
+    );
+    let id = app.submit(&deploy_body("prod", "web")).await;
+    let cancel = app
+        .post(&format!("/v1/deploys/{id}/cancel"), &app.admin_token)
+        .json(&json!(["why"]));
+    assert_eq!(refusal(cancel).await, (422, String::new()));
+    assert_eq!(
+        rows_written(&app).await,
+        before + 2,
+        "only the deploy and its queued event"
+    );
+    assert_eq!(app.deploy(id).await["status"], "queued");
+}
+
 /// The document's pattern: 1 to 255 visible ASCII characters, checked on a dry run too.
 #[tokio::test]
 async fn an_idempotency_key_outside_the_documented_pattern_is_refused_even_on_a_dry_run() {
