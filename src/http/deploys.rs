@@ -130,15 +130,19 @@ impl From<TrackedResource> for PlannedResource {
 async fn dry_run(state: &ApiState, new: &NewDeploy) -> Result<Response, ApiError> {
     let rendered = runner::render(
         &state.helm,
-        &state.catalog,
+        &state.charts,
         &RenderRequest::of(new),
         DRY_RUN_TIME_LIMIT,
         &state.shutdown,
     )
     .await;
     match rendered {
-        Ok(resources) => {
-            let resources = resources.into_iter().map(PlannedResource::from).collect();
+        Ok(rendered) => {
+            let resources = rendered
+                .resources
+                .into_iter()
+                .map(PlannedResource::from)
+                .collect();
             Ok((StatusCode::OK, axum::Json(DryRunResult { resources })).into_response())
         }
         Err(failure) => match failure.field_at_fault() {
@@ -250,7 +254,7 @@ async fn create_deploy(
     // Checked even on a dry run, which ignores it: an invalid header is refused alike everywhere.
     let key_text = idempotency_key(&headers)?;
     let request: DeployRequest = body.parse()?;
-    let new = NewDeploy::parse(request, &state.catalog).map_err(ApiError::invalid_fields)?;
+    let new = NewDeploy::parse(request, &state.charts).map_err(ApiError::invalid_fields)?;
     state
         .notify_rules
         .check(&new.notify)

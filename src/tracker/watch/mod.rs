@@ -348,23 +348,17 @@ struct WatchState {
     /// Subscribers that joined after the current list was requested (or before any): they wait
     /// for the next one.
     awaiting_list: Vec<mpsc::Sender<Observation>>,
-    /// Subscribers that joined before the current list was requested: its result is their start.
-    served_by_list: Vec<mpsc::Sender<Observation>>,
+    /// Subscribers that joined before the current list was requested: they receive that list's
+    /// items, in the server's order, and its end.
+    listening: Vec<mpsc::Sender<Observation>>,
     /// Uids listed since the last (re-)list began; `None` outside a list.
     relisting: Option<HashSet<String>>,
     /// A list has been requested since the watch began: a joining subscriber needs another.
     list_requested: bool,
 }
 
-/// What subscribers must be told about one watcher event, in order.
-struct Deliveries {
-    /// To every subscriber that had its first list before the event.
-    changes: Vec<Observation>,
-    subscribers: Vec<mpsc::Sender<Observation>>,
-    /// Subscribers whose list this event completed, and that list.
-    joined: Vec<mpsc::Sender<Observation>>,
-    snapshot: Vec<Observation>,
-}
+/// What subscribers must be told about one watcher event: observations and who gets them, in order.
+struct Deliveries(Vec<(Vec<mpsc::Sender<Observation>>, Vec<Observation>)>);
 
 impl WatchState {
     fn new(resource: &ApiResource) -> Self {
@@ -376,7 +370,7 @@ impl WatchState {
             objects: HashMap::new(),
             subscribers: Vec::new(),
             awaiting_list: Vec::new(),
-            served_by_list: Vec::new(),
+            listening: Vec::new(),
             relisting: None,
             list_requested: false,
         }
@@ -391,37 +385,24 @@ impl WatchState {
 
     /// Applies one watcher event to the state; returns what subscribers must be told.
     fn apply(&mut self, event: watcher::Event<DynamicObject>) -> Deliveries {
-        let completes_list = matches!(event, watcher::Event::InitDone);
-        let changes = self.changes(event);
         let subscribers = self.subscribers();
-        let (joined, snapshot) = if completes_list {
-            self.admit_served()
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        Deliveries {
-            changes,
-            subscribers,
-            joined,
-            snapshot,
-        }
-    }
-
-    fn changes(&mut self, event: watcher::Event<DynamicObject>) -> Vec<Observation> {
         match event {
             watcher::Event::Init => {
                 // kube-runtime yields `Init` before it sends the list request.
                 self.list_requested = true;
                 let awaiting = std::mem::take(&mut self.awaiting_list);
-                self.served_by_list.extend(awaiting);
+                self.listening.extend(awaiting);
                 self.relisting = Some(HashSet::new());
-                Vec::new()
+                Deliveries(Vec::new())
             }
             watcher::Event::InitApply(object) => {
                 if let Some(listed) = self.relisting.as_mut() {
                     listed.insert(uid(&object));
                 }
-                vec![self.upsert(object)]
+                let applied = self.upsert(object);
+                let mut everyone = subscribers;
+                everyone.extend(self.listening.iter().cloned());
+                Deliveries(vec![(everyone, vec![applied])])
             }
             watcher::Event::InitDone => {
                 let listed = self.relisting.take().unwrap_or_default();
@@ -431,36 +412,31 @@ impl WatchState {
                     .filter(|known| !listed.contains(*known))
                     .cloned()
                     .collect();
-                gone.into_iter()
+                let changes = gone
+                    .into_iter()
                     .filter_map(|uid| self.objects.remove(&uid))
                     .map(Observation::Deleted)
                     .chain([Observation::Listed])
-                    .collect()
+                    .collect();
+                // Those who listened to this list never saw what it no longer holds.
+                let listened = std::mem::take(&mut self.listening);
+                self.subscribers.extend(listened.iter().cloned());
+                Deliveries(vec![
+                    (subscribers, changes),
+                    (listened, vec![Observation::Listed]),
+                ])
             }
-            watcher::Event::Apply(object) => vec![self.upsert(object)],
+            watcher::Event::Apply(object) => {
+                Deliveries(vec![(subscribers, vec![self.upsert(object)])])
+            }
             watcher::Event::Delete(object) => {
                 self.objects.remove(&uid(&object));
-                vec![Observation::Deleted(self.typed(object))]
+                Deliveries(vec![(
+                    subscribers,
+                    vec![Observation::Deleted(self.typed(object))],
+                )])
             }
         }
-    }
-
-    /// The subscribers the completed list serves, now subscribers like the others, and the state
-    /// they start from.
-    fn admit_served(&mut self) -> (Vec<mpsc::Sender<Observation>>, Vec<Observation>) {
-        let joined = std::mem::take(&mut self.served_by_list);
-        if joined.is_empty() {
-            return (joined, Vec::new());
-        }
-        let snapshot = self
-            .objects
-            .values()
-            .cloned()
-            .map(Observation::Applied)
-            .chain([Observation::Listed])
-            .collect();
-        self.subscribers.extend(joined.iter().cloned());
-        (joined, snapshot)
     }
 
     fn upsert(&mut self, object: DynamicObject) -> Observation {
@@ -570,15 +546,11 @@ async fn run_watch(
                         tracing::warn!(watch = %key, %error, "watch error, retrying with back-off");
                         metrics.api_error(failed_call(&error));
                         metrics.restarted(WatchRestart::Error);
-                        Deliveries {
-                            changes: vec![Observation::ApiError {
-                                watch: key.clone(),
-                                message: error.to_string(),
-                            }],
-                            subscribers: state.subscribers(),
-                            joined: Vec::new(),
-                            snapshot: Vec::new(),
-                        }
+                        let error = Observation::ApiError {
+                            watch: key.clone(),
+                            message: error.to_string(),
+                        };
+                        Deliveries(vec![(state.subscribers(), vec![error])])
                     }
                 }
             };
@@ -606,15 +578,12 @@ async fn run_watch(
 
 impl Deliveries {
     async fn send(self) {
-        // A closed subscriber is dropped from the list on the next change.
-        for observation in self.changes {
-            for subscriber in &self.subscribers {
-                let _closed = subscriber.send(observation.clone()).await;
-            }
-        }
-        for subscriber in &self.joined {
-            for observation in &self.snapshot {
-                let _closed = subscriber.send(observation.clone()).await;
+        for (recipients, observations) in self.0 {
+            for observation in observations {
+                for recipient in &recipients {
+                    // A closed subscriber is dropped from the list on the next change.
+                    let _closed = recipient.send(observation.clone()).await;
+                }
             }
         }
     }
@@ -633,7 +602,7 @@ fn end_subscriptions(state: &Mutex<WatchState>) {
     let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
     state.subscribers.clear();
     state.awaiting_list.clear();
-    state.served_by_list.clear();
+    state.listening.clear();
 }
 
 fn parse_gvk(api_version: &str, kind: &str) -> Result<GroupVersionKind, DiscoveryError> {
@@ -710,6 +679,27 @@ mod tests {
             .collect()
     }
 
+    /// What an established subscriber is told (the first group of recipients).
+    fn told(deliveries: Deliveries) -> Vec<Observation> {
+        deliveries
+            .0
+            .into_iter()
+            .next()
+            .map(|(_, observations)| observations)
+            .unwrap_or_default()
+    }
+
+    /// What `subscriber` is told.
+    fn told_to(deliveries: &Deliveries, subscriber: &mpsc::Sender<Observation>) -> Vec<String> {
+        let observations: Vec<Observation> = deliveries
+            .0
+            .iter()
+            .filter(|(recipients, _)| recipients.iter().any(|r| r.same_channel(subscriber)))
+            .flat_map(|(_, observations)| observations.iter().cloned())
+            .collect();
+        names(&observations)
+    }
+
     fn fresh_state() -> WatchState {
         WatchState::new(&api_resource::<k8s_openapi::api::core::v1::ConfigMap>())
     }
@@ -718,9 +708,7 @@ mod tests {
     fn list_items_get_their_kind_from_the_watched_resource() {
         let mut untyped = object("a", "web");
         untyped.types = None;
-        let observed = fresh_state()
-            .apply(watcher::Event::InitApply(untyped))
-            .changes;
+        let observed = told(fresh_state().apply(watcher::Event::InitApply(untyped)));
         let Some(Observation::Applied(object)) = observed.first() else {
             panic!("expected an applied object, got {observed:?}");
         };
@@ -737,15 +725,13 @@ mod tests {
         state.apply(watcher::Event::InitApply(object("a", "kept")));
         state.apply(watcher::Event::InitApply(object("b", "removed")));
         assert_eq!(
-            names(&state.apply(watcher::Event::InitDone).changes),
+            names(&told(state.apply(watcher::Event::InitDone))),
             ["listed"]
         );
 
         state.apply(watcher::Event::Init);
-        let relisted = state
-            .apply(watcher::Event::InitApply(object("a", "kept")))
-            .changes;
-        let done = state.apply(watcher::Event::InitDone).changes;
+        let relisted = told(state.apply(watcher::Event::InitApply(object("a", "kept"))));
+        let done = told(state.apply(watcher::Event::InitDone));
 
         assert_eq!(names(&relisted), ["applied kept"]);
         assert_eq!(names(&done), ["deleted removed", "listed"]);
@@ -775,35 +761,32 @@ mod tests {
     #[test]
     fn a_subscriber_starts_from_the_first_list_requested_after_it_joined() {
         let mut state = fresh_state();
+        state.apply(watcher::Event::Apply(object("old", "gone-before-the-list")));
         let (early, _early_receiver) = mpsc::channel(8);
         state.awaiting_list.push(early.clone());
         state.apply(watcher::Event::Init);
         assert!(state.list_requested);
         let (late, _late_receiver) = mpsc::channel(8);
         state.awaiting_list.push(late.clone());
-        state.apply(watcher::Event::InitApply(object("a", "web")));
 
-        let first = state.apply(watcher::Event::InitDone);
+        let item = state.apply(watcher::Event::InitApply(object("a", "web")));
+        assert_eq!(told_to(&item, &early), ["applied web"]);
+        assert!(told_to(&item, &late).is_empty(), "a later subscriber waits");
+        let done = state.apply(watcher::Event::InitDone);
         assert_eq!(
-            first.joined.len(),
-            1,
-            "the list serves who joined before it"
+            told_to(&done, &early),
+            ["listed"],
+            "what the list no longer holds was never shown to it"
         );
-        assert!(first.joined[0].same_channel(&early));
-        assert_eq!(names(&first.snapshot), ["applied web", "listed"]);
-        assert_eq!(state.awaiting_list.len(), 1, "a later subscriber waits");
+        assert!(told_to(&done, &late).is_empty());
 
         state.apply(watcher::Event::Init);
-        state.apply(watcher::Event::InitApply(object("a", "web")));
-        let second = state.apply(watcher::Event::InitDone);
-        assert!(second.joined[0].same_channel(&late));
-        assert_eq!(names(&second.snapshot), ["applied web", "listed"]);
-        assert_eq!(
-            second.subscribers.len(),
-            1,
-            "the first one gets the re-list as changes"
-        );
-        assert_eq!(names(&second.changes), ["listed"]);
+        let item = state.apply(watcher::Event::InitApply(object("a", "web")));
+        assert_eq!(told_to(&item, &early), ["applied web"]);
+        assert_eq!(told_to(&item, &late), ["applied web"]);
+        let done = state.apply(watcher::Event::InitDone);
+        assert_eq!(told_to(&done, &early), ["listed"]);
+        assert_eq!(told_to(&done, &late), ["listed"]);
         assert_eq!(state.subscribers.len(), 2);
     }
 
@@ -811,9 +794,7 @@ mod tests {
     fn deletions_leave_the_snapshot() {
         let mut state = fresh_state();
         state.apply(watcher::Event::Apply(object("a", "web")));
-        let deleted = state
-            .apply(watcher::Event::Delete(object("a", "web")))
-            .changes;
+        let deleted = told(state.apply(watcher::Event::Delete(object("a", "web"))));
         assert_eq!(names(&deleted), ["deleted web"]);
         assert!(state.objects.is_empty());
     }

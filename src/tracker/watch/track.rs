@@ -180,6 +180,8 @@ pub fn track(
 
 /// One watch's observations, tagged with the watch's index in [`ListGate`].
 type Feed = Pin<Box<dyn Stream<Item = (usize, Observation)> + Send>>;
+/// Every watch's observations, as they come.
+type Observations = stream::SelectAll<Feed>;
 
 /// Which resources still wait for a first list from one of the watches they depend on.
 #[derive(Debug, Default)]
@@ -304,16 +306,51 @@ impl Run {
             self.options.logs.clone(),
             self.events.clone(),
         );
+        let mut observations = stream::select_all(feeds);
         let stop = self
-            .follow(&mut deploy, &mut logs, feeds, gate, deadline)
+            .follow(&mut deploy, &mut logs, &mut observations, gate, deadline)
             .await;
+        let grace_ends = tokio::time::Instant::now() + stop.log_drain_grace();
+        if matches!(stop, Stop::Verdict(Verdict::Succeeded)) {
+            self.catch_up_with_completed_jobs(
+                &mut deploy,
+                &mut logs,
+                &mut observations,
+                grace_ends,
+            )
+            .await;
+        }
         logs.finish(
             |instance| has_finished(&deploy, instance),
-            stop.log_drain_grace(),
+            grace_ends.saturating_duration_since(tokio::time::Instant::now()),
             &self.cancel,
         )
         .await;
         self.finish(&deploy, stop).await
+    }
+
+    /// A Job's watch may be ahead of its pods': a Job seen complete before its pod was seen running
+    /// would lose the pod's lines. Until every pod of a completed Job has been seen finished (or the
+    /// grace ends), pod observations still start log streams; they change no verdict.
+    async fn catch_up_with_completed_jobs(
+        &mut self,
+        deploy: &mut DeployTracker,
+        logs: &mut LogStreams,
+        observations: &mut Observations,
+        grace_ends: tokio::time::Instant,
+    ) {
+        while has_unfinished_job_pods(deploy) {
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = tokio::time::sleep_until(grace_ends) => return,
+                observation = observations.next() => match observation {
+                    Some((_, observation)) => {
+                        let _after_the_verdict = self.observe(deploy, logs, observation).await;
+                    }
+                    None => return,
+                },
+            }
+        }
     }
 
     /// Resolves a kind, retrying (with back-off, each failure a warning) until the deadline.
@@ -356,11 +393,10 @@ impl Run {
         &mut self,
         deploy: &mut DeployTracker,
         logs: &mut LogStreams,
-        feeds: Vec<Feed>,
+        observations: &mut Observations,
         mut gate: ListGate,
         deadline: tokio::time::Instant,
     ) -> Stop {
-        let mut observations = stream::select_all(feeds);
         let mut tick = tokio::time::interval(self.options.deadlines.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // When the input being handled arrived; a verdict it leads to was decided then.
@@ -593,6 +629,23 @@ fn has_finished(deploy: &DeployTracker, (uid, container, restarts): &ContainerIn
             .current_pods()
             .filter(|pod| pod.uid().as_deref() == Some(uid.as_str()))
             .any(|pod| job_over || container_finished(pod, container, *restarts))
+    })
+}
+
+/// Whether a completed Job that wants logs still has a pod not seen finished.
+fn has_unfinished_job_pods(deploy: &DeployTracker) -> bool {
+    deploy.resources().iter().any(|resource| {
+        resource.key().kind == "Job"
+            && resource.state() == State::Ready
+            && !resource.policy().logs.skip_logs
+            && resource.current_pods().any(|pod| {
+                !matches!(
+                    pod.status
+                        .as_ref()
+                        .and_then(|status| status.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                )
+            })
     })
 }
 
