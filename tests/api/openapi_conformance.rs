@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::common::app::{TestApp, spawn_app_with, test_server_key};
 use crate::common::hooks::{GITHUB_SECRET, PUSHED_COMMIT, github_delivery, github_push};
 use crate::common::runner::{start_kubesim, with_runner};
-use crate::common::sse::{SseFrame, SseStream};
+use crate::common::sse::{SseFrame, SseStream, content_type};
 
 /// Generous: only guards against a hung test.
 const SAFETY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -128,12 +128,7 @@ impl Document {
             .await
             .unwrap_or_else(|error| panic!("{operation}: {error}"));
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type = content_type(&response);
         let text = response.text().await.expect("a body");
         let schema = self.documented(operation, status, &content_type);
         let body = if text.is_empty() {

@@ -19,6 +19,16 @@ impl SseFrame {
     }
 }
 
+/// An answer's `Content-Type` header, empty when it has none.
+pub fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 pub struct SseStream {
     status: reqwest::StatusCode,
     content_type: String,
@@ -34,12 +44,7 @@ impl SseStream {
     /// As `connect`, but a server that is down is an error to handle (reconnecting clients).
     pub async fn try_connect(request: reqwest::RequestBuilder) -> reqwest::Result<Self> {
         let response = request.header("accept", "text/event-stream").send().await?;
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type = content_type(&response);
         Ok(Self {
             status: response.status(),
             content_type,
