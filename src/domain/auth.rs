@@ -95,6 +95,17 @@ impl TargetPattern {
             ))
             .build()
     }
+
+    /// As [`TargetPattern::list_schema`], or absent or `null` for the request's default.
+    pub fn optional_list_schema() -> utoipa::openapi::schema::Schema {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+        Schema::OneOf(
+            OneOfBuilder::new()
+                .item(Self::list_schema())
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+                .build(),
+        )
+    }
 }
 
 impl FromStr for TargetPattern {

@@ -17,6 +17,7 @@ use super::error::{
 use super::json::{Json, Path};
 use super::state::ApiState;
 use crate::domain::FieldError;
+use crate::domain::auth::TargetPattern;
 use crate::domain::notify::{
     ManagedBy, NotifyFormat, NotifyUrl, Subscription, WebhookSecret, sealing_context,
 };
@@ -48,6 +49,7 @@ pub struct SubscriptionRequest {
     pub format: NotifyFormat,
     /// `cluster/namespace/release` globs of the releases whose events it receives; default `*/*/*`.
     #[serde(default)]
+    #[schema(schema_with = TargetPattern::optional_list_schema)]
     pub targets: Option<Vec<String>>,
     /// Its Standard Webhooks signing secret (`whsec_…`); default: a new one, shown once in the
     /// answer.
@@ -69,6 +71,7 @@ pub struct SubscriptionPatch {
     pub url: Option<String>,
     pub events: Option<Vec<String>>,
     pub format: Option<NotifyFormat>,
+    #[schema(schema_with = TargetPattern::optional_list_schema)]
     pub targets: Option<Vec<String>>,
     /// A new signing secret (`whsec_…`).
     pub secret: Option<String>,
