@@ -100,6 +100,9 @@ impl EventType {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .pattern(Some(format!("^{one}(,{one})*$")))
+            .description(Some(
+                "Event types and families of them, comma-separated, e.g. `deploy.*,phase`.",
+            ))
             .into()
     }
 
