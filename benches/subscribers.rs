@@ -185,7 +185,14 @@ async fn main() {
         admin_token: &admin_token,
         dir: dir.path(),
     };
-    let server = ServeProcess::start(&env, "subscribers", &[("ROLLCALL_NO_RUNNER", "true")]).await;
+    let settings = [
+        ("ROLLCALL_NO_RUNNER", "true"),
+        (
+            "ROLLCALL_CHART_REPOSITORIES",
+            common::app::EXAMPLE_REPOSITORY,
+        ),
+    ];
+    let server = ServeProcess::start(&env, "subscribers", &settings).await;
     let client = reqwest::Client::new();
     let mut deploys = Vec::new();
     for namespace in 0..NAMESPACES {

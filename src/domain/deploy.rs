@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::chart::{ChartCatalog, ChartSource, ChartSpec};
+use super::chart::{ChartSource, ChartSources, ChartSpec};
 use super::duration::BoundedDuration;
 use super::labels::Labels;
 use super::names::{ClusterName, Namespace, ReleaseName};
@@ -60,8 +60,8 @@ pub struct DeployRequest {
     /// it, a deploy to a missing namespace fails.
     #[serde(default)]
     pub create_namespace: bool,
-    /// Named cluster (kube context); default `default`.
     #[serde(default)]
+    #[schema(schema_with = ClusterName::optional_schema)]
     pub cluster: Option<String>,
     pub chart: ChartSpec,
     #[serde(default)]
@@ -71,8 +71,10 @@ pub struct DeployRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub secret_values: Option<serde_json::Map<String, serde_json::Value>>,
-    /// How long the whole deploy may take, e.g. `5m`; default `10m`, at most `24h`.
+    /// How long the whole deploy may take, e.g. `5m` or `1h30m` (units `ms`, `s`, `m`, `h`);
+    /// default `10m`, from `1s` to `24h`.
     #[serde(default)]
+    #[schema(pattern = "^(0|([0-9]+(ms|s|m|h))+)$")]
     pub timeout: Option<String>,
     #[serde(default)]
     pub rollback_on_failure: bool,
@@ -83,6 +85,7 @@ pub struct DeployRequest {
     #[serde(default)]
     pub notify: Vec<NotifySpec>,
     #[serde(default)]
+    #[schema(schema_with = super::labels::labels_schema)]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -154,7 +157,7 @@ impl NewDeploy {
         )
     }
 
-    pub fn parse(request: DeployRequest, catalog: &ChartCatalog) -> Result<Self, Vec<FieldError>> {
+    pub fn parse(request: DeployRequest, charts: &ChartSources) -> Result<Self, Vec<FieldError>> {
         let mut errors = FieldErrors::default();
         let release = errors.take(ReleaseName::parse(request.release, "release"));
         let namespace = errors.take(Namespace::parse(request.namespace, "namespace"));
@@ -162,7 +165,7 @@ impl NewDeploy {
             Some(cluster) => errors.take(ClusterName::parse(cluster, "cluster")),
             None => Some(ClusterName::default_cluster()),
         };
-        let chart = errors.take_all(ChartSource::parse(request.chart, catalog));
+        let chart = errors.take_all(ChartSource::parse(request.chart, charts));
         let timeout = match request.timeout {
             Some(text) => errors.take(
                 BoundedDuration::parse(&text, MIN_TIMEOUT, MAX_TIMEOUT)
@@ -401,7 +404,7 @@ mod tests {
             "labels": {"bad key": "v"}
         }))
         .unwrap();
-        let errors = NewDeploy::parse(request, &ChartCatalog::default()).unwrap_err();
+        let errors = NewDeploy::parse(request, &ChartSources::default()).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::auth::Auth;
 use super::deploys::authorized_deploy;
-use super::error::{ApiError, Problem};
+use super::error::{ApiError, AuthProblems, NotFoundProblem, ParameterProblems};
 use super::json::{Path, Query};
 use super::page;
 use super::revocations::Revocations;
@@ -47,7 +47,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
 pub struct EventsParams {
     /// Only events with a greater seq (`Last-Event-ID` wins over it on SSE reconnects); 0 to the
     /// deploy's `last_event_seq`, beyond it a 400.
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub after: Option<i64>,
     /// JSON pages only: page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -119,16 +119,13 @@ fn end_event(last_seq: i64) -> SseEvent {
 /// `Accept: application/json`.
 #[utoipa::path(get, path = "/v1/deploys/{id}/events", tag = "events",
     params(("id" = Uuid, Path), EventsParams,
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this seq (0 to the deploy's `last_event_seq`; beyond it a 400)")),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, description = "Resume after this seq (0 to the deploy's `last_event_seq`; beyond it a 400)")),
     responses(
         (status = 200, content(
             (String = "text/event-stream"),
             (EventPage = "application/json"),
-        ), description = "SSE: `id: <seq>`, `event: <type>`, JSON data; after the terminal event an `end` event"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ), description = "SSE: `id: <seq>`, `event: <type>`, JSON data (an `Event`); after the terminal event an `end` event (a `StreamEnd`)"),
+        AuthProblems, ParameterProblems, NotFoundProblem,
     ))]
 async fn deploy_events(
     State(state): State<ApiState>,
@@ -251,6 +248,7 @@ pub struct FirehoseParams {
     /// Only events of these types: a comma-separated list of types and families of them, e.g.
     /// `deploy.*,phase` (a dashboard that lists deploys needs no log lines).
     #[serde(rename = "type")]
+    #[param(schema_with = EventType::selection_schema)]
     pub types: Option<String>,
     /// Resume after this position (an SSE `id:` of this stream); `Last-Event-ID` wins over it.
     pub after: Option<String>,
@@ -286,9 +284,7 @@ fn firehose_cursor(
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this position: the last SSE `id:` received from this stream (on any replica). A position this stream never handed out is a 400")),
     responses(
         (status = 200, content_type = "text/event-stream", body = String, description = "SSE: `event: <type>`, the event as JSON `data`, and `id: <position>`, the stream's cursor: `<order_xid>:<deploy id>:<seq>` (opaque to clients; the stream opens with an `id:` of its own, so that a client reconnecting before any event resumes from where it connected). Events arrive in the order of their transactions' ids, each delivered once every transaction that started before it has ended: a reconnecting client that sends back the last `id:` as `Last-Event-ID` receives every event committed after it exactly once, whatever the replica, however late a concurrent transaction commits. Within a deploy, events keep their `seq` order. A slow client is never dropped: it catches up from the database"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, ParameterProblems,
     ))]
 async fn firehose(
     State(state): State<ApiState>,

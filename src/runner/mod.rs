@@ -5,6 +5,7 @@
 //! release), hold a lease they renew, and a global limit caps the deploys one process runs at once.
 //! Deploys whose lease expired (their process died) are taken over and resumed or repaired.
 
+pub mod chart;
 mod clusters;
 mod execute;
 pub mod helm;
@@ -25,11 +26,11 @@ use uuid::Uuid;
 
 pub use clusters::{ClusterError, Clusters};
 pub use helm::{Helm, HelmConfig, HelmError, ValuesFiles};
-pub use render::{RenderFailure, RenderRequest, render};
+pub use render::{RenderFailure, RenderRequest, Rendered, render};
 pub use secrets::{DeploySecrets, SecretKeeper, SecretStash, SecretsUnavailable};
 
 use crate::bus::{BusMessage, EventHub};
-use crate::domain::chart::ChartCatalog;
+use crate::domain::chart::ChartSources;
 use crate::domain::event::EventType;
 use crate::store::deploys::Deploy;
 use crate::store::{self, StoreError};
@@ -46,7 +47,8 @@ pub struct RunnerContext {
     /// Writes and delivers the deploys' events; its pool is the database.
     pub events: EventHub,
     pub helm: Arc<Helm>,
-    pub catalog: Arc<ChartCatalog>,
+    /// The catalog, and the repositories and registries charts are fetched from.
+    pub charts: Arc<ChartSources>,
     pub clusters: Clusters,
     /// Secret values the API accepted, taken when a deploy starts.
     pub secrets: SecretKeeper,

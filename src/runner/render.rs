@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::chart::LocalChart;
 use super::helm::{Helm, HelmError, ValuesFiles};
-use crate::domain::chart::{ChartCatalog, ChartSource};
+use crate::domain::chart::{ChartSource, ChartSources};
 use crate::domain::deploy::{NewDeploy, SecretValues};
 use crate::domain::policy::TrackingOverrides;
 use crate::domain::redaction::Redactor;
@@ -62,33 +63,43 @@ impl RenderFailure {
     pub fn field_at_fault(&self) -> Option<&'static str> {
         match self {
             RenderFailure::Plan(_) => Some("tracking"),
-            RenderFailure::Helm(HelmError::Failed { .. } | HelmError::ChartNotInCatalog(_)) => {
-                Some("chart")
-            }
+            RenderFailure::Helm(
+                HelmError::Failed { .. }
+                | HelmError::ChartNotInCatalog(_)
+                | HelmError::ChartNotAllowed(_)
+                | HelmError::ChartFetch { .. },
+            ) => Some("chart"),
             _ => None,
         }
     }
 }
 
-/// `helm template` with the request's values, then every resource with its effective tracking
-/// policy: the one render path of deploys and dry runs.
+/// What a render yields: the resources with their policies, and the chart it used (pulled once,
+/// for the upgrade to use too).
+pub struct Rendered {
+    pub resources: Vec<TrackedResource>,
+    pub chart: LocalChart,
+}
+
+/// The chart located (pulled when it is a repository or OCI chart), `helm template` with the
+/// request's values, then every resource with its effective tracking policy: the one render path
+/// of deploys and dry runs.
 pub async fn render(
     helm: &Helm,
-    catalog: &ChartCatalog,
+    charts: &ChartSources,
     request: &RenderRequest<'_>,
     time_limit: Duration,
     cancel: &CancellationToken,
-) -> Result<Vec<TrackedResource>, RenderFailure> {
-    let chart = Helm::chart_args(request.chart, catalog)?;
+) -> Result<Rendered, RenderFailure> {
+    let chart = helm
+        .locate(request.chart, charts, time_limit, cancel)
+        .await?;
     let values = ValuesFiles::write(&helm.config().home, request.values, request.secrets)
         .map_err(RenderFailure::Values)?;
-    let invocation = helm.template(&request.release, chart, &values, time_limit);
+    let invocation = helm.template(&request.release, chart.args(), &values, time_limit);
     let manifest = helm
         .run(invocation, &Redactor::new(request.secrets), None, cancel)
         .await?;
-    Ok(plan(
-        &manifest,
-        &request.release.namespace,
-        request.tracking,
-    )?)
+    let resources = plan(&manifest, &request.release.namespace, request.tracking)?;
+    Ok(Rendered { resources, chart })
 }

@@ -5,14 +5,17 @@ mod common;
 
 mod auth;
 mod cancel;
+mod chart_sources;
 mod create;
 mod events;
 mod firehose;
 mod hooks;
 mod hooks_serve;
 mod list;
+mod lost_reply;
 mod notifications;
 mod openapi;
+mod openapi_conformance;
 mod operations;
 mod scale_out;
 mod security;

@@ -19,8 +19,19 @@ impl SseFrame {
     }
 }
 
+/// An answer's `Content-Type` header, empty when it has none.
+pub fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 pub struct SseStream {
     status: reqwest::StatusCode,
+    content_type: String,
     body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
     /// The last `id:` received in any block, as a browser keeps it for `Last-Event-ID`.
@@ -35,8 +46,10 @@ impl SseStream {
     /// As `connect`, but a server that is down is an error to handle (reconnecting clients).
     pub async fn try_connect(request: reqwest::RequestBuilder) -> reqwest::Result<Self> {
         let response = request.header("accept", "text/event-stream").send().await?;
+        let content_type = content_type(&response);
         Ok(Self {
             status: response.status(),
+            content_type,
             body: response.bytes_stream().boxed(),
             buffer: String::new(),
             last_event_id: None,
@@ -51,6 +64,11 @@ impl SseStream {
     /// also of blocks without data.
     pub fn last_event_id(&self) -> Option<&str> {
         self.last_event_id.as_deref()
+    }
+
+    /// The answer's `Content-Type` header, empty when it has none.
+    pub fn content_type(&self) -> &str {
+        &self.content_type
     }
 
     /// The next frame with data or an event name (comments and retry hints skipped), `None` when

@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rollcall::domain::chart::{ChartCatalog, ChartSource};
+use rollcall::domain::chart::{ChartCatalog, ChartSource, ChartSources};
 use rollcall::domain::redaction::Redactor;
 use rollcall::domain::release::ReleaseId;
 use rollcall::domain::verdict::VerdictReason;
@@ -61,12 +61,21 @@ async fn helm_template_reads_values_from_a_private_file_removed_afterwards() {
         & 0o777;
     assert_eq!(dir_mode, 0o700);
 
-    let chart = Helm::chart_args(
-        &ChartSource::Path { path: "web".into() },
-        &ChartCatalog::new(Some(charts::catalog())),
-    )
-    .unwrap();
-    let invocation = helm.template(&target(), chart, &files, Duration::from_secs(60));
+    let sources = ChartSources {
+        catalog: ChartCatalog::new(Some(charts::catalog())),
+        ..ChartSources::default()
+    };
+    let cancel = CancellationToken::new();
+    let chart = helm
+        .locate(
+            &ChartSource::Path { path: "web".into() },
+            &sources,
+            Duration::from_secs(60),
+            &cancel,
+        )
+        .await
+        .unwrap();
+    let invocation = helm.template(&target(), chart.args(), &files, Duration::from_secs(60));
     let manifest = helm
         .run(
             invocation,

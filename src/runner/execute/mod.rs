@@ -21,7 +21,7 @@ use lease::{Halt, HaltCause, keep_lease};
 
 use super::helm::HelmError;
 use super::secrets::DeploySecrets;
-use super::{Helm, RenderFailure, RenderRequest, Runner, render};
+use super::{Helm, RenderFailure, RenderRequest, Rendered, Runner, render};
 use crate::bus::{EventWriter, WriterError};
 use crate::domain::deploy::{DeployStatus, Outcome, Phase};
 use crate::domain::event::{EventType, NewEvent};
@@ -320,14 +320,14 @@ impl DeployRun<'_> {
         };
         let rendered = render(
             self.helm(),
-            &self.runner.context.catalog,
+            &self.runner.context.charts,
             &request,
             self.remaining(),
             &self.halt.any,
         )
         .await;
-        let hooks = match rendered {
-            Ok(resources) => {
+        let (hooks, chart) = match rendered {
+            Ok(Rendered { resources, chart }) => {
                 self.emit(
                     NewEvent::new(
                         EventType::HelmOutput,
@@ -336,7 +336,7 @@ impl DeployRun<'_> {
                     .data(json!({"command": "template", "resources": resources.len()})),
                 )
                 .await?;
-                hooks::upgrade_hooks(&resources)
+                (hooks::upgrade_hooks(&resources), chart)
             }
             Err(RenderFailure::Helm(HelmError::Cancelled { .. })) => {
                 return Err(Interrupted::Halted);
@@ -349,7 +349,7 @@ impl DeployRun<'_> {
             }
         };
         self.phase(Phase::Upgrading).await?;
-        let release = match self.upgrade_following_hooks(&hooks).await {
+        let release = match self.upgrade_following_hooks(&hooks, &chart).await {
             Ok(release) => release,
             Err(failure) => {
                 if let HelmError::Cancelled { .. } = failure.error {

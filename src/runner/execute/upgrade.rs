@@ -5,12 +5,11 @@ use serde_json::json;
 
 use super::DeployRun;
 use crate::domain::event::{EventType, NewEvent};
-use crate::runner::Helm;
+use crate::runner::chart::LocalChart;
 use crate::runner::helm::{HelmError, ReleaseInfo, ValuesFiles};
 
 impl DeployRun<'_> {
-    pub(super) async fn upgrade(&self) -> Result<ReleaseInfo, HelmError> {
-        let chart = Helm::chart_args(&self.deploy.chart, &self.runner.context.catalog)?;
+    pub(super) async fn upgrade(&self, chart: &LocalChart) -> Result<ReleaseInfo, HelmError> {
         let values = ValuesFiles::write(
             &self.helm().config().home,
             &self.deploy.values,
@@ -22,7 +21,7 @@ impl DeployRun<'_> {
         })?;
         let invocation = self.helm().upgrade(
             &self.target,
-            chart,
+            chart.args(),
             &values,
             self.remaining(),
             self.deploy.create_namespace,
