@@ -120,6 +120,10 @@ pub fn openapi_json() -> String {
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::telemetry::init(args.database.log_format);
     let config = Config::from_args(args)?;
+    match crate::http::server::raise_open_files_limit() {
+        Ok(limit) => tracing::info!(limit, "open files (each client connection takes one)"),
+        Err(error) => tracing::warn!(%error, "cannot raise the limit of open files"),
+    }
     let listener = crate::startup::bind(config.listen).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));

@@ -1,11 +1,10 @@
 //! LISTEN for batches committed by other instances and publish them locally.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 
-use super::{BusMessage, EventHub};
+use super::EventHub;
 use crate::store::StoreError;
 use crate::store::deploy_events::{BatchNotice, NOTIFY_CHANNEL, read_batch};
 
@@ -38,24 +37,18 @@ pub async fn relay(hub: EventHub, mut listener: PgListener) {
                     continue;
                 }
                 match read_batch(hub.pool(), &notice).await {
-                    Ok(events) => {
-                        for event in events {
-                            let _ = hub.bus.send(BusMessage::Event(Arc::new(event)));
-                        }
-                    }
+                    Ok(events) => hub.deliver(events),
                     Err(error) => {
                         tracing::warn!(%error, "reading a notified event batch failed");
-                        let _ = hub.bus.send(BusMessage::Resync);
+                        hub.resync();
                     }
                 }
             }
             // The connection was lost and is re-established by the next call.
-            Ok(None) => {
-                let _ = hub.bus.send(BusMessage::Resync);
-            }
+            Ok(None) => hub.resync(),
             Err(error) => {
                 tracing::warn!(%error, "event listener failed; retrying");
-                let _ = hub.bus.send(BusMessage::Resync);
+                hub.resync();
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}

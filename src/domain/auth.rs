@@ -75,6 +75,39 @@ impl TargetPattern {
     }
 }
 
+impl TargetPattern {
+    /// What [`TargetPattern::from_str`] accepts, as the API document states it.
+    pub const REGEX: &'static str =
+        "^[A-Za-z0-9._@:*?-]{1,253}/[A-Za-z0-9._@:*?-]{1,253}/[A-Za-z0-9._@:*?-]{1,253}$";
+
+    /// The schema of a request's list of patterns: at least one.
+    pub fn list_schema() -> utoipa::openapi::schema::Array {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(Self::REGEX)),
+            )
+            .min_items(Some(1))
+            .description(Some(
+                "`cluster/namespace/release` patterns; `*` and `?` are globs.",
+            ))
+            .build()
+    }
+
+    /// As [`TargetPattern::list_schema`], or absent or `null` for the request's default.
+    pub fn optional_list_schema() -> utoipa::openapi::schema::Schema {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+        Schema::OneOf(
+            OneOfBuilder::new()
+                .item(Self::list_schema())
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+                .build(),
+        )
+    }
+}
+
 impl FromStr for TargetPattern {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -228,6 +261,32 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The document's pattern and the parser agree.
+    #[test]
+    fn the_documented_target_regex_is_the_parser() {
+        let regex = regex::Regex::new(TargetPattern::REGEX).expect("a valid regex");
+        let long = "a".repeat(254);
+        for text in [
+            "*/*/*",
+            "default/prod/web-?",
+            "kind@ctx:1/ns_1/rel.2",
+            "",
+            "a/b",
+            "a/b/c/d",
+            "a//c",
+            "a/b c/d",
+            "a/b/é",
+            &format!("a/b/{long}"),
+            &format!("a/b/{}", &long[1..]),
+        ] {
+            assert_eq!(
+                regex.is_match(text),
+                text.parse::<TargetPattern>().is_ok(),
+                "{text:?}"
+            );
+        }
+    }
 
     fn principal(scopes: &[Scope], targets: &[&str]) -> Principal {
         Principal {

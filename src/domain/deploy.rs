@@ -60,8 +60,8 @@ pub struct DeployRequest {
     /// it, a deploy to a missing namespace fails.
     #[serde(default)]
     pub create_namespace: bool,
-    /// Named cluster (kube context); default `default`.
     #[serde(default)]
+    #[schema(schema_with = ClusterName::optional_schema)]
     pub cluster: Option<String>,
     pub chart: ChartSpec,
     #[serde(default)]
@@ -71,8 +71,10 @@ pub struct DeployRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub secret_values: Option<serde_json::Map<String, serde_json::Value>>,
-    /// How long the whole deploy may take, e.g. `5m`; default `10m`, at most `24h`.
+    /// How long the whole deploy may take, e.g. `5m` or `1h30m` (units `ms`, `s`, `m`, `h`);
+    /// default `10m`, from `1s` to `24h`.
     #[serde(default)]
+    #[schema(pattern = "^(0|([0-9]+(ms|s|m|h))+)$")]
     pub timeout: Option<String>,
     #[serde(default)]
     pub rollback_on_failure: bool,
@@ -83,6 +85,7 @@ pub struct DeployRequest {
     #[serde(default)]
     pub notify: Vec<NotifySpec>,
     #[serde(default)]
+    #[schema(schema_with = super::labels::labels_schema)]
     pub labels: BTreeMap<String, String>,
 }
 

@@ -82,6 +82,30 @@ impl ToSchema for EventType {
 }
 
 impl EventType {
+    /// The schema of a selection [`EventType::select`] accepts, as a pattern: names and families
+    /// (`deploy.*`) separated by commas, spaces around them allowed.
+    pub fn selection_schema() -> Schema {
+        let mut families: Vec<&str> = EventType::ALL
+            .iter()
+            .filter_map(|kind| kind.as_str().split_once('.').map(|(family, _)| family))
+            .collect();
+        families.sort_unstable();
+        families.dedup();
+        let names: Vec<String> = EventType::ALL
+            .iter()
+            .map(|kind| kind.as_str().replace('.', "\\."))
+            .chain(families.iter().map(|family| format!("{family}\\.\\*")))
+            .collect();
+        let one = format!("\\s*({})\\s*", names.join("|"));
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^{one}(,{one})*$")))
+            .description(Some(
+                "Event types and families of them, comma-separated, e.g. `deploy.*,phase`.",
+            ))
+            .into()
+    }
+
     /// The types a selection such as `deploy.*,phase` names: types by name, or every type of a
     /// family (`<family>.*`). A name that matches no type is an error naming it.
     pub fn select(selection: &str) -> Result<Vec<EventType>, String> {

@@ -2,14 +2,51 @@
 
 use std::collections::BTreeMap;
 
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+
 use super::FieldError;
 
 pub const MAX_LABELS: usize = 32;
 pub const MAX_KEY_LEN: usize = 63;
 pub const MAX_VALUE_LEN: usize = 1024;
 
+/// What [`check_label_key`] accepts, as the API document states it.
+pub const KEY_REGEX: &str = "^[A-Za-z0-9._/-]{1,63}$";
+/// What [`parse_label_selector`] accepts: a key, `=`, any value.
+pub const SELECTOR_REGEX: &str = "^[A-Za-z0-9._/-]{1,63}=";
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Labels(BTreeMap<String, String>);
+
+/// The schema of a request's `labels`, with every bound [`Labels::parse`] enforces.
+pub fn labels_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(KEY_REGEX)),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(MAX_VALUE_LEN)),
+        ))
+        .max_properties(Some(MAX_LABELS))
+        .description(Some(format!(
+            "Free-form, e.g. a CI run URL: at most {MAX_LABELS}; keys of letters, digits, '-', '_', \
+             '.', '/' (1 to {MAX_KEY_LEN}); values of at most {MAX_VALUE_LEN} characters."
+        )))
+        .build()
+}
+
+/// The schema of a `key=value` label filter.
+pub fn selector_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(SELECTOR_REGEX))
+        .build()
+}
 
 impl Labels {
     pub fn parse(labels: BTreeMap<String, String>) -> Result<Self, Vec<FieldError>> {
@@ -25,10 +62,10 @@ impl Labels {
             if let Err(message) = check_label_key(key) {
                 errors.push(FieldError::new(&field, message));
             }
-            if value.len() > MAX_VALUE_LEN {
+            if value.chars().count() > MAX_VALUE_LEN {
                 errors.push(FieldError::new(
                     &field,
-                    format!("value must be at most {MAX_VALUE_LEN} bytes"),
+                    format!("value must be at most {MAX_VALUE_LEN} characters"),
                 ));
             }
         }
@@ -71,6 +108,47 @@ pub fn parse_label_selector(selector: &str) -> Result<(String, String), String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The document's patterns and the parsers agree.
+    #[test]
+    fn the_documented_label_regexes_are_the_parsers() {
+        let key = regex::Regex::new(KEY_REGEX).expect("a valid regex");
+        let selector = regex::Regex::new(SELECTOR_REGEX).expect("a valid regex");
+        let long = "k".repeat(MAX_KEY_LEN + 1);
+        for text in [
+            "ci.run",
+            "a/b_c-d",
+            "",
+            "has space",
+            "é",
+            "a=b",
+            &long,
+            &long[1..],
+        ] {
+            assert_eq!(
+                key.is_match(text),
+                check_label_key(text).is_ok(),
+                "{text:?}"
+            );
+        }
+        for text in [
+            "a=b",
+            "a=",
+            "a==b",
+            "=b",
+            "a",
+            "",
+            "a b=c",
+            "a=b c",
+            &format!("{long}=v"),
+        ] {
+            assert_eq!(
+                selector.is_match(text),
+                parse_label_selector(text).is_ok(),
+                "{text:?}"
+            );
+        }
+    }
 
     #[test]
     fn label_limits() {

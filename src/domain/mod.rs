@@ -7,6 +7,7 @@ pub mod chart_allowlist;
 pub mod deploy;
 pub mod duration;
 pub mod event;
+pub mod firehose;
 pub mod glob;
 pub mod labels;
 pub mod names;

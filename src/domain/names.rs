@@ -92,6 +92,28 @@ pub struct ClusterName(String);
 
 impl ClusterName {
     pub const DEFAULT: &'static str = "default";
+    /// What [`check_cluster_name`] accepts, as the API document states it.
+    pub const REGEX: &'static str = "^[A-Za-z0-9._@:-]{1,253}$";
+
+    /// The schema of a request's optional cluster: a name, or absent or `null` for `default`.
+    /// A `oneOf` rather than a nullable string, whose length bounds schemathesis 4.3 would test
+    /// with `null`.
+    pub fn optional_schema() -> utoipa::openapi::schema::Schema {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+        let one_of = OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(Self::REGEX)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .description(Some(
+                "Named cluster (kube context): letters, digits, '-', '_', '.', '@', ':' (1 to \
+                 253); default `default`.",
+            ))
+            .build();
+        Schema::OneOf(one_of)
+    }
 
     pub fn parse(value: impl Into<String>, field: &str) -> Result<Self, FieldError> {
         let value = value.into();
@@ -145,6 +167,29 @@ impl fmt::Display for ClusterName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_cluster_regex_is_the_check() {
+        let regex = regex::Regex::new(ClusterName::REGEX).expect("a valid regex");
+        let long = "c".repeat(254);
+        for text in [
+            "default",
+            "kind@prod:1",
+            "a.b_c-d",
+            "",
+            "a b",
+            "a/b",
+            "é",
+            &long,
+            &long[1..],
+        ] {
+            assert_eq!(
+                regex.is_match(text),
+                check_cluster_name(text).is_ok(),
+                "{text:?}"
+            );
+        }
+    }
 
     #[test]
     fn release_names_follow_dns1123_and_helm_length() {

@@ -18,16 +18,17 @@ use uuid::Uuid;
 
 use super::auth::Auth;
 use super::deploys::authorized_deploy;
-use super::error::{ApiError, Problem};
+use super::error::{ApiError, AuthProblems, NotFoundProblem, ParameterProblems};
 use super::json::{Path, Query};
 use super::page;
 use super::revocations::Revocations;
 use super::state::ApiState;
-use crate::bus::BusMessage;
+use crate::bus::{BusMessage, FollowError};
 use crate::domain::FieldError;
 use crate::domain::auth::{Principal, Scope};
 use crate::domain::event::{Event, EventType};
-use crate::store::deploy_events::list_after;
+use crate::domain::firehose::{FirehosePosition, InvalidPosition};
+use crate::store::deploy_events::{PublishedEvent, list_after};
 
 /// Events read from the database per query while catching up.
 const CATCH_UP_PAGE: i64 = 500;
@@ -46,7 +47,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
 pub struct EventsParams {
     /// Only events with a greater seq (`Last-Event-ID` wins over it on SSE reconnects); 0 to the
     /// deploy's `last_event_seq`, beyond it a 400.
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub after: Option<i64>,
     /// JSON pages only: page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -121,16 +122,13 @@ fn end_event(last_seq: i64) -> SseEvent {
 /// the terminal event and `end`.
 #[utoipa::path(get, path = "/v1/deploys/{id}/events", tag = "events",
     params(("id" = Uuid, Path), EventsParams,
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this seq (0 to the deploy's `last_event_seq`; beyond it a 400)")),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, description = "Resume after this seq (0 to the deploy's `last_event_seq`; beyond it a 400)")),
     responses(
         (status = 200, content(
             (String = "text/event-stream"),
             (EventPage = "application/json"),
-        ), description = "SSE: `id: <seq>`, `event: <type>`, JSON data; after the terminal event an `end` event"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ), description = "SSE: `id: <seq>`, `event: <type>`, JSON data (an `Event`); after the terminal event an `end` event (a `StreamEnd`)"),
+        AuthProblems, ParameterProblems, NotFoundProblem,
     ))]
 async fn deploy_events(
     State(state): State<ApiState>,
@@ -184,7 +182,7 @@ fn deploy_stream(
             return;
         }
         // Subscribed before reading the database: nothing committed meanwhile can slip through.
-        let mut live = state.events.subscribe();
+        let mut live = state.events.follow_deploy(deploy_id);
         let shutdown = state.shutdown.clone();
         let mut last = after;
         'catch_up: loop {
@@ -216,7 +214,7 @@ fn deploy_stream(
                     message = live.recv() => message,
                 };
                 match message {
-                    Ok(BusMessage::Event(published)) if published.event.deploy_id == deploy_id => {
+                    Ok(BusMessage::Event(published)) => {
                         let event = &published.event;
                         if event.seq <= last {
                             continue;
@@ -231,7 +229,6 @@ fn deploy_stream(
                             return;
                         }
                     }
-                    Ok(BusMessage::Event(_)) => {}
                     Ok(BusMessage::Resync) => continue 'catch_up,
                     Err(RecvError::Lagged(_)) => {
                         state.metrics.sse_lagged();
@@ -254,23 +251,49 @@ pub struct FirehoseParams {
     /// Only events of these types: a comma-separated list of types and families of them, e.g.
     /// `deploy.*,phase` (a dashboard that lists deploys needs no log lines).
     #[serde(rename = "type")]
+    #[param(schema_with = EventType::selection_schema)]
     pub types: Option<String>,
+    /// Resume after this position (an SSE `id:` of this stream); `Last-Event-ID` wins over it.
+    pub after: Option<String>,
 }
 
-/// Live events of every deploy readable by the token (dashboards), optionally of some types only.
-/// SSE ids are `<deploy id>:<seq>`; a consumer that falls behind receives a `lagged` event with the
-/// number of events it missed.
-#[utoipa::path(get, path = "/v1/events", tag = "events", params(FirehoseParams),
+/// The position a firehose stream resumes after: `Last-Event-ID`, else `after`, else none (now).
+fn firehose_cursor(
+    headers: &HeaderMap,
+    after: Option<&str>,
+) -> Result<Option<(&'static str, FirehosePosition)>, ApiError> {
+    let (field, text) = match headers.get("last-event-id") {
+        Some(value) => ("Last-Event-ID", value.to_str().ok()),
+        None => match after {
+            Some(after) => ("after", Some(after)),
+            None => return Ok(None),
+        },
+    };
+    let invalid = |message: String| ApiError::BadRequest {
+        detail: "invalid resume point".into(),
+        errors: vec![FieldError::new(field, message)],
+    };
+    let position = text
+        .ok_or(InvalidPosition)
+        .and_then(str::parse)
+        .map_err(|error: InvalidPosition| invalid(error.to_string()))?;
+    Ok(Some((field, position)))
+}
+
+/// Events of every deploy readable by the token (dashboards), optionally of some deploys or types
+/// only: live, or resumed after a position without losing or repeating one.
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(FirehoseParams,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this position: the last SSE `id:` received from this stream (on any replica). A position this stream never handed out is a 400")),
     responses(
-        (status = 200, content_type = "text/event-stream", body = String),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, content_type = "text/event-stream", body = String, description = "SSE: `event: <type>`, the event as JSON `data`, and `id: <position>`, the stream's cursor: `<order_xid>:<deploy id>:<seq>` (opaque to clients; the stream opens with an `id:` of its own, so that a client reconnecting before any event resumes from where it connected). Events arrive in the order of their transactions' ids, each delivered once every transaction that started before it has ended: a reconnecting client that sends back the last `id:` as `Last-Event-ID` receives every event committed after it exactly once, whatever the replica, however late a concurrent transaction commits. Within a deploy, events keep their `seq` order. A slow client is never dropped: it catches up from the database"),
+        AuthProblems, ParameterProblems,
     ))]
 async fn firehose(
     State(state): State<ApiState>,
     auth: Auth,
     Query(params): Query<FirehoseParams>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     auth.require_scope(Scope::Read)?;
     let types = match params.types.as_deref().map(EventType::select) {
@@ -282,44 +305,46 @@ async fn firehose(
             )]));
         }
     };
-    let keep_alive = state.limits.sse_keep_alive;
-    let revocations = state.revocations.clone();
+    let cursor = firehose_cursor(&headers, params.after.as_deref())?;
+    let follower = state.events.follow_firehose();
+    let start = match follower.start(cursor.map(|(_, position)| position)).await {
+        Ok(start) => start,
+        Err(FollowError::Ahead(position)) => {
+            let field = cursor.map_or("after", |(field, _)| field);
+            return Err(ApiError::BadRequest {
+                detail: "invalid resume point".into(),
+                errors: vec![FieldError::new(
+                    field,
+                    format!("{position} is not a position this stream handed out"),
+                )],
+            });
+        }
+        Err(FollowError::Store(error)) => return Err(error.into()),
+    };
     let principal = auth.0.clone();
+    let wanted = move |published: &PublishedEvent| {
+        let matches =
+            |wanted: &Option<String>, actual: &str| wanted.as_deref().is_none_or(|w| w == actual);
+        let release = &published.release;
+        matches(&params.cluster, &release.cluster)
+            && matches(&params.namespace, &release.namespace)
+            && matches(&params.release, &release.release)
+            && types
+                .as_ref()
+                .is_none_or(|types| types.contains(&published.event.kind))
+            && principal.allows(Scope::Read, release)
+    };
+    let events = follower.events(start, wanted, state.shutdown.clone());
+    let metrics = state.metrics.clone();
     let stream = async_stream::stream! {
-        let _subscriber = state.metrics.sse_subscriber();
-        yield Ok::<_, Infallible>(SseEvent::default().retry(RETRY_HINT));
-        let mut live = state.events.subscribe();
-        let shutdown = state.shutdown.clone();
-        loop {
-            let message = tokio::select! {
-                () = shutdown.cancelled() => return,
-                message = live.recv() => message,
-            };
-            match message {
-                Ok(BusMessage::Event(published)) => {
-                    let matches = |wanted: &Option<String>, actual: &str| wanted.as_deref().is_none_or(|w| w == actual);
-                    let release = &published.release;
-                    let visible = matches(&params.cluster, &release.cluster)
-                        && matches(&params.namespace, &release.namespace)
-                        && matches(&params.release, &release.release)
-                        && types.as_ref().is_none_or(|types| types.contains(&published.event.kind))
-                        && principal.allows(Scope::Read, release);
-                    if visible {
-                        let event = &published.event;
-                        yield Ok(sse_event(event, &published.json, format!("{}:{}", event.deploy_id, event.seq)));
-                    }
-                }
-                Ok(BusMessage::Resync) => {}
-                Err(RecvError::Lagged(missed)) => {
-                    state.metrics.sse_lagged();
-                    yield Ok(SseEvent::default().event("lagged").data(format!("{{\"missed\":{missed}}}")));
-                }
-                Err(RecvError::Closed) => return,
-            }
+        let _subscriber = metrics.sse_subscriber();
+        yield Ok::<_, Infallible>(SseEvent::default().retry(RETRY_HINT).id(start.position().to_string()));
+        for await published in events {
+            yield Ok(sse_event(&published.event, &published.json, published.position().to_string()));
         }
     };
-    let stream = until_revoked(stream, revocations, auth.0);
+    let stream = until_revoked(stream, state.revocations.clone(), auth.0);
     Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(keep_alive))
+        .keep_alive(KeepAlive::new().interval(state.limits.sse_keep_alive))
         .into_response())
 }

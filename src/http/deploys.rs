@@ -13,7 +13,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::Auth;
-use super::error::{ApiError, Problem};
+use super::error::{
+    ApiError, AuthProblems, BodyProblems, NotFoundProblem, ParameterProblems, Problem,
+};
 use super::json::{JsonBytes, MaybeJson, Path, Query, query_pairs};
 use super::page;
 use super::state::ApiState;
@@ -183,10 +185,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
+    // Visible ASCII only, as the document's pattern says: no spaces, no bytes beyond ASCII.
+    let is_valid =
+        |key: &&str| (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
     let key = value
         .to_str()
         .ok()
-        .filter(|key| !key.is_empty() && key.len() <= 255)
+        .filter(is_valid)
         .ok_or_else(|| ApiError::BadRequest {
             detail: "invalid Idempotency-Key header".into(),
             errors: vec![FieldError::new(
@@ -213,18 +218,22 @@ fn replay(key: &IdempotencyKey, earlier: &StoredKey) -> Result<Response, ApiErro
 
 /// Submit a deploy. It is queued at once; follow it with the `events` link.
 #[utoipa::path(post, path = "/v1/deploys", tag = "deploys",
-    params(CreateParams, ("Idempotency-Key" = Option<String>, Header, description = "Same key and body → the same deploy; same key, other body → 422. Keys are kept for the retention policy's `idempotency_key_days` (default 30 days)")),
-    request_body = DeployRequest,
+    params(CreateParams, ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "1 to 255 visible ASCII characters. Same key and body → the same deploy; same key, other body → 422. Keys are kept for the retention policy's `idempotency_key_days` (default 30 days)")),
+    request_body(content = DeployRequest, example = json!({
+        "release": "web",
+        "namespace": "default",
+        "chart": {"path": "web"},
+        "values": {"replicas": 2},
+        "labels": {"source": "ci"},
+        "timeout": "5m"
+    })),
     responses(
         (status = 202, body = DeployAccepted, headers(("Location" = String))),
         (status = 200, body = DryRunResult, description = "`?dry_run=true`: the resources and their effective tracking policy"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "queue mode reject and the release is busy"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "invalid fields, each named; or the chart cannot be rendered (`?dry_run=true`); or the Idempotency-Key was used with another body"),
+        AuthProblems, BodyProblems,
     ))]
 async fn create_deploy(
     State(state): State<ApiState>,
@@ -236,6 +245,8 @@ async fn create_deploy(
     body: JsonBytes,
 ) -> Result<Response, ApiError> {
     auth.require_scope(Scope::Deploy)?;
+    // Checked even on a dry run, which ignores it: an invalid header is refused alike everywhere.
+    let key_text = idempotency_key(&headers)?;
     let request: DeployRequest = body.parse()?;
     let new = NewDeploy::parse(request, &state.charts).map_err(ApiError::invalid_fields)?;
     state
@@ -246,7 +257,7 @@ async fn create_deploy(
     if is_dry_run {
         return dry_run(&state, &new).await;
     }
-    let key = match idempotency_key(&headers)? {
+    let key = match key_text {
         Some(key) => Some(IdempotencyKey {
             token_id: auth.0.id.clone(),
             key,
@@ -347,6 +358,17 @@ pub async fn queue_deploy(
     queued
 }
 
+/// A `key=value` label filter, as the document states it.
+struct LabelSelector;
+
+impl utoipa::PartialSchema for LabelSelector {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::domain::labels::selector_schema().into()
+    }
+}
+
+impl ToSchema for LabelSelector {}
+
 /// Parsed list parameters; `label` may repeat, which typed query decoding cannot express.
 pub struct ListParams {
     filter: DeployFilter,
@@ -408,15 +430,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
         ("namespace" = Option<String>, Query),
         ("cluster" = Option<String>, Query),
         ("status" = Option<DeployStatus>, Query),
-        ("label" = Option<Vec<String>>, Query, description = "`key=value`; repeat for several labels (all must match)"),
+        ("label" = inline(Option<Vec<LabelSelector>>), Query, description = "`key=value`; repeat for several labels (all must match)"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, body = DeployPage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, ParameterProblems,
     ))]
 async fn list_deploys(
     State(state): State<ApiState>,
@@ -455,9 +475,7 @@ pub async fn authorized_deploy(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = DeployDetail),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, ParameterProblems, NotFoundProblem,
     ))]
 async fn get_deploy(
     State(state): State<ApiState>,
@@ -484,14 +502,8 @@ async fn get_deploy(
     responses(
         (status = 200, body = Deploy, description = "cancelled"),
         (status = 202, body = Deploy, description = "cancelling"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "the deploy has finished"),
+        AuthProblems, BodyProblems, NotFoundProblem,
     ))]
 async fn cancel_deploy(
     State(state): State<ApiState>,

@@ -2,8 +2,11 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::openapi::{self, RefOr};
+use utoipa::{IntoResponses, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::FieldError;
@@ -113,6 +116,73 @@ impl ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+}
+
+/// The problem answers of the shared extractors, declared once: each operation lists those of the
+/// extractors it uses (`responses((status = 200, ...), AuthProblems, BodyProblems)`), so that the
+/// document names every status a request can get.
+fn problems(statuses: &[(&str, &str)]) -> BTreeMap<String, RefOr<openapi::Response>> {
+    statuses
+        .iter()
+        .map(|(status, description)| {
+            let content = openapi::ContentBuilder::new()
+                .schema(Some(openapi::Ref::from_schema_name("Problem")))
+                .build();
+            let response = openapi::ResponseBuilder::new()
+                .description(*description)
+                .content("application/problem+json", content)
+                .build();
+            ((*status).to_owned(), response.into())
+        })
+        .collect()
+}
+
+/// [`Auth`](super::auth::Auth): a bearer token is missing or invalid (401), or lacks the scope
+/// over the release (403).
+pub struct AuthProblems;
+
+impl IntoResponses for AuthProblems {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        problems(&[
+            ("401", "no valid bearer token"),
+            ("403", "the token lacks the scope this needs"),
+        ])
+    }
+}
+
+/// A JSON body ([`Json`](super::json::Json), [`JsonBytes`](super::json::JsonBytes)): malformed
+/// (400, naming line and column), over the body limit (413), not JSON (415), of the wrong shape or
+/// with invalid fields (422, naming each).
+pub struct BodyProblems;
+
+impl IntoResponses for BodyProblems {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        problems(&[
+            ("400", "malformed JSON, or an invalid parameter"),
+            ("413", "the body exceeds the size limit"),
+            ("415", "the body is not JSON"),
+            ("422", "invalid fields, each named"),
+        ])
+    }
+}
+
+/// Path and query parameters ([`Path`](super::json::Path), [`Query`](super::json::Query)):
+/// unknown, ill-typed, out of bounds or holding a NUL character, each named.
+pub struct ParameterProblems;
+
+impl IntoResponses for ParameterProblems {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        problems(&[("400", "an invalid parameter, named")])
+    }
+}
+
+/// The thing the path names does not exist, or is hidden from the token.
+pub struct NotFoundProblem;
+
+impl IntoResponses for NotFoundProblem {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        problems(&[("404", "not found")])
     }
 }
 

@@ -6,8 +6,13 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use bytes::Bytes;
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use crate::domain::FieldError;
@@ -52,8 +57,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
 }
 
 impl JsonBytes {
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        parse_json(&self.0)
+    pub fn parse<T: DeserializeOwned + ToSchema + 'static>(&self) -> Result<T, ApiError> {
+        parse_request(&self.0)
     }
 
     /// sha256 of the body's canonical JSON (object keys sorted, no whitespace), so that the same
@@ -68,7 +73,7 @@ impl JsonBytes {
 /// A parsed JSON body.
 pub struct Json<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+impl<T: DeserializeOwned + ToSchema + 'static, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
@@ -80,7 +85,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 /// An optional JSON body: absent (empty) or `null` is `None`.
 pub struct MaybeJson<T>(pub Option<T>);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJson<T> {
+impl<T: DeserializeOwned + ToSchema + 'static, S: Send + Sync> FromRequest<S> for MaybeJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
@@ -96,7 +101,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJson<T> {
         if bytes.0.is_empty() {
             return Ok(Self(None));
         }
-        Ok(Self(bytes.parse()?))
+        let value = parse_json(&bytes.0)?;
+        refuse_arrays_for_objects::<T>(&bytes.0)?;
+        Ok(Self(value))
     }
 }
 
@@ -127,6 +134,137 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     deserializer.end().map_err(|error| malformed(&error))?;
     refuse_nul_in_json(bytes)?;
     Ok(value)
+}
+
+/// A request body of the document's type `T`: as [`parse_json`], and shaped as `T`'s schema says.
+pub fn parse_request<T: DeserializeOwned + ToSchema + 'static>(
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    let value = parse_json(bytes)?;
+    refuse_arrays_for_objects::<T>(bytes)?;
+    Ok(value)
+}
+
+/// A 422 naming the first array where `T`'s schema wants an object (see [`Shapes`]).
+fn refuse_arrays_for_objects<T: ToSchema + 'static>(bytes: &[u8]) -> Result<(), ApiError> {
+    // JSON without an array cannot hold one where an object belongs.
+    if bytes.contains(&b'[') {
+        let json: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|error| malformed(&error))?;
+        let shapes = Shapes::of::<T>();
+        if let Some(field) = shapes.array_for_object(&json, &shapes.root, "") {
+            return Err(ApiError::invalid_fields(vec![FieldError::new(
+                field,
+                "must be an object, not an array",
+            )]));
+        }
+    }
+    Ok(())
+}
+
+/// serde reads a struct from a JSON array of its fields as well, which the document does not
+/// allow: [`Shapes::array_for_object`] finds an array where a request type's schema allows an
+/// object and no array. Built once per type from its schema and the schemas it refers to.
+struct Shapes {
+    root: serde_json::Value,
+    components: HashMap<String, serde_json::Value>,
+}
+
+impl Shapes {
+    fn of<T: ToSchema + 'static>() -> Arc<Shapes> {
+        static BY_TYPE: LazyLock<Mutex<HashMap<TypeId, Arc<Shapes>>>> =
+            LazyLock::new(Mutex::default);
+        let mut by_type = BY_TYPE.lock().unwrap_or_else(PoisonError::into_inner);
+        by_type
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| {
+                let mut named = Vec::new();
+                T::schemas(&mut named);
+                let to_json = |schema| serde_json::to_value(schema).unwrap_or_default();
+                Arc::new(Shapes {
+                    root: to_json(T::schema()),
+                    components: named
+                        .into_iter()
+                        .map(|(name, schema)| (name, to_json(schema)))
+                        .collect(),
+                })
+            })
+            .clone()
+    }
+
+    /// `schema` with its `$ref`s followed, and its `oneOf`/`anyOf`/`allOf` branches.
+    fn branches<'s>(
+        &'s self,
+        schema: &'s serde_json::Value,
+        found: &mut Vec<&'s serde_json::Value>,
+    ) {
+        let referred = schema
+            .get("$ref")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|reference| reference.rsplit('/').next())
+            .and_then(|name| self.components.get(name));
+        if let Some(referred) = referred {
+            return self.branches(referred, found);
+        }
+        found.push(schema);
+        for combinator in ["oneOf", "anyOf", "allOf"] {
+            let branches = schema.get(combinator).and_then(serde_json::Value::as_array);
+            for branch in branches.into_iter().flatten() {
+                self.branches(branch, found);
+            }
+        }
+    }
+
+    /// The path of the first array in `value` where `schema` allows an object and no array.
+    fn array_for_object(
+        &self,
+        value: &serde_json::Value,
+        schema: &serde_json::Value,
+        path: &str,
+    ) -> Option<String> {
+        let mut branches = Vec::new();
+        self.branches(schema, &mut branches);
+        match value {
+            serde_json::Value::Array(items) => {
+                let allows = |kind: &str| {
+                    branches.iter().any(|branch| match branch.get("type") {
+                        Some(serde_json::Value::String(one)) => one == kind,
+                        Some(serde_json::Value::Array(many)) => many.iter().any(|one| one == kind),
+                        _ => false,
+                    })
+                };
+                if allows("object") && !allows("array") {
+                    return Some(path.to_owned());
+                }
+                let item_schemas: Vec<_> = branches.iter().filter_map(|b| b.get("items")).collect();
+                items.iter().enumerate().find_map(|(index, item)| {
+                    let path = format!("{path}[{index}]");
+                    item_schemas
+                        .iter()
+                        .find_map(|schema| self.array_for_object(item, schema, &path))
+                })
+            }
+            serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| {
+                let path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                branches
+                    .iter()
+                    .filter_map(|branch| {
+                        branch
+                            .get("properties")
+                            .and_then(|properties| properties.get(key))
+                            .or_else(|| {
+                                branch.get("additionalProperties").filter(|a| a.is_object())
+                            })
+                    })
+                    .find_map(|schema| self.array_for_object(item, schema, &path))
+            }),
+            _ => None,
+        }
+    }
 }
 
 const NUL_MESSAGE: &str = "must not contain a NUL character (\\u0000)";
@@ -264,7 +402,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 mod tests {
     use super::*;
 
-    #[derive(Debug, serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Body {
@@ -272,7 +410,7 @@ mod tests {
         inner: Option<Inner>,
     }
 
-    #[derive(Debug, serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Inner {
@@ -310,6 +448,18 @@ mod tests {
         assert_eq!(nul_field(&value, "").as_deref(), Some("values.list[1].x"));
         // An escaped backslash before `u0000` is no NUL.
         assert!(parse_json::<Body>(br#"{"name": "a\\u0000"}"#).is_ok());
+    }
+
+    /// serde would take `[1]` as `Inner { count: 1 }`; the document says object.
+    #[test]
+    fn an_array_where_the_schema_wants_an_object_names_its_field() {
+        assert!(parse_json::<Body>(br#"{"name": "a", "inner": [1]}"#).is_ok());
+        let (_, errors) = problem(parse_request(br#"{"name": "a", "inner": [1]}"#));
+        assert_eq!(errors[0].field, "inner");
+        assert_eq!(errors[0].message, "must be an object, not an array");
+        let (_, errors) = problem(parse_request(br#"["a", null]"#));
+        assert_eq!(errors[0].field, "");
+        assert!(parse_request::<Body>(br#"{"name": "[a]", "inner": {"count": 1}}"#).is_ok());
     }
 
     #[test]

@@ -47,6 +47,8 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
+    // Beside those the operations name: the `data` of a deploy stream's `end` event.
+    components(schemas(deploy_events::StreamEnd)),
     security(("bearer" = [])),
     tags(
         (name = "deploys", description = "Submit, list, inspect and cancel deploys"),

@@ -1,6 +1,6 @@
 //! `GET /v1/deploys/{id}/notifications`: what was sent about a deploy, and every attempt.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -8,7 +8,8 @@ use utoipa_axum::routes;
 
 use super::auth::Auth;
 use super::deploys::authorized_deploy;
-use super::error::{ApiError, Problem};
+use super::error::{ApiError, AuthProblems, NotFoundProblem, ParameterProblems};
+use super::json::Path;
 use super::state::ApiState;
 use super::subscriptions::origin_of;
 use crate::domain::auth::Scope;
@@ -29,9 +30,7 @@ pub struct NotificationList {
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = NotificationList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, ParameterProblems, NotFoundProblem,
     ))]
 async fn deploy_notifications(
     State(state): State<ApiState>,

@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Auth;
-use super::error::{ApiError, Problem};
+use super::error::{ApiError, AuthProblems, NotFoundProblem, ParameterProblems};
 use super::json::{Path, Query};
 use super::page;
 use super::state::ApiState;
@@ -68,9 +68,7 @@ pub struct HistoryParams {
 #[utoipa::path(get, path = "/v1/releases", tag = "releases", params(ReleasesParams),
     responses(
         (status = 200, body = ReleaseList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, ParameterProblems,
     ))]
 async fn list_releases(
     State(state): State<ApiState>,
@@ -102,10 +100,7 @@ async fn list_releases(
     params(("namespace" = String, Path), ("release" = String, Path), HistoryParams),
     responses(
         (status = 200, body = ReleaseHistory),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, ParameterProblems, NotFoundProblem,
     ))]
 async fn get_release(
     State(state): State<ApiState>,

@@ -40,6 +40,31 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Raises this process's soft limit of open files to its hard limit and returns the limit in
+/// force: every client connection holds a descriptor for as long as it is open (an SSE stream for
+/// hours), and the usual soft default of 1,024 would refuse connections long before memory runs
+/// short. The hard limit is the operator's (`ulimit -Hn`, systemd's `LimitNOFILE`, a container
+/// runtime's `nofile`).
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
 /// Serves `router` until `shutdown`, then lets open requests finish.
 pub async fn serve(
     listener: TcpListener,

@@ -1,7 +1,7 @@
 //! `/v1/subscriptions`: global notification subscriptions (global admins only). Each has its own
 //! signing secret, sealed at rest with the server key; URLs are shown only as their origin.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,10 +11,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::Auth;
-use super::error::{ApiError, Problem};
-use super::json::Json;
+use super::error::{
+    ApiError, AuthProblems, BodyProblems, NotFoundProblem, ParameterProblems, Problem,
+};
+use super::json::{Json, Path};
 use super::state::ApiState;
 use crate::domain::FieldError;
+use crate::domain::auth::TargetPattern;
 use crate::domain::notify::{
     ManagedBy, NotifyFormat, NotifyUrl, Subscription, WebhookSecret, sealing_context,
 };
@@ -46,6 +49,7 @@ pub struct SubscriptionRequest {
     pub format: NotifyFormat,
     /// `cluster/namespace/release` globs of the releases whose events it receives; default `*/*/*`.
     #[serde(default)]
+    #[schema(schema_with = TargetPattern::optional_list_schema)]
     pub targets: Option<Vec<String>>,
     /// Its Standard Webhooks signing secret (`whsec_…`); default: a new one, shown once in the
     /// answer.
@@ -67,6 +71,7 @@ pub struct SubscriptionPatch {
     pub url: Option<String>,
     pub events: Option<Vec<String>>,
     pub format: Option<NotifyFormat>,
+    #[schema(schema_with = TargetPattern::optional_list_schema)]
     pub targets: Option<Vec<String>>,
     /// A new signing secret (`whsec_…`).
     pub secret: Option<String>,
@@ -186,9 +191,7 @@ fn parse_subscription(
     request_body = SubscriptionRequest,
     responses(
         (status = 201, body = SubscriptionCreated),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, BodyProblems,
     ))]
 async fn create_subscription(
     State(state): State<ApiState>,
@@ -230,8 +233,7 @@ async fn create_subscription(
 #[utoipa::path(get, path = "/v1/subscriptions", tag = "notifications",
     responses(
         (status = 200, body = SubscriptionList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ))]
 async fn list_subscriptions(
     State(state): State<ApiState>,
@@ -257,9 +259,7 @@ fn not_found(id: &str) -> ApiError {
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = SubscriptionView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, ParameterProblems, NotFoundProblem,
     ))]
 async fn get_subscription(
     State(state): State<ApiState>,
@@ -280,11 +280,8 @@ async fn get_subscription(
     request_body = SubscriptionPatch,
     responses(
         (status = 200, body = SubscriptionView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "a subscription of the configuration file"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, ParameterProblems, BodyProblems, NotFoundProblem,
     ))]
 async fn update_subscription(
     State(state): State<ApiState>,
@@ -344,10 +341,8 @@ fn config_managed(name: &str) -> ApiError {
     params(("id" = Uuid, Path)),
     responses(
         (status = 204),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "a subscription of the configuration file"),
+        AuthProblems, ParameterProblems, NotFoundProblem,
     ))]
 async fn delete_subscription(
     State(state): State<ApiState>,

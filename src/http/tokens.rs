@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::{Auth, mint_token};
-use super::error::{ApiError, Problem};
+use super::error::{ApiError, AuthProblems, BodyProblems, NotFoundProblem, ParameterProblems};
 use super::json::{Json, Path};
 use super::state::ApiState;
 use crate::domain::FieldError;
@@ -26,10 +26,18 @@ pub fn router() -> OpenApiRouter<ApiState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
+    /// 1 to 100 characters, not all of them white space.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "[^\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub name: String,
     /// Any of `read`, `deploy`, `cancel`, `admin`.
+    #[schema(value_type = Vec<Scope>, min_items = 1)]
     pub scopes: Vec<String>,
     /// `cluster/namespace/release` patterns; `*` and `?` are globs.
+    #[schema(schema_with = TargetPattern::list_schema)]
     pub targets: Vec<String>,
     /// When the token stops working (RFC 3339, in the future); absent: until revoked.
     #[serde(default)]
@@ -53,13 +61,17 @@ pub struct TokenList {
     pub items: Vec<TokenRecord>,
 }
 
+/// What the document's `name` pattern says: 1 to 100 characters, not all white space (Unicode's
+/// White_Space, as `str::trim` and the pattern's character class count it).
+fn is_valid_name(name: &str) -> bool {
+    !name.trim().is_empty() && name.chars().count() <= 100
+}
+
 /// Create a token.
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = TokenRequest,
     responses(
         (status = 201, body = TokenCreated),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, BodyProblems,
     ))]
 async fn create_token(
     State(state): State<ApiState>,
@@ -68,7 +80,7 @@ async fn create_token(
 ) -> Result<(StatusCode, axum::Json<TokenCreated>), ApiError> {
     auth.require_global_admin("token administration")?;
     let mut errors = Vec::new();
-    if request.name.trim().is_empty() || request.name.len() > 100 {
+    if !is_valid_name(&request.name) {
         errors.push(FieldError::new("name", "must be 1 to 100 characters"));
     }
     if request.scopes.is_empty() {
@@ -129,8 +141,7 @@ async fn create_token(
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
     responses(
         (status = 200, body = TokenList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ))]
 async fn list_tokens(
     State(state): State<ApiState>,
@@ -146,9 +157,7 @@ async fn list_tokens(
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", params(("id" = Uuid, Path)),
     responses(
         (status = 204),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, ParameterProblems, NotFoundProblem,
     ))]
 async fn revoke_token(
     State(state): State<ApiState>,
@@ -164,5 +173,32 @@ async fn revoke_token(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document's pattern for `name` and the server's check agree on every character.
+    #[test]
+    fn the_documented_name_pattern_is_the_check() {
+        let document = serde_json::to_value(crate::http::openapi()).expect("JSON");
+        let name = &document["components"]["schemas"]["TokenRequest"]["properties"]["name"];
+        let pattern =
+            regex::Regex::new(name["pattern"].as_str().expect("a pattern")).expect("a regex");
+        for code in 0..=0x3000u32 {
+            let Some(c) = char::from_u32(code) else {
+                continue;
+            };
+            let text = c.to_string();
+            assert_eq!(
+                pattern.is_match(&text),
+                is_valid_name(&text),
+                "U+{code:04X}"
+            );
+        }
+        assert!(!is_valid_name(&"x".repeat(101)));
+        assert_eq!(name["maxLength"], 100);
     }
 }

@@ -8,7 +8,7 @@
 //! replica and after restarts, and the deploy and its delivery are written in one transaction.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use super::auth::Auth;
 use super::deploys::{DeployAccepted, Submission, accepted, queue_deploy};
-use super::error::{ApiError, Problem};
-use super::json::{Query, parse_json};
+use super::error::{ApiError, AuthProblems, NotFoundProblem, ParameterProblems, Problem};
+use super::json::{Path, Query, parse_json};
 use super::page;
 use super::state::ApiState;
 use super::webhooks::{hook_for_delivery, require_hook};
@@ -77,8 +77,10 @@ pub struct DeliveryPage {
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesParams {
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 
@@ -126,12 +128,13 @@ impl<E: Into<ApiError>> From<E> for Refused {
     responses(
         (status = 200, body = DeliveryPong, description = "GitHub's ping"),
         (status = 202, body = DeliveryAccepted, headers(("Location" = String, description = "when a deploy was queued")), description = "a deploy was queued (`idempotent-replayed: true` answers a redelivery with the deploy it queued), or `{\"ignored\": why}` when no filter matched"),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "verified, but no delivery id or not JSON"),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "verified, but no delivery id or not JSON; or an invalid path"),
         (status = 401, body = Problem, content_type = "application/problem+json", description = "the signature could not be verified"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "queue mode reject and the release is busy"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json", description = "the payload cannot fill the deploy (a mapped value missing, an invalid chart version)"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "a hook made through the API, and the server has no ROLLCALL_SECRET_KEY to open its secret"),
     ))]
 async fn receive_delivery(
     State(state): State<ApiState>,
@@ -336,10 +339,7 @@ fn payload(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, ApiErr
     params(("name" = String, Path), DeliveriesParams),
     responses(
         (status = 200, body = DeliveryPage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, ParameterProblems, NotFoundProblem,
     ))]
 async fn list_deliveries(
     State(state): State<ApiState>,

@@ -2,18 +2,22 @@
 //! of the configuration file, which are changed only there. A hook's secret is sealed with the
 //! server's key (`ROLLCALL_SECRET_KEY`) and never returned.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AllOfBuilder, Schema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Auth;
-use super::error::{ApiError, Problem};
-use super::json::{Json, JsonBytes, parse_json};
+use super::error::{
+    ApiError, AuthProblems, BodyProblems, NotFoundProblem, ParameterProblems, Problem,
+};
+use super::json::{Json, JsonBytes, Path, parse_request};
 use super::state::ApiState;
 use crate::domain::FieldError;
 use crate::domain::names::HookName;
@@ -38,10 +42,17 @@ pub enum HookSource {
 }
 
 /// A hook as the API shows it: its definition, never its secret.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct HookView {
     #[serde(flatten)]
     pub spec: HookSpec,
+    #[serde(flatten)]
+    pub about: HookAbout,
+}
+
+/// What a view shows beside the definition.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HookAbout {
     /// Where senders deliver (`POST`); absolute when the server knows its public URL.
     pub url: String,
     pub source: HookSource,
@@ -51,6 +62,32 @@ pub struct HookView {
     pub created_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// `HookSpec`'s fields and `HookAbout`'s. As a request `HookSpec` refuses unknown fields
+/// (`additionalProperties: false`), which, carried into `allOf`, would refuse every view.
+impl utoipa::PartialSchema for HookView {
+    fn schema() -> RefOr<Schema> {
+        let mut definition = match HookSpec::schema() {
+            RefOr::T(Schema::Object(object)) => object,
+            other => return other,
+        };
+        definition.additional_properties = None;
+        AllOfBuilder::new()
+            .item(definition)
+            .item(HookAbout::schema())
+            .description(Some(
+                "A hook as the API shows it: its definition, never its secret.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for HookView {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        HookSpec::schemas(schemas);
+        HookAbout::schemas(schemas);
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -105,23 +142,27 @@ fn hook_url(state: &ApiState, name: &str) -> String {
 
 fn configured_view(state: &ApiState, hook: &HookDefinition) -> HookView {
     HookView {
-        url: hook_url(state, hook.name.as_str()),
         spec: hook.spec.clone(),
-        source: HookSource::Config,
-        created_by: None,
-        created_at: None,
-        updated_at: None,
+        about: HookAbout {
+            url: hook_url(state, hook.name.as_str()),
+            source: HookSource::Config,
+            created_by: None,
+            created_at: None,
+            updated_at: None,
+        },
     }
 }
 
 fn stored_view(state: &ApiState, hook: StoredHook) -> HookView {
     HookView {
-        url: hook_url(state, &hook.name),
         spec: hook.definition,
-        source: HookSource::Api,
-        created_by: Some(hook.created_by),
-        created_at: Some(hook.created_at),
-        updated_at: Some(hook.updated_at),
+        about: HookAbout {
+            url: hook_url(state, &hook.name),
+            source: HookSource::Api,
+            created_by: Some(hook.created_by),
+            created_at: Some(hook.created_at),
+            updated_at: Some(hook.updated_at),
+        },
     }
 }
 
@@ -178,12 +219,9 @@ fn checked(state: &ApiState, spec: HookSpec, secret: String) -> Result<HookDefin
 #[utoipa::path(post, path = "/v1/hooks", tag = "hooks", request_body = HookSpec,
     responses(
         (status = 201, body = HookView, headers(("Location" = String))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "the name is taken"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json", description = "the server has no ROLLCALL_SECRET_KEY to seal secrets with"),
+        AuthProblems, BodyProblems,
     ))]
 async fn create_hook(
     State(state): State<ApiState>,
@@ -216,8 +254,7 @@ async fn create_hook(
 #[utoipa::path(get, path = "/v1/hooks", tag = "hooks",
     responses(
         (status = 200, body = HookList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
     ))]
 async fn list_hooks(
     State(state): State<ApiState>,
@@ -240,9 +277,7 @@ async fn list_hooks(
 #[utoipa::path(get, path = "/v1/hooks/{name}", tag = "hooks", params(("name" = String, Path)),
     responses(
         (status = 200, body = HookView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        AuthProblems, ParameterProblems, NotFoundProblem,
     ))]
 async fn get_hook(
     State(state): State<ApiState>,
@@ -265,13 +300,9 @@ async fn get_hook(
     request_body(content = Object, content_type = "application/merge-patch+json", description = "A merge patch of the hook's definition (the fields of `HookSpec`)"),
     responses(
         (status = 200, body = HookView),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "a hook of the configuration file"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json", description = "the server has no ROLLCALL_SECRET_KEY to seal secrets with"),
+        AuthProblems, ParameterProblems, BodyProblems, NotFoundProblem,
     ))]
 async fn update_hook(
     State(state): State<ApiState>,
@@ -312,7 +343,7 @@ async fn update_hook(
     let mut document = serde_json::to_value(&stored.definition).map_err(ApiError::internal)?;
     json_patch::merge(&mut document, &patch);
     let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
-    let mut spec: HookSpec = parse_json(&bytes)?;
+    let mut spec: HookSpec = parse_request(&bytes)?;
     let new_secret = spec
         .take_inline_secret()
         .map_err(|errors| invalid_hook(&name, errors))?;
@@ -338,10 +369,8 @@ async fn update_hook(
 #[utoipa::path(delete, path = "/v1/hooks/{name}", tag = "hooks", params(("name" = String, Path)),
     responses(
         (status = 204),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "a hook of the configuration file"),
+        AuthProblems, ParameterProblems, NotFoundProblem,
     ))]
 async fn delete_hook(
     State(state): State<ApiState>,

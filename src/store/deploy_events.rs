@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::StoreError;
 use super::notifications::OUTBOX_CHANNEL;
 use crate::domain::event::{Event, EventType, Level, NewEvent, ResourceRef};
+use crate::domain::firehose::FirehosePosition;
 use crate::domain::release::ReleaseId;
 
 /// The PostgreSQL channel on which committed event batches are announced to other instances.
@@ -18,17 +19,29 @@ pub const NOTIFY_CHANNEL: &str = "rollcall_events";
 pub struct PublishedEvent {
     pub release: ReleaseId,
     pub event: Event,
+    /// Orders the event in the firehose (see [`FirehosePosition`]).
+    pub order_xid: i64,
     /// The event as JSON, serialized once for every subscriber.
     pub json: String,
 }
 
 impl PublishedEvent {
-    pub fn new(release: ReleaseId, event: Event) -> Self {
+    pub fn new(release: ReleaseId, event: Event, order_xid: i64) -> Self {
         let json = serde_json::to_string(&event).unwrap_or_default();
         Self {
             release,
             event,
+            order_xid,
             json,
+        }
+    }
+
+    /// Where the event stands in the firehose.
+    pub fn position(&self) -> FirehosePosition {
+        FirehosePosition {
+            order_xid: self.order_xid,
+            deploy_id: self.event.deploy_id,
+            seq: self.event.seq,
         }
     }
 }
@@ -151,7 +164,8 @@ async fn committed_before(
     count: i64,
 ) -> Result<Option<Vec<PublishedEvent>>, StoreError> {
     let Some(deploy) = sqlx::query!(
-        r#"select last_event_batch_seq as "last_seq!", cluster, namespace, release
+        r#"select last_event_batch_seq as "last_seq!", events_order_xid, cluster, namespace,
+                  release
            from deploys where id = $1 and last_event_batch = $2"#,
         deploy_id,
         batch,
@@ -166,13 +180,15 @@ async fn committed_before(
     Ok(Some(
         events
             .into_iter()
-            .map(|event| PublishedEvent::new(release.clone(), event))
+            .map(|event| PublishedEvent::new(release.clone(), event, deploy.events_order_xid))
             .collect(),
     ))
 }
 
-/// The one statement that appends events: claims the seqs under the deploy row's lock, inserts the
-/// batch, queues the NOTIFY (`<origin>:<deploy>:<first>:<last>`, see `BatchNotice`) for commit, and
+/// The one statement that appends events: claims the seqs under the deploy row's lock together
+/// with the batch's firehose order (the transaction's id, never below the deploy's previous one:
+/// see the migration `20261208300000_firehose_order.sql`), inserts the batch, queues the NOTIFY
+/// (`<origin>:<deploy>:<first>:<last>`, see `BatchNotice`) for commit, and
 /// writes the outbox rows of the notifications the events trigger (the deploy's notify entries and
 /// the enabled subscriptions that match: `rollcall_enqueue_notifications` in the migrations), so
 /// that an event and its notifications commit together or not at all; their workers are woken on
@@ -192,15 +208,19 @@ async fn insert(
     let claimed = sqlx::query!(
         r#"with claimed as (
              update deploys set last_event_seq = last_event_seq + $2, updated_at = now(),
+                    events_order_xid = greatest(events_order_xid,
+                                                pg_current_xact_id()::text::bigint),
                     last_event_batch = coalesce($12, last_event_batch),
                     last_event_batch_seq = case when $12::uuid is null then last_event_batch_seq
                                                 else last_event_seq + $2 end
              where id = $1 and ($12::uuid is null or last_event_batch is distinct from $12)
-             returning last_event_seq, cluster, namespace, release, notify
+             returning last_event_seq, events_order_xid, cluster, namespace, release, notify
          ), inserted as (
-             insert into deploy_events (deploy_id, seq, type, at, level, resource, message, data)
+             insert into deploy_events (deploy_id, seq, type, at, level, resource, message, data,
+                                        order_xid)
              select $1, claimed.last_event_seq - $2 + batch.position, batch.type, batch.at,
-                    batch.level, batch.resource, batch.message, batch.data
+                    batch.level, batch.resource, batch.message, batch.data,
+                    claimed.events_order_xid
              from claimed,
                   unnest($3::text[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::text[], $8::jsonb[])
                       with ordinality as batch(type, at, level, resource, message, data, position)
@@ -213,7 +233,8 @@ async fn insert(
                                                    cluster, namespace, release, notify, $11)
              from claimed
          )
-         select last_event_seq as "last_event_seq!", cluster as "cluster!",
+         select last_event_seq as "last_event_seq!", events_order_xid as "order_xid!",
+                cluster as "cluster!",
                 namespace as "namespace!", release as "release!",
                 (select count(*) from notified) + (select count(*) from outboxed) as notices
          from claimed"#,
@@ -236,10 +257,13 @@ async fn insert(
     .ok_or(StoreError::DeployNotFound(deploy_id))?;
     let release = ReleaseId::new(claimed.cluster, claimed.namespace, claimed.release);
     let last_seq = claimed.last_event_seq;
+    let order_xid = claimed.order_xid;
     Ok(events
         .into_iter()
         .zip(last_seq - count + 1..)
-        .map(|(new, seq)| PublishedEvent::new(release.clone(), new.persisted(deploy_id, seq)))
+        .map(|(new, seq)| {
+            PublishedEvent::new(release.clone(), new.persisted(deploy_id, seq), order_xid)
+        })
         .collect())
 }
 
@@ -297,9 +321,10 @@ pub async fn read_batch(
     pool: &PgPool,
     notice: &BatchNotice,
 ) -> Result<Vec<PublishedEvent>, StoreError> {
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        PublishedRow,
         r#"select e.deploy_id, e.seq, e.type as kind, e.at, e.level,
-                  e.resource as "resource: Json<ResourceRef>", e.message, e.data,
+                  e.resource as "resource: Json<ResourceRef>", e.message, e.data, e.order_xid,
                   d.cluster, d.namespace, d.release
            from deploy_events e join deploys d on d.id = e.deploy_id
            where e.deploy_id = $1 and e.seq between $2 and $3
@@ -310,24 +335,109 @@ pub async fn read_batch(
     )
     .fetch_all(pool)
     .await?;
-    rows.into_iter()
-        .map(|row| {
-            let event = EventRow {
-                deploy_id: row.deploy_id,
-                seq: row.seq,
-                kind: row.kind,
-                at: row.at,
-                level: row.level,
-                resource: row.resource,
-                message: row.message,
-                data: row.data,
-            };
-            Ok(PublishedEvent::new(
-                ReleaseId::new(row.cluster, row.namespace, row.release),
-                event.try_into()?,
-            ))
-        })
-        .collect()
+    rows.into_iter().map(PublishedEvent::try_from).collect()
+}
+
+/// The firehose's visibility fence: every transaction with a smaller id has ended, so every event
+/// ordered below it is committed and visible (or never will be), and nothing can still appear
+/// there. It only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    /// Events with `order_xid` below this are final.
+    pub below: i64,
+    /// Committed events wait above the fence for a transaction still in flight to end.
+    pub held_back: bool,
+}
+
+impl Fence {
+    /// After every final event, before every event that is not.
+    pub fn position(self) -> FirehosePosition {
+        FirehosePosition::before(self.below)
+    }
+}
+
+/// The fence now: the oldest transaction id still in flight on the server.
+pub async fn firehose_fence(pool: &PgPool) -> Result<Fence, StoreError> {
+    let fence = sqlx::query!(
+        r#"with fence as (
+             select pg_snapshot_xmin(pg_current_snapshot())::text::bigint as below
+           )
+           select below as "below!",
+                  exists (select 1 from deploy_events where order_xid >= below) as "held_back!"
+           from fence"#
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Fence {
+        below: fence.below,
+        held_back: fence.held_back,
+    })
+}
+
+/// Up to `limit` events after `after` and below the fence `below` (one read earlier: the fence
+/// only moves forward), in firehose order, with their releases.
+pub async fn firehose_page(
+    pool: &PgPool,
+    after: FirehosePosition,
+    below: i64,
+    limit: i64,
+) -> Result<Vec<PublishedEvent>, StoreError> {
+    let rows = sqlx::query_as!(
+        PublishedRow,
+        r#"select e.deploy_id, e.seq, e.type as kind, e.at, e.level,
+                  e.resource as "resource: Json<ResourceRef>", e.message, e.data, e.order_xid,
+                  d.cluster, d.namespace, d.release
+           from deploy_events e join deploys d on d.id = e.deploy_id
+           where (e.order_xid, e.deploy_id, e.seq) > ($1, $2, $3) and e.order_xid < $4
+           order by e.order_xid, e.deploy_id, e.seq
+           limit $5"#,
+        after.order_xid,
+        after.deploy_id,
+        after.seq,
+        below,
+        limit,
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(PublishedEvent::try_from).collect()
+}
+
+/// A `deploy_events` row joined with its deploy's release.
+struct PublishedRow {
+    deploy_id: Uuid,
+    seq: i64,
+    kind: String,
+    at: DateTime<Utc>,
+    level: String,
+    resource: Option<Json<ResourceRef>>,
+    message: String,
+    data: serde_json::Value,
+    order_xid: i64,
+    cluster: String,
+    namespace: String,
+    release: String,
+}
+
+impl TryFrom<PublishedRow> for PublishedEvent {
+    type Error = StoreError;
+
+    fn try_from(row: PublishedRow) -> Result<Self, StoreError> {
+        let event = EventRow {
+            deploy_id: row.deploy_id,
+            seq: row.seq,
+            kind: row.kind,
+            at: row.at,
+            level: row.level,
+            resource: row.resource,
+            message: row.message,
+            data: row.data,
+        };
+        Ok(PublishedEvent::new(
+            ReleaseId::new(row.cluster, row.namespace, row.release),
+            Event::try_from(event)?,
+            row.order_xid,
+        ))
+    }
 }
 
 /// Total events persisted, for metrics.

@@ -387,7 +387,8 @@ enum Inserted {
 
 /// The one statement that queues a deploy: records its idempotency key unless the key was used
 /// before (then writes nothing and answers with the earlier deploy), inserts the deploy with its
-/// `deploy.queued` event (seq 1) and its sealed secret values, announces the event as
+/// `deploy.queued` event (seq 1, ordered in the firehose by this transaction's id, as
+/// `deploy_events` orders events) and its sealed secret values, announces the event as
 /// `deploy_events` does (NOTIFY with a [`BatchNotice`], the notifications it triggers in the
 /// outbox). One round trip instead of one per table. A key committed by a concurrent request after
 /// this statement began is not visible to it: then nothing is written and the error is
@@ -427,14 +428,15 @@ async fn insert_queued(
              insert into deploys (id, cluster, namespace, release, chart, "values",
                                   secret_values_digest, timeout_seconds, rollback_on_failure,
                                   queue_mode, tracking, notify, labels, requested_by,
-                                  create_namespace, has_secret_values, status, last_event_seq)
+                                  create_namespace, has_secret_values, status, last_event_seq,
+                                  events_order_xid)
              select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                    'queued', 1
+                    'queued', 1, pg_current_xact_id()::text::bigint
              where $17::text is null or exists (select 1 from new_key)
-             returning id, cluster, namespace, release, notify
+             returning id, cluster, namespace, release, notify, events_order_xid
          ), event as (
-             insert into deploy_events (deploy_id, seq, type, at, level, message, data)
-             select id, 1, $20, $21, $22, $23, $24 from deploy
+             insert into deploy_events (deploy_id, seq, type, at, level, message, data, order_xid)
+             select id, 1, $20, $21, $22, $23, $24, events_order_xid from deploy
              returning seq
          ), secret as (
              insert into deploy_secret_values (deploy_id, sealed)
@@ -448,6 +450,7 @@ async fn insert_queued(
              from deploy
          )
          select (select count(*) from event) = 1 as "queued!",
+                (select events_order_xid from deploy) as "order_xid?",
                 earlier.request_sha256 as "earlier_request_sha256?",
                 earlier.deploy_id as "earlier_deploy_id?",
                 earlier.status as "earlier_status?: DeployStatus",
@@ -494,6 +497,7 @@ async fn insert_queued(
         return Ok(Inserted::Queued(Box::new(PublishedEvent::new(
             release,
             event.persisted(new.id, 1),
+            row.order_xid.unwrap_or_default(),
         ))));
     }
     match (

@@ -167,12 +167,82 @@ async fn a_nul_character_anywhere_a_client_sends_text_is_refused_naming_the_fiel
             400,
             "path",
         ),
+        // Hook names went to PostgreSQL as they came (a 500).
+        (app.get("/v1/hooks/a%00b", &app.admin_token), 400, "path"),
+        (app.delete("/v1/hooks/a%00b", &app.admin_token), 400, "path"),
+        (
+            app.get("/v1/hooks/a%00b/deliveries", &app.admin_token),
+            400,
+            "path",
+        ),
+        (
+            app.post("/v1/hooks/a%00b", &app.admin_token)
+                .header("content-type", "application/json")
+                .body("{}"),
+            400,
+            "path",
+        ),
     ];
     for (request, status, field) in probes {
         assert_eq!(refusal(request).await, (status, field.to_owned()));
     }
     assert_eq!(rows_written(&app).await, before, "nothing was written");
     assert_eq!(app.deploy(queued).await["status"], "queued");
+}
+
+/// serde reads a struct from an array of its fields too; the document allows objects only.
+#[tokio::test]
+async fn an_array_where_the_document_wants_an_object_is_refused_naming_the_field() {
+    let app = spawn_app_with(|_| {}).await;
+    let before = rows_written(&app).await;
+    let mut body = deploy_body("prod", "web");
+    body["tracking"] = json!({"resources": [{"name": "web-*", "policy": [null, null]}]});
+    let deploy = app.post("/v1/deploys", &app.admin_token).json(&body);
+    assert_eq!(
+        refusal(deploy).await,
+        (422, "tracking.resources[0].policy".to_owned())
+    );
+    let id = app.submit(&deploy_body("prod", "web")).await;
+    let cancel = app
+        .post(&format!("/v1/deploys/{id}/cancel"), &app.admin_token)
+        .json(&json!(["why"]));
+    assert_eq!(refusal(cancel).await, (422, String::new()));
+    assert_eq!(
+        rows_written(&app).await,
+        before + 2,
+        "only the deploy and its queued event"
+    );
+    assert_eq!(app.deploy(id).await["status"], "queued");
+}
+
+/// The document's pattern: 1 to 255 visible ASCII characters, checked on a dry run too.
+#[tokio::test]
+async fn an_idempotency_key_outside_the_documented_pattern_is_refused_even_on_a_dry_run() {
+    let app = spawn_app_with(|_| {}).await;
+    let before = rows_written(&app).await;
+    for (path, key) in [
+        ("/v1/deploys", "two words"),
+        ("/v1/deploys", &"k".repeat(256)),
+        ("/v1/deploys?dry_run=true", ""),
+    ] {
+        let request = app
+            .post(path, &app.admin_token)
+            .header("idempotency-key", key)
+            .json(&deploy_body("prod", "web"));
+        assert_eq!(
+            refusal(request).await,
+            (400, "Idempotency-Key".to_owned()),
+            "{path} {key:?}"
+        );
+    }
+    assert_eq!(rows_written(&app).await, before, "nothing was written");
+    let accepted = app
+        .post("/v1/deploys", &app.admin_token)
+        .header("idempotency-key", "ci-run/42:attempt#1")
+        .json(&deploy_body("prod", "web"))
+        .status_code()
+        .await;
+    assert_eq!(accepted, 202);
 }
 
 #[tokio::test]

@@ -19,10 +19,23 @@ impl SseFrame {
     }
 }
 
+/// An answer's `Content-Type` header, empty when it has none.
+pub fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 pub struct SseStream {
     status: reqwest::StatusCode,
+    content_type: String,
     body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
+    /// The last `id:` received in any block, as a browser keeps it for `Last-Event-ID`.
+    last_event_id: Option<String>,
 }
 
 impl SseStream {
@@ -33,15 +46,29 @@ impl SseStream {
     /// As `connect`, but a server that is down is an error to handle (reconnecting clients).
     pub async fn try_connect(request: reqwest::RequestBuilder) -> reqwest::Result<Self> {
         let response = request.header("accept", "text/event-stream").send().await?;
+        let content_type = content_type(&response);
         Ok(Self {
             status: response.status(),
+            content_type,
             body: response.bytes_stream().boxed(),
             buffer: String::new(),
+            last_event_id: None,
         })
     }
 
     pub fn status(&self) -> reqwest::StatusCode {
         self.status
+    }
+
+    /// What a reconnecting client sends as `Last-Event-ID`: the last `id:` of any block so far,
+    /// also of blocks without data.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
+    }
+
+    /// The answer's `Content-Type` header, empty when it has none.
+    pub fn content_type(&self) -> &str {
+        &self.content_type
     }
 
     /// The next frame with data or an event name (comments and retry hints skipped), `None` when
@@ -68,6 +95,9 @@ impl SseStream {
                     }
                 }
                 frame.data = data_lines.join("\n");
+                if frame.id.is_some() {
+                    self.last_event_id.clone_from(&frame.id);
+                }
                 if frame.event.is_some() || !frame.data.is_empty() {
                     return Some(frame);
                 }

@@ -108,8 +108,8 @@ pub struct HookSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HookTarget {
-    /// Named cluster (kube context); default `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::domain::names::ClusterName::optional_schema)]
     pub cluster: Option<String>,
     pub namespace: String,
     pub release: String,

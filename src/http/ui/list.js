@@ -153,10 +153,6 @@ export function showList(main) {
   }
 
   function onEvent(frame) {
-    if (frame.event === "lagged") {
-      reload();
-      return;
-    }
     waiting.add(JSON.parse(frame.data).deploy_id);
     // Events come in bursts (queued, started, phases): one read per deploy and burst.
     refreshTimer ??= setTimeout(refresh, 150);
@@ -173,7 +169,7 @@ export function showList(main) {
     if (state === "live") connectedBefore = true;
   }
 
-  /// Reads the first page again (after a filter change or a gap in the firehose).
+  /// Reads the first page again (after a filter change).
   async function reload({ keepStream = false } = {}) {
     const params = listQuery();
     history.replaceState(null, "", params.size ? `?${params}` : location.pathname);
