@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::helm::{Helm, HelmError, ValuesFiles};
+use super::helm::{Helm, HelmError, HelmSlot, ValuesFiles};
 use crate::domain::chart::{ChartCatalog, ChartSource};
 use crate::domain::deploy::{NewDeploy, SecretValues};
 use crate::domain::policy::TrackingOverrides;
@@ -70,10 +70,11 @@ impl RenderFailure {
     }
 }
 
-/// `helm template` with the request's values, then every resource with its effective tracking
-/// policy: the one render path of deploys and dry runs.
+/// `helm template` with the request's values (in `slot`), then every resource with its effective
+/// tracking policy: the one render path of deploys and dry runs.
 pub async fn render(
     helm: &Helm,
+    slot: &HelmSlot,
     catalog: &ChartCatalog,
     request: &RenderRequest<'_>,
     time_limit: Duration,
@@ -84,7 +85,13 @@ pub async fn render(
         .map_err(RenderFailure::Values)?;
     let invocation = helm.template(&request.release, chart, &values, time_limit);
     let manifest = helm
-        .run(invocation, &Redactor::new(request.secrets), None, cancel)
+        .run(
+            slot,
+            invocation,
+            &Redactor::new(request.secrets),
+            None,
+            cancel,
+        )
         .await?;
     Ok(plan(
         &manifest,

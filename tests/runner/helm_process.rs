@@ -67,8 +67,10 @@ async fn helm_template_reads_values_from_a_private_file_removed_afterwards() {
     )
     .unwrap();
     let invocation = helm.template(&target(), chart, &files, Duration::from_secs(60));
+    let slot = helm.try_slot().expect("a free helm slot");
     let manifest = helm
         .run(
+            &slot,
             invocation,
             &Redactor::default(),
             None,
@@ -116,8 +118,9 @@ async fn run_script(
         time_limit,
         stream_stdout: true,
     };
+    let slot = helm.try_slot().expect("a free helm slot");
     let error = helm
-        .run(invocation, &Redactor::default(), None, &cancel)
+        .run(&slot, invocation, &Redactor::default(), None, &cancel)
         .await
         .unwrap_err();
     let child: i32 = std::fs::read_to_string(&pid_file)
@@ -161,4 +164,35 @@ async fn helm_that_ignores_sigterm_is_killed_after_its_time_limit() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!alive(child), "helm's child {child} survived SIGKILL");
+}
+
+#[tokio::test]
+async fn helm_processes_run_in_a_pool_of_their_own_size() {
+    let home = tempfile::tempdir().unwrap();
+    let helm = Helm::new(
+        HelmConfig {
+            slots: 2,
+            ..HelmConfig::new(helm_bin(), None)
+        },
+        Default::default(),
+    );
+    let first = helm.try_slot().expect("a first slot");
+    let _second = helm.try_slot().expect("a second slot");
+    assert!(helm.try_slot().is_none(), "a third helm process must wait");
+    let pool = helm.clone();
+    let cancel = CancellationToken::new();
+    let waiting = tokio::spawn(async move { pool.slot(&cancel).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "the pool is full: the third waits");
+    drop(first);
+    let third = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("a freed slot goes to the one waiting")
+        .unwrap();
+    assert!(third.is_ok());
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let stopped = helm.slot(&cancel).await.unwrap_err();
+    assert!(matches!(stopped, HelmError::Cancelled { .. }), "{stopped}");
+    drop(home);
 }

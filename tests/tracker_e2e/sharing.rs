@@ -1,5 +1,6 @@
 //! Watches, not polling (DESIGN §5.5): one watch per (namespace, kind) shared by every resource and by
-//! concurrent deploys, and no periodic LIST; a deploy joining a watch starts from a list of its own.
+//! concurrent deploys, and no periodic LIST; a deploy joining a watch that lags behind reads its
+//! resources once itself, and is not misled by what the watch still holds.
 
 use axum::http::StatusCode;
 use chrono::Utc;
@@ -64,18 +65,23 @@ async fn concurrent_deploys_share_one_watch_per_kind() {
 
     let counts = sim.cluster.request_counts();
     for resource in ["deployments.apps", "replicasets.apps", "pods", "events"] {
-        // The second deploy joined the first one's watch, which listed again for it.
+        // The second deploy joined the first one's watches: no list of its own.
         assert_eq!(
             counts.count("list", resource),
-            2,
-            "one list of {resource} per deploy: {counts:?}"
+            1,
+            "one list of {resource} for both deploys: {counts:?}"
         );
-        assert!(
-            (1..=2).contains(&counts.count("watch", resource)),
-            "one watch of {resource}, resumed after the second list if it is still needed: \
-             {counts:?}"
+        assert_eq!(
+            counts.count("watch", resource),
+            1,
+            "one watch of {resource} for both deploys: {counts:?}"
         );
     }
+    assert_eq!(
+        counts.count("get", "deployments.apps"),
+        3,
+        "one read of each tracked Deployment when its tracking starts: {counts:?}"
+    );
     assert_eq!(
         sim.hub.active_watches(),
         0,

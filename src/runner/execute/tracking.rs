@@ -41,11 +41,15 @@ impl DeployRun<'_> {
             Some(manifest) => manifest,
             None => {
                 let invocation = self.helm().get_manifest(&self.target, revision);
-                match self
-                    .helm()
-                    .run(invocation, self.writer.redactor(), None, stop)
-                    .await
-                {
+                let manifest = match self.helm_slot(stop).await {
+                    Ok(held) => {
+                        self.helm()
+                            .run(&held.slot, invocation, self.writer.redactor(), None, stop)
+                            .await
+                    }
+                    Err(error) => Err(error),
+                };
+                match manifest {
                     Ok(manifest) => manifest,
                     Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
                     Err(error) => {
