@@ -406,7 +406,8 @@ impl DeployRun<'_> {
             &self.halt.any,
         )
         .await;
-        let hooks = match rendered {
+        // Held through tracking: its watches list while helm runs.
+        let (hooks, _held_watches) = match rendered {
             Ok(resources) => {
                 self.emit(
                     NewEvent::new(
@@ -416,7 +417,10 @@ impl DeployRun<'_> {
                     .data(json!({"command": "template", "resources": resources.len()})),
                 )
                 .await?;
-                hooks::upgrade_hooks(&resources)
+                (
+                    hooks::upgrade_hooks(&resources),
+                    self.hold_watches(&resources).await,
+                )
             }
             Err(RenderFailure::Helm(HelmError::Cancelled { .. })) => {
                 return Err(Interrupted::Halted);

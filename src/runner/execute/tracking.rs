@@ -11,8 +11,10 @@ use crate::domain::event::{EventType, NewEvent};
 use crate::domain::verdict::{Verdict, VerdictReason};
 use crate::runner::helm::HelmError;
 use crate::store::deploys::{self, Finish, ResourceState};
-use crate::tracker::core::plan;
-use crate::tracker::watch::{Deadlines, TrackOptions, TrackOutcome, track};
+use crate::tracker::core::{TrackedResource, plan};
+use crate::tracker::watch::{
+    Deadlines, TrackOptions, TrackOutcome, WatchHold, hold_watches, track,
+};
 
 impl DeployRun<'_> {
     /// Tracks `revision`; `manifest` is its rendered resources when helm already printed them.
@@ -26,6 +28,15 @@ impl DeployRun<'_> {
                 rolled_back_to: None,
             }),
             Err(failure) => self.after_failure(failure, Some(revision)).await,
+        }
+    }
+
+    /// Holds the watches that tracking `resources` will need while helm applies them; none when
+    /// the cluster is unusable (tracking reports that).
+    pub(super) async fn hold_watches(&self, resources: &[TrackedResource]) -> Vec<WatchHold> {
+        match self.runner.context.clusters.hub(&self.target.cluster).await {
+            Ok(hub) => hold_watches(&hub, resources).await,
+            Err(_) => Vec::new(),
         }
     }
 

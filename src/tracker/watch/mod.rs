@@ -36,7 +36,9 @@ use crate::telemetry::{ApiCall, WatchMetrics, WatchRestart};
 
 pub use backoff::WatchBackoff;
 pub use logs::LogLimits;
-pub use track::{Deadlines, TrackError, TrackOptions, TrackOutcome, TrackReport, Tracking, track};
+pub use track::{
+    Deadlines, TrackError, TrackOptions, TrackOutcome, TrackReport, Tracking, hold_watches, track,
+};
 
 /// Observations buffered per subscriber; a slower subscriber slows its watch rather than losing state.
 const SUBSCRIBER_BUFFER: usize = 256;
@@ -104,6 +106,9 @@ pub struct HubOptions {
     pub watch_timeout: Duration,
     /// Counts open watches, their restarts and failed API calls.
     pub metrics: Arc<WatchMetrics>,
+    /// How long a watch outlives its last subscriber: deploys that come in bursts then share it
+    /// rather than each listing again. Zero: it stops with its last subscriber.
+    pub linger: Duration,
 }
 
 impl Default for HubOptions {
@@ -113,6 +118,7 @@ impl Default for HubOptions {
             max_backoff: Duration::from_secs(15),
             watch_timeout: Duration::from_secs(290),
             metrics: Arc::default(),
+            linger: Duration::ZERO,
         }
     }
 }
@@ -223,27 +229,10 @@ impl WatchHub {
 
     /// Subscribes to the watch of `resource` in `namespace`, starting it if nobody watches it yet.
     pub fn subscribe(&self, namespace: Option<&str>, resource: &ApiResource) -> Subscription {
-        let gvk = GroupVersionKind::gvk(&resource.group, &resource.version, &resource.kind);
-        let key = WatchKey::new(namespace, &gvk);
-        let watch = {
-            let mut watches = self
-                .inner
-                .watches
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            watches.retain(|_, watch| watch.strong_count() > 0);
-            match watches.get(&key).and_then(Weak::upgrade) {
-                Some(watch) => watch,
-                None => {
-                    let watch = self.start(key.clone(), resource.clone());
-                    watches.insert(key, Arc::downgrade(&watch));
-                    watch
-                }
-            }
-        };
+        let watch = self.use_watch(namespace, resource);
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
         let (initial, listed) = {
-            let mut state = watch.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut state = watch.state().lock().unwrap_or_else(PoisonError::into_inner);
             state.subscribers.push(sender);
             (state.objects.values().cloned().collect(), state.listed)
         };
@@ -252,6 +241,36 @@ impl WatchHub {
             listed,
             receiver,
             _watch: watch,
+        }
+    }
+
+    /// Keeps the watch of `resource` in `namespace` running (starting it if nobody watches it
+    /// yet) while the hold lives, without receiving from it: a deploy holds the watches its
+    /// tracking will need while helm runs, so that they have listed by then.
+    pub fn hold(&self, namespace: Option<&str>, resource: &ApiResource) -> WatchHold {
+        WatchHold(self.use_watch(namespace, resource))
+    }
+
+    fn use_watch(&self, namespace: Option<&str>, resource: &ApiResource) -> WatchUse {
+        let gvk = GroupVersionKind::gvk(&resource.group, &resource.version, &resource.kind);
+        let key = WatchKey::new(namespace, &gvk);
+        let mut watches = self
+            .inner
+            .watches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        watches.retain(|_, watch| watch.strong_count() > 0);
+        let watch = match watches.get(&key).and_then(Weak::upgrade) {
+            Some(watch) => watch,
+            None => {
+                let watch = self.start(key.clone(), resource.clone());
+                watches.insert(key, Arc::downgrade(&watch));
+                watch
+            }
+        };
+        WatchUse {
+            watch: Some(watch),
+            hub: Arc::clone(&self.inner),
         }
     }
 
@@ -278,13 +297,47 @@ impl WatchHub {
     }
 }
 
+/// A use of a shared watch; when it ends, the watch lives on for the hub's linger.
+struct WatchUse {
+    watch: Option<Arc<SharedWatch>>,
+    hub: Arc<HubInner>,
+}
+
+impl WatchUse {
+    fn state(&self) -> &Mutex<WatchState> {
+        &self.watch.as_ref().expect("held until dropped").state
+    }
+}
+
+impl Drop for WatchUse {
+    fn drop(&mut self) {
+        let (Some(watch), linger) = (self.watch.take(), self.hub.options.linger) else {
+            return;
+        };
+        if linger.is_zero() || self.hub.shutdown.is_cancelled() {
+            return;
+        }
+        let shutdown = self.hub.shutdown.clone();
+        self.hub.tasks.spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(linger) => {}
+                () = shutdown.cancelled() => {}
+            }
+            drop(watch);
+        });
+    }
+}
+
+/// Keeps a watch running without receiving from it (see [`WatchHub::hold`]).
+pub struct WatchHold(#[expect(dead_code, reason = "held for its drop, never read")] WatchUse);
+
 /// What a subscriber receives: the objects the watch knows now, then every change after them.
 pub struct Subscription {
     pub initial: Vec<Arc<DynamicObject>>,
     /// `initial` is a complete list (the watch has listed before this subscriber came).
     pub listed: bool,
     pub receiver: mpsc::Receiver<Observation>,
-    _watch: Arc<SharedWatch>,
+    _watch: WatchUse,
 }
 
 impl Subscription {
@@ -317,7 +370,7 @@ struct SharedWatch {
 
 impl Drop for SharedWatch {
     fn drop(&mut self) {
-        tracing::debug!(watch = %self.key, "last subscriber gone, stopping watch");
+        tracing::debug!(watch = %self.key, "last use gone, stopping watch");
         self.stop.cancel();
     }
 }

@@ -21,7 +21,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::deltas::{event_of, to_json};
 use super::logs::{ContainerInstance, LogLimits, LogStreams, last_lines};
-use super::{Observation, WatchBackoff, WatchHub, api_resource};
+use super::{Observation, WatchBackoff, WatchHold, WatchHub, api_resource};
 use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use crate::domain::verdict::{VerdictDetail, VerdictReason};
 use crate::telemetry::ApiCall;
@@ -641,6 +641,29 @@ impl Run {
         .await;
         report
     }
+}
+
+/// Holds the watches that tracking `resources` will need (see [`WatchHub::hold`]), so that they
+/// have listed by the time helm has applied them. Kinds whose discovery fails now are left to
+/// tracking, which retries.
+pub async fn hold_watches(hub: &WatchHub, resources: &[TrackedResource]) -> Vec<WatchHold> {
+    let mut held = HashSet::new();
+    let mut holds = Vec::new();
+    for resource in resources {
+        let Ok((api, scope)) = hub.resolve(&resource.api_version, &resource.kind).await else {
+            continue;
+        };
+        let namespace = match scope {
+            Scope::Namespaced => resource.namespace.as_deref(),
+            Scope::Cluster => None,
+        };
+        for (namespace, api) in watches_for(namespace, &api) {
+            if held.insert((namespace.clone(), api.api_version.clone(), api.kind.clone())) {
+                holds.push(hub.hold(namespace.as_deref(), &api));
+            }
+        }
+    }
+    holds
 }
 
 /// The watches a resource needs: its own kind, and in its namespace the pods, the events, and the
