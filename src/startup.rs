@@ -18,7 +18,7 @@ use crate::http::{
     state::{ApiLimits, ApiState},
 };
 use crate::notify::{self, GuardedClient, NotifyContext, Signer};
-use crate::runner::{self, Clusters, Helm, RunnerContext, RunnerError, SecretKeeper};
+use crate::runner::{self, Clusters, Helm, RenderCache, RunnerContext, RunnerError, SecretKeeper};
 use crate::store::{self, StoreError};
 use crate::telemetry::Metrics;
 
@@ -130,6 +130,7 @@ async fn start_tasks(
             events: events.clone(),
             helm: helm.clone(),
             catalog: catalog.clone(),
+            renders: RenderCache::default(),
             clusters: Clusters::new(config.helm.kubeconfig.clone(), metrics.watches.clone()),
             secrets: secrets.clone(),
             custom_resources: config.custom_resources,

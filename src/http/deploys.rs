@@ -135,6 +135,7 @@ async fn dry_run(state: &ApiState, new: &NewDeploy) -> Result<Response, ApiError
         &state.helm,
         &slot,
         &state.catalog,
+        None,
         &RenderRequest::of(new),
         DRY_RUN_TIME_LIMIT,
         &state.shutdown,

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 pub use clusters::{ClusterError, Clusters};
 pub use helm::{Helm, HelmConfig, HelmError, HelmSlot, ValuesFiles, default_helm_slots};
-pub use render::{RenderFailure, RenderRequest, render};
+pub use render::{RenderCache, RenderFailure, RenderRequest, render};
 pub use secrets::{DeploySecrets, SecretKeeper, SecretStash, SecretsUnavailable};
 
 use crate::bus::{BusMessage, EventHub};
@@ -51,6 +51,8 @@ pub struct RunnerContext {
     pub events: EventHub,
     pub helm: Arc<Helm>,
     pub catalog: Arc<ChartCatalog>,
+    /// Renders of unchanged charts and values, reused.
+    pub renders: RenderCache,
     pub clusters: Clusters,
     /// Secret values the API accepted, taken when a deploy starts.
     pub secrets: SecretKeeper,

@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rollcall::domain::chart::{ChartCatalog, ChartSource};
+use rollcall::domain::policy::TrackingOverrides;
 use rollcall::domain::redaction::Redactor;
 use rollcall::domain::release::ReleaseId;
 use rollcall::domain::verdict::VerdictReason;
-use rollcall::runner::{Helm, HelmConfig, HelmError, ValuesFiles};
+use rollcall::runner::{
+    Helm, HelmConfig, HelmError, RenderCache, RenderRequest, ValuesFiles, render,
+};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -195,4 +198,71 @@ async fn helm_processes_run_in_a_pool_of_their_own_size() {
     let stopped = helm.slot(&cancel).await.unwrap_err();
     assert!(matches!(stopped, HelmError::Cancelled { .. }), "{stopped}");
     drop(home);
+}
+
+#[tokio::test]
+async fn an_unchanged_render_is_reused_and_a_change_of_chart_or_values_renders_again() {
+    let home = tempfile::tempdir().unwrap();
+    let calls = home.path().join("calls");
+    // A stand-in for `helm template` that counts its runs and prints one ConfigMap.
+    let bin = script(
+        home.path(),
+        &format!(
+            "echo run >> {}\nprintf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: settings\\n'",
+            calls.display()
+        ),
+    );
+    let helm = helm_at(bin, home.path());
+    let charts = home.path().join("charts");
+    std::fs::create_dir_all(charts.join("app/templates")).unwrap();
+    std::fs::write(charts.join("app/Chart.yaml"), "name: app\nversion: 1.0.0\n").unwrap();
+    let catalog = ChartCatalog::new(Some(charts.clone()));
+    let cache = RenderCache::default();
+    let chart = ChartSource::Path { path: "app".into() };
+    let tracking = TrackingOverrides::default();
+    let runs = || {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let render_with = |values: serde_json::Value| {
+        let (helm, catalog, cache, chart, tracking) = (&helm, &catalog, &cache, &chart, &tracking);
+        async move {
+            let values = values.as_object().unwrap().clone();
+            let request = RenderRequest {
+                release: target(),
+                chart,
+                values: &values,
+                secrets: None,
+                tracking,
+            };
+            let slot = helm.try_slot().expect("a free helm slot");
+            render(
+                helm,
+                &slot,
+                catalog,
+                Some(cache),
+                &request,
+                Duration::from_secs(30),
+                &CancellationToken::new(),
+            )
+            .await
+            .expect("renders")
+        }
+    };
+    let first = render_with(json!({"replicas": 2})).await;
+    assert_eq!(first[0].name, "settings");
+    let again = render_with(json!({"replicas": 2})).await;
+    assert_eq!(again[0].name, "settings");
+    assert_eq!(
+        runs(),
+        1,
+        "the same chart and values: helm template ran once"
+    );
+    render_with(json!({"replicas": 3})).await;
+    assert_eq!(runs(), 2, "other values render again");
+    std::fs::write(charts.join("app/templates/extra.yaml"), "# changed\n").unwrap();
+    render_with(json!({"replicas": 3})).await;
+    assert_eq!(runs(), 3, "a changed chart renders again");
 }

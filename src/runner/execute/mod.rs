@@ -401,6 +401,7 @@ impl DeployRun<'_> {
             self.helm(),
             &held.slot,
             &self.runner.context.catalog,
+            Some(&self.runner.context.renders),
             &request,
             self.remaining(),
             &self.halt.any,
