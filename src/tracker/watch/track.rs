@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::deltas::{event_of, to_json};
-use super::logs::{ContainerInstance, LogLimits, LogStreams, last_lines};
+use super::logs::{ContainerInstance, LogLimits, LogStreams, has_started_containers, last_lines};
 use super::{Observation, WatchBackoff, WatchHold, WatchHub, api_resource};
 use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use crate::domain::verdict::{VerdictDetail, VerdictReason};
@@ -196,6 +196,7 @@ enum Input {
 }
 
 type Feed = Pin<Box<dyn Stream<Item = Input> + Send>>;
+type Inputs = stream::SelectAll<Feed>;
 
 /// Which resources still wait for a first list from one of the watches they depend on, or for
 /// their quorum read.
@@ -326,9 +327,14 @@ impl Run {
             self.options.logs.clone(),
             self.events.clone(),
         );
+        let mut inputs = stream::select_all(feeds);
         let stop = self
-            .follow(&mut deploy, &mut logs, feeds, gate, deadline)
+            .follow(&mut deploy, &mut logs, &mut inputs, gate, deadline)
             .await;
+        if let Stop::Verdict(Verdict::Succeeded) = stop {
+            self.await_started_job_pods(&mut deploy, &mut logs, &mut inputs)
+                .await;
+        }
         logs.finish(
             |instance| has_finished(&deploy, instance),
             stop.log_drain_grace(),
@@ -410,11 +416,10 @@ impl Run {
         &mut self,
         deploy: &mut DeployTracker,
         logs: &mut LogStreams,
-        feeds: Vec<Feed>,
+        inputs: &mut Inputs,
         mut gate: ListGate,
         deadline: tokio::time::Instant,
     ) -> Stop {
-        let mut inputs = stream::select_all(feeds);
         let mut tick = tokio::time::interval(self.options.deadlines.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // When the input being handled arrived; a verdict it leads to was decided then.
@@ -500,6 +505,42 @@ impl Run {
             Self::follow_all_logs(deploy, logs);
         }
         deltas
+    }
+
+    /// A Job seen complete through its watch may have pods whose last states the pods' watch has
+    /// not delivered yet: their containers' logs are followed once it has (up to the log drain
+    /// grace), or they would be lost. Other workloads' verdicts do not wait.
+    async fn await_started_job_pods(
+        &mut self,
+        deploy: &mut DeployTracker,
+        logs: &mut LogStreams,
+        inputs: &mut Inputs,
+    ) {
+        let waiting = |deploy: &DeployTracker| {
+            deploy.resources().iter().any(|resource| {
+                resource.key().kind == "Job"
+                    && !resource.policy().logs.skip_logs
+                    && resource
+                        .current_pods()
+                        .any(|pod| !has_started_containers(pod))
+            })
+        };
+        let grace = tokio::time::sleep(LOG_DRAIN_GRACE);
+        tokio::pin!(grace);
+        while waiting(deploy) {
+            tokio::select! {
+                () = &mut grace => return,
+                () = self.cancel.cancelled() => return,
+                input = inputs.next() => match input {
+                    // The verdict is out: what follows only feeds the log streams.
+                    Some(Input::Watched(_, observation)) => {
+                        self.observe(deploy, logs, observation).await;
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
+            }
+        }
     }
 
     /// Follows the logs of new containers in the pods the resources currently count (each
