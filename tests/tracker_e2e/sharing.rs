@@ -2,11 +2,13 @@
 //! concurrent deploys, and no periodic LIST; a deploy joining a watch that lags behind reads its
 //! resources once itself, and is not misled by what the watch still holds.
 
+use std::time::Duration;
+
 use axum::http::StatusCode;
 use chrono::Utc;
 use rollcall::domain::policy::TrackingOverrides;
 use rollcall::tracker::core::plan;
-use rollcall::tracker::watch::{TrackOptions, Tracking, track};
+use rollcall::tracker::watch::{HubOptions, TrackOptions, Tracking, WatchHub, track};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{NAMESPACE, SAFETY_TIMEOUT, Sim, workload};
@@ -164,4 +166,54 @@ async fn dropping_a_tracking_stops_it_and_its_watches() {
     tokio::time::timeout(SAFETY_TIMEOUT, sim.shutdown())
         .await
         .expect("the hub's tasks have ended");
+}
+
+#[tokio::test]
+async fn a_watch_lingering_after_its_last_deploy_serves_the_next_one_without_a_list() {
+    let sim = Sim::start().await;
+    let hub = WatchHub::new(
+        sim.client.clone(),
+        HubOptions {
+            linger: Duration::from_millis(500),
+            ..HubOptions::default()
+        },
+    );
+    let manifest = sim
+        .apply(&[workload("Deployment", "web", 1, "readyAfter=200ms")])
+        .await
+        .expect("applies");
+    sim.cluster.reset_request_counts();
+    for deploy in ["first", "second"] {
+        let resources =
+            plan(&manifest, NAMESPACE, &TrackingOverrides::default()).expect("valid policies");
+        let tracking = track(
+            &hub,
+            resources,
+            TrackOptions::default(),
+            CancellationToken::new(),
+        );
+        let report = tokio::time::timeout(SAFETY_TIMEOUT, tracking.finish())
+            .await
+            .expect("the tracking ends")
+            .expect("a report");
+        assert!(report.succeeded(), "{deploy}: {:?}", report.outcome);
+    }
+    let counts = sim.cluster.request_counts();
+    assert_eq!(
+        counts.count("list", "deployments.apps"),
+        1,
+        "the second deploy found the watch still running: {counts:?}"
+    );
+    let stopped = tokio::time::timeout(SAFETY_TIMEOUT, async {
+        while hub.active_watches() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        stopped.is_ok(),
+        "the watches stop once the linger has passed"
+    );
+    hub.shutdown().await;
+    sim.shutdown().await;
 }
