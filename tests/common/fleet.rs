@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use kubesim::control_loop::TransitionKind;
-use kubesim::options::ClusterOptions;
-use kubesim::{Cluster, ClusterHandle, RequestCounts};
+use kubesim::{ClusterHandle, RequestCounts};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -20,7 +19,7 @@ use super::app::submit;
 use super::charts;
 use super::helm::helm_bin;
 use super::postgres::fresh_database;
-use super::serve::{ServeEnv, ServeProcess};
+use super::serve::{ServeEnv, ServeProcess, simulated_cluster};
 
 /// rollcall's requests, as kubesim tells clients apart (the product of the `User-Agent`).
 pub const ROLLCALL: &str = "rollcall";
@@ -175,11 +174,7 @@ impl Fleet {
     /// `extra`: more environment of the server (e.g. its helm slots).
     pub async fn start(extra: &[(&str, &str)]) -> Fleet {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let cluster = Cluster::start(ClusterOptions::default())
-            .await
-            .expect("kubesim starts");
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, cluster.kubeconfig_yaml()).expect("write kubeconfig");
+        let (cluster, kubeconfig) = simulated_cluster(dir.path()).await;
         let database_url = fresh_database().await;
         let token = format!("fleet-admin-{}", Uuid::new_v4().simple());
         let env = ServeEnv {
