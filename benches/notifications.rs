@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use common::app::submit;
-use common::figures::{latency_summary, load_average};
+use common::figures::{figure, latency_summary, load_average, millis, percentiles};
 use common::postgres::fresh_database;
 use common::receiver::SECRET;
 use common::serve::{ServeEnv, ServeProcess};
@@ -207,6 +207,11 @@ async fn run() {
         idle.push(Duration::from_micros(at.saturating_sub(sent) as u64));
     }
     println!("  {}", latency_summary(&idle));
+    figure(
+        "notifications.idle_p99_ms",
+        millis(percentiles(&idle)[2]),
+        "ms",
+    );
 
     println!(
         "\n== burst: {burst} notifications due at once (one transaction cancels {burst} deploys)"
@@ -238,6 +243,11 @@ async fn run() {
     println!(
         "  {burst} delivered in {seconds:.2} s: {:.0} notifications/s",
         burst as f64 / seconds
+    );
+    figure(
+        "notifications.burst_per_s",
+        burst as f64 / seconds,
+        "notifications/s",
     );
     println!(
         "  commit -> 200 under the backlog: {}",

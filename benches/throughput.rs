@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::app::{TestApp, deploy_body, spawn_app_with};
+use common::figures::figure;
 use common::sse::SseStream;
 use rollcall::bus::EventWriter;
 use rollcall::domain::event::{EventType, NewEvent};
@@ -71,6 +72,12 @@ async fn writer_throughput(app: &TestApp, deploys: usize, events_per_deploy: usi
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64()
     );
+    let plural = if deploys == 1 { "" } else { "s" };
+    figure(
+        &format!("events.persisted_per_s_{deploys}_writer{plural}"),
+        total as f64 / elapsed.as_secs_f64(),
+        "events/s",
+    );
 }
 
 async fn sse_fan_out(app: &TestApp, subscribers: usize, events: usize) {
@@ -125,6 +132,11 @@ async fn sse_fan_out(app: &TestApp, subscribers: usize, events: usize) {
         percentile(&all, 0.99),
         all.last().copied().unwrap_or(f64::NAN),
         rollcall::bus::writer::FLUSH_INTERVAL.as_millis()
+    );
+    figure(
+        &format!("sse.fan_out_{subscribers}_p99_ms"),
+        percentile(&all, 0.99),
+        "ms",
     );
 }
 
@@ -182,6 +194,16 @@ async fn post_deploys(app: &TestApp, concurrency: usize, duration: Duration, max
         latencies.len() as f64 / elapsed.as_secs_f64(),
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99)
+    );
+    figure(
+        "submissions.in_process_req_per_s",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        "req/s",
+    );
+    figure(
+        "submissions.in_process_p99_ms",
+        percentile(&latencies, 0.99),
+        "ms",
     );
 }
 

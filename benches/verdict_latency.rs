@@ -56,7 +56,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use common::app::submit;
-use common::figures::{latency_summary, load_average, percentiles};
+use common::figures::{figure, latency_summary, load_average, millis, percentiles};
 use common::postgres::fresh_database;
 use common::serve::{ServeEnv, ServeProcess};
 use common::sse::SseStream;
@@ -77,6 +77,8 @@ enum Decisive {
 /// faster), and the change that decides it.
 struct Scenario {
     label: &'static str,
+    /// The id of its client-side p99 for `scripts/bench`.
+    figure: &'static str,
     prefix: &'static str,
     replicas: i32,
     decisive: Decisive,
@@ -90,6 +92,7 @@ struct Scenario {
 const SCENARIOS: [Scenario; 2] = [
     Scenario {
         label: "success (2 replicas ready)",
+        figure: "verdict.success_p99_ms",
         prefix: "ok",
         replicas: 2,
         decisive: Decisive::RolloutComplete,
@@ -98,6 +101,7 @@ const SCENARIOS: [Scenario; 2] = [
     },
     Scenario {
         label: "crash loop beyond the allowance",
+        figure: "verdict.crash_p99_ms",
         prefix: "crash",
         replicas: 1,
         decisive: Decisive::SecondCrash,
@@ -133,10 +137,10 @@ async fn run() {
                 None => early += 1,
             }
         }
-        print_latencies(
-            scenario.label,
-            &samples.iter().map(|s| s.total).collect::<Vec<_>>(),
-        );
+        let totals: Vec<Duration> = samples.iter().map(|s| s.total).collect();
+        print_latencies(scenario.label, &totals);
+        let [_, _, p99, _] = percentiles(&totals);
+        figure(scenario.figure, millis(p99), "ms");
         if early > 0 {
             println!(
                 "  ({early} run(s) left out: decided before the tracker had reported on the Deployment)"
@@ -646,6 +650,11 @@ async fn api_cost(resources: usize) {
     println!(
         "API cost, {resources} Deployment(s): {} requests ({:?})",
         counts.total, counts.by_verb
+    );
+    figure(
+        &format!("api_cost.requests_{resources}_deployments"),
+        counts.total as f64,
+        "requests",
     );
     sim.shutdown().await;
 }

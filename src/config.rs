@@ -9,7 +9,10 @@ use serde::Deserialize;
 
 use crate::domain::FieldError;
 use crate::domain::auth::StaticToken;
-use crate::domain::chart::ChartCatalog;
+use crate::domain::chart::{ChartCatalog, ChartSources};
+use crate::domain::chart_allowlist::{
+    ChartAllowList, ChartsSection, OciLocation, PasswordSource, RepositoryUrl, Scheme,
+};
 use crate::domain::duration::{BoundedDuration, DurationError};
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::{SealingError, ServerKey};
@@ -68,6 +71,14 @@ pub struct ServeArgs {
     /// secret per receiver in `[notify.secrets]`.
     #[arg(long, env = "ROLLCALL_NOTIFY_SECRET", hide_env_values = true)]
     pub notify_secret: Option<Redacted>,
+    /// Chart repositories `chart.repo` may name besides those of `[charts] repositories`
+    /// (comma-separated https URLs, without credentials; a repository and those below it).
+    #[arg(long, env = "ROLLCALL_CHART_REPOSITORIES", value_delimiter = ',', value_parser = parse_chart_repository)]
+    pub chart_repositories: Vec<RepositoryUrl>,
+    /// OCI registries `chart.oci` may name besides those of `[charts] registries`
+    /// (comma-separated `host[:port][/path]`, https, without credentials).
+    #[arg(long, env = "ROLLCALL_CHART_REGISTRIES", value_delimiter = ',', value_parser = OciLocation::parse)]
+    pub chart_registries: Vec<OciLocation>,
     /// Non-public networks notifications may reach (comma-separated CIDRs, e.g. `10.20.0.0/16`);
     /// loopback, private, link-local and unique-local destinations are refused otherwise.
     /// Overrides `[notify] allow_networks`.
@@ -127,6 +138,14 @@ fn parse_public_url(text: &str) -> Result<PublicUrl, String> {
     PublicUrl::parse(text)
 }
 
+/// Plain-http repositories are allowed in the configuration file only (`allow_http = true`).
+fn parse_chart_repository(text: &str) -> Result<RepositoryUrl, String> {
+    RepositoryUrl::parse(text).and_then(|url| match url.scheme {
+        Scheme::Https => Ok(url),
+        Scheme::Http => Err("must be https (plain http only with allow_http in [charts])".into()),
+    })
+}
+
 /// Shorter leases would expire between renewals (every third of the lease, at most every second)
 /// under an ordinary database hiccup.
 const MIN_LEASE: Duration = Duration::from_secs(1);
@@ -147,6 +166,9 @@ pub struct FileConfig {
     pub tracking: FileTracking,
     #[serde(default)]
     pub notify: NotifySection,
+    /// `[charts]`: the repositories and registries repo and oci charts may come from.
+    #[serde(default)]
+    pub charts: ChartsSection,
     /// `[[hooks]]`: inbound webhooks, each with `secret_env` or `secret_file`.
     #[serde(default)]
     pub hooks: Vec<HookSpec>,
@@ -209,6 +231,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// The configuration file's inbound webhooks, checked, their secrets read.
     pub hooks: Vec<HookDefinition>,
+    /// Repositories and registries `repo` and `oci` charts may come from; none by default.
+    pub allowed_charts: ChartAllowList,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +255,8 @@ pub enum ConfigError {
     Notify(String),
     #[error("hook {name:?} in the config file: {errors}")]
     Hook { name: String, errors: String },
+    #[error("[charts] in the config file: {0}")]
+    Charts(String),
     #[error("chart directory {0} is not a directory")]
     ChartDir(PathBuf),
     #[error("config file {path}: {source}")]
@@ -260,6 +286,7 @@ impl Config {
             public_url: None,
             notify: NotifyConfig::default(),
             hooks: Vec::new(),
+            allowed_charts: ChartAllowList::default(),
         }
     }
 
@@ -278,9 +305,19 @@ impl Config {
             return Err(ConfigError::ChartDir(dir.clone()));
         }
         let mut config = Self::new(args.database.database_url);
-        config.hooks = file.hooks(&ChartCatalog::new(args.chart_dir.clone()), |variable| {
-            std::env::var(variable).ok()
-        })?;
+        let env = |variable: &str| std::env::var(variable).ok();
+        config.allowed_charts = file.allowed_charts(env)?;
+        for url in args.chart_repositories {
+            config.allowed_charts.allow_repository(url);
+        }
+        for prefix in args.chart_registries {
+            config.allowed_charts.allow_registry(prefix);
+        }
+        let sources = ChartSources {
+            catalog: ChartCatalog::new(args.chart_dir.clone()),
+            allowed: config.allowed_charts.clone(),
+        };
+        config.hooks = file.hooks(&sources, env)?;
         config.listen = args.listen;
         config.custom_resources = custom_resources;
         config.chart_dir = args.chart_dir;
@@ -364,9 +401,28 @@ impl FileConfig {
 impl FileConfig {
     /// The checked `[[hooks]]` (taken out of the file), each secret read from the environment
     /// variable `env` looks up or from its file; errors name the hook and its field.
+    /// The checked `[charts]` (taken out of the file), passwords read from the environment
+    /// variable `env` looks up or from their file.
+    pub fn allowed_charts(
+        &mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ChartAllowList, ConfigError> {
+        ChartAllowList::from_section(std::mem::take(&mut self.charts), |source| match source {
+            PasswordSource::Env(variable) => read_env_secret(&env, variable),
+            PasswordSource::File(path) => read_file_secret(path),
+        })
+        .map_err(|errors| {
+            let errors: Vec<String> = errors
+                .iter()
+                .map(|error| format!("{}: {}", error.field, error.message))
+                .collect();
+            ConfigError::Charts(errors.join("; "))
+        })
+    }
+
     pub fn hooks(
         &mut self,
-        catalog: &ChartCatalog,
+        charts: &ChartSources,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Vec<HookDefinition>, ConfigError> {
         let mut hooks: Vec<HookDefinition> = Vec::new();
@@ -392,25 +448,31 @@ impl FileConfig {
                 .secret_reference()
                 .map_err(|error| invalid(vec![error]))?;
             let secret = match &reference {
-                SecretReference::Env(variable) => env(variable).ok_or_else(|| {
-                    FieldError::new(
-                        reference.field(),
-                        format!("the environment variable {variable} is not set"),
-                    )
-                }),
-                SecretReference::File(path) => std::fs::read_to_string(path)
-                    .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
-                    .map_err(|error| {
-                        FieldError::new(reference.field(), format!("cannot read {path}: {error}"))
-                    }),
+                SecretReference::Env(variable) => read_env_secret(&env, variable),
+                SecretReference::File(path) => read_file_secret(path),
             }
-            .map_err(|error| invalid(vec![error]))?;
+            .map_err(|message| invalid(vec![FieldError::new(reference.field(), message)]))?;
             let hook = HookDefinition::parse(spec, secret, reference.field()).map_err(&invalid)?;
-            hook.check_target(catalog).map_err(&invalid)?;
+            hook.check_target(charts).map_err(&invalid)?;
             hooks.push(hook);
         }
         Ok(hooks)
     }
+}
+
+/// A secret configured as an environment variable's name.
+fn read_env_secret(
+    env: &impl Fn(&str) -> Option<String>,
+    variable: &str,
+) -> Result<String, String> {
+    env(variable).ok_or_else(|| format!("the environment variable {variable} is not set"))
+}
+
+/// A secret configured as a file's path; the file's trailing newline is not part of it.
+fn read_file_secret(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
+        .map_err(|error| format!("cannot read {path}: {error}"))
 }
 
 impl FileToken {
@@ -505,6 +567,62 @@ mod tests {
     }
 
     #[test]
+    fn chart_sources_come_from_the_file_and_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "s3cret\n").unwrap();
+        let file = dir.path().join("rollcall.toml");
+        let file_arg = file.display().to_string();
+        std::fs::write(
+            &file,
+            format!(
+                "[[charts.repositories]]\nurl = \"https://charts.internal.example\"\n\
+                 credentials = {{ username = \"u\", password_file = {:?} }}\n",
+                password.display().to_string()
+            ),
+        )
+        .unwrap();
+        let args = serve_args(&[
+            "--config",
+            &file_arg,
+            "--chart-repositories",
+            "https://charts.example.com,https://mirror.example.com/helm",
+            "--chart-registries",
+            "ghcr.io/acme",
+        ]);
+        let allowed = Config::from_args(args.unwrap()).unwrap().allowed_charts;
+        let (_, private) = allowed
+            .repository("https://charts.internal.example/stable")
+            .unwrap();
+        let credentials = private.credentials.as_ref().unwrap();
+        assert_eq!(credentials.password(), "s3cret", "without the newline");
+        assert!(
+            allowed
+                .repository("https://mirror.example.com/helm")
+                .is_ok()
+        );
+        assert!(allowed.repository("https://mirror.example.com").is_err());
+        assert!(allowed.registry("oci://ghcr.io/acme/web").is_ok());
+        assert!(serve_args(&["--chart-repositories", "http://charts.example.com"]).is_err());
+        assert!(serve_args(&["--chart-registries", "ghcr.io/acme/../x"]).is_err());
+
+        std::fs::write(
+            &file,
+            "[[charts.repositories]]\nurl = \"https://x.example\"\n\
+             credentials = { username = \"u\", password = \"hunter2\" }\n",
+        )
+        .unwrap();
+        let error = Config::from_args(serve_args(&["--config", &file_arg]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("charts.repositories[0].credentials.password: is never written"),
+            "{error}"
+        );
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
     fn file_tokens_are_checked() {
         let file: FileConfig = toml::from_str(
             r#"
@@ -547,7 +665,7 @@ mod tests {
     /// The `[[hooks]]` of `text`, read with the environment `env`.
     fn hooks_of(text: &str, env: &[(&str, &str)]) -> Result<Vec<HookDefinition>, String> {
         let mut file: FileConfig = toml::from_str(text).map_err(|error| error.to_string())?;
-        file.hooks(&ChartCatalog::default(), |variable| {
+        file.hooks(&ChartSources::default(), |variable| {
             env.iter()
                 .find(|(name, _)| *name == variable)
                 .map(|(_, value)| (*value).to_owned())
@@ -631,6 +749,20 @@ mod tests {
         );
         let target = hooks_of(&HOOK.replace("\"prod\"", "\"Prod\""), &secret).unwrap_err();
         assert!(target.contains("target.namespace"), "{target}");
+    }
+
+    #[test]
+    fn a_configured_hook_targets_only_allowed_chart_sources() {
+        let secret = [("WEB_PUSH_SECRET", "It's a Secret to Everybody")];
+        let internal = HOOK.replace(
+            "chart = { path = \"web\" }",
+            "chart = { repo = \"http://10.0.0.1\", name = \"web\", version = \"1.0.0\" }",
+        );
+        let error = hooks_of(&internal, &secret).unwrap_err();
+        assert!(
+            error.starts_with("hook \"web-push\" in the config file: target.chart.repo: "),
+            "{error}"
+        );
     }
 
     fn rules_of(text: &str) -> Result<CustomResourceRules, String> {

@@ -6,10 +6,10 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`http`] | axum routers per feature, the API's state ([`http::state::ApiState`]), auth extractor, problem JSON, SSE, OpenAPI; the `/ui` pages and the `/docs` reference, embedded |
-//! | [`domain`] | requests parsed once into types that cannot be invalid, the deploy state machine, the event and verdict vocabularies, tracking policy, release identity, auth model, inbound webhooks (definitions, signatures, what a delivery asks for) |
+//! | [`domain`] | requests parsed once into types that cannot be invalid, the deploy state machine, the event and verdict vocabularies, tracking policy, release identity, chart sources and the repositories and registries they may come from, auth model, inbound webhooks (definitions, signatures, what a delivery asks for) |
 //! | [`store`] | compile-checked SQL, one module per table group (`deploys`, `deploy_events`, `tokens`, `idempotency`, `webhooks`, `notifications`) |
 //! | [`bus`] | the event bus: each deploy's writer (gapless seq, batched, commit then publish) and delivery to live subscribers (in-process broadcast, LISTEN/NOTIFY relay) |
-//! | [`runner`] | the worker loop with its narrow [`runner::RunnerContext`], leases, the helm driver, the one render path, each deploy's phases (`runner::execute`) |
+//! | [`runner`] | the worker loop with its narrow [`runner::RunnerContext`], leases, the helm driver, charts pulled from allowed sources (`runner::chart`), the one render path, each deploy's phases (`runner::execute`) |
 //! | [`notify`] | outgoing notifications from the outbox: the delivery worker with its narrow [`notify::NotifyContext`], json and slack formats, Standard Webhooks signing, the destination guard |
 //! | [`tracker`] | the pure decision core (`tracker::core`: objects in, verdicts out) and the watches, log streams and `track()` driver around it (`tracker::watch`) |
 //! | [`config`] | reads flags, environment and the TOML file into the types their owners define |

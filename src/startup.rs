@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bus::{EventHub, listener};
 use crate::config::Config;
-use crate::domain::chart::ChartCatalog;
+use crate::domain::chart::{ChartCatalog, ChartSources};
 use crate::http::{
     self,
     auth::Authenticator,
@@ -97,7 +97,10 @@ async fn start_tasks(
     tasks.spawn(listener::relay(events.clone(), relay));
     let reporter = store::reporter::spawn(&pool, &tasks, shutdown.clone()).await;
     let helm = Arc::new(Helm::new(config.helm.clone(), metrics.helm.clone()));
-    let catalog = Arc::new(ChartCatalog::new(config.chart_dir.clone()));
+    let charts = Arc::new(ChartSources {
+        catalog: ChartCatalog::new(config.chart_dir.clone()),
+        allowed: config.allowed_charts,
+    });
     if config.secret_key.is_none() {
         tracing::warn!(
             "no ROLLCALL_SECRET_KEY: secret_values of a deploy are held in the memory of the \
@@ -129,7 +132,7 @@ async fn start_tasks(
         let context = RunnerContext {
             events: events.clone(),
             helm: helm.clone(),
-            catalog: catalog.clone(),
+            charts: charts.clone(),
             renders: RenderCache::default(),
             clusters: Clusters::new(config.helm.kubeconfig.clone(), metrics.watches.clone()),
             secrets: secrets.clone(),
@@ -148,7 +151,7 @@ async fn start_tasks(
         events,
         metrics,
         reporter,
-        catalog,
+        charts,
         secrets,
         helm,
         limits: ApiLimits {

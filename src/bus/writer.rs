@@ -188,8 +188,11 @@ impl WriterTask {
         }
         let mut attempt = 0;
         let mut outage_since = None;
+        // One name for every attempt: a retry after a lost commit reply is recognised, not
+        // appended twice.
+        let batch = Uuid::new_v4();
         loop {
-            match self.hub.append(self.deploy_id, events.clone()).await {
+            match self.hub.append(self.deploy_id, batch, events.clone()).await {
                 Ok(()) => {
                     if let Some(since) = outage_since {
                         tracing::info!(deploy_id = %self.deploy_id, waited = ?Instant::now() - since, "event batch written after the database came back");

@@ -1,5 +1,5 @@
 //! Where a deploy's chart comes from: exactly one of a catalog path, a repository chart or an OCI
-//! reference.
+//! reference, the last two only from the repositories and registries the server allows.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -7,18 +7,25 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::FieldError;
+use super::chart_allowlist::ChartAllowList;
 
-/// The chart as a client sends it; [`ChartSource::parse`] decides which kind it is.
+/// The chart: exactly one of `path` (the server's catalog), `repo` with `name` and `version`, or
+/// `oci` with `version`. Repository and OCI charts come only from the repositories and registries
+/// the server is configured to allow; any other is refused with 422 naming `chart.repo` or
+/// `chart.oci`, before anything is fetched.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChartSpec {
     /// A chart directory or archive relative to the server's chart catalog.
     pub path: Option<String>,
-    /// A chart repository URL (`https://...`); needs `name` and `version`.
+    /// A chart repository URL (`https://...`) at or below one of the repositories the server is
+    /// configured to allow (`[charts] repositories`); needs `name` and `version`. Kept in canonical
+    /// form (lowercase host, no default port or trailing slash).
     pub repo: Option<String>,
     /// The chart name in `repo`.
     pub name: Option<String>,
-    /// An OCI reference (`oci://registry/path/chart`); needs `version`.
+    /// An OCI reference (`oci://registry/path/chart`) below one of the registries the server is
+    /// configured to allow (`[charts] registries`); needs `version`.
     pub oci: Option<String>,
     /// The chart version for `repo` and `oci` charts.
     pub version: Option<String>,
@@ -77,8 +84,18 @@ impl ChartCatalog {
     }
 }
 
+/// Where the server takes charts from: its catalog, and the repositories and registries it allows.
+#[derive(Debug, Clone, Default)]
+pub struct ChartSources {
+    pub catalog: ChartCatalog,
+    pub allowed: ChartAllowList,
+}
+
 impl ChartSource {
-    pub fn parse(spec: ChartSpec, catalog: &ChartCatalog) -> Result<Self, Vec<FieldError>> {
+    /// Checks the spec; a repository or registry outside the allowed ones is refused here, before
+    /// anything runs or is written.
+    pub fn parse(spec: ChartSpec, sources: &ChartSources) -> Result<Self, Vec<FieldError>> {
+        let catalog = &sources.catalog;
         let field = |name: &str| format!("chart.{name}");
         match spec {
             ChartSpec {
@@ -102,23 +119,23 @@ impl ChartSource {
                 version,
             } => {
                 let mut errors = Vec::new();
-                if !(repo.starts_with("https://") || repo.starts_with("http://"))
-                    || repo.len() > 2048
-                    || repo.contains(char::is_whitespace)
-                {
-                    errors.push(FieldError::new(
-                        field("repo"),
-                        "must be an http(s) URL of a chart repository",
-                    ));
-                }
+                let repo = match sources.allowed.repository(&repo) {
+                    Ok((url, _)) => Some(url.to_string()),
+                    Err(message) => {
+                        errors.push(FieldError::new(field("repo"), message));
+                        None
+                    }
+                };
                 let name = require(name, &field("name"), check_chart_name, &mut errors);
                 let version = require(version, &field("version"), check_version, &mut errors);
-                match (name, version) {
-                    (Some(name), Some(version)) if errors.is_empty() => Ok(ChartSource::Repo {
-                        repo,
-                        name,
-                        version,
-                    }),
+                match (repo, name, version) {
+                    (Some(repo), Some(name), Some(version)) if errors.is_empty() => {
+                        Ok(ChartSource::Repo {
+                            repo,
+                            name,
+                            version,
+                        })
+                    }
                     _ => Err(errors),
                 }
             }
@@ -130,24 +147,31 @@ impl ChartSource {
                 version,
             } => {
                 let mut errors = Vec::new();
-                let reference = oci.strip_prefix("oci://").unwrap_or_default();
-                if reference.is_empty()
-                    || reference.len() > 1024
-                    || !reference.contains('/')
-                    || reference.contains(char::is_whitespace)
-                    || reference
-                        .rsplit('/')
-                        .next()
-                        .is_some_and(|chart| chart.contains([':', '@']))
-                {
+                // The chart's last segment, past the registry's `host:port`.
+                let tagged = oci
+                    .strip_prefix("oci://")
+                    .and_then(|reference| reference.split_once('/'))
+                    .is_some_and(|(_, path)| path.rsplit('/').next().unwrap_or(path).contains(':'));
+                let oci = if tagged {
                     errors.push(FieldError::new(
                         field("oci"),
                         "must be an OCI reference oci://registry/path/chart without a tag (give the version separately)",
                     ));
-                }
+                    None
+                } else {
+                    match sources.allowed.registry(&oci) {
+                        Ok((reference, _)) => Some(reference.to_string()),
+                        Err(message) => {
+                            errors.push(FieldError::new(field("oci"), message));
+                            None
+                        }
+                    }
+                };
                 let version = require(version, &field("version"), check_version, &mut errors);
-                match version {
-                    Some(version) if errors.is_empty() => Ok(ChartSource::Oci { oci, version }),
+                match (oci, version) {
+                    (Some(oci), Some(version)) if errors.is_empty() => {
+                        Ok(ChartSource::Oci { oci, version })
+                    }
                     _ => Err(errors),
                 }
             }
@@ -267,26 +291,42 @@ mod tests {
         }
     }
 
+    /// Sources allowing `https://charts.example` and `ghcr.io/acme`.
+    fn allowing_examples() -> ChartSources {
+        use crate::domain::chart_allowlist::{OciLocation, RepositoryUrl};
+        let mut sources = ChartSources::default();
+        sources
+            .allowed
+            .allow_repository(RepositoryUrl::parse("https://charts.example").unwrap());
+        sources
+            .allowed
+            .allow_registry(OciLocation::parse("ghcr.io/acme").unwrap());
+        sources
+    }
+
     #[test]
     fn exactly_one_source() {
-        let none = ChartCatalog::default();
+        let sources = allowing_examples();
         assert!(matches!(
-            ChartSource::parse(spec(Some("web"), None, None, None, None), &none),
+            ChartSource::parse(spec(Some("web"), None, None, None, None), &sources),
             Ok(ChartSource::Path { .. })
         ));
-        assert!(matches!(
-            ChartSource::parse(
-                spec(
-                    None,
-                    Some("https://charts.example"),
-                    Some("web"),
-                    None,
-                    Some("1.2.3")
-                ),
-                &none
-            ),
-            Ok(ChartSource::Repo { .. })
-        ));
+        let repo = spec(
+            None,
+            Some("HTTPS://Charts.Example/"),
+            Some("web"),
+            None,
+            Some("1.2.3"),
+        );
+        assert_eq!(
+            ChartSource::parse(repo, &sources),
+            Ok(ChartSource::Repo {
+                repo: "https://charts.example".into(),
+                name: "web".into(),
+                version: "1.2.3".into(),
+            }),
+            "kept in canonical form"
+        );
         assert!(matches!(
             ChartSource::parse(
                 spec(
@@ -296,27 +336,87 @@ mod tests {
                     Some("oci://ghcr.io/acme/web"),
                     Some("1.2.3")
                 ),
-                &none
+                &sources
             ),
             Ok(ChartSource::Oci { .. })
         ));
         let errors = ChartSource::parse(
             spec(Some("web"), Some("https://x"), None, None, None),
-            &none,
+            &sources,
         )
         .unwrap_err();
         assert_eq!(errors[0].field, "chart");
-        let errors =
-            ChartSource::parse(spec(None, Some("https://x"), None, None, None), &none).unwrap_err();
+        let errors = ChartSource::parse(
+            spec(None, Some("https://charts.example"), None, None, None),
+            &sources,
+        )
+        .unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["chart.name", "chart.version"]);
+    }
+
+    #[test]
+    fn repositories_and_registries_outside_the_allowed_ones_are_refused() {
+        let sources = allowing_examples();
+        let errors = ChartSource::parse(
+            spec(
+                None,
+                Some("http://169.254.169.254/latest"),
+                Some("web"),
+                None,
+                Some("1.0.0"),
+            ),
+            &sources,
+        )
+        .unwrap_err();
+        assert_eq!(errors[0].field, "chart.repo");
+        let errors = ChartSource::parse(
+            spec(
+                None,
+                None,
+                None,
+                Some("oci://10.0.0.1/acme/web"),
+                Some("1.0.0"),
+            ),
+            &sources,
+        )
+        .unwrap_err();
+        assert_eq!(errors[0].field, "chart.oci");
+        let errors = ChartSource::parse(
+            spec(
+                None,
+                None,
+                None,
+                Some("oci://ghcr.io/acme/web:1.0.0"),
+                Some("1.0.0"),
+            ),
+            &sources,
+        )
+        .unwrap_err();
+        assert!(errors[0].message.contains("without a tag"), "{errors:?}");
+        // Nothing is allowed unless configured.
+        let errors = ChartSource::parse(
+            spec(
+                None,
+                Some("https://charts.example"),
+                Some("web"),
+                None,
+                Some("1"),
+            ),
+            &ChartSources::default(),
+        )
+        .unwrap_err();
+        assert_eq!(errors[0].field, "chart.repo");
     }
 
     #[test]
     fn paths_stay_inside_the_catalog() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("web")).unwrap();
-        let catalog = ChartCatalog::new(Some(dir.path().to_owned()));
+        let catalog = ChartSources {
+            catalog: ChartCatalog::new(Some(dir.path().to_owned())),
+            ..ChartSources::default()
+        };
         assert!(ChartSource::parse(spec(Some("web"), None, None, None, None), &catalog).is_ok());
         for bad in ["../etc", "/etc", "web/../../x", "missing"] {
             let errors =

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::chart::{ChartCatalog, ChartSource, ChartSpec};
+use super::chart::{ChartSource, ChartSources, ChartSpec};
 use super::duration::BoundedDuration;
 use super::labels::Labels;
 use super::names::{ClusterName, Namespace, ReleaseName};
@@ -156,7 +156,7 @@ impl NewDeploy {
         )
     }
 
-    pub fn parse(request: DeployRequest, catalog: &ChartCatalog) -> Result<Self, Vec<FieldError>> {
+    pub fn parse(request: DeployRequest, charts: &ChartSources) -> Result<Self, Vec<FieldError>> {
         let mut errors = FieldErrors::default();
         let release = errors.take(ReleaseName::parse(request.release, "release"));
         let namespace = errors.take(Namespace::parse(request.namespace, "namespace"));
@@ -164,7 +164,7 @@ impl NewDeploy {
             Some(cluster) => errors.take(ClusterName::parse(cluster, "cluster")),
             None => Some(ClusterName::default_cluster()),
         };
-        let chart = errors.take_all(ChartSource::parse(request.chart, catalog));
+        let chart = errors.take_all(ChartSource::parse(request.chart, charts));
         let timeout = match request.timeout {
             Some(text) => errors.take(
                 BoundedDuration::parse(&text, MIN_TIMEOUT, MAX_TIMEOUT)
@@ -403,7 +403,7 @@ mod tests {
             "labels": {"bad key": "v"}
         }))
         .unwrap();
-        let errors = NewDeploy::parse(request, &ChartCatalog::default()).unwrap_err();
+        let errors = NewDeploy::parse(request, &ChartSources::default()).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chart;
+pub mod chart_allowlist;
 pub mod deploy;
 pub mod duration;
 pub mod event;

@@ -134,7 +134,7 @@ async fn dry_run(state: &ApiState, new: &NewDeploy) -> Result<Response, ApiError
     let rendered = runner::render(
         &state.helm,
         &slot,
-        &state.catalog,
+        &state.charts,
         None,
         &RenderRequest::of(new),
         DRY_RUN_TIME_LIMIT,
@@ -142,8 +142,12 @@ async fn dry_run(state: &ApiState, new: &NewDeploy) -> Result<Response, ApiError
     )
     .await;
     match rendered {
-        Ok(resources) => {
-            let resources = resources.into_iter().map(PlannedResource::from).collect();
+        Ok(rendered) => {
+            let resources = rendered
+                .resources
+                .into_iter()
+                .map(PlannedResource::from)
+                .collect();
             Ok((StatusCode::OK, axum::Json(DryRunResult { resources })).into_response())
         }
         Err(failure) => match failure.field_at_fault() {
@@ -246,7 +250,7 @@ async fn create_deploy(
 ) -> Result<Response, ApiError> {
     auth.require_scope(Scope::Deploy)?;
     let request: DeployRequest = body.parse()?;
-    let new = NewDeploy::parse(request, &state.catalog).map_err(ApiError::invalid_fields)?;
+    let new = NewDeploy::parse(request, &state.charts).map_err(ApiError::invalid_fields)?;
     state
         .notify_rules
         .check(&new.notify)

@@ -11,7 +11,7 @@ use super::auth::Authenticator;
 use super::revocations::Revocations;
 use super::server::ConnectionLimits;
 use crate::bus::EventHub;
-use crate::domain::chart::ChartCatalog;
+use crate::domain::chart::ChartSources;
 use crate::domain::notify::NotifyRules;
 use crate::domain::public_url::PublicUrl;
 use crate::domain::sealing::ServerKey;
@@ -25,7 +25,8 @@ pub struct ApiState {
     pub pool: PgPool,
     pub events: EventHub,
     pub auth: Arc<Authenticator>,
-    pub catalog: Arc<ChartCatalog>,
+    /// The chart catalog and the repositories and registries charts may come from.
+    pub charts: Arc<ChartSources>,
     pub metrics: Arc<Metrics>,
     /// Whether this replica exports the figures read from the database.
     pub reporter: ReporterRole,

@@ -229,7 +229,7 @@ async fn answer(
             ));
         }
         // Validated exactly as `POST /v1/deploys` validates its body.
-        Ok(Decision::Deploy(request)) => NewDeploy::parse(*request, &state.catalog),
+        Ok(Decision::Deploy(request)) => NewDeploy::parse(*request, &state.charts),
         Err(errors) => Err(errors),
     };
     let new = match new {

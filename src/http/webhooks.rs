@@ -169,7 +169,7 @@ fn checked(state: &ApiState, spec: HookSpec, secret: String) -> Result<HookDefin
     let name = spec.name.clone();
     let hook = HookDefinition::parse(spec, secret, "secret")
         .map_err(|errors| invalid_hook(&name, errors))?;
-    hook.check_target(&state.catalog)
+    hook.check_target(&state.charts)
         .map_err(|errors| invalid_hook(&name, errors))?;
     Ok(hook)
 }

@@ -15,7 +15,6 @@ use tokio::process::{Child, Command};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::chart::{ChartCatalog, ChartSource};
 use crate::domain::deploy::SecretValues;
 use crate::domain::redaction::Redactor;
 use crate::domain::release::ReleaseId;
@@ -104,6 +103,12 @@ pub enum HelmError {
     Version { bin: PathBuf, found: String },
     #[error("chart {0:?} is not in the chart catalog")]
     ChartNotInCatalog(String),
+    /// The source was allowed when the deploy was accepted, and no longer is.
+    #[error("chart source {0} is not allowed by this server's configuration ([charts])")]
+    ChartNotAllowed(String),
+    /// Said without helm's own words, which name addresses and DNS or TLS details.
+    #[error("could not fetch chart {chart} from {source_name}")]
+    ChartFetch { chart: String, source_name: String },
 }
 
 impl HelmError {
@@ -113,7 +118,9 @@ impl HelmError {
             HelmError::Failed { reason, .. } => *reason,
             HelmError::TimedOut { .. } => VerdictReason::Timeout,
             HelmError::Cancelled { .. } => VerdictReason::Cancelled,
-            HelmError::ChartNotInCatalog(_) => VerdictReason::ChartUnavailable,
+            HelmError::ChartNotInCatalog(_)
+            | HelmError::ChartNotAllowed(_)
+            | HelmError::ChartFetch { .. } => VerdictReason::ChartUnavailable,
             HelmError::Spawn { .. }
             | HelmError::Io { .. }
             | HelmError::OutputTooLarge { .. }
@@ -233,10 +240,54 @@ fn error_message(stderr_tail: &[String]) -> String {
     }
 }
 
-/// A private directory (0700) holding one run's value files (0600); removed when dropped.
+/// A private directory (0700) under helm's home for one run's files (0600); removed when dropped.
+#[derive(Debug)]
+pub struct PrivateDir {
+    path: PathBuf,
+}
+
+impl PrivateDir {
+    /// `<home>/<purpose>-<uuid>`, creating `home` (0700) when missing.
+    pub fn create(home: &Path, purpose: &str) -> std::io::Result<Self> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(home)?;
+        let path = home.join(format!("{purpose}-{}", uuid::Uuid::new_v4()));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(PrivateDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes a new file only this user can read.
+    pub fn write(&self, name: &str, contents: &[u8]) -> std::io::Result<PathBuf> {
+        use std::io::Write as _;
+        let path = self.path.join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?
+            .write_all(contents)?;
+        Ok(path)
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.path) {
+            tracing::warn!(dir = %self.path.display(), %error, "cannot remove a private helm directory");
+        }
+    }
+}
+
+/// One run's value files (0600) in a private directory; removed when dropped.
 #[derive(Debug)]
 pub struct ValuesFiles {
-    dir: PathBuf,
+    dir: PrivateDir,
     files: Vec<PathBuf>,
 }
 
@@ -247,14 +298,8 @@ impl ValuesFiles {
         values: &serde_json::Map<String, serde_json::Value>,
         secrets: Option<&SecretValues>,
     ) -> std::io::Result<Self> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(home)?;
-        let dir = home.join(format!("run-{}", uuid::Uuid::new_v4()));
-        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let mut written = ValuesFiles {
-            dir,
+            dir: PrivateDir::create(home, "run")?,
             files: Vec::new(),
         };
         written.add("values.json", values)?;
@@ -269,15 +314,8 @@ impl ValuesFiles {
         name: &str,
         values: &serde_json::Map<String, serde_json::Value>,
     ) -> std::io::Result<()> {
-        use std::io::Write as _;
-        let path = self.dir.join(name);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        file.write_all(&serde_json::to_vec(values).map_err(std::io::Error::other)?)?;
-        self.files.push(path);
+        let contents = serde_json::to_vec(values).map_err(std::io::Error::other)?;
+        self.files.push(self.dir.write(name, &contents)?);
         Ok(())
     }
 
@@ -290,14 +328,6 @@ impl ValuesFiles {
             .iter()
             .flat_map(|file| [OsString::from("-f"), file.clone().into_os_string()])
             .collect()
-    }
-}
-
-impl Drop for ValuesFiles {
-    fn drop(&mut self) {
-        if let Err(error) = std::fs::remove_dir_all(&self.dir) {
-            tracing::warn!(dir = %self.dir.display(), %error, "cannot remove a values directory");
-        }
     }
 }
 
@@ -437,37 +467,6 @@ impl Helm {
                 found,
             })
         }
-    }
-
-    /// The chart arguments: a catalog path, `NAME --repo URL --version V`, or `oci://... --version V`.
-    pub fn chart_args(
-        source: &ChartSource,
-        catalog: &ChartCatalog,
-    ) -> Result<Vec<OsString>, HelmError> {
-        Ok(match source {
-            ChartSource::Path { path } => {
-                let resolved = catalog
-                    .resolve(path)
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| HelmError::ChartNotInCatalog(path.clone()))?;
-                vec![resolved.into_os_string()]
-            }
-            ChartSource::Repo {
-                repo,
-                name,
-                version,
-            } => vec![
-                name.into(),
-                "--repo".into(),
-                repo.into(),
-                "--version".into(),
-                version.into(),
-            ],
-            ChartSource::Oci { oci, version } => {
-                vec![oci.into(), "--version".into(), version.into()]
-            }
-        })
     }
 
     fn kube_args(&self, target: &ReleaseId) -> Vec<OsString> {

@@ -8,6 +8,7 @@
 //! while tracking (cheap: shared watches) goes on for every deploy in flight. Deploys whose lease
 //! expired (their process died) are taken over and resumed or repaired.
 
+pub mod chart;
 mod clusters;
 mod execute;
 pub mod helm;
@@ -28,11 +29,11 @@ use uuid::Uuid;
 
 pub use clusters::{ClusterError, Clusters};
 pub use helm::{Helm, HelmConfig, HelmError, HelmSlot, ValuesFiles, default_helm_slots};
-pub use render::{RenderCache, RenderFailure, RenderRequest, render};
+pub use render::{RenderCache, RenderFailure, RenderRequest, Rendered, render};
 pub use secrets::{DeploySecrets, SecretKeeper, SecretStash, SecretsUnavailable};
 
 use crate::bus::{BusMessage, EventHub};
-use crate::domain::chart::ChartCatalog;
+use crate::domain::chart::ChartSources;
 use crate::domain::event::EventType;
 use crate::store::deploys::Deploy;
 use crate::store::{self, StoreError};
@@ -50,7 +51,8 @@ pub struct RunnerContext {
     /// Writes and delivers the deploys' events; its pool is the database.
     pub events: EventHub,
     pub helm: Arc<Helm>,
-    pub catalog: Arc<ChartCatalog>,
+    /// The catalog, and the repositories and registries charts are fetched from.
+    pub charts: Arc<ChartSources>,
     /// Renders of unchanged charts and values, reused.
     pub renders: RenderCache,
     pub clusters: Clusters,

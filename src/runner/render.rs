@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-
 use tokio_util::sync::CancellationToken;
 
+use super::chart::LocalChart;
 use super::helm::{Helm, HelmError, HelmSlot, ValuesFiles};
-use crate::domain::chart::{ChartCatalog, ChartSource};
+use crate::domain::chart::{ChartCatalog, ChartSource, ChartSources};
 use crate::domain::deploy::{NewDeploy, SecretValues};
 use crate::domain::policy::TrackingOverrides;
 use crate::domain::redaction::Redactor;
@@ -67,12 +67,22 @@ impl RenderFailure {
     pub fn field_at_fault(&self) -> Option<&'static str> {
         match self {
             RenderFailure::Plan(_) => Some("tracking"),
-            RenderFailure::Helm(HelmError::Failed { .. } | HelmError::ChartNotInCatalog(_)) => {
-                Some("chart")
-            }
+            RenderFailure::Helm(
+                HelmError::Failed { .. }
+                | HelmError::ChartNotInCatalog(_)
+                | HelmError::ChartNotAllowed(_)
+                | HelmError::ChartFetch { .. },
+            ) => Some("chart"),
             _ => None,
         }
     }
+}
+
+/// What a render yields: the resources with their policies, and the chart it used (pulled once,
+/// for the upgrade to use too).
+pub struct Rendered {
+    pub resources: Vec<TrackedResource>,
+    pub chart: LocalChart,
 }
 
 /// Renders kept for reuse: a deploy whose release, chart contents and values are those of an
@@ -158,29 +168,31 @@ fn hash_files(root: &Path, path: &Path, digest: &mut Sha256) -> std::io::Result<
     Ok(())
 }
 
-/// `helm template` with the request's values (in `slot`), then every resource with its effective
-/// tracking policy: the one render path of deploys and dry runs. With a `cache`, an unchanged
-/// render is reused.
+/// The chart located (pulled when it is a repository or OCI chart), `helm template` with the
+/// request's values (in `slot`), then every resource with its effective tracking policy: the one
+/// render path of deploys and dry runs. With a `cache`, an unchanged render is reused.
 pub async fn render(
     helm: &Helm,
     slot: &HelmSlot,
-    catalog: &ChartCatalog,
+    charts: &ChartSources,
     cache: Option<&RenderCache>,
     request: &RenderRequest<'_>,
     time_limit: Duration,
     cancel: &CancellationToken,
-) -> Result<Vec<TrackedResource>, RenderFailure> {
-    let key = cache.and_then(|_| render_key(catalog, request));
+) -> Result<Rendered, RenderFailure> {
+    let chart = helm
+        .locate(request.chart, charts, slot, time_limit, cancel)
+        .await?;
+    let key = cache.and_then(|_| render_key(&charts.catalog, request));
     let kept = cache
         .zip(key.as_deref())
         .and_then(|(cache, key)| cache.get(key));
     let manifest = match kept {
         Some(manifest) => manifest,
         None => {
-            let chart = Helm::chart_args(request.chart, catalog)?;
             let values = ValuesFiles::write(&helm.config().home, request.values, request.secrets)
                 .map_err(RenderFailure::Values)?;
-            let invocation = helm.template(&request.release, chart, &values, time_limit);
+            let invocation = helm.template(&request.release, chart.args(), &values, time_limit);
             let redactor = Redactor::new(request.secrets);
             let manifest: Arc<str> = helm
                 .run(slot, invocation, &redactor, None, cancel)
@@ -192,9 +204,6 @@ pub async fn render(
             manifest
         }
     };
-    Ok(plan(
-        &manifest,
-        &request.release.namespace,
-        request.tracking,
-    )?)
+    let resources = plan(&manifest, &request.release.namespace, request.tracking)?;
+    Ok(Rendered { resources, chart })
 }

@@ -88,7 +88,7 @@ impl EventTx {
         deploy_id: Uuid,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Event>, StoreError> {
-        let appended = insert(&mut self.tx, self.origin, deploy_id, events).await?;
+        let appended = insert(&mut self.tx, self.origin, deploy_id, None, events).await?;
         let persisted = appended.iter().map(|event| event.event.clone()).collect();
         self.appended.extend(appended);
         Ok(persisted)
@@ -103,15 +103,52 @@ impl EventTx {
 /// Appends a batch of a deploy's events in a statement of its own, which commits it: as atomic as
 /// in a transaction (a failed statement leaves nothing, seqs stay gapless) in one round trip instead
 /// of three. Its NOTIFY is sent on that commit; the caller publishes the [`Committed`] events locally.
+///
+/// `batch` names the batch for retries: when its statement committed but the reply was lost, the
+/// same call again appends nothing and returns the events as they were committed then.
 pub async fn append_committed(
     pool: &PgPool,
     origin: Uuid,
     deploy_id: Uuid,
+    batch: Uuid,
     events: Vec<NewEvent>,
 ) -> Result<Committed, StoreError> {
     let mut conn = pool.acquire().await?;
-    Ok(Committed(
-        insert(&mut conn, origin, deploy_id, events).await?,
+    let count = events.len() as i64;
+    match insert(&mut conn, origin, deploy_id, Some(batch), events).await {
+        Err(StoreError::DeployNotFound(_)) => committed_before(&mut conn, deploy_id, batch, count)
+            .await?
+            .map(Committed)
+            .ok_or(StoreError::DeployNotFound(deploy_id)),
+        appended => appended.map(Committed),
+    }
+}
+
+/// The events of `batch` when it is the deploy's last batch, already committed.
+async fn committed_before(
+    conn: &mut PgConnection,
+    deploy_id: Uuid,
+    batch: Uuid,
+    count: i64,
+) -> Result<Option<Vec<PublishedEvent>>, StoreError> {
+    let Some(deploy) = sqlx::query!(
+        r#"select last_event_batch_seq as "last_seq!", cluster, namespace, release
+           from deploys where id = $1 and last_event_batch = $2"#,
+        deploy_id,
+        batch,
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let release = ReleaseId::new(deploy.cluster, deploy.namespace, deploy.release);
+    let events = list_after(&mut *conn, deploy_id, deploy.last_seq - count, count).await?;
+    Ok(Some(
+        events
+            .into_iter()
+            .map(|event| PublishedEvent::new(release.clone(), event))
+            .collect(),
     ))
 }
 
@@ -120,11 +157,13 @@ pub async fn append_committed(
 /// writes the outbox rows of the notifications the events trigger (the deploy's notify entries and
 /// the enabled subscriptions that match: `rollcall_enqueue_notifications` in the migrations), so
 /// that an event and its notifications commit together or not at all; their workers are woken on
-/// [`OUTBOX_CHANNEL`].
+/// [`OUTBOX_CHANNEL`]. A `batch` that is already the deploy's last one claims no row: nothing is
+/// appended, and the deploy reads as not found.
 async fn insert(
     conn: &mut PgConnection,
     origin: Uuid,
     deploy_id: Uuid,
+    batch: Option<Uuid>,
     events: Vec<NewEvent>,
 ) -> Result<Vec<PublishedEvent>, StoreError> {
     if events.is_empty() {
@@ -133,8 +172,11 @@ async fn insert(
     let count = events.len() as i64;
     let claimed = sqlx::query!(
         r#"with claimed as (
-             update deploys set last_event_seq = last_event_seq + $2, updated_at = now()
-             where id = $1
+             update deploys set last_event_seq = last_event_seq + $2, updated_at = now(),
+                    last_event_batch = coalesce($12, last_event_batch),
+                    last_event_batch_seq = case when $12::uuid is null then last_event_batch_seq
+                                                else last_event_seq + $2 end
+             where id = $1 and ($12::uuid is null or last_event_batch is distinct from $12)
              returning last_event_seq, cluster, namespace, release, notify
          ), inserted as (
              insert into deploy_events (deploy_id, seq, type, at, level, resource, message, data)
@@ -168,6 +210,7 @@ async fn insert(
         NOTIFY_CHANNEL,
         origin.to_string(),
         OUTBOX_CHANNEL,
+        batch,
     )
     .fetch_optional(&mut *conn)
     .await?

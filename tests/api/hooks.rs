@@ -3,11 +3,13 @@
 //! hooks of the configuration file.
 
 use rollcall::config::{Config, FileConfig};
-use rollcall::domain::chart::ChartCatalog;
+use rollcall::domain::chart::ChartSources;
 use rollcall::domain::sealing::ServerKey;
 use serde_json::{Value, json};
 
-use crate::common::app::{Answer, TestApp, spawn_app, spawn_app_on, spawn_app_with};
+use crate::common::app::{
+    Answer, TestApp, example_charts, spawn_app, spawn_app_on, spawn_app_with,
+};
 use crate::common::charts;
 use crate::common::hooks::{
     GITHUB_SECRET, GITLAB_TOKEN, PUSHED_COMMIT, SERVER_KEY, STANDARD_SECRET, fixture,
@@ -524,7 +526,11 @@ async fn configured_gitlab_hooks_deploy_successful_pipelines_and_are_read_only_h
         secret_file.display()
     ))
     .unwrap();
-    let hooks = file.hooks(&ChartCatalog::default(), |_| None).unwrap();
+    let sources = ChartSources {
+        allowed: example_charts(),
+        ..ChartSources::default()
+    };
+    let hooks = file.hooks(&sources, |_| None).unwrap();
     let app = spawn_app_with(|config| config.hooks = hooks).await;
 
     let pipeline = fixture("gitlab-pipeline.json");

@@ -5,11 +5,13 @@ mod common;
 
 mod auth;
 mod cancel;
+mod chart_sources;
 mod create;
 mod events;
 mod hooks;
 mod hooks_serve;
 mod list;
+mod lost_reply;
 mod notifications;
 mod openapi;
 mod operations;

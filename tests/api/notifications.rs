@@ -344,6 +344,7 @@ async fn notifications_commit_with_their_events_or_not_at_all() {
         .events
         .append(
             id,
+            Uuid::new_v4(),
             vec![
                 NewEvent::new(EventType::ResourceStatus, "progressing"),
                 NewEvent::new(EventType::ResourceFailed, "Deployment prod/web failed"),
@@ -358,7 +359,11 @@ async fn notifications_commit_with_their_events_or_not_at_all() {
     assert!(
         app.state
             .events
-            .append(missing, vec![NewEvent::new(EventType::ResourceFailed, "x")])
+            .append(
+                missing,
+                Uuid::new_v4(),
+                vec![NewEvent::new(EventType::ResourceFailed, "x")]
+            )
             .await
             .is_err()
     );

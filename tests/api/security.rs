@@ -475,3 +475,32 @@ async fn idle_and_half_sent_connections_are_closed_and_oversized_headers_refused
         .expect("still open");
     assert_eq!(frame.event.as_deref(), Some("deploy.cancelled"));
 }
+
+#[tokio::test]
+async fn a_chart_at_an_internal_address_is_refused_before_helm_could_fetch_it() {
+    let app = spawn_app_with(|_| {}).await;
+    let probes = [
+        (
+            json!({"repo": "http://169.254.169.254/latest/meta-data", "name": "x", "version": "1.0.0"}),
+            "chart.repo",
+        ),
+        (
+            json!({"repo": "https://charts.example.com@127.0.0.1:5432", "name": "x", "version": "1.0.0"}),
+            "chart.repo",
+        ),
+        (
+            json!({"oci": "oci://127.0.0.1:6443/api/v1", "version": "1.0.0"}),
+            "chart.oci",
+        ),
+    ];
+    for (chart, field) in probes {
+        for dry_run in ["false", "true"] {
+            let body = json!({"release": "web", "namespace": "prod", "chart": chart});
+            let request = app
+                .post(&format!("/v1/deploys?dry_run={dry_run}"), &app.admin_token)
+                .json(&body);
+            assert_eq!(refusal(request).await, (422, field.to_owned()), "{chart}");
+        }
+    }
+    assert_eq!(rows_written(&app).await, 0);
+}

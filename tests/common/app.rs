@@ -4,6 +4,7 @@ use std::sync::Once;
 
 use rollcall::config::Config;
 use rollcall::domain::auth::StaticToken;
+use rollcall::domain::chart_allowlist::{ChartAllowList, OciLocation, RepositoryUrl};
 use rollcall::http::state::ApiState;
 use rollcall::startup::{StartupError, serve, start};
 use serde_json::{Value, json};
@@ -53,6 +54,7 @@ pub async fn spawn_app_on(database_url: &str, configure: impl FnOnce(&mut Config
     config
         .static_tokens
         .push(StaticToken::bootstrap_admin(&admin_token));
+    config.allowed_charts = example_charts();
     configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -73,6 +75,20 @@ pub async fn spawn_app_on(database_url: &str, configure: impl FnOnce(&mut Config
         shutdown,
         server: Some(server),
     }
+}
+
+/// The repository and registry the suite's deploy bodies name ([`deploy_body`]); nothing is ever
+/// fetched from them unless a test renders or runs such a deploy.
+pub const EXAMPLE_REPOSITORY: &str = "https://charts.example.com";
+pub const EXAMPLE_REGISTRY: &str = "registry.example/charts";
+
+/// [`EXAMPLE_REPOSITORY`] and [`EXAMPLE_REGISTRY`], which every test app allows unless its
+/// configuration replaces `allowed_charts`.
+pub fn example_charts() -> ChartAllowList {
+    let mut allowed = ChartAllowList::default();
+    allowed.allow_repository(RepositoryUrl::parse(EXAMPLE_REPOSITORY).expect("a repository URL"));
+    allowed.allow_registry(OciLocation::parse(EXAMPLE_REGISTRY).expect("a registry prefix"));
+    allowed
 }
 
 /// A server key (`ROLLCALL_SECRET_KEY`) for tests that seal secrets.

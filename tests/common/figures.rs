@@ -14,6 +14,17 @@ pub fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
+/// Reports one figure to `scripts/bench`, which collects these lines into `BENCHMARKS.md`:
+/// `figure <id> <value> <unit>`.
+pub fn figure(id: &str, value: f64, unit: &str) {
+    println!("figure {id} {value:.3} {unit}");
+}
+
+/// Milliseconds of a duration, for figures.
+pub fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
 /// p50, p90, p99 and max (nearest rank).
 pub fn percentiles(samples: &[Duration]) -> [Duration; 4] {
     let mut sorted = samples.to_vec();

@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rollcall::domain::chart::{ChartCatalog, ChartSource};
+use rollcall::domain::chart::{ChartCatalog, ChartSource, ChartSources};
 use rollcall::domain::policy::TrackingOverrides;
 use rollcall::domain::redaction::Redactor;
 use rollcall::domain::release::ReleaseId;
@@ -64,13 +64,23 @@ async fn helm_template_reads_values_from_a_private_file_removed_afterwards() {
         & 0o777;
     assert_eq!(dir_mode, 0o700);
 
-    let chart = Helm::chart_args(
-        &ChartSource::Path { path: "web".into() },
-        &ChartCatalog::new(Some(charts::catalog())),
-    )
-    .unwrap();
-    let invocation = helm.template(&target(), chart, &files, Duration::from_secs(60));
+    let sources = ChartSources {
+        catalog: ChartCatalog::new(Some(charts::catalog())),
+        ..ChartSources::default()
+    };
+    let cancel = CancellationToken::new();
     let slot = helm.try_slot().expect("a free helm slot");
+    let chart = helm
+        .locate(
+            &ChartSource::Path { path: "web".into() },
+            &sources,
+            &slot,
+            Duration::from_secs(60),
+            &cancel,
+        )
+        .await
+        .unwrap();
+    let invocation = helm.template(&target(), chart.args(), &files, Duration::from_secs(60));
     let manifest = helm
         .run(
             &slot,
@@ -216,7 +226,10 @@ async fn an_unchanged_render_is_reused_and_a_change_of_chart_or_values_renders_a
     let charts = home.path().join("charts");
     std::fs::create_dir_all(charts.join("app/templates")).unwrap();
     std::fs::write(charts.join("app/Chart.yaml"), "name: app\nversion: 1.0.0\n").unwrap();
-    let catalog = ChartCatalog::new(Some(charts.clone()));
+    let sources = ChartSources {
+        catalog: ChartCatalog::new(Some(charts.clone())),
+        ..ChartSources::default()
+    };
     let cache = RenderCache::default();
     let chart = ChartSource::Path { path: "app".into() };
     let tracking = TrackingOverrides::default();
@@ -227,7 +240,7 @@ async fn an_unchanged_render_is_reused_and_a_change_of_chart_or_values_renders_a
             .count()
     };
     let render_with = |values: serde_json::Value| {
-        let (helm, catalog, cache, chart, tracking) = (&helm, &catalog, &cache, &chart, &tracking);
+        let (helm, sources, cache, chart, tracking) = (&helm, &sources, &cache, &chart, &tracking);
         async move {
             let values = values.as_object().unwrap().clone();
             let request = RenderRequest {
@@ -241,7 +254,7 @@ async fn an_unchanged_render_is_reused_and_a_change_of_chart_or_values_renders_a
             render(
                 helm,
                 &slot,
-                catalog,
+                sources,
                 Some(cache),
                 &request,
                 Duration::from_secs(30),
@@ -249,6 +262,7 @@ async fn an_unchanged_render_is_reused_and_a_change_of_chart_or_values_renders_a
             )
             .await
             .expect("renders")
+            .resources
         }
     };
     let first = render_with(json!({"replicas": 2})).await;

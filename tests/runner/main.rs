@@ -140,9 +140,11 @@ pub fn event_sequence(events: &[Value]) -> Vec<String> {
 /// charts), for tests that then leave it as a dead process would have.
 pub async fn insert_deploy(tx: &mut rollcall::store::deploy_events::EventTx, body: Value) -> Uuid {
     let request = serde_json::from_value(body).expect("a deploy request");
-    let catalog = rollcall::domain::chart::ChartCatalog::new(Some(common::charts::catalog()));
-    let new =
-        rollcall::domain::deploy::NewDeploy::parse(request, &catalog).expect("a valid deploy");
+    let charts = rollcall::domain::chart::ChartSources {
+        catalog: rollcall::domain::chart::ChartCatalog::new(Some(common::charts::catalog())),
+        ..Default::default()
+    };
+    let new = rollcall::domain::deploy::NewDeploy::parse(request, &charts).expect("a valid deploy");
     let id = Uuid::now_v7();
     rollcall::store::deploys::create(
         tx,

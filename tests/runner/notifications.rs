@@ -186,6 +186,20 @@ async fn notifications_due_when_rollcall_is_killed_are_delivered_after_restart()
     receiver.wait_for(1, WAIT).await;
     submit(post(&first.address, "in-flight")).await;
     receiver.wait_for(2, WAIT).await;
+    let destination = format!("\"destination\":\"http://127.0.0.1:{}\"", receiver.port);
+    // The answered attempt is logged once recorded; the kill must not race that line.
+    tokio::time::timeout(WAIT, async {
+        while !first.log().contains(&destination) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the first attempt is logged with its origin: {}",
+            first.log()
+        )
+    });
     first.kill();
 
     let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
@@ -233,14 +247,12 @@ async fn notifications_due_when_rollcall_is_killed_are_delivered_after_restart()
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(receiver.received().len(), 4, "{}", second.log());
+    assert!(
+        second.log().contains(&destination),
+        "attempts are logged with their destination's origin: {}",
+        second.log()
+    );
     for log in [first.log(), second.log()] {
-        assert!(
-            log.contains(&format!(
-                "\"destination\":\"http://127.0.0.1:{}\"",
-                receiver.port
-            )),
-            "attempts are logged with their destination's origin: {log}"
-        );
         assert!(!log.contains(URL_KEY), "a notify URL was logged: {log}");
     }
 }

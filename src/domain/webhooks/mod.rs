@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use self::delivery::{PING, Received};
 use self::mapping::{JsonPointer, ValuesMapping};
 use self::signature::HookSecret;
-use super::chart::{ChartCatalog, ChartSpec};
+use super::chart::{ChartSources, ChartSpec};
 use super::deploy::{DeployRequest, NewDeploy, QueueMode};
 use super::names::HookName;
 use super::{FieldError, FieldErrors};
@@ -331,7 +331,7 @@ impl HookDefinition {
 
     /// Checks that the target makes a valid deploy (names, chart, timeout, as `POST /v1/deploys`
     /// would), with every payload value still unknown. Errors name `target.*`.
-    pub fn check_target(&self, catalog: &ChartCatalog) -> Result<(), Vec<FieldError>> {
+    pub fn check_target(&self, charts: &ChartSources) -> Result<(), Vec<FieldError>> {
         let target = &self.spec.target;
         if self.chart_version_from.is_some() {
             if target.chart.repo.is_none() && target.chart.oci.is_none() {
@@ -351,7 +351,7 @@ impl HookDefinition {
         self.values_from.placeholders(&mut values);
         let sample_version = self.chart_version_from.as_ref().map(|_| "0.0.0".to_owned());
         let sample = self.deploy_request(sample_version, values, BTreeMap::new());
-        NewDeploy::parse(sample, catalog)
+        NewDeploy::parse(sample, charts)
             .map(drop)
             .map_err(|errors| {
                 errors

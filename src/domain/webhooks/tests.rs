@@ -3,6 +3,7 @@ use serde_json::{Value, json};
 
 use super::delivery::{GITHUB_DELIVERY, GITHUB_EVENT};
 use super::*;
+use crate::domain::chart_allowlist::OciLocation;
 
 const SECRET: &str = "It's a Secret to Everybody";
 
@@ -84,7 +85,10 @@ fn every_invalid_part_of_a_definition_is_named() {
 
 #[test]
 fn the_target_is_checked_as_a_deploy_would_be() {
-    let catalog = ChartCatalog::default();
+    let mut catalog = ChartSources::default();
+    catalog
+        .allowed
+        .allow_registry(OciLocation::parse("ghcr.io/acme").unwrap());
     assert_eq!(definition(web_push()).check_target(&catalog), Ok(()));
     let mut bad = web_push();
     bad["target"]["release"] = json!("Web");
@@ -98,7 +102,10 @@ fn the_target_is_checked_as_a_deploy_would_be() {
         .unwrap_err();
     assert_eq!(fields(&errors), ["target.chart_version_from"]);
     versioned["target"]["chart"] = json!({"oci": "oci://ghcr.io/acme/web"});
-    assert_eq!(definition(versioned).check_target(&catalog), Ok(()));
+    assert_eq!(definition(versioned.clone()).check_target(&catalog), Ok(()));
+    versioned["target"]["chart"] = json!({"oci": "oci://169.254.169.254/acme/web"});
+    let errors = definition(versioned).check_target(&catalog).unwrap_err();
+    assert_eq!(fields(&errors), ["target.chart.oci"]);
 }
 
 #[test]

@@ -14,6 +14,7 @@ use super::DeployRun;
 use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use crate::domain::policy::PolicyDuration;
 use crate::domain::verdict::{Verdict, VerdictDetail, VerdictReason};
+use crate::runner::chart::LocalChart;
 use crate::runner::helm::{HelmError, HelmSlot, ReleaseInfo};
 use crate::tracker::core::{ResourceReport, State, TrackedResource};
 use crate::tracker::watch::{Deadlines, TrackOptions, TrackReport, Tracking, WatchHub, track};
@@ -184,13 +185,14 @@ impl DeployRun<'_> {
         &self,
         slot: &HelmSlot,
         hooks: &[TrackedResource],
+        chart: &LocalChart,
     ) -> Result<ReleaseInfo, UpgradeFailure> {
         let stop = self.halt.any.child_token();
         let Some(mut tracking) = self.follow_hooks(hooks, stop.clone()).await else {
-            return Ok(self.upgrade(slot).await?);
+            return Ok(self.upgrade(slot, chart).await?);
         };
         let mut progress = HookProgress::default();
-        let upgrade = self.upgrade(slot);
+        let upgrade = self.upgrade(slot, chart);
         tokio::pin!(upgrade);
         let mut open = true;
         let upgraded = loop {

@@ -21,7 +21,7 @@ use lease::{Halt, HaltCause, keep_lease};
 
 use super::helm::{HelmError, HelmSlot, Invocation};
 use super::secrets::DeploySecrets;
-use super::{Helm, RenderFailure, RenderRequest, Runner, render};
+use super::{Helm, RenderFailure, RenderRequest, Rendered, Runner, render};
 use crate::bus::{EventWriter, WriterError};
 use crate::domain::deploy::{DeployStatus, Outcome, Phase};
 use crate::domain::event::{EventType, NewEvent};
@@ -400,16 +400,16 @@ impl DeployRun<'_> {
         let rendered = render(
             self.helm(),
             &held.slot,
-            &self.runner.context.catalog,
+            &self.runner.context.charts,
             Some(&self.runner.context.renders),
             &request,
             self.remaining(),
             &self.halt.any,
         )
         .await;
-        // Held through tracking: its watches list while helm runs.
-        let (hooks, _held_watches) = match rendered {
-            Ok(resources) => {
+        // The watches are held through tracking: they list while helm runs.
+        let (hooks, chart, _held_watches) = match rendered {
+            Ok(Rendered { resources, chart }) => {
                 self.emit(
                     NewEvent::new(
                         EventType::HelmOutput,
@@ -420,6 +420,7 @@ impl DeployRun<'_> {
                 .await?;
                 (
                     hooks::upgrade_hooks(&resources),
+                    chart,
                     self.hold_watches(&resources).await,
                 )
             }
@@ -434,7 +435,9 @@ impl DeployRun<'_> {
             }
         };
         self.phase(Phase::Upgrading).await?;
-        let upgraded = self.upgrade_following_hooks(&held.slot, &hooks).await;
+        let upgraded = self
+            .upgrade_following_hooks(&held.slot, &hooks, &chart)
+            .await;
         drop(held);
         let release = match upgraded {
             Ok(release) => release,

@@ -5,12 +5,15 @@ use serde_json::json;
 
 use super::DeployRun;
 use crate::domain::event::{EventType, NewEvent};
-use crate::runner::Helm;
+use crate::runner::chart::LocalChart;
 use crate::runner::helm::{HelmError, HelmSlot, ReleaseInfo, ValuesFiles};
 
 impl DeployRun<'_> {
-    pub(super) async fn upgrade(&self, slot: &HelmSlot) -> Result<ReleaseInfo, HelmError> {
-        let chart = Helm::chart_args(&self.deploy.chart, &self.runner.context.catalog)?;
+    pub(super) async fn upgrade(
+        &self,
+        slot: &HelmSlot,
+        chart: &LocalChart,
+    ) -> Result<ReleaseInfo, HelmError> {
         let values = ValuesFiles::write(
             &self.helm().config().home,
             &self.deploy.values,
@@ -22,7 +25,7 @@ impl DeployRun<'_> {
         })?;
         let invocation = self.helm().upgrade(
             &self.target,
-            chart,
+            chart.args(),
             &values,
             self.remaining(),
             self.deploy.create_namespace,

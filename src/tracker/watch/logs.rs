@@ -151,17 +151,6 @@ impl LogStreams {
     }
 }
 
-/// Whether every container of `pod` has started (is running or has terminated).
-pub fn has_started_containers(pod: &Pod) -> bool {
-    let statuses = pod
-        .status
-        .as_ref()
-        .and_then(|status| status.container_statuses.as_ref());
-    statuses.is_some_and(|statuses| {
-        !statuses.is_empty() && started_containers(pod).len() == statuses.len()
-    })
-}
-
 /// Containers that have started (running or terminated), with their restart counts: only those
 /// have logs to read.
 fn started_containers(pod: &Pod) -> Vec<(String, i32)> {

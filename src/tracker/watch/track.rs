@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::deltas::{event_of, to_json};
-use super::logs::{ContainerInstance, LogLimits, LogStreams, has_started_containers, last_lines};
+use super::logs::{ContainerInstance, LogLimits, LogStreams, last_lines};
 use super::{Observation, WatchBackoff, WatchHold, WatchHub, api_resource};
 use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use crate::domain::verdict::{VerdictDetail, VerdictReason};
@@ -331,17 +331,43 @@ impl Run {
         let stop = self
             .follow(&mut deploy, &mut logs, &mut inputs, gate, deadline)
             .await;
-        if let Stop::Verdict(Verdict::Succeeded) = stop {
-            self.await_started_job_pods(&mut deploy, &mut logs, &mut inputs)
+        let grace_ends = tokio::time::Instant::now() + stop.log_drain_grace();
+        if matches!(stop, Stop::Verdict(Verdict::Succeeded)) {
+            self.catch_up_with_completed_jobs(&mut deploy, &mut logs, &mut inputs, grace_ends)
                 .await;
         }
         logs.finish(
             |instance| has_finished(&deploy, instance),
-            stop.log_drain_grace(),
+            grace_ends.saturating_duration_since(tokio::time::Instant::now()),
             &self.cancel,
         )
         .await;
         self.finish(&deploy, stop).await
+    }
+
+    /// A Job's watch may be ahead of its pods': a Job seen complete before its pod was seen running
+    /// would lose the pod's lines. Until every pod of a completed Job has been seen finished (or the
+    /// grace ends), pod observations still start log streams; they change no verdict.
+    async fn catch_up_with_completed_jobs(
+        &mut self,
+        deploy: &mut DeployTracker,
+        logs: &mut LogStreams,
+        inputs: &mut Inputs,
+        grace_ends: tokio::time::Instant,
+    ) {
+        while has_unfinished_job_pods(deploy) {
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = tokio::time::sleep_until(grace_ends) => return,
+                input = inputs.next() => match input {
+                    Some(Input::Watched(_, observation)) => {
+                        let _after_the_verdict = self.observe(deploy, logs, observation).await;
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
+            }
+        }
     }
 
     /// Resolves a kind, retrying (with back-off, each failure a warning) until the deadline.
@@ -505,42 +531,6 @@ impl Run {
             Self::follow_all_logs(deploy, logs);
         }
         deltas
-    }
-
-    /// A Job seen complete through its watch may have pods whose last states the pods' watch has
-    /// not delivered yet: their containers' logs are followed once it has (up to the log drain
-    /// grace), or they would be lost. Other workloads' verdicts do not wait.
-    async fn await_started_job_pods(
-        &mut self,
-        deploy: &mut DeployTracker,
-        logs: &mut LogStreams,
-        inputs: &mut Inputs,
-    ) {
-        let waiting = |deploy: &DeployTracker| {
-            deploy.resources().iter().any(|resource| {
-                resource.key().kind == "Job"
-                    && !resource.policy().logs.skip_logs
-                    && resource
-                        .current_pods()
-                        .any(|pod| !has_started_containers(pod))
-            })
-        };
-        let grace = tokio::time::sleep(LOG_DRAIN_GRACE);
-        tokio::pin!(grace);
-        while waiting(deploy) {
-            tokio::select! {
-                () = &mut grace => return,
-                () = self.cancel.cancelled() => return,
-                input = inputs.next() => match input {
-                    // The verdict is out: what follows only feeds the log streams.
-                    Some(Input::Watched(_, observation)) => {
-                        self.observe(deploy, logs, observation).await;
-                    }
-                    Some(_) => {}
-                    None => return,
-                },
-            }
-        }
     }
 
     /// Follows the logs of new containers in the pods the resources currently count (each
@@ -737,6 +727,23 @@ fn has_finished(deploy: &DeployTracker, (uid, container, restarts): &ContainerIn
             .current_pods()
             .filter(|pod| pod.uid().as_deref() == Some(uid.as_str()))
             .any(|pod| job_over || container_finished(pod, container, *restarts))
+    })
+}
+
+/// Whether a completed Job that wants logs still has a pod not seen finished.
+fn has_unfinished_job_pods(deploy: &DeployTracker) -> bool {
+    deploy.resources().iter().any(|resource| {
+        resource.key().kind == "Job"
+            && resource.state() == State::Ready
+            && !resource.policy().logs.skip_logs
+            && resource.current_pods().any(|pod| {
+                !matches!(
+                    pod.status
+                        .as_ref()
+                        .and_then(|status| status.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                )
+            })
     })
 }
 
