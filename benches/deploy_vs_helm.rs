@@ -1,6 +1,8 @@
 //! rollcall deploy vs `helm upgrade --wait`, side by side on one kubesim and the same chart
 //! (the demo `web` chart): wall time of a healthy release, and time to a verdict for a crash loop
-//! (helm only gives up at its timeout). Run: `cargo bench --bench deploy_vs_helm`.
+//! (helm only gives up at its timeout). rollcall runs `HELM_BIN` (helm 4); `helm --wait` is timed
+//! with helm 4 (which watches) and with helm 3 (`HELM3_BIN`, else `helm3` on `PATH`, which polls
+//! every 2 s). Run: `cargo bench --bench deploy_vs_helm` (`ROUNDS=N`, default 3).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -13,36 +15,35 @@ use rollcall::runner::{HelmConfig, RunnerOptions};
 use serde_json::json;
 
 const HELM_TIMEOUT: &str = "30s";
-const ROUNDS: usize = 2;
 
 fn helm_wait(
+    helm: &std::path::Path,
     kubeconfig: &std::path::Path,
     home: &std::path::Path,
     release: &str,
     behavior: &str,
 ) -> (Duration, bool) {
     let started = Instant::now();
-    let status =
-        std::process::Command::new(std::env::var("HELM_BIN").unwrap_or_else(|_| "helm".into()))
-            .args(["upgrade", "--install", release])
-            .arg(common::charts::catalog().join("web"))
-            .args([
-                "--namespace",
-                "default",
-                "--wait",
-                "--timeout",
-                HELM_TIMEOUT,
-            ])
-            .args(["--set-string", &format!("behavior={behavior}")])
-            .args(["--set-string", &format!("name={release}")])
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .env("HOME", home)
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", home.join("data"))
-            .output()
-            .expect("helm runs");
+    let status = std::process::Command::new(helm)
+        .args(["upgrade", "--install", release])
+        .arg(common::charts::catalog().join("web"))
+        .args([
+            "--namespace",
+            "default",
+            "--wait",
+            "--timeout",
+            HELM_TIMEOUT,
+        ])
+        .args(["--set-string", &format!("behavior={behavior}")])
+        .args(["--set-string", &format!("name={release}")])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("HOME", home)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .expect("helm runs");
     if !status.status.success() {
         eprintln!("helm: {}", String::from_utf8_lossy(&status.stderr).trim());
     }
@@ -51,6 +52,13 @@ fn helm_wait(
 
 #[tokio::main]
 async fn main() {
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(3);
+    let helm4 = common::helm::helm_bin();
+    let helm3 = common::helm::helm3_bin();
+    println!("load average at start: {}", common::figures::load_average());
     let home = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(ClusterOptions::default())
         .await
@@ -61,10 +69,7 @@ async fn main() {
         config.chart_dir = Some(common::charts::catalog());
         config.helm = HelmConfig {
             home: home.path().join("rollcall-helm"),
-            ..HelmConfig::new(
-                std::env::var("HELM_BIN").unwrap_or_else(|_| "helm".into()),
-                Some(kubeconfig.clone()),
-            )
+            ..HelmConfig::new(helm4.clone(), Some(kubeconfig.clone()))
         };
         config.runner = Some(RunnerOptions {
             poll_interval: Duration::from_millis(20),
@@ -76,7 +81,8 @@ async fn main() {
         ("healthy", "readyAfter=2s"),
         ("crash-loop", "crashAfter=1s;exitCode=1"),
     ] {
-        for round in 0..ROUNDS {
+        let mut ratios = [Vec::new(), Vec::new()];
+        for round in 0..rounds {
             let release = format!("{scenario}-rc-{round}");
             let started = Instant::now();
             let id = app
@@ -99,22 +105,35 @@ async fn main() {
             if deploy["status"] != "succeeded" {
                 eprintln!("rollcall: {}", deploy["verdict"]);
             }
-            let (helm, helm_ok) = helm_wait(
-                &kubeconfig,
-                home.path(),
-                &format!("{scenario}-helm-{round}"),
-                behavior,
-            );
-            println!(
-                "{scenario:<10} round {round}: rollcall {:>7.2}s ({}) | helm --wait {:>7.2}s ({}) | ratio {:.2}",
+            let mut line = format!(
+                "{scenario:<10} round {round}: rollcall {:>6.2}s ({})",
                 rollcall.as_secs_f64(),
                 deploy["status"].as_str().unwrap_or("?"),
-                helm.as_secs_f64(),
-                if helm_ok { "succeeded" } else { "failed" },
-                rollcall.as_secs_f64() / helm.as_secs_f64()
             );
+            for (index, (name, helm)) in [("helm 4", &helm4), ("helm 3", &helm3)]
+                .into_iter()
+                .enumerate()
+            {
+                let release = format!("{scenario}-h{}-{round}", 4 - index);
+                let (took, helm_ok) = helm_wait(helm, &kubeconfig, home.path(), &release, behavior);
+                let ratio = rollcall.as_secs_f64() / took.as_secs_f64();
+                ratios[index].push(ratio);
+                line.push_str(&format!(
+                    " | {name} --wait {:>6.2}s ({}) ratio {ratio:.2}",
+                    took.as_secs_f64(),
+                    if helm_ok { "succeeded" } else { "failed" },
+                ));
+            }
+            println!("{line}");
         }
+        let mean = |ratios: &[f64]| ratios.iter().sum::<f64>() / ratios.len() as f64;
+        println!(
+            "{scenario}: rollcall / helm 4 --wait {:.2} (mean of {rounds}), rollcall / helm 3 --wait {:.2}",
+            mean(&ratios[0]),
+            mean(&ratios[1])
+        );
     }
+    println!("load average at end: {}", common::figures::load_average());
     app.shutdown().await;
     cluster.shutdown().await;
 }

@@ -21,7 +21,7 @@ use crate::http::server::ConnectionLimits;
 use crate::notify::settings::NetworkList;
 use crate::notify::{NotifyConfig, NotifySection};
 use crate::runner::helm::DEFAULT_HELM_BIN;
-use crate::runner::{DEFAULT_PARALLELISM, HelmConfig, RunnerOptions};
+use crate::runner::{DEFAULT_PARALLELISM, HelmConfig, RunnerOptions, default_helm_slots};
 use crate::store::retention::RetentionPolicy;
 use crate::telemetry::LogFormat;
 use crate::tracker::core::{CustomResourceRuleSpec, CustomResourceRules, RuleError};
@@ -132,9 +132,13 @@ pub struct RunnerArgs {
     /// The helm binary (v4 or v3).
     #[arg(long, env = "HELM_BIN", default_value = DEFAULT_HELM_BIN)]
     pub helm_bin: PathBuf,
-    /// Deploys this process runs at once.
+    /// Deploys this process has in flight at once (most of them tracked, which is cheap).
     #[arg(long, env = "ROLLCALL_PARALLELISM", default_value_t = DEFAULT_PARALLELISM)]
     pub parallelism: usize,
+    /// helm processes this process runs at once (default: one per core). A queued deploy starts
+    /// when one is free; its timeout does not count the wait.
+    #[arg(long, env = "ROLLCALL_HELM_SLOTS")]
+    pub helm_slots: Option<usize>,
     /// Roll back failed deploys unless the request says otherwise.
     #[arg(long, env = "ROLLCALL_ROLLBACK_ON_FAILURE")]
     pub rollback_on_failure: bool,
@@ -397,7 +401,10 @@ impl Config {
         )
         .map_err(ConfigError::Notify)?;
         let runner = args.runner;
-        config.helm = HelmConfig::new(runner.helm_bin, runner.kubeconfig);
+        config.helm = HelmConfig {
+            slots: runner.helm_slots.unwrap_or_else(default_helm_slots).max(1),
+            ..HelmConfig::new(runner.helm_bin, runner.kubeconfig)
+        };
         config.runner = (!runner.no_runner).then(|| {
             let defaults = RunnerOptions::default();
             RunnerOptions {

@@ -19,7 +19,7 @@ use crate::http::{
     token_cache::TokenCache,
 };
 use crate::notify::{self, GuardedClient, NotifyContext, Signer};
-use crate::runner::{self, Clusters, Helm, RunnerContext, RunnerError, SecretKeeper};
+use crate::runner::{self, Clusters, Helm, RenderCache, RunnerContext, RunnerError, SecretKeeper};
 use crate::store::{self, StoreError};
 use crate::telemetry::Metrics;
 
@@ -141,6 +141,7 @@ async fn start_tasks(
             events: events.clone(),
             helm: helm.clone(),
             charts: charts.clone(),
+            renders: RenderCache::default(),
             clusters: Clusters::new(config.helm.kubeconfig.clone(), metrics.watches.clone()),
             secrets: secrets.clone(),
             custom_resources: config.custom_resources,

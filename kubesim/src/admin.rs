@@ -25,7 +25,8 @@ struct AdminState {
     latency: Duration,
     /// Faults reach only requests whose `User-Agent` contains this (`None`: every request).
     user_agent_scope: Option<String>,
-    counts: BTreeMap<(String, String), u64>,
+    /// By (client, verb, resource).
+    counts: BTreeMap<(String, String, String), u64>,
     previous_logs: u64,
     /// Cancelled to end every open watch; replaced by a fresh token right after.
     watches: CancellationToken,
@@ -49,6 +50,10 @@ pub struct RequestCounts {
     /// also counted in `by_resource`.
     #[serde(default)]
     pub previous_logs: u64,
+    /// `by_resource` per client: the product of its `User-Agent` (`rollcall`, `Helm`, `kubectl`;
+    /// empty without one), so that one client's cost can be told from another's.
+    #[serde(default)]
+    pub by_client: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>,
 }
 
 impl RequestCounts {
@@ -58,6 +63,26 @@ impl RequestCounts {
             .and_then(|verbs| verbs.get(verb))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Requests of one client (see `by_client`) by verb and resource.
+    pub fn client_count(&self, client: &str, verb: &str, resource: &str) -> u64 {
+        self.by_client
+            .get(client)
+            .and_then(|resources| resources.get(resource))
+            .and_then(|verbs| verbs.get(verb))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests of one client with `verb`, whatever the resource.
+    pub fn client_verb(&self, client: &str, verb: &str) -> u64 {
+        self.by_client
+            .get(client)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .filter_map(|verbs| verbs.get(verb))
+            .sum()
     }
 }
 
@@ -156,12 +181,17 @@ impl Admin {
         Some(status)
     }
 
-    /// Counts one API request by its verb and resource.
-    pub(crate) fn count(&self, method: &Method, uri: &Uri) {
+    /// Counts one API request by its client (`user_agent`), verb and resource.
+    pub(crate) fn count(&self, method: &Method, uri: &Uri, user_agent: &str) {
         let (verb, resource) = classify(method, uri);
         let previous_log = resource == "pods/log" && query_flag(uri, "previous");
+        let client = user_agent
+            .split(['/', ' '])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         let mut state = self.lock();
-        *state.counts.entry((verb, resource)).or_default() += 1;
+        *state.counts.entry((client, verb, resource)).or_default() += 1;
         if previous_log {
             state.previous_logs += 1;
         }
@@ -173,7 +203,15 @@ impl Admin {
             previous_logs: state.previous_logs,
             ..RequestCounts::default()
         };
-        for ((verb, resource), count) in &state.counts {
+        for ((client, verb, resource), count) in &state.counts {
+            *counts
+                .by_client
+                .entry(client.clone())
+                .or_default()
+                .entry(resource.clone())
+                .or_default()
+                .entry(verb.clone())
+                .or_default() += count;
             counts.total += count;
             *counts.by_verb.entry(verb.clone()).or_default() += count;
             *counts
@@ -325,7 +363,7 @@ mod tests {
     #[test]
     fn counts_aggregate_by_verb_and_resource() {
         let admin = Admin::default();
-        let count = |uri: &str| admin.count(&Method::GET, &uri.parse().unwrap());
+        let count = |uri: &str| admin.count(&Method::GET, &uri.parse().unwrap(), "rollcall/0.1.0");
         count("/api/v1/namespaces/d/pods/a");
         count("/api/v1/namespaces/d/pods/b");
         count("/api/v1/namespaces/d/pods");
@@ -337,6 +375,9 @@ mod tests {
         assert_eq!(counts.count("list", "pods"), 1);
         assert_eq!(counts.count("get", "pods/log"), 2);
         assert_eq!(counts.previous_logs, 1);
+        assert_eq!(counts.client_count("rollcall", "list", "pods"), 1);
+        assert_eq!(counts.client_verb("rollcall", "get"), 4);
+        assert_eq!(counts.client_count("Helm", "list", "pods"), 0);
         admin.reset_request_counts();
         assert_eq!(admin.request_counts(), RequestCounts::default());
     }

@@ -71,8 +71,10 @@ pub struct DeployRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub secret_values: Option<serde_json::Map<String, serde_json::Value>>,
-    /// How long the whole deploy may take, e.g. `5m` or `1h30m` (units `ms`, `s`, `m`, `h`);
-    /// default `10m`, from `1s` to `24h`.
+    /// How long the deploy may take, e.g. `5m` or `1h30m` (units `ms`, `s`, `m`, `h`); default
+    /// `10m`, from `1s` to `24h`. It covers the deploy's own helm runs and its tracking, not its
+    /// time in the queue nor waits for one of the server's helm slots (helm processes run in a
+    /// small pool, tracking does not wait).
     #[serde(default)]
     #[schema(pattern = "^(0|([0-9]+(ms|s|m|h))+)$")]
     pub timeout: Option<String>,

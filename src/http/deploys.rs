@@ -128,9 +128,16 @@ impl From<TrackedResource> for PlannedResource {
 /// Renders the chart as the runner would (`helm template` with the same values, no cluster) and
 /// validates the tracking policy of every resource. Failures are the request's fault: 422.
 async fn dry_run(state: &ApiState, new: &NewDeploy) -> Result<Response, ApiError> {
+    let slot = state
+        .helm
+        .slot(&state.shutdown)
+        .await
+        .map_err(ApiError::internal)?;
     let rendered = runner::render(
         &state.helm,
+        &slot,
         &state.charts,
+        None,
         &RenderRequest::of(new),
         DRY_RUN_TIME_LIMIT,
         &state.shutdown,

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::helm::{Helm, HelmError, Invocation, PrivateDir};
+use super::helm::{Helm, HelmError, HelmSlot, Invocation, PrivateDir};
 use crate::domain::chart::{ChartSource, ChartSources};
 use crate::domain::chart_allowlist::ChartCredentials;
 use crate::domain::redaction::Redactor;
@@ -36,6 +36,13 @@ impl LocalChart {
     pub fn args(&self) -> Vec<OsString> {
         vec![self.path.clone().into_os_string()]
     }
+}
+
+/// One helm command of a pull.
+struct Step {
+    command: &'static str,
+    args: Vec<OsString>,
+    time_limit: Duration,
 }
 
 /// What `helm pull` fetches, from where, and how it authenticates.
@@ -64,12 +71,13 @@ enum Credentials<'a> {
 }
 
 impl Helm {
-    /// The deploy's chart on local disk: resolved in the catalog, or pulled from its repository or
-    /// registry, which must still be allowed.
+    /// The deploy's chart on local disk: resolved in the catalog, or pulled (in `slot`) from its
+    /// repository or registry, which must still be allowed.
     pub async fn locate(
         &self,
         source: &ChartSource,
         charts: &ChartSources,
+        slot: &HelmSlot,
         time_limit: Duration,
         cancel: &CancellationToken,
     ) -> Result<LocalChart, HelmError> {
@@ -149,12 +157,13 @@ impl Helm {
                 }
             }
         };
-        self.pull(pull, time_limit, cancel).await
+        self.pull(pull, slot, time_limit, cancel).await
     }
 
     async fn pull(
         &self,
         pull: Pull<'_>,
+        slot: &HelmSlot,
         time_limit: Duration,
         cancel: &CancellationToken,
     ) -> Result<LocalChart, HelmError> {
@@ -194,8 +203,12 @@ impl Helm {
                 ];
                 let mut update: Vec<OsString> = vec!["repo".into(), "update".into()];
                 update.extend(repository_args.iter().cloned());
-                self.quietly(&pull, "repo update", update, time_limit, cancel, password)
-                    .await?;
+                let step = Step {
+                    command: "repo update",
+                    args: update,
+                    time_limit,
+                };
+                self.quietly(&pull, slot, step, cancel, password).await?;
                 args.extend(repository_args);
             }
             Some(Credentials::Registry {
@@ -215,8 +228,12 @@ impl Helm {
                 args.extend(["--registry-config".into(), config.into()]);
             }
         }
-        self.quietly(&pull, "pull", args, time_limit, cancel, password)
-            .await?;
+        let step = Step {
+            command: "pull",
+            args,
+            time_limit,
+        };
+        self.quietly(&pull, slot, step, cancel, password).await?;
         drop(private);
         let archive = std::fs::read_dir(destination.path())
             .map_err(io)?
@@ -238,20 +255,19 @@ impl Helm {
     async fn quietly(
         &self,
         pull: &Pull<'_>,
-        command: &'static str,
-        args: Vec<OsString>,
-        time_limit: Duration,
+        slot: &HelmSlot,
+        step: Step,
         cancel: &CancellationToken,
         password: Option<&str>,
     ) -> Result<(), HelmError> {
         let invocation = Invocation {
-            command,
-            args,
-            time_limit,
+            command: step.command,
+            args: step.args,
+            time_limit: step.time_limit,
             stream_stdout: false,
         };
         match self
-            .run(invocation, &Redactor::default(), None, cancel)
+            .run(slot, invocation, &Redactor::default(), None, cancel)
             .await
         {
             Ok(_) => Ok(()),

@@ -7,6 +7,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use tokio::sync::Mutex;
@@ -15,6 +16,8 @@ use crate::domain::names::ClusterName;
 use crate::telemetry::WatchMetrics;
 use crate::tracker::watch::{HubOptions, WatchHub};
 
+/// How long a watch outlives its last deploy: deploys of a namespace come in bursts.
+const WATCH_LINGER: Duration = Duration::from_secs(30);
 /// The `User-Agent` of rollcall's watches, lists and log streams.
 const USER_AGENT: &str = concat!("rollcall/", env!("CARGO_PKG_VERSION"));
 
@@ -101,6 +104,7 @@ impl Clusters {
             client,
             HubOptions {
                 metrics: Arc::clone(&self.metrics),
+                linger: WATCH_LINGER,
                 ..HubOptions::default()
             },
         );

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::deploy::SecretValues;
@@ -43,6 +43,14 @@ pub struct HelmConfig {
     pub home: PathBuf,
     /// Between SIGTERM and SIGKILL of a stopped helm.
     pub kill_grace: Duration,
+    /// helm processes run at once ([`HelmSlot`]): each takes tens of MB and a core's worth of CPU
+    /// while it renders and applies, whatever the number of deploys being tracked.
+    pub slots: usize,
+}
+
+/// helm processes at once unless configured otherwise: one per core.
+pub fn default_helm_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }
 
 impl HelmConfig {
@@ -53,6 +61,7 @@ impl HelmConfig {
             kubeconfig,
             home: std::env::temp_dir().join(format!("rollcall-helm-{}", uuid::Uuid::new_v4())),
             kill_grace: Duration::from_secs(10),
+            slots: default_helm_slots(),
         }
     }
 }
@@ -392,12 +401,40 @@ impl ReleaseInfo {
 pub struct Helm {
     config: HelmConfig,
     metrics: Arc<HelmMetrics>,
+    slots: Arc<Semaphore>,
+}
+
+/// The right to run one helm process (the pool of `HelmConfig::slots`); helm runs only in one.
+#[derive(Debug)]
+pub struct HelmSlot {
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Helm {
     /// `metrics` counts the processes and their durations.
     pub fn new(config: HelmConfig, metrics: Arc<HelmMetrics>) -> Self {
-        Helm { config, metrics }
+        let slots = Arc::new(Semaphore::new(config.slots.max(1)));
+        Helm {
+            config,
+            metrics,
+            slots,
+        }
+    }
+
+    /// Waits for a free helm slot; `Cancelled` when `cancel` fires first.
+    pub async fn slot(&self, cancel: &CancellationToken) -> Result<HelmSlot, HelmError> {
+        tokio::select! {
+            permit = Arc::clone(&self.slots).acquire_owned() => {
+                Ok(HelmSlot { _permit: permit.expect("the helm pool is never closed") })
+            }
+            () = cancel.cancelled() => Err(HelmError::Cancelled { command: "slot" }),
+        }
+    }
+
+    /// A free helm slot now, if there is one.
+    pub fn try_slot(&self) -> Option<HelmSlot> {
+        let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+        Some(HelmSlot { _permit: permit })
     }
 
     pub fn config(&self) -> &HelmConfig {
@@ -414,6 +451,7 @@ impl Helm {
         };
         let output = self
             .run(
+                &self.slot(&CancellationToken::new()).await?,
                 invocation,
                 &Redactor::default(),
                 None,
@@ -569,11 +607,12 @@ impl Helm {
         }
     }
 
-    /// Runs an invocation to its end, sending redacted output lines to `lines` (when given);
-    /// returns stdout. Past the time limit or on `cancel`, helm's process group gets SIGTERM, then
-    /// SIGKILL after the grace period.
+    /// Runs an invocation to its end in `slot`, sending redacted output lines to `lines` (when
+    /// given); returns stdout. Past the time limit or on `cancel`, helm's process group gets
+    /// SIGTERM, then SIGKILL after the grace period.
     pub async fn run(
         &self,
+        _slot: &HelmSlot,
         invocation: Invocation,
         redactor: &Redactor,
         lines: Option<&mpsc::Sender<OutputLine>>,
@@ -642,12 +681,13 @@ impl Helm {
     /// Runs a query whose stdout is JSON.
     pub async fn run_json<T: serde::de::DeserializeOwned>(
         &self,
+        slot: &HelmSlot,
         invocation: Invocation,
         cancel: &CancellationToken,
     ) -> Result<T, HelmError> {
         let command = invocation.command;
         let output = self
-            .run(invocation, &Redactor::default(), None, cancel)
+            .run(slot, invocation, &Redactor::default(), None, cancel)
             .await?;
         serde_json::from_str(&output).map_err(|error| HelmError::Unexpected {
             command,

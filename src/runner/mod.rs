@@ -3,7 +3,10 @@
 //!
 //! Workers claim deploys with `FOR UPDATE SKIP LOCKED` (the database serializes the deploys of a
 //! release), hold a lease they renew, and a global limit caps the deploys one process runs at once.
-//! Deploys whose lease expired (their process died) are taken over and resumed or repaired.
+//! helm processes have a small pool of their own (one slot per core by default): a queued deploy
+//! is claimed only with a free helm slot, which it gives back once helm has applied the release,
+//! while tracking (cheap: shared watches) goes on for every deploy in flight. Deploys whose lease
+//! expired (their process died) are taken over and resumed or repaired.
 
 pub mod chart;
 mod clusters;
@@ -25,8 +28,8 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 pub use clusters::{ClusterError, Clusters};
-pub use helm::{Helm, HelmConfig, HelmError, ValuesFiles};
-pub use render::{RenderFailure, RenderRequest, Rendered, render};
+pub use helm::{Helm, HelmConfig, HelmError, HelmSlot, ValuesFiles, default_helm_slots};
+pub use render::{RenderCache, RenderFailure, RenderRequest, Rendered, render};
 pub use secrets::{DeploySecrets, SecretKeeper, SecretStash, SecretsUnavailable};
 
 use crate::bus::{BusMessage, EventHub};
@@ -39,8 +42,9 @@ use crate::tracker::core::CustomResourceRules;
 
 /// How long a lease lasts unless configured otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
-/// Deploys one process runs at once unless configured otherwise.
-pub const DEFAULT_PARALLELISM: usize = 8;
+/// Deploys one process has in flight at once unless configured otherwise: most of them are being
+/// tracked, which costs little; helm runs in its own, smaller pool.
+pub const DEFAULT_PARALLELISM: usize = 1000;
 
 /// What the runner's workers use, and nothing else; `startup` builds it from the configuration.
 pub struct RunnerContext {
@@ -49,6 +53,8 @@ pub struct RunnerContext {
     pub helm: Arc<Helm>,
     /// The catalog, and the repositories and registries charts are fetched from.
     pub charts: Arc<ChartSources>,
+    /// Renders of unchanged charts and values, reused.
+    pub renders: RenderCache,
     pub clusters: Clusters,
     /// Secret values the API accepted, taken when a deploy starts.
     pub secrets: SecretKeeper,
@@ -66,7 +72,8 @@ pub struct RunnerContext {
 pub struct RunnerOptions {
     /// Names this process in leases and events; unique per process.
     pub owner: String,
-    /// Deploys run at once by this process.
+    /// Deploys in flight at once in this process (helm processes have their own pool, the helm
+    /// slots of [`HelmConfig`]).
     pub parallelism: usize,
     /// How long a lease lasts without renewal; renewed every third of it.
     pub lease: Duration,
@@ -106,7 +113,7 @@ pub(crate) struct Runner {
     context: RunnerContext,
     options: RunnerOptions,
     permits: Arc<Semaphore>,
-    /// A deploy of this process ended and gave its slot back.
+    /// A deploy of this process ended, or gave its helm slot back.
     slot_freed: Notify,
     /// Deploys this process is executing: it never takes them over from itself, even when their
     /// lease ran out while the database was away.
@@ -117,7 +124,13 @@ pub(crate) struct Runner {
 /// the context's shutdown.
 pub async fn spawn(context: RunnerContext, options: RunnerOptions) -> Result<(), RunnerError> {
     let version = context.helm.check_version().await?;
-    tracing::info!(%version, owner = %options.owner, parallelism = options.parallelism, "runner started");
+    tracing::info!(
+        %version,
+        owner = %options.owner,
+        parallelism = options.parallelism,
+        helm_slots = context.helm.config().slots,
+        "runner started"
+    );
     let tasks = context.tasks.clone();
     context.metrics.set_slots(options.parallelism.max(1));
     let runner = Arc::new(Runner {
@@ -182,25 +195,38 @@ impl Runner {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Executes `deploy` in a slot of its own, known as executing here until it ends.
-    fn start(self: &Arc<Self>, deploy: Deploy, start: execute::Start, slot: OwnedSemaphorePermit) {
+    /// Executes `deploy` in a slot of its own (with the helm slot it was claimed with), known as
+    /// executing here until it ends.
+    fn start(
+        self: &Arc<Self>,
+        deploy: Deploy,
+        start: execute::Start,
+        slot: OwnedSemaphorePermit,
+        helm_slot: Option<HelmSlot>,
+    ) {
         self.executing().insert(deploy.id);
         let runner = Arc::clone(self);
         let busy = self.context.metrics.slot_taken();
         self.context.tasks.spawn(async move {
             let id = deploy.id;
-            execute::execute(Arc::clone(&runner), deploy, start).await;
+            execute::execute(Arc::clone(&runner), deploy, start, helm_slot).await;
             runner.executing().remove(&id);
             drop((slot, busy));
             runner.slot_freed.notify_one();
         });
     }
 
-    /// Starts queued deploys while this process has free slots.
+    /// Starts queued deploys while this process has free slots and helm free slots: a deploy's
+    /// timeout starts with its helm run, so it waits in the queue rather than for a helm slot.
     async fn claim_runnable(self: &Arc<Self>) {
         while let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            let Some(helm_slot) = self.context.helm.try_slot() else {
+                return;
+            };
             match self.claim().await {
-                Ok(Some(deploy)) => self.start(deploy, execute::Start::Fresh, permit),
+                Ok(Some(deploy)) => {
+                    self.start(deploy, execute::Start::Fresh, permit, Some(helm_slot));
+                }
                 Ok(None) => return,
                 // Another process started a deploy of the same release first: try again next tick.
                 Err(StoreError::ReleaseBusy { .. }) => return,
@@ -226,7 +252,7 @@ impl Runner {
             match self.take_over().await {
                 Ok(Some(deploy)) => {
                     tracing::warn!(deploy_id = %deploy.id, "recovering a deploy whose lease expired");
-                    self.start(deploy, execute::Start::Recovered, permit);
+                    self.start(deploy, execute::Start::Recovered, permit, None);
                 }
                 Ok(None) => return,
                 Err(error) => {

@@ -88,8 +88,6 @@ pub enum WatchRestart {
     Error,
     /// Listed again: its resourceVersion was gone (`410 Gone`), or a list had failed.
     Relist,
-    /// Listed again for a deploy that joined it: what the watch held may predate that deploy.
-    Joined,
 }
 
 impl WatchRestart {
@@ -97,7 +95,6 @@ impl WatchRestart {
         match self {
             WatchRestart::Error => "error",
             WatchRestart::Relist => "relist",
-            WatchRestart::Joined => "joined",
         }
     }
 }
@@ -106,6 +103,8 @@ impl WatchRestart {
 #[derive(Debug, Clone, Copy)]
 pub enum ApiCall {
     List,
+    /// The read of a tracked resource when its tracking starts.
+    Get,
     Watch,
     Discovery,
     Logs,
@@ -115,6 +114,7 @@ impl ApiCall {
     fn as_str(self) -> &'static str {
         match self {
             ApiCall::List => "list",
+            ApiCall::Get => "get",
             ApiCall::Watch => "watch",
             ApiCall::Discovery => "discovery",
             ApiCall::Logs => "logs",
@@ -137,19 +137,23 @@ impl Default for WatchMetrics {
             restarts: CounterFamily::new(
                 "rollcall_watch_restarts_total",
                 "Watches started over, by reason (error: retried after a failed call; relist: \
-                 listed again after 410 Gone or a failed list; joined: listed again for a deploy \
-                 that joined it).",
+                 listed again after 410 Gone or a failed list).",
             )
             .with_zeros(
-                [WatchRestart::Error, WatchRestart::Relist, WatchRestart::Joined]
-                    .map(|why| vec![("reason", why.as_str())]),
+                [WatchRestart::Error, WatchRestart::Relist].map(|why| vec![("reason", why.as_str())]),
             ),
             api_errors: CounterFamily::new(
                 "rollcall_kubernetes_api_errors_total",
                 "Failed Kubernetes API calls of rollcall's own, by call (retried, never a verdict).",
             )
             .with_zeros(
-                [ApiCall::List, ApiCall::Watch, ApiCall::Discovery, ApiCall::Logs]
+                [
+                    ApiCall::List,
+                    ApiCall::Get,
+                    ApiCall::Watch,
+                    ApiCall::Discovery,
+                    ApiCall::Logs,
+                ]
                     .map(|call| vec![("call", call.as_str())]),
             ),
         }

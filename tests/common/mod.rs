@@ -6,6 +6,7 @@
 pub mod app;
 pub mod charts;
 pub mod figures;
+pub mod fleet;
 pub mod helm;
 pub mod hooks;
 pub mod postgres;

@@ -9,6 +9,17 @@ use serde_json::Value;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+/// A kubesim in this process with its kubeconfig written in `dir`: the cluster a child server
+/// deploys to.
+pub async fn simulated_cluster(dir: &Path) -> (kubesim::ClusterHandle, PathBuf) {
+    let cluster = kubesim::Cluster::start(kubesim::options::ClusterOptions::default())
+        .await
+        .expect("kubesim starts");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.kubeconfig_yaml()).expect("write kubeconfig");
+    (cluster, kubeconfig)
+}
+
 /// What a child server is pointed at.
 pub struct ServeEnv<'a> {
     pub database_url: &'a str,

@@ -10,8 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kubesim::options::ClusterOptions;
-use kubesim::{Cluster, ClusterHandle};
+use kubesim::ClusterHandle;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -21,7 +20,7 @@ use uuid::Uuid;
 
 use super::common::app::submit;
 use super::common::postgres::fresh_database;
-use super::common::serve::{ServeEnv, ServeProcess};
+use super::common::serve::{ServeEnv, ServeProcess, simulated_cluster};
 use super::common::sse::{SseFrame, SseStream};
 use super::helm_bin;
 use crate::common::charts;
@@ -55,11 +54,7 @@ impl Env {
     /// As `start`, on the database at `database_url`.
     async fn start_on(database_url: String) -> Env {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let cluster = Cluster::start(ClusterOptions::default())
-            .await
-            .expect("kubesim starts");
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, cluster.kubeconfig_yaml()).expect("write kubeconfig");
+        let (cluster, kubeconfig) = simulated_cluster(dir.path()).await;
         Env {
             dir,
             cluster,

@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rollcall::domain::chart::{ChartCatalog, ChartSource, ChartSources};
+use rollcall::domain::policy::TrackingOverrides;
 use rollcall::domain::redaction::Redactor;
 use rollcall::domain::release::ReleaseId;
 use rollcall::domain::verdict::VerdictReason;
-use rollcall::runner::{Helm, HelmConfig, HelmError, ValuesFiles};
+use rollcall::runner::{
+    Helm, HelmConfig, HelmError, RenderCache, RenderRequest, ValuesFiles, render,
+};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -66,10 +69,12 @@ async fn helm_template_reads_values_from_a_private_file_removed_afterwards() {
         ..ChartSources::default()
     };
     let cancel = CancellationToken::new();
+    let slot = helm.try_slot().expect("a free helm slot");
     let chart = helm
         .locate(
             &ChartSource::Path { path: "web".into() },
             &sources,
+            &slot,
             Duration::from_secs(60),
             &cancel,
         )
@@ -78,6 +83,7 @@ async fn helm_template_reads_values_from_a_private_file_removed_afterwards() {
     let invocation = helm.template(&target(), chart.args(), &files, Duration::from_secs(60));
     let manifest = helm
         .run(
+            &slot,
             invocation,
             &Redactor::default(),
             None,
@@ -125,8 +131,9 @@ async fn run_script(
         time_limit,
         stream_stdout: true,
     };
+    let slot = helm.try_slot().expect("a free helm slot");
     let error = helm
-        .run(invocation, &Redactor::default(), None, &cancel)
+        .run(&slot, invocation, &Redactor::default(), None, &cancel)
         .await
         .unwrap_err();
     let child: i32 = std::fs::read_to_string(&pid_file)
@@ -170,4 +177,106 @@ async fn helm_that_ignores_sigterm_is_killed_after_its_time_limit() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!alive(child), "helm's child {child} survived SIGKILL");
+}
+
+#[tokio::test]
+async fn helm_processes_run_in_a_pool_of_their_own_size() {
+    let home = tempfile::tempdir().unwrap();
+    let helm = Helm::new(
+        HelmConfig {
+            slots: 2,
+            ..HelmConfig::new(helm_bin(), None)
+        },
+        Default::default(),
+    );
+    let first = helm.try_slot().expect("a first slot");
+    let _second = helm.try_slot().expect("a second slot");
+    assert!(helm.try_slot().is_none(), "a third helm process must wait");
+    let pool = helm.clone();
+    let cancel = CancellationToken::new();
+    let waiting = tokio::spawn(async move { pool.slot(&cancel).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "the pool is full: the third waits");
+    drop(first);
+    let third = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("a freed slot goes to the one waiting")
+        .unwrap();
+    assert!(third.is_ok());
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let stopped = helm.slot(&cancel).await.unwrap_err();
+    assert!(matches!(stopped, HelmError::Cancelled { .. }), "{stopped}");
+    drop(home);
+}
+
+#[tokio::test]
+async fn an_unchanged_render_is_reused_and_a_change_of_chart_or_values_renders_again() {
+    let home = tempfile::tempdir().unwrap();
+    let calls = home.path().join("calls");
+    // A stand-in for `helm template` that counts its runs and prints one ConfigMap.
+    let bin = script(
+        home.path(),
+        &format!(
+            "echo run >> {}\nprintf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: settings\\n'",
+            calls.display()
+        ),
+    );
+    let helm = helm_at(bin, home.path());
+    let charts = home.path().join("charts");
+    std::fs::create_dir_all(charts.join("app/templates")).unwrap();
+    std::fs::write(charts.join("app/Chart.yaml"), "name: app\nversion: 1.0.0\n").unwrap();
+    let sources = ChartSources {
+        catalog: ChartCatalog::new(Some(charts.clone())),
+        ..ChartSources::default()
+    };
+    let cache = RenderCache::default();
+    let chart = ChartSource::Path { path: "app".into() };
+    let tracking = TrackingOverrides::default();
+    let runs = || {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let render_with = |values: serde_json::Value| {
+        let (helm, sources, cache, chart, tracking) = (&helm, &sources, &cache, &chart, &tracking);
+        async move {
+            let values = values.as_object().unwrap().clone();
+            let request = RenderRequest {
+                release: target(),
+                chart,
+                values: &values,
+                secrets: None,
+                tracking,
+            };
+            let slot = helm.try_slot().expect("a free helm slot");
+            render(
+                helm,
+                &slot,
+                sources,
+                Some(cache),
+                &request,
+                Duration::from_secs(30),
+                &CancellationToken::new(),
+            )
+            .await
+            .expect("renders")
+            .resources
+        }
+    };
+    let first = render_with(json!({"replicas": 2})).await;
+    assert_eq!(first[0].name, "settings");
+    let again = render_with(json!({"replicas": 2})).await;
+    assert_eq!(again[0].name, "settings");
+    assert_eq!(
+        runs(),
+        1,
+        "the same chart and values: helm template ran once"
+    );
+    render_with(json!({"replicas": 3})).await;
+    assert_eq!(runs(), 2, "other values render again");
+    std::fs::write(charts.join("app/templates/extra.yaml"), "# changed\n").unwrap();
+    render_with(json!({"replicas": 3})).await;
+    assert_eq!(runs(), 3, "a changed chart renders again");
 }

@@ -8,6 +8,7 @@ mod common;
 
 mod deploys;
 mod drills;
+mod fleet_cost;
 mod helm_process;
 mod hooks;
 mod jobs;

@@ -97,8 +97,9 @@ async fn metrics_cover_finished_deploys_and_everything_the_dashboard_queries() {
         value(r#"rollcall_kubernetes_api_errors_total{call="watch"}"#),
         0.0
     );
-    // The watches end with the last deploy that needed them.
-    assert_eq!(value("rollcall_active_watches"), 0.0);
+    // The watches outlive the last deploy that needed them for a while (deploys come in bursts),
+    // one per kind of the one namespace: Deployments, ReplicaSets, Services, Pods, Events.
+    assert!(value("rollcall_active_watches") <= 5.0);
 
     let queried = dashboard_metrics();
     assert!(queried.len() >= 10, "{queried:?}");

@@ -1,11 +1,14 @@
 //! Watches, not polling (DESIGN §5.5): one watch per (namespace, kind) shared by every resource and by
-//! concurrent deploys, and no periodic LIST; a deploy joining a watch starts from a list of its own.
+//! concurrent deploys, and no periodic LIST; a deploy joining a watch that lags behind reads its
+//! resources once itself, and is not misled by what the watch still holds.
+
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use chrono::Utc;
 use rollcall::domain::policy::TrackingOverrides;
 use rollcall::tracker::core::plan;
-use rollcall::tracker::watch::{TrackOptions, Tracking, track};
+use rollcall::tracker::watch::{HubOptions, TrackOptions, Tracking, WatchHub, track};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{NAMESPACE, SAFETY_TIMEOUT, Sim, workload};
@@ -64,18 +67,23 @@ async fn concurrent_deploys_share_one_watch_per_kind() {
 
     let counts = sim.cluster.request_counts();
     for resource in ["deployments.apps", "replicasets.apps", "pods", "events"] {
-        // The second deploy joined the first one's watch, which listed again for it.
+        // The second deploy joined the first one's watches: no list of its own.
         assert_eq!(
             counts.count("list", resource),
-            2,
-            "one list of {resource} per deploy: {counts:?}"
+            1,
+            "one list of {resource} for both deploys: {counts:?}"
         );
-        assert!(
-            (1..=2).contains(&counts.count("watch", resource)),
-            "one watch of {resource}, resumed after the second list if it is still needed: \
-             {counts:?}"
+        assert_eq!(
+            counts.count("watch", resource),
+            1,
+            "one watch of {resource} for both deploys: {counts:?}"
         );
     }
+    assert_eq!(
+        counts.count("get", "deployments.apps"),
+        3,
+        "one read of each tracked Deployment when its tracking starts: {counts:?}"
+    );
     assert_eq!(
         sim.hub.active_watches(),
         0,
@@ -158,4 +166,54 @@ async fn dropping_a_tracking_stops_it_and_its_watches() {
     tokio::time::timeout(SAFETY_TIMEOUT, sim.shutdown())
         .await
         .expect("the hub's tasks have ended");
+}
+
+#[tokio::test]
+async fn a_watch_lingering_after_its_last_deploy_serves_the_next_one_without_a_list() {
+    let sim = Sim::start().await;
+    let hub = WatchHub::new(
+        sim.client.clone(),
+        HubOptions {
+            linger: Duration::from_millis(500),
+            ..HubOptions::default()
+        },
+    );
+    let manifest = sim
+        .apply(&[workload("Deployment", "web", 1, "readyAfter=200ms")])
+        .await
+        .expect("applies");
+    sim.cluster.reset_request_counts();
+    for deploy in ["first", "second"] {
+        let resources =
+            plan(&manifest, NAMESPACE, &TrackingOverrides::default()).expect("valid policies");
+        let tracking = track(
+            &hub,
+            resources,
+            TrackOptions::default(),
+            CancellationToken::new(),
+        );
+        let report = tokio::time::timeout(SAFETY_TIMEOUT, tracking.finish())
+            .await
+            .expect("the tracking ends")
+            .expect("a report");
+        assert!(report.succeeded(), "{deploy}: {:?}", report.outcome);
+    }
+    let counts = sim.cluster.request_counts();
+    assert_eq!(
+        counts.count("list", "deployments.apps"),
+        1,
+        "the second deploy found the watch still running: {counts:?}"
+    );
+    let stopped = tokio::time::timeout(SAFETY_TIMEOUT, async {
+        while hub.active_watches() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        stopped.is_ok(),
+        "the watches stop once the linger has passed"
+    );
+    hub.shutdown().await;
+    sim.shutdown().await;
 }

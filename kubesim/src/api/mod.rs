@@ -110,8 +110,8 @@ async fn count_and_inject_faults(
     request: Request,
     next: Next,
 ) -> Response {
-    state.admin.count(request.method(), request.uri());
     let agent = user_agent(request.headers());
+    state.admin.count(request.method(), request.uri(), agent);
     let latency = state.admin.latency(agent);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -15,7 +15,7 @@ use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use crate::domain::policy::PolicyDuration;
 use crate::domain::verdict::{Verdict, VerdictDetail, VerdictReason};
 use crate::runner::chart::LocalChart;
-use crate::runner::helm::{HelmError, ReleaseInfo};
+use crate::runner::helm::{HelmError, HelmSlot, ReleaseInfo};
 use crate::tracker::core::{ResourceReport, State, TrackedResource};
 use crate::tracker::watch::{Deadlines, TrackOptions, TrackReport, Tracking, WatchHub, track};
 
@@ -183,15 +183,16 @@ impl DeployRun<'_> {
     /// following them once helm has exited.
     pub(super) async fn upgrade_following_hooks(
         &self,
+        slot: &HelmSlot,
         hooks: &[TrackedResource],
         chart: &LocalChart,
     ) -> Result<ReleaseInfo, UpgradeFailure> {
         let stop = self.halt.any.child_token();
         let Some(mut tracking) = self.follow_hooks(hooks, stop.clone()).await else {
-            return Ok(self.upgrade(chart).await?);
+            return Ok(self.upgrade(slot, chart).await?);
         };
         let mut progress = HookProgress::default();
-        let upgrade = self.upgrade(chart);
+        let upgrade = self.upgrade(slot, chart);
         tokio::pin!(upgrade);
         let mut open = true;
         let upgraded = loop {
@@ -280,6 +281,7 @@ impl DeployRun<'_> {
             },
             since: self.deploy.started_at,
             previous_uids: previous_uids(&hub, &hooks).await,
+            before_apply: true,
             ..TrackOptions::default()
         };
         Some(track(&hub, hooks, options, stop))

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use lease::{Halt, HaltCause, keep_lease};
 
-use super::helm::HelmError;
+use super::helm::{HelmError, HelmSlot, Invocation};
 use super::secrets::DeploySecrets;
 use super::{Helm, RenderFailure, RenderRequest, Rendered, Runner, render};
 use crate::bus::{EventWriter, WriterError};
@@ -57,8 +57,13 @@ enum Interrupted {
 type Flow = Result<Finish, Interrupted>;
 
 /// Runs (or resumes) one deploy and records its end, unless the deploy must be left to another
-/// process.
-pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
+/// process. `claimed_slot`: the helm slot it was claimed with, for its first helm run.
+pub(super) async fn execute(
+    runner: Arc<Runner>,
+    deploy: Deploy,
+    start: Start,
+    claimed_slot: Option<HelmSlot>,
+) {
     let id = deploy.id;
     let secrets = match runner
         .context
@@ -91,6 +96,8 @@ pub(super) async fn execute(runner: Arc<Runner>, deploy: Deploy, start: Start) {
         halt: &halt,
         resources: Mutex::new(HashMap::new()),
         decided_at: Mutex::new(None),
+        claimed_slot: Mutex::new(claimed_slot),
+        waited_for_helm: Mutex::new(Duration::ZERO),
     };
     let flow = match start {
         Start::Fresh => run.run_fresh().await,
@@ -221,6 +228,22 @@ struct DeployRun<'a> {
     resources: Mutex<HashMap<(String, String, String), ResourceState>>,
     /// When the last tracking received what decided its verdict.
     decided_at: Mutex<Option<std::time::Instant>>,
+    /// The helm slot the deploy was claimed with, until its first helm run takes it.
+    claimed_slot: Mutex<Option<HelmSlot>>,
+    /// Time spent waiting for helm slots: the deploy's timeout does not count it.
+    waited_for_helm: Mutex<Duration>,
+}
+
+/// A helm slot held by a deploy; the runner learns when it is free again.
+struct HeldSlot<'a> {
+    slot: HelmSlot,
+    runner: &'a Runner,
+}
+
+impl Drop for HeldSlot<'_> {
+    fn drop(&mut self) {
+        self.runner.slot_freed.notify_one();
+    }
 }
 
 fn failed(verdict: Verdict, revision: Option<i32>) -> Finish {
@@ -237,14 +260,54 @@ impl DeployRun<'_> {
     }
 
     /// What is left of the deploy's timeout (at least a second, so that a late step still starts
-    /// and reports its own timeout).
+    /// and reports its own timeout). Waits for a helm slot do not count: the timeout covers the
+    /// deploy's own helm runs and tracking.
     fn remaining(&self) -> Duration {
         let started = self.deploy.started_at.unwrap_or_else(Utc::now);
         let elapsed = (Utc::now() - started).to_std().unwrap_or_default();
+        let waited = *self
+            .waited_for_helm
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.deploy
             .timeout()
-            .saturating_sub(elapsed)
+            .saturating_sub(elapsed.saturating_sub(waited))
             .max(Duration::from_secs(1))
+    }
+
+    /// A helm slot: the one the deploy was claimed with, else a free one of the pool, waited for.
+    async fn helm_slot(&self, stop: &CancellationToken) -> Result<HeldSlot<'_>, HelmError> {
+        let claimed = self
+            .claimed_slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let slot = match claimed {
+            Some(slot) => slot,
+            None => {
+                let asked = std::time::Instant::now();
+                let slot = self.helm().slot(stop).await?;
+                *self
+                    .waited_for_helm
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) += asked.elapsed();
+                slot
+            }
+        };
+        Ok(HeldSlot {
+            slot,
+            runner: self.runner,
+        })
+    }
+
+    /// Runs a helm query whose stdout is JSON in a slot of its own.
+    async fn helm_json<T: serde::de::DeserializeOwned>(
+        &self,
+        invocation: Invocation,
+        stop: &CancellationToken,
+    ) -> Result<T, HelmError> {
+        let held = self.helm_slot(stop).await?;
+        self.helm().run_json(&held.slot, invocation, stop).await
     }
 
     async fn emit(&self, event: NewEvent) -> Result<(), Interrupted> {
@@ -271,10 +334,21 @@ impl DeployRun<'_> {
         .await
     }
 
-    /// Runs helm, streaming its output as `helm.output` events.
+    /// Runs helm in a slot of its own, streaming its output as `helm.output` events.
     async fn run_helm(
         &self,
-        invocation: super::helm::Invocation,
+        invocation: Invocation,
+        stop: &CancellationToken,
+    ) -> Result<String, HelmError> {
+        let held = self.helm_slot(stop).await?;
+        self.run_helm_in(&held.slot, invocation, stop).await
+    }
+
+    /// Runs helm in `slot`, streaming its output as `helm.output` events.
+    async fn run_helm_in(
+        &self,
+        slot: &HelmSlot,
+        invocation: Invocation,
         stop: &CancellationToken,
     ) -> Result<String, HelmError> {
         let command = invocation.command;
@@ -282,7 +356,7 @@ impl DeployRun<'_> {
         let run = async move {
             let result = self
                 .helm()
-                .run(invocation, self.writer.redactor(), Some(&lines), stop)
+                .run(slot, invocation, self.writer.redactor(), Some(&lines), stop)
                 .await;
             drop(lines);
             result
@@ -311,6 +385,11 @@ impl DeployRun<'_> {
             ));
         }
         self.phase(Phase::Rendering).await?;
+        // One slot for the render and the upgrade; tracking needs none.
+        let held = match self.helm_slot(&self.halt.any).await {
+            Ok(held) => held,
+            Err(_cancelled) => return Err(Interrupted::Halted),
+        };
         let request = RenderRequest {
             release: self.target.clone(),
             chart: &self.deploy.chart,
@@ -320,13 +399,16 @@ impl DeployRun<'_> {
         };
         let rendered = render(
             self.helm(),
+            &held.slot,
             &self.runner.context.charts,
+            Some(&self.runner.context.renders),
             &request,
             self.remaining(),
             &self.halt.any,
         )
         .await;
-        let (hooks, chart) = match rendered {
+        // The watches are held through tracking: they list while helm runs.
+        let (hooks, chart, _held_watches) = match rendered {
             Ok(Rendered { resources, chart }) => {
                 self.emit(
                     NewEvent::new(
@@ -336,7 +418,11 @@ impl DeployRun<'_> {
                     .data(json!({"command": "template", "resources": resources.len()})),
                 )
                 .await?;
-                (hooks::upgrade_hooks(&resources), chart)
+                (
+                    hooks::upgrade_hooks(&resources),
+                    chart,
+                    self.hold_watches(&resources).await,
+                )
             }
             Err(RenderFailure::Helm(HelmError::Cancelled { .. })) => {
                 return Err(Interrupted::Halted);
@@ -349,7 +435,11 @@ impl DeployRun<'_> {
             }
         };
         self.phase(Phase::Upgrading).await?;
-        let release = match self.upgrade_following_hooks(&hooks, &chart).await {
+        let upgraded = self
+            .upgrade_following_hooks(&held.slot, &hooks, &chart)
+            .await;
+        drop(held);
+        let release = match upgraded {
             Ok(release) => release,
             Err(failure) => {
                 if let HelmError::Cancelled { .. } = failure.error {

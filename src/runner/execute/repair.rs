@@ -19,10 +19,7 @@ impl DeployRun<'_> {
         &self,
         stop: &CancellationToken,
     ) -> Result<Option<i32>, Interrupted> {
-        let status: ReleaseInfo = match self
-            .helm()
-            .run_json(self.helm().status(&self.target), stop)
-            .await
+        let status: ReleaseInfo = match self.helm_json(self.helm().status(&self.target), stop).await
         {
             Ok(status) => status,
             Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),

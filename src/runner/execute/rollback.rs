@@ -47,8 +47,7 @@ impl DeployRun<'_> {
         stop: &CancellationToken,
     ) -> Result<Option<i32>, HelmError> {
         let history: Vec<HistoryEntry> = self
-            .helm()
-            .run_json(self.helm().history(&self.target), stop)
+            .helm_json(self.helm().history(&self.target), stop)
             .await?;
         Ok(history
             .iter()
@@ -190,8 +189,7 @@ impl DeployRun<'_> {
             return self.roll_back(failed_revision, stop).await;
         };
         let history: Vec<HistoryEntry> = match self
-            .helm()
-            .run_json(self.helm().history(&self.target), stop)
+            .helm_json(self.helm().history(&self.target), stop)
             .await
         {
             Ok(history) => history,
@@ -247,8 +245,7 @@ impl DeployRun<'_> {
         stop: &CancellationToken,
     ) -> Result<i32, HelmError> {
         let status: ReleaseInfo = self
-            .helm()
-            .run_json(self.helm().status(&self.target), stop)
+            .helm_json(self.helm().status(&self.target), stop)
             .await?;
         Ok(status.version)
     }

@@ -11,8 +11,10 @@ use crate::domain::event::{EventType, NewEvent};
 use crate::domain::verdict::{Verdict, VerdictReason};
 use crate::runner::helm::HelmError;
 use crate::store::deploys::{self, Finish, ResourceState};
-use crate::tracker::core::plan;
-use crate::tracker::watch::{Deadlines, TrackOptions, TrackOutcome, track};
+use crate::tracker::core::{TrackedResource, plan};
+use crate::tracker::watch::{
+    Deadlines, TrackOptions, TrackOutcome, WatchHold, hold_watches, track,
+};
 
 impl DeployRun<'_> {
     /// Tracks `revision`; `manifest` is its rendered resources when helm already printed them.
@@ -29,6 +31,15 @@ impl DeployRun<'_> {
         }
     }
 
+    /// Holds the watches that tracking `resources` will need while helm applies them; none when
+    /// the cluster is unusable (tracking reports that).
+    pub(super) async fn hold_watches(&self, resources: &[TrackedResource]) -> Vec<WatchHold> {
+        match self.runner.context.clusters.hub(&self.target.cluster).await {
+            Ok(hub) => hold_watches(&hub, resources).await,
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Follows the resources of `revision` (its `manifest`, else asked of helm) to a verdict;
     /// `Err(verdict)` when they failed.
     pub(super) async fn track(
@@ -41,11 +52,15 @@ impl DeployRun<'_> {
             Some(manifest) => manifest,
             None => {
                 let invocation = self.helm().get_manifest(&self.target, revision);
-                match self
-                    .helm()
-                    .run(invocation, self.writer.redactor(), None, stop)
-                    .await
-                {
+                let manifest = match self.helm_slot(stop).await {
+                    Ok(held) => {
+                        self.helm()
+                            .run(&held.slot, invocation, self.writer.redactor(), None, stop)
+                            .await
+                    }
+                    Err(error) => Err(error),
+                };
+                match manifest {
                     Ok(manifest) => manifest,
                     Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
                     Err(error) => {

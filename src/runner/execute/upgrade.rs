@@ -6,10 +6,14 @@ use serde_json::json;
 use super::DeployRun;
 use crate::domain::event::{EventType, NewEvent};
 use crate::runner::chart::LocalChart;
-use crate::runner::helm::{HelmError, ReleaseInfo, ValuesFiles};
+use crate::runner::helm::{HelmError, HelmSlot, ReleaseInfo, ValuesFiles};
 
 impl DeployRun<'_> {
-    pub(super) async fn upgrade(&self, chart: &LocalChart) -> Result<ReleaseInfo, HelmError> {
+    pub(super) async fn upgrade(
+        &self,
+        slot: &HelmSlot,
+        chart: &LocalChart,
+    ) -> Result<ReleaseInfo, HelmError> {
         let values = ValuesFiles::write(
             &self.helm().config().home,
             &self.deploy.values,
@@ -26,7 +30,7 @@ impl DeployRun<'_> {
             self.remaining(),
             self.deploy.create_namespace,
         );
-        let output = self.run_helm(invocation, &self.halt.any).await?;
+        let output = self.run_helm_in(slot, invocation, &self.halt.any).await?;
         let release: ReleaseInfo =
             serde_json::from_str(&output).map_err(|error| HelmError::Unexpected {
                 command: "upgrade",

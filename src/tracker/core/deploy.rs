@@ -95,6 +95,22 @@ impl DeployTracker {
         self.each(|resource| resource.observe_deleted(object, now))
     }
 
+    /// The resource `key` as a quorum read found it (see [`ResourceTracker::observe_current`]).
+    pub fn observe_current(
+        &mut self,
+        key: &ResourceKey,
+        object: Option<&TrackedObject>,
+        now: DateTime<Utc>,
+    ) -> Vec<Delta> {
+        self.each(|resource| {
+            if resource.key() == key {
+                resource.observe_current(object, now)
+            } else {
+                Vec::new()
+            }
+        })
+    }
+
     /// Every watch `key` depends on has delivered its first list (see
     /// [`ResourceTracker::awaiting_initial_lists`]).
     pub fn initial_lists_done(&mut self, key: &ResourceKey, now: DateTime<Utc>) -> Vec<Delta> {

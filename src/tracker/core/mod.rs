@@ -13,6 +13,9 @@
 //!    [`ResourceTracker::awaiting_initial_lists`] when fed by watches that have not listed yet); hand
 //!    them all to [`DeployTracker::new`]. Call [`DeployTracker::initial_lists_done`] for a resource once
 //!    every watch it depends on has delivered its first list: before that it can fail but not be ready.
+//!    Feed [`DeployTracker::observe_current`] what a quorum read of the resource found once helm has
+//!    applied it (watches joined while running may lag behind): from then on its view never goes
+//!    back to an older generation or to an object of another uid that predates the read.
 //! 2. Convert every watch event into a [`TrackedObject`] — `TrackedObject::from(pod)` for typed objects,
 //!    [`TrackedObject::from_value`] for `DynamicObject`s — and call [`DeployTracker::observe`] (added or
 //!    modified) or [`DeployTracker::observe_deleted`]. Feed the tracked objects themselves, their

@@ -127,19 +127,33 @@ impl CurrentRevision {
             {
                 CurrentRevision::Unknown
             }
-            TrackedObject::Deployment(_) => replica_sets
-                .values()
-                .max_by_key(|set| {
-                    let revision = annotation(&set.metadata, DEPLOYMENT_REVISION)
-                        .and_then(|text| text.parse::<i64>().ok())
-                        .unwrap_or(0);
-                    (
-                        revision,
-                        set.metadata.creation_timestamp.as_ref().map(from_time),
-                    )
-                })
-                .and_then(|set| set.metadata.name.clone())
-                .map_or(CurrentRevision::Any, CurrentRevision::ReplicaSet),
+            // The controller writes the new ReplicaSet's revision on the Deployment before it
+            // observes the generation: the ReplicaSet of that revision is the current one, and
+            // until the ReplicaSets' watch shows it (it may lag), no pod counts.
+            TrackedObject::Deployment(deployment) => {
+                match annotation(&deployment.metadata, DEPLOYMENT_REVISION) {
+                    Some(revision) => replica_sets
+                        .values()
+                        .find(|set| {
+                            annotation(&set.metadata, DEPLOYMENT_REVISION) == Some(revision)
+                        })
+                        .and_then(|set| set.metadata.name.clone())
+                        .map_or(CurrentRevision::Unknown, CurrentRevision::ReplicaSet),
+                    None => replica_sets
+                        .values()
+                        .max_by_key(|set| {
+                            let revision = annotation(&set.metadata, DEPLOYMENT_REVISION)
+                                .and_then(|text| text.parse::<i64>().ok())
+                                .unwrap_or(0);
+                            (
+                                revision,
+                                set.metadata.creation_timestamp.as_ref().map(from_time),
+                            )
+                        })
+                        .and_then(|set| set.metadata.name.clone())
+                        .map_or(CurrentRevision::Any, CurrentRevision::ReplicaSet),
+                }
+            }
             TrackedObject::StatefulSet(set) => set
                 .status
                 .as_ref()

@@ -40,6 +40,12 @@ pub struct ResourceTracker {
     started_at: DateTime<Utc>,
     object: Option<TrackedObject>,
     was_deleted: bool,
+    /// A quorum read of the resource itself has come in ([`Self::observe_current`]): what watches
+    /// show under another uid predates it, unless the read object has been seen deleted since.
+    read_current: bool,
+    /// Uids of objects under the resource's name seen deleted: a lagging watch may still show
+    /// them, never to be taken back.
+    gone_uids: HashSet<String>,
     replica_sets: BTreeMap<String, ReplicaSet>,
     revisions: BTreeMap<String, ControllerRevision>,
     pods: BTreeMap<String, Pod>,
@@ -88,6 +94,8 @@ impl ResourceTracker {
             started_at,
             object: None,
             was_deleted: false,
+            read_current: false,
+            gone_uids: HashSet::new(),
             replica_sets: BTreeMap::new(),
             revisions: BTreeMap::new(),
             pods: BTreeMap::new(),
@@ -188,6 +196,9 @@ impl ResourceTracker {
         let owner_uid = self.owner_uid();
         let mut relevant = false;
         if object.key() == self.key {
+            if !self.is_newer(object) {
+                return Vec::new();
+            }
             self.object = Some(object.clone());
             self.was_deleted = false;
             relevant = true;
@@ -222,6 +233,14 @@ impl ResourceTracker {
     pub fn observe_deleted(&mut self, object: &TrackedObject, now: DateTime<Utc>) -> Vec<Delta> {
         let metadata = object.metadata();
         let removed = if object.key() == self.key {
+            if let Some(uid) = &metadata.uid {
+                self.gone_uids.insert(uid.clone());
+            }
+            let current = self.owner_uid();
+            if current.is_some() && metadata.uid.is_some() && current != metadata.uid {
+                // An older object under the same name, gone before the current one came.
+                return Vec::new();
+            }
             self.object = None;
             self.was_deleted = true;
             true
@@ -243,6 +262,79 @@ impl ResourceTracker {
             self.refresh(now)
         } else {
             Vec::new()
+        }
+    }
+
+    /// Takes in the resource as a quorum read found it (`None`: absent) once helm has applied it:
+    /// the freshness fence for watches that may lag behind. What they showed before under another
+    /// uid, or at an older generation, is replaced; what they show later must be newer than this.
+    pub fn observe_current(
+        &mut self,
+        object: Option<&TrackedObject>,
+        now: DateTime<Utc>,
+    ) -> Vec<Delta> {
+        self.read_current = true;
+        let read_uid = object.and_then(|object| object.metadata().uid.clone());
+        if let Some(shown) = self
+            .owner_uid()
+            .filter(|shown| Some(shown) != read_uid.as_ref())
+        {
+            // The watches showed an object that is gone by now.
+            self.gone_uids.insert(shown);
+            self.object = None;
+            self.was_deleted = true;
+        }
+        if let Some(object) = object.filter(|object| self.is_newer(object)) {
+            self.object = Some(object.clone());
+            self.was_deleted = false;
+        }
+        self.forget_unrelated();
+        self.refresh(now)
+    }
+
+    /// Whether an observation of the resource itself may replace the current view: a resource's
+    /// view never goes back (a watch lagging behind shows what a quorum read or a faster watch
+    /// already superseded).
+    fn is_newer(&self, object: &TrackedObject) -> bool {
+        let metadata = object.metadata();
+        if metadata
+            .uid
+            .as_ref()
+            .is_some_and(|uid| self.gone_uids.contains(uid))
+        {
+            return false;
+        }
+        let Some(current) = &self.object else {
+            return true;
+        };
+        let current = current.metadata();
+        match (&current.uid, &metadata.uid) {
+            // Another object under the same name: a recreation, unless a quorum read showed the
+            // current one (then this one is older: the current one has not been seen deleted).
+            (Some(ours), Some(theirs)) if ours != theirs => !self.read_current,
+            // The same object: its generation only grows.
+            _ => metadata.generation.unwrap_or(0) >= current.generation.unwrap_or(0),
+        }
+    }
+
+    /// Drops the children recorded for an object that is no longer the current one.
+    fn forget_unrelated(&mut self) {
+        let owner = self.owner_uid();
+        let key = &self.key;
+        self.replica_sets
+            .retain(|_, set| pods::belongs_to(key, owner.as_deref(), &set.metadata));
+        self.revisions
+            .retain(|_, revision| pods::belongs_to(key, owner.as_deref(), &revision.metadata));
+        let gone: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, pod)| !pods::belongs_to(key, owner.as_deref(), &pod.metadata))
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in gone {
+            self.pods.remove(&uid);
+            self.pod_summaries.remove(&uid);
+            self.probe_failures.retain(|(pod, _), _| *pod != uid);
         }
     }
 

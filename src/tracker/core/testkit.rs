@@ -161,6 +161,16 @@ impl DeploymentBuilder {
         self
     }
 
+    /// The revision the Deployment controller wrote on it: its ReplicaSet of that revision.
+    pub(crate) fn revision(mut self, revision: u32) -> Self {
+        set_annotation(
+            &mut self.object.metadata,
+            "deployment.kubernetes.io/revision",
+            &revision.to_string(),
+        );
+        self
+    }
+
     pub(crate) fn no_status(mut self) -> Self {
         self.object.status = None;
         self

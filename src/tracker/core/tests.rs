@@ -1940,3 +1940,137 @@ mod custom_resource_rules {
         assert_eq!(read(Value::Null), Progress::Settling);
     }
 }
+
+/// A quorum read of the resource when tracking starts, and watches that may lag behind it.
+mod fresh_view {
+    use super::*;
+
+    fn with_uid(builder: JobBuilder, uid: &str) -> TrackedObject {
+        let mut job = builder.build();
+        job.metadata.uid = Some(uid.to_owned());
+        TrackedObject::from(job)
+    }
+
+    fn complete_migration() -> JobBuilder {
+        job("migrate")
+            .succeeded(1)
+            .condition("Complete", "CompletionsReached", "done")
+    }
+
+    #[test]
+    fn a_lagging_watch_cannot_take_the_view_back_to_an_older_generation() {
+        let upgraded: TrackedObject = deployment("web").generation(2).observed(1).into();
+        let mut tracker = tracker(&upgraded);
+        tracker.observe_current(Some(&upgraded), t(1));
+        // What a watch lagging behind still holds: the previous generation, fully rolled out.
+        let stale: TrackedObject = deployment("web").updated(1).available(1).into();
+        observe_all(&mut tracker, [stale, replica_set("web", "h1", 1)], t(2));
+        assert_eq!(
+            tracker.state(),
+            State::Progressing,
+            "{:?}",
+            tracker.status()
+        );
+        let rolled_out: TrackedObject = deployment("web")
+            .generation(2)
+            .observed(2)
+            .updated(1)
+            .available(1)
+            .into();
+        tracker.observe(&rolled_out, t(3));
+        assert_eq!(tracker.state(), State::Ready, "{:?}", tracker.status());
+    }
+
+    #[test]
+    fn an_object_that_predates_the_read_is_never_taken_for_the_current_one() {
+        let current = with_uid(job("migrate").active(1), "new");
+        let mut tracker = tracker(&current);
+        tracker.observe_current(Some(&current), t(1));
+        // A watch still showing the Job helm replaced: complete, under another uid.
+        let previous = with_uid(complete_migration(), "old");
+        tracker.observe(&previous, t(2));
+        assert_eq!(
+            tracker.state(),
+            State::Progressing,
+            "{:?}",
+            tracker.status()
+        );
+        tracker.observe_deleted(&previous, t(3));
+        tracker.observe(&previous, t(4));
+        assert_eq!(
+            tracker.state(),
+            State::Progressing,
+            "{:?}",
+            tracker.status()
+        );
+        tracker.observe(&with_uid(complete_migration(), "new"), t(5));
+        assert_eq!(tracker.state(), State::Ready, "{:?}", tracker.status());
+    }
+
+    #[test]
+    fn a_read_replaces_what_the_watches_showed_of_an_older_object() {
+        let previous = with_uid(complete_migration(), "old");
+        let mut tracker = tracker(&previous);
+        tracker.observe(&previous, t(1));
+        let current = with_uid(job("migrate").active(1), "new");
+        tracker.observe_current(Some(&current), t(2));
+        assert_eq!(
+            tracker.state(),
+            State::Progressing,
+            "{:?}",
+            tracker.status()
+        );
+        tracker.observe(&previous, t(3));
+        assert_eq!(
+            tracker.state(),
+            State::Progressing,
+            "{:?}",
+            tracker.status()
+        );
+    }
+
+    #[test]
+    fn without_a_read_an_object_recreated_under_its_name_replaces_the_old_one() {
+        let previous = with_uid(complete_migration(), "old");
+        let mut tracker = tracker(&previous);
+        tracker.observe(&previous, t(1));
+        tracker.observe_deleted(&previous, t(2));
+        let current = with_uid(job("migrate").active(1), "new");
+        tracker.observe(&current, t(3));
+        assert_eq!(
+            tracker.state(),
+            State::Progressing,
+            "{:?}",
+            tracker.status()
+        );
+        tracker.observe(&previous, t(4));
+        assert_eq!(
+            tracker.state(),
+            State::Progressing,
+            "the deleted one never comes back"
+        );
+    }
+
+    #[test]
+    fn pods_count_once_the_replica_set_of_the_deployments_revision_is_seen() {
+        let web: TrackedObject = deployment("web").revision(2).into();
+        let mut tracker = tracker_with(&web, policy(|p| p.failures_allowed_per_replica = 0));
+        tracker.observe_current(Some(&web), t(1));
+        // The ReplicaSets' watch lags: only the previous revision, whose pod crash-loops.
+        let crashing: TrackedObject = pod("web-h1-a")
+            .of_replica_set("web", "h1")
+            .crash_loop(3, "c1")
+            .into();
+        let deltas = observe_all(&mut tracker, [replica_set("web", "h1", 1), crashing], t(2));
+        assert!(incident_deltas(&deltas).is_empty(), "{deltas:?}");
+        assert_eq!(tracker.current_pods().count(), 0);
+        let healthy: TrackedObject = pod("web-h2-a")
+            .of_replica_set("web", "h2")
+            .running(t(1), true)
+            .into();
+        observe_all(&mut tracker, [replica_set("web", "h2", 2), healthy], t(3));
+        let current: Vec<&str> = tracker.current_pods().map(pods::pod_name).collect();
+        assert_eq!(current, ["web-h2-a"]);
+        assert_ne!(tracker.state(), State::Failed, "{:?}", tracker.status());
+    }
+}

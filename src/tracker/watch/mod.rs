@@ -3,9 +3,10 @@
 //! One kube-rs watch per (namespace, kind) in use, plus Pods and Events, shared by every resource of a
 //! deploy and by concurrent deploys of one process through a [`WatchHub`] (reference counted: the watch
 //! stops when its last subscriber goes). A watch lists once, then follows from the last resourceVersion;
-//! a deploy that joins a running watch makes it list again and starts from that list, since what
-//! the watch holds may predate the deploy's own changes (a watch lagging behind, or retrying after
-//! errors, would show the Deployment as it was before the upgrade, fully rolled out).
+//! a deploy joining a running watch starts from what it holds, which may lag behind the cluster (a
+//! watch retrying after errors): `track()` therefore reads each tracked resource once itself (a
+//! quorum GET after helm returned) and the core never lets a resource's view go back to an older
+//! generation or another uid, so that joining costs no LIST (LISTs stay O(namespaces × kinds)).
 //! A dropped watch resumes from there, a `410 Gone` re-lists, whether it comes as an `ERROR` event or
 //! as the HTTP status of the watch request (objects missing from the new list are reported deleted),
 //! and errors of our own API calls (5xx, 429, connection drops) are retried with
@@ -27,7 +28,7 @@ use kube::discovery::{ApiResource, Scope};
 use kube::runtime::utils::{Backoff as _, StreamBackoff};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -35,7 +36,9 @@ use crate::telemetry::{ApiCall, WatchMetrics, WatchRestart};
 
 pub use backoff::WatchBackoff;
 pub use logs::LogLimits;
-pub use track::{Deadlines, TrackError, TrackOptions, TrackOutcome, TrackReport, Tracking, track};
+pub use track::{
+    Deadlines, TrackError, TrackOptions, TrackOutcome, TrackReport, Tracking, hold_watches, track,
+};
 
 /// Observations buffered per subscriber; a slower subscriber slows its watch rather than losing state.
 const SUBSCRIBER_BUFFER: usize = 256;
@@ -81,7 +84,8 @@ pub enum Observation {
     Applied(Arc<DynamicObject>),
     Deleted(Arc<DynamicObject>),
     /// The watch has read a complete list: everything before this is the state of the cluster as
-    /// listed (sent after a subscriber's first list, and after every re-list).
+    /// listed (sent after the first list, or at once for a watch that had listed before, and after
+    /// every re-list).
     Listed,
     /// One of our own API calls failed; the watch retries with back-off. Never a verdict.
     ApiError {
@@ -102,6 +106,9 @@ pub struct HubOptions {
     pub watch_timeout: Duration,
     /// Counts open watches, their restarts and failed API calls.
     pub metrics: Arc<WatchMetrics>,
+    /// How long a watch outlives its last subscriber: deploys that come in bursts then share it
+    /// rather than each listing again. Zero: it stops with its last subscriber.
+    pub linger: Duration,
 }
 
 impl Default for HubOptions {
@@ -111,6 +118,7 @@ impl Default for HubOptions {
             max_backoff: Duration::from_secs(15),
             watch_timeout: Duration::from_secs(290),
             metrics: Arc::default(),
+            linger: Duration::ZERO,
         }
     }
 }
@@ -220,12 +228,32 @@ impl WatchHub {
     }
 
     /// Subscribes to the watch of `resource` in `namespace`, starting it if nobody watches it yet.
-    /// The subscriber's first observations are a complete list read after this call (so after any
-    /// change its caller made before it), then every change after that list.
     pub fn subscribe(&self, namespace: Option<&str>, resource: &ApiResource) -> Subscription {
+        let watch = self.use_watch(namespace, resource);
+        let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let (initial, listed) = {
+            let mut state = watch.state().lock().unwrap_or_else(PoisonError::into_inner);
+            state.subscribers.push(sender);
+            (state.objects.values().cloned().collect(), state.listed)
+        };
+        Subscription {
+            initial,
+            listed,
+            receiver,
+            _watch: watch,
+        }
+    }
+
+    /// Keeps the watch of `resource` in `namespace` running (starting it if nobody watches it
+    /// yet) while the hold lives, without receiving from it: a deploy holds the watches its
+    /// tracking will need while helm runs, so that they have listed by then.
+    pub fn hold(&self, namespace: Option<&str>, resource: &ApiResource) -> WatchHold {
+        WatchHold(self.use_watch(namespace, resource))
+    }
+
+    fn use_watch(&self, namespace: Option<&str>, resource: &ApiResource) -> WatchUse {
         let gvk = GroupVersionKind::gvk(&resource.group, &resource.version, &resource.kind);
         let key = WatchKey::new(namespace, &gvk);
-        let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
         let mut watches = self
             .inner
             .watches
@@ -233,34 +261,22 @@ impl WatchHub {
             .unwrap_or_else(PoisonError::into_inner);
         watches.retain(|_, watch| watch.strong_count() > 0);
         let watch = match watches.get(&key).and_then(Weak::upgrade) {
-            Some(watch) => {
-                watch.join(sender);
-                watch
-            }
+            Some(watch) => watch,
             None => {
-                let watch = self.start(key.clone(), resource.clone(), sender);
+                let watch = self.start(key.clone(), resource.clone());
                 watches.insert(key, Arc::downgrade(&watch));
                 watch
             }
         };
-        Subscription {
-            receiver,
-            _watch: watch,
+        WatchUse {
+            watch: Some(watch),
+            hub: Arc::clone(&self.inner),
         }
     }
 
-    /// Starts a watch whose first list is `first`'s.
-    fn start(
-        &self,
-        key: WatchKey,
-        resource: ApiResource,
-        first: mpsc::Sender<Observation>,
-    ) -> Arc<SharedWatch> {
+    fn start(&self, key: WatchKey, resource: ApiResource) -> Arc<SharedWatch> {
         let stop = self.inner.shutdown.child_token();
-        let mut state = WatchState::new(&resource);
-        state.awaiting_list.push(first);
-        let state = Arc::new(Mutex::new(state));
-        let relist = Arc::new(Notify::new());
+        let state = Arc::new(Mutex::new(WatchState::new(&resource)));
         let api: Api<DynamicObject> = match &key.namespace {
             Some(namespace) => {
                 Api::namespaced_with(self.inner.client.clone(), namespace, &resource)
@@ -274,66 +290,87 @@ impl WatchHub {
             config: watcher::Config::default().timeout(timeout),
             options: self.inner.options.clone(),
         };
-        self.inner.tasks.spawn(run_watch(
-            source,
-            Arc::clone(&state),
-            Arc::clone(&relist),
-            stop.clone(),
-        ));
-        Arc::new(SharedWatch {
-            key,
-            state,
-            relist,
-            stop,
-        })
+        self.inner
+            .tasks
+            .spawn(run_watch(source, Arc::clone(&state), stop.clone()));
+        Arc::new(SharedWatch { key, state, stop })
     }
 }
 
-/// What a subscriber receives: a complete list (its objects as `Applied`, then `Listed`), then every
-/// change after it.
+/// A use of a shared watch; when it ends, the watch lives on for the hub's linger.
+struct WatchUse {
+    watch: Option<Arc<SharedWatch>>,
+    hub: Arc<HubInner>,
+}
+
+impl WatchUse {
+    fn state(&self) -> &Mutex<WatchState> {
+        &self.watch.as_ref().expect("held until dropped").state
+    }
+}
+
+impl Drop for WatchUse {
+    fn drop(&mut self) {
+        let (Some(watch), linger) = (self.watch.take(), self.hub.options.linger) else {
+            return;
+        };
+        if linger.is_zero() || self.hub.shutdown.is_cancelled() {
+            return;
+        }
+        let shutdown = self.hub.shutdown.clone();
+        self.hub.tasks.spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(linger) => {}
+                () = shutdown.cancelled() => {}
+            }
+            drop(watch);
+        });
+    }
+}
+
+/// Keeps a watch running without receiving from it (see [`WatchHub::hold`]).
+pub struct WatchHold(#[expect(dead_code, reason = "held for its drop, never read")] WatchUse);
+
+/// What a subscriber receives: the objects the watch knows now, then every change after them.
 pub struct Subscription {
-    receiver: mpsc::Receiver<Observation>,
-    _watch: Arc<SharedWatch>,
+    pub initial: Vec<Arc<DynamicObject>>,
+    /// `initial` is a complete list (the watch has listed before this subscriber came).
+    pub listed: bool,
+    pub receiver: mpsc::Receiver<Observation>,
+    _watch: WatchUse,
 }
 
 impl Subscription {
-    /// The observations; the watch lives as long as the stream.
+    /// The initial objects as `Applied` (then `Listed` if they are a complete list), then the live
+    /// changes; the watch lives as long as the stream.
     pub fn into_stream(self) -> impl futures::Stream<Item = Observation> + Send + 'static {
         let Subscription {
+            initial,
+            listed,
             receiver,
             _watch: watch,
         } = self;
-        tokio_stream::wrappers::ReceiverStream::new(receiver).map(move |observation| {
+        let live = tokio_stream::wrappers::ReceiverStream::new(receiver).map(move |observation| {
             let _shared = &watch;
             observation
-        })
+        });
+        let snapshot = initial
+            .into_iter()
+            .map(Observation::Applied)
+            .chain(listed.then_some(Observation::Listed));
+        futures::stream::iter(snapshot).chain(live)
     }
 }
 
 struct SharedWatch {
     key: WatchKey,
     state: Arc<Mutex<WatchState>>,
-    /// Asks the watch task to list again now.
-    relist: Arc<Notify>,
     stop: CancellationToken,
-}
-
-impl SharedWatch {
-    /// Adds a subscriber to a running watch; unless the list that will serve it has yet to be
-    /// requested, asks for a new one.
-    fn join(&self, subscriber: mpsc::Sender<Observation>) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let list_requested = state.list_requested;
-        state.awaiting_list.push(subscriber);
-        if list_requested {
-            self.relist.notify_one();
-        }
-    }
 }
 
 impl Drop for SharedWatch {
     fn drop(&mut self) {
-        tracing::debug!(watch = %self.key, "last subscriber gone, stopping watch");
+        tracing::debug!(watch = %self.key, "last use gone, stopping watch");
         self.stop.cancel();
     }
 }
@@ -343,22 +380,12 @@ struct WatchState {
     types: TypeMeta,
     /// By uid: what a new subscriber starts from.
     objects: HashMap<String, Arc<DynamicObject>>,
-    /// Subscribers that have had their first complete list; they get every change.
     subscribers: Vec<mpsc::Sender<Observation>>,
-    /// Subscribers that joined after the current list was requested (or before any): they wait
-    /// for the next one.
-    awaiting_list: Vec<mpsc::Sender<Observation>>,
-    /// Subscribers that joined before the current list was requested: they receive that list's
-    /// items, in the server's order, and its end.
-    listening: Vec<mpsc::Sender<Observation>>,
     /// Uids listed since the last (re-)list began; `None` outside a list.
     relisting: Option<HashSet<String>>,
-    /// A list has been requested since the watch began: a joining subscriber needs another.
-    list_requested: bool,
+    /// A list has completed: `objects` is a complete picture for a new subscriber.
+    listed: bool,
 }
-
-/// What subscribers must be told about one watcher event: observations and who gets them, in order.
-struct Deliveries(Vec<(Vec<mpsc::Sender<Observation>>, Vec<Observation>)>);
 
 impl WatchState {
     fn new(resource: &ApiResource) -> Self {
@@ -369,10 +396,8 @@ impl WatchState {
             },
             objects: HashMap::new(),
             subscribers: Vec::new(),
-            awaiting_list: Vec::new(),
-            listening: Vec::new(),
             relisting: None,
-            list_requested: false,
+            listed: false,
         }
     }
 
@@ -383,26 +408,18 @@ impl WatchState {
         Arc::new(object)
     }
 
-    /// Applies one watcher event to the state; returns what subscribers must be told.
-    fn apply(&mut self, event: watcher::Event<DynamicObject>) -> Deliveries {
-        let subscribers = self.subscribers();
+    /// Applies one watcher event to the state; returns what subscribers must be told, in order.
+    fn apply(&mut self, event: watcher::Event<DynamicObject>) -> Vec<Observation> {
         match event {
             watcher::Event::Init => {
-                // kube-runtime yields `Init` before it sends the list request.
-                self.list_requested = true;
-                let awaiting = std::mem::take(&mut self.awaiting_list);
-                self.listening.extend(awaiting);
                 self.relisting = Some(HashSet::new());
-                Deliveries(Vec::new())
+                Vec::new()
             }
             watcher::Event::InitApply(object) => {
                 if let Some(listed) = self.relisting.as_mut() {
                     listed.insert(uid(&object));
                 }
-                let applied = self.upsert(object);
-                let mut everyone = subscribers;
-                everyone.extend(self.listening.iter().cloned());
-                Deliveries(vec![(everyone, vec![applied])])
+                vec![self.upsert(object)]
             }
             watcher::Event::InitDone => {
                 let listed = self.relisting.take().unwrap_or_default();
@@ -412,29 +429,17 @@ impl WatchState {
                     .filter(|known| !listed.contains(*known))
                     .cloned()
                     .collect();
-                let changes = gone
-                    .into_iter()
+                self.listed = true;
+                gone.into_iter()
                     .filter_map(|uid| self.objects.remove(&uid))
                     .map(Observation::Deleted)
                     .chain([Observation::Listed])
-                    .collect();
-                // Those who listened to this list never saw what it no longer holds.
-                let listened = std::mem::take(&mut self.listening);
-                self.subscribers.extend(listened.iter().cloned());
-                Deliveries(vec![
-                    (subscribers, changes),
-                    (listened, vec![Observation::Listed]),
-                ])
+                    .collect()
             }
-            watcher::Event::Apply(object) => {
-                Deliveries(vec![(subscribers, vec![self.upsert(object)])])
-            }
+            watcher::Event::Apply(object) => vec![self.upsert(object)],
             watcher::Event::Delete(object) => {
                 self.objects.remove(&uid(&object));
-                Deliveries(vec![(
-                    subscribers,
-                    vec![Observation::Deleted(self.typed(object))],
-                )])
+                vec![Observation::Deleted(self.typed(object))]
             }
         }
     }
@@ -488,31 +493,20 @@ fn is_expired_watch_start(error: &watcher::Error) -> bool {
     matches!(error, watcher::Error::WatchStartFailed(kube::Error::Api(status)) if status.code == 410)
 }
 
-async fn run_watch(
-    source: WatchSource,
-    state: Arc<Mutex<WatchState>>,
-    relist: Arc<Notify>,
-    stop: CancellationToken,
-) {
+async fn run_watch(source: WatchSource, state: Arc<Mutex<WatchState>>, stop: CancellationToken) {
     let key = &source.key;
     let metrics = &source.options.metrics;
     let _open = metrics.watch_opened();
-    // Every list after the first is a restart: for a subscriber that joined (`joined`), after a 410
-    // Gone, or a watch that kube-runtime re-listed.
+    // Every list after the first is a restart: a 410 Gone, or a watch that kube-runtime re-listed.
     let mut listed_before = false;
-    let mut joined = false;
     // Between re-lists forced by a 410; reset once the new watch delivers a change.
     let mut relist_backoff =
         WatchBackoff::new(source.options.initial_backoff, source.options.max_backoff);
     loop {
         let mut stream = std::pin::pin!(source.watcher());
-        let expired_after = loop {
+        let relist_after = loop {
             let next = tokio::select! {
                 () = stop.cancelled() => None,
-                () = relist.notified() => {
-                    joined = true;
-                    break None;
-                }
                 next = stream.next() => next,
             };
             let Some(next) = next else {
@@ -522,11 +516,7 @@ async fn run_watch(
             let expired = next.as_ref().is_err_and(is_expired_watch_start);
             if matches!(next, Ok(watcher::Event::Init)) {
                 if listed_before {
-                    metrics.restarted(if std::mem::take(&mut joined) {
-                        WatchRestart::Joined
-                    } else {
-                        WatchRestart::Relist
-                    });
+                    metrics.restarted(WatchRestart::Relist);
                 }
                 listed_before = true;
             }
@@ -536,55 +526,41 @@ async fn run_watch(
             ) {
                 relist_backoff.reset();
             }
-            // State and the subscriber lists are read under one lock, so that a subscriber joining
-            // now gets each change exactly once: in its first list or through its channel.
-            let deliveries = {
+            // State and the subscriber list are read under one lock, so that a subscriber joining now
+            // gets each change exactly once: in its initial snapshot or through its channel.
+            let (observations, subscribers) = {
                 let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-                match next {
+                let observations = match next {
                     Ok(event) => state.apply(event),
                     Err(error) => {
                         tracing::warn!(watch = %key, %error, "watch error, retrying with back-off");
                         metrics.api_error(failed_call(&error));
                         metrics.restarted(WatchRestart::Error);
-                        let error = Observation::ApiError {
+                        vec![Observation::ApiError {
                             watch: key.clone(),
                             message: error.to_string(),
-                        };
-                        Deliveries(vec![(state.subscribers(), vec![error])])
+                        }]
                     }
-                }
+                };
+                (observations, state.subscribers())
             };
-            deliveries.send().await;
+            for observation in observations {
+                for subscriber in &subscribers {
+                    // A closed subscriber is dropped from the list on the next change.
+                    let _closed = subscriber.send(observation.clone()).await;
+                }
+            }
             if expired {
-                break Some(relist_backoff.next().unwrap_or(source.options.max_backoff));
+                break relist_backoff.next().unwrap_or(source.options.max_backoff);
             }
         };
-        let Some(delay) = expired_after else {
-            tracing::debug!(watch = %key, "a subscriber joined, re-listing");
-            continue;
-        };
-        tracing::info!(watch = %key, ?delay, "watch expired (410), re-listing");
+        tracing::info!(watch = %key, delay = ?relist_after, "watch expired (410), re-listing");
         tokio::select! {
             () = stop.cancelled() => {
                 end_subscriptions(&state);
                 return;
             }
-            // A joining subscriber cannot wait out the back-off.
-            () = relist.notified() => joined = true,
-            () = tokio::time::sleep(delay) => {}
-        }
-    }
-}
-
-impl Deliveries {
-    async fn send(self) {
-        for (recipients, observations) in self.0 {
-            for observation in observations {
-                for recipient in &recipients {
-                    // A closed subscriber is dropped from the list on the next change.
-                    let _closed = recipient.send(observation.clone()).await;
-                }
-            }
+            () = tokio::time::sleep(relist_after) => {}
         }
     }
 }
@@ -599,10 +575,11 @@ fn failed_call(error: &watcher::Error) -> ApiCall {
 
 /// Subscribers' streams end with the watch (hub shutdown).
 fn end_subscriptions(state: &Mutex<WatchState>) {
-    let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-    state.subscribers.clear();
-    state.awaiting_list.clear();
-    state.listening.clear();
+    state
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .subscribers
+        .clear();
 }
 
 fn parse_gvk(api_version: &str, kind: &str) -> Result<GroupVersionKind, DiscoveryError> {
@@ -679,27 +656,6 @@ mod tests {
             .collect()
     }
 
-    /// What an established subscriber is told (the first group of recipients).
-    fn told(deliveries: Deliveries) -> Vec<Observation> {
-        deliveries
-            .0
-            .into_iter()
-            .next()
-            .map(|(_, observations)| observations)
-            .unwrap_or_default()
-    }
-
-    /// What `subscriber` is told.
-    fn told_to(deliveries: &Deliveries, subscriber: &mpsc::Sender<Observation>) -> Vec<String> {
-        let observations: Vec<Observation> = deliveries
-            .0
-            .iter()
-            .filter(|(recipients, _)| recipients.iter().any(|r| r.same_channel(subscriber)))
-            .flat_map(|(_, observations)| observations.iter().cloned())
-            .collect();
-        names(&observations)
-    }
-
     fn fresh_state() -> WatchState {
         WatchState::new(&api_resource::<k8s_openapi::api::core::v1::ConfigMap>())
     }
@@ -708,7 +664,7 @@ mod tests {
     fn list_items_get_their_kind_from_the_watched_resource() {
         let mut untyped = object("a", "web");
         untyped.types = None;
-        let observed = told(fresh_state().apply(watcher::Event::InitApply(untyped)));
+        let observed = fresh_state().apply(watcher::Event::InitApply(untyped));
         let Some(Observation::Applied(object)) = observed.first() else {
             panic!("expected an applied object, got {observed:?}");
         };
@@ -724,14 +680,11 @@ mod tests {
         state.apply(watcher::Event::Init);
         state.apply(watcher::Event::InitApply(object("a", "kept")));
         state.apply(watcher::Event::InitApply(object("b", "removed")));
-        assert_eq!(
-            names(&told(state.apply(watcher::Event::InitDone))),
-            ["listed"]
-        );
+        assert_eq!(names(&state.apply(watcher::Event::InitDone)), ["listed"]);
 
         state.apply(watcher::Event::Init);
-        let relisted = told(state.apply(watcher::Event::InitApply(object("a", "kept"))));
-        let done = told(state.apply(watcher::Event::InitDone));
+        let relisted = state.apply(watcher::Event::InitApply(object("a", "kept")));
+        let done = state.apply(watcher::Event::InitDone);
 
         assert_eq!(names(&relisted), ["applied kept"]);
         assert_eq!(names(&done), ["deleted removed", "listed"]);
@@ -759,42 +712,10 @@ mod tests {
     }
 
     #[test]
-    fn a_subscriber_starts_from_the_first_list_requested_after_it_joined() {
-        let mut state = fresh_state();
-        state.apply(watcher::Event::Apply(object("old", "gone-before-the-list")));
-        let (early, _early_receiver) = mpsc::channel(8);
-        state.awaiting_list.push(early.clone());
-        state.apply(watcher::Event::Init);
-        assert!(state.list_requested);
-        let (late, _late_receiver) = mpsc::channel(8);
-        state.awaiting_list.push(late.clone());
-
-        let item = state.apply(watcher::Event::InitApply(object("a", "web")));
-        assert_eq!(told_to(&item, &early), ["applied web"]);
-        assert!(told_to(&item, &late).is_empty(), "a later subscriber waits");
-        let done = state.apply(watcher::Event::InitDone);
-        assert_eq!(
-            told_to(&done, &early),
-            ["listed"],
-            "what the list no longer holds was never shown to it"
-        );
-        assert!(told_to(&done, &late).is_empty());
-
-        state.apply(watcher::Event::Init);
-        let item = state.apply(watcher::Event::InitApply(object("a", "web")));
-        assert_eq!(told_to(&item, &early), ["applied web"]);
-        assert_eq!(told_to(&item, &late), ["applied web"]);
-        let done = state.apply(watcher::Event::InitDone);
-        assert_eq!(told_to(&done, &early), ["listed"]);
-        assert_eq!(told_to(&done, &late), ["listed"]);
-        assert_eq!(state.subscribers.len(), 2);
-    }
-
-    #[test]
     fn deletions_leave_the_snapshot() {
         let mut state = fresh_state();
         state.apply(watcher::Event::Apply(object("a", "web")));
-        let deleted = told(state.apply(watcher::Event::Delete(object("a", "web"))));
+        let deleted = state.apply(watcher::Event::Delete(object("a", "web")));
         assert_eq!(names(&deleted), ["deleted web"]);
         assert!(state.objects.is_empty());
     }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -10,7 +11,7 @@ use futures::stream::{self, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::ResourceExt;
-use kube::api::DynamicObject;
+use kube::api::{Api, DynamicObject};
 use kube::discovery::{ApiResource, Scope};
 use serde::Serialize;
 use serde_json::json;
@@ -20,7 +21,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::deltas::{event_of, to_json};
 use super::logs::{ContainerInstance, LogLimits, LogStreams, last_lines};
-use super::{Observation, WatchBackoff, WatchHub, api_resource};
+use super::{Observation, WatchBackoff, WatchHold, WatchHub, api_resource};
 use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use crate::domain::verdict::{VerdictDetail, VerdictReason};
 use crate::telemetry::ApiCall;
@@ -67,6 +68,12 @@ pub struct TrackOptions {
     /// creates anew): they, their pods and their Events are ignored, so that the old object's
     /// completion is not taken for the new one's.
     pub previous_uids: HashSet<String>,
+    /// Tracking starts before helm has applied the resources (hooks, followed while helm runs):
+    /// reading them now would find the previous run's objects, so they are not read (see
+    /// `previous_uids`). Otherwise each resource is read once (a quorum GET) when tracking
+    /// starts and none is ready before that read is in: watches joined while running may lag
+    /// behind it.
+    pub before_apply: bool,
 }
 
 /// The tracking task itself failed (it panicked).
@@ -178,12 +185,21 @@ pub fn track(
     }
 }
 
-/// One watch's observations, tagged with the watch's index in [`ListGate`].
-type Feed = Pin<Box<dyn Stream<Item = (usize, Observation)> + Send>>;
-/// Every watch's observations, as they come.
-type Observations = stream::SelectAll<Feed>;
+/// What tracking takes in, each tagged with its index in [`ListGate`].
+enum Input {
+    /// From a watch.
+    Watched(usize, Observation),
+    /// A quorum read of a tracked resource (`None`: not found).
+    Read(usize, ResourceKey, Option<Arc<DynamicObject>>),
+    /// A quorum read failed; it is retried with back-off.
+    ReadFailed(String),
+}
 
-/// Which resources still wait for a first list from one of the watches they depend on.
+type Feed = Pin<Box<dyn Stream<Item = Input> + Send>>;
+type Inputs = stream::SelectAll<Feed>;
+
+/// Which resources still wait for a first list from one of the watches they depend on, or for
+/// their quorum read.
 #[derive(Debug, Default)]
 struct ListGate {
     listed: Vec<bool>,
@@ -191,7 +207,7 @@ struct ListGate {
 }
 
 impl ListGate {
-    /// A new watch; its index.
+    /// A new watch (or read); its index.
     fn add_watch(&mut self) -> usize {
         self.listed.push(false);
         self.listed.len() - 1
@@ -284,6 +300,11 @@ impl Run {
             )
             .await;
             let mut needs = BTreeSet::new();
+            if !self.options.before_apply {
+                let index = gate.add_watch();
+                feeds.push(self.read_current(index, key.clone(), &api));
+                needs.insert(index);
+            }
             for (namespace, api) in watches_for(namespace.as_deref(), &api) {
                 let watch = (namespace.clone(), api.api_version.clone(), api.kind.clone());
                 let index = *watched.entry(watch).or_insert_with(|| {
@@ -306,19 +327,14 @@ impl Run {
             self.options.logs.clone(),
             self.events.clone(),
         );
-        let mut observations = stream::select_all(feeds);
+        let mut inputs = stream::select_all(feeds);
         let stop = self
-            .follow(&mut deploy, &mut logs, &mut observations, gate, deadline)
+            .follow(&mut deploy, &mut logs, &mut inputs, gate, deadline)
             .await;
         let grace_ends = tokio::time::Instant::now() + stop.log_drain_grace();
         if matches!(stop, Stop::Verdict(Verdict::Succeeded)) {
-            self.catch_up_with_completed_jobs(
-                &mut deploy,
-                &mut logs,
-                &mut observations,
-                grace_ends,
-            )
-            .await;
+            self.catch_up_with_completed_jobs(&mut deploy, &mut logs, &mut inputs, grace_ends)
+                .await;
         }
         logs.finish(
             |instance| has_finished(&deploy, instance),
@@ -336,17 +352,18 @@ impl Run {
         &mut self,
         deploy: &mut DeployTracker,
         logs: &mut LogStreams,
-        observations: &mut Observations,
+        inputs: &mut Inputs,
         grace_ends: tokio::time::Instant,
     ) {
         while has_unfinished_job_pods(deploy) {
             tokio::select! {
                 () = self.cancel.cancelled() => return,
                 () = tokio::time::sleep_until(grace_ends) => return,
-                observation = observations.next() => match observation {
-                    Some((_, observation)) => {
+                input = inputs.next() => match input {
+                    Some(Input::Watched(_, observation)) => {
                         let _after_the_verdict = self.observe(deploy, logs, observation).await;
                     }
+                    Some(_) => {}
                     None => return,
                 },
             }
@@ -385,15 +402,47 @@ impl Run {
         self.hub
             .subscribe(namespace, api)
             .into_stream()
-            .map(move |observation| (index, observation))
+            .map(move |observation| Input::Watched(index, observation))
             .boxed()
+    }
+
+    /// One quorum GET of the resource `key` (no resourceVersion: served from etcd, not a cache),
+    /// retried with back-off until it answers.
+    fn read_current(&self, index: usize, key: ResourceKey, api: &ApiResource) -> Feed {
+        let client = self.hub.client().clone();
+        let api: Api<DynamicObject> = match &key.namespace {
+            Some(namespace) => Api::namespaced_with(client, namespace, api),
+            None => Api::all_with(client, api),
+        };
+        let metrics = Arc::clone(&self.hub.inner.options.metrics);
+        let backoff = WatchBackoff::new(
+            self.hub.inner.options.initial_backoff,
+            self.hub.inner.options.max_backoff,
+        );
+        stream::unfold(Some((backoff, Duration::ZERO)), move |retry| {
+            let (api, key, metrics) = (api.clone(), key.clone(), Arc::clone(&metrics));
+            async move {
+                let (mut backoff, delay) = retry?;
+                tokio::time::sleep(delay).await;
+                match api.get_opt(&key.name).await {
+                    Ok(found) => Some((Input::Read(index, key, found.map(Arc::new)), None)),
+                    Err(error) => {
+                        metrics.api_error(ApiCall::Get);
+                        let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+                        let message = format!("reading {key}: {error}");
+                        Some((Input::ReadFailed(message), Some((backoff, delay))))
+                    }
+                }
+            }
+        })
+        .boxed()
     }
 
     async fn follow(
         &mut self,
         deploy: &mut DeployTracker,
         logs: &mut LogStreams,
-        observations: &mut Observations,
+        inputs: &mut Inputs,
         mut gate: ListGate,
         deadline: tokio::time::Instant,
     ) -> Stop {
@@ -410,15 +459,30 @@ impl Run {
                 () = self.cancel.cancelled() => return Stop::Cancelled,
                 () = tokio::time::sleep_until(deadline) => return Stop::TimedOut,
                 _ = tick.tick() => deploy.tick(Utc::now()),
-                observation = observations.next() => match observation {
-                    Some((watch, Observation::Listed)) => {
-                        let now = Utc::now();
-                        gate.listed(watch)
-                            .iter()
-                            .flat_map(|key| deploy.initial_lists_done(key, now))
-                            .collect()
+                input = inputs.next() => match input {
+                    Some(Input::Watched(watch, Observation::Listed)) => {
+                        self.release(deploy, &mut gate, watch)
                     }
-                    Some((_, observation)) => self.observe(deploy, logs, observation).await,
+                    Some(Input::Watched(_, observation)) => {
+                        self.observe(deploy, logs, observation).await
+                    }
+                    Some(Input::Read(index, key, found)) => {
+                        let mut deltas = match found.as_deref().map(to_tracked) {
+                            Some(Err(message)) => {
+                                self.warn(message).await;
+                                Vec::new()
+                            }
+                            Some(Ok(object)) => deploy.observe_current(&key, Some(&object), Utc::now()),
+                            None => deploy.observe_current(&key, None, Utc::now()),
+                        };
+                        Self::follow_all_logs(deploy, logs);
+                        deltas.extend(self.release(deploy, &mut gate, index));
+                        deltas
+                    }
+                    Some(Input::ReadFailed(message)) => {
+                        self.api_error(message).await;
+                        Vec::new()
+                    }
                     // Every watch ended: only the hub's shutdown does that.
                     None => return Stop::Cancelled,
                 },
@@ -452,8 +516,7 @@ impl Run {
         let tracked = match to_tracked(&object) {
             Ok(tracked) => tracked,
             Err(message) => {
-                self.emit(NewEvent::new(EventType::TrackerWarning, message).level(Level::Warning))
-                    .await;
+                self.warn(message).await;
                 return Vec::new();
             }
         };
@@ -463,26 +526,38 @@ impl Run {
         } else {
             deploy.observe(&tracked, now)
         };
-        if let TrackedObject::Pod(pod) = &tracked
-            && !deleted
-        {
-            Self::follow_logs(deploy, logs, pod);
+        // Not only a pod's change: a ReplicaSet or workload seen after its pods makes them current.
+        if !matches!(tracked, TrackedObject::Event(_)) {
+            Self::follow_all_logs(deploy, logs);
         }
         deltas
     }
 
-    /// Follows the logs of new containers in the pods the resources currently count.
-    fn follow_logs(deploy: &DeployTracker, logs: &mut LogStreams, pod: &Pod) {
-        let uid = pod.uid();
+    /// Follows the logs of new containers in the pods the resources currently count (each
+    /// container instance once).
+    fn follow_all_logs(deploy: &DeployTracker, logs: &mut LogStreams) {
         for resource in deploy.resources() {
-            if resource.current_pods().any(|current| current.uid() == uid) {
-                logs.follow(
-                    &ResourceRef::from(resource.key()),
-                    &resource.policy().logs,
-                    resource.current_pods(),
-                );
-            }
+            logs.follow(
+                &ResourceRef::from(resource.key()),
+                &resource.policy().logs,
+                resource.current_pods(),
+            );
         }
+    }
+
+    /// Watch (or read) `index` has delivered: the resources that needed only it more now judge
+    /// with the complete picture.
+    fn release(&self, deploy: &mut DeployTracker, gate: &mut ListGate, index: usize) -> Vec<Delta> {
+        let now = Utc::now();
+        gate.listed(index)
+            .iter()
+            .flat_map(|key| deploy.initial_lists_done(key, now))
+            .collect()
+    }
+
+    async fn warn(&self, message: String) {
+        self.emit(NewEvent::new(EventType::TrackerWarning, message).level(Level::Warning))
+            .await;
     }
 
     /// Emits a delta's event; a failure first gets the failing container's last log lines.
@@ -597,6 +672,29 @@ impl Run {
         .await;
         report
     }
+}
+
+/// Holds the watches that tracking `resources` will need (see [`WatchHub::hold`]), so that they
+/// have listed by the time helm has applied them. Kinds whose discovery fails now are left to
+/// tracking, which retries.
+pub async fn hold_watches(hub: &WatchHub, resources: &[TrackedResource]) -> Vec<WatchHold> {
+    let mut held = HashSet::new();
+    let mut holds = Vec::new();
+    for resource in resources {
+        let Ok((api, scope)) = hub.resolve(&resource.api_version, &resource.kind).await else {
+            continue;
+        };
+        let namespace = match scope {
+            Scope::Namespaced => resource.namespace.as_deref(),
+            Scope::Cluster => None,
+        };
+        for (namespace, api) in watches_for(namespace, &api) {
+            if held.insert((namespace.clone(), api.api_version.clone(), api.kind.clone())) {
+                holds.push(hub.hold(namespace.as_deref(), &api));
+            }
+        }
+    }
+    holds
 }
 
 /// The watches a resource needs: its own kind, and in its namespace the pods, the events, and the
