@@ -132,6 +132,10 @@ async fn main() {
             mean(&ratios[0]),
             mean(&ratios[1])
         );
+        if scenario == "healthy" {
+            common::figures::figure("deploy_vs_helm.ratio_helm4", mean(&ratios[0]), "x");
+            common::figures::figure("deploy_vs_helm.ratio_helm3", mean(&ratios[1]), "x");
+        }
     }
     println!("load average at end: {}", common::figures::load_average());
     app.shutdown().await;

@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::figures::{latency_summary, load_average};
+use common::figures::{figure, latency_summary, load_average, millis, percentiles};
 use common::fleet::{Fleet, plan};
 
 fn setting(name: &str, default: usize) -> usize {
@@ -65,10 +65,28 @@ async fn main() {
         "rollcall peak RSS: {:.1} MiB",
         run.peak_rss_kib as f64 / 1024.0
     );
-    for verb in ["watch", "list", "get"] {
+    figure("fleet.deploys", members.len() as f64, "deploys");
+    figure("fleet.wrong_verdicts", wrong.len() as f64, "deploys");
+    figure("fleet.rss_mib", run.peak_rss_kib as f64 / 1024.0, "MiB");
+    figure(
+        "fleet.deploys_per_minute",
+        run.deploys_per_minute(),
+        "deploys/min",
+    );
+    figure(
+        "fleet.verdict_latency_p99_ms",
+        millis(percentiles(&run.verdict_latencies)[2]),
+        "ms",
+    );
+    for (verb, id) in [
+        ("watch", "fleet.watches"),
+        ("list", "fleet.lists"),
+        ("get", "fleet.gets"),
+    ] {
         let requests = run.rollcall_requests(verb);
         let total: u64 = requests.iter().map(|(_, count)| count).sum();
         println!("rollcall {verb}: {total} {requests:?}");
+        figure(id, total as f64, "requests");
     }
     println!(
         "kubesim requests of all clients: {} {:?}",

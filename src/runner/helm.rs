@@ -129,6 +129,12 @@ impl HelmError {
         }
     }
 
+    /// Whether helm found no such release (`helm status` of a release never installed, or
+    /// uninstalled).
+    pub fn is_release_not_found(&self) -> bool {
+        matches!(self, HelmError::Failed { message, .. } if message.contains("release: not found"))
+    }
+
     /// Whether helm may have changed the cluster before failing, so that a rollback makes sense:
     /// it reached the API, or was stopped mid-way by the deploy's timeout.
     pub fn may_have_changed_the_cluster(&self) -> bool {
@@ -820,6 +826,18 @@ mod tests {
         for (stderr, expected) in samples {
             assert_eq!(classify(stderr), expected, "{stderr}");
         }
+    }
+
+    #[test]
+    fn only_a_missing_release_reads_as_not_found() {
+        let failed = |message: &str| HelmError::Failed {
+            command: "status",
+            reason: VerdictReason::HelmFailed,
+            message: message.to_owned(),
+        };
+        assert!(failed("release: not found").is_release_not_found());
+        assert!(!failed("namespaces \"fresh\" not found").is_release_not_found());
+        assert!(!HelmError::Cancelled { command: "status" }.is_release_not_found());
     }
 
     #[test]

@@ -17,7 +17,11 @@ pub fn load_average() -> String {
 /// Reports one figure to `scripts/bench`, which collects these lines into `BENCHMARKS.md`:
 /// `figure <id> <value> <unit>`.
 pub fn figure(id: &str, value: f64, unit: &str) {
-    println!("figure {id} {value:.3} {unit}");
+    println!("{}", figure_line(id, value, unit));
+}
+
+pub fn figure_line(id: &str, value: f64, unit: &str) -> String {
+    format!("figure {id} {value:.3} {unit}")
 }
 
 /// Milliseconds of a duration, for figures.

@@ -504,10 +504,16 @@ async fn rollcall_killed_mid_deploy_and_restarted_brings_every_deploy_to_a_true_
         has_event(&alpha_install_events, "deploy.recovered", |_| true),
         "{alpha_install_events:#?}"
     );
+    // The repair uninstalls the pending install; a later kill may stop its process after helm
+    // finished and before the event, and the next owner then finds no release left to repair.
     assert!(
         has_event(&alpha_install_events, "rollback.succeeded", |e| {
             e["data"]["repair"] == true
-        }),
+        }) || (has_event(&alpha_install_events, "rollback.started", |e| {
+            e["data"]["repair"] == true
+        }) && has_event(&alpha_install_events, "helm.output", |e| {
+            e["data"]["release"] == "absent"
+        })),
         "the pending install was not repaired: {alpha_install_events:#?}"
     );
     let alpha_upgrade_events = events_of("alpha upgrade").await;

@@ -23,7 +23,21 @@ impl DeployRun<'_> {
         {
             Ok(status) => status,
             Err(HelmError::Cancelled { .. }) => return Err(Interrupted::Halted),
-            // No release (a first install that never started) or an unreachable cluster: record it.
+            // A first install that never started, or one whose repair uninstalled it before its
+            // process stopped: nothing is left to repair.
+            Err(error) if error.is_release_not_found() => {
+                self.emit(
+                    NewEvent::new(
+                        EventType::HelmOutput,
+                        "no release to repair: none was installed, or an interrupted repair had \
+                         already uninstalled it",
+                    )
+                    .data(json!({"command": "status", "release": "absent"})),
+                )
+                .await?;
+                return Ok(None);
+            }
+            // An unreachable cluster: record it.
             Err(error) => {
                 self.emit(
                     NewEvent::new(
