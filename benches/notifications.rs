@@ -166,6 +166,11 @@ async fn run() {
             ("ROLLCALL_NO_RUNNER", "true"),
             ("ROLLCALL_NOTIFY_SECRET", SECRET),
             ("ROLLCALL_NOTIFY_ALLOW_NETWORKS", "127.0.0.0/8"),
+            // The deploys name a repository chart; nothing is allowed by default.
+            (
+                "ROLLCALL_CHART_REPOSITORIES",
+                common::app::EXAMPLE_REPOSITORY,
+            ),
         ],
     )
     .await;
