@@ -119,7 +119,7 @@ async fn try_attempt(context: &NotifyContext, notification: &Claimed) -> Result<
         && subscription.enabled != Some(true)
     {
         let next = Next::Cancelled("the subscription is disabled".into());
-        notifications::record_attempt(pool, notification.id, None, None, &next).await?;
+        notifications::record_attempt(pool, notification.id, None, None, &next, None).await?;
         return Ok(next);
     }
     let payload = match &notification.payload {
@@ -150,11 +150,12 @@ async fn try_attempt(context: &NotifyContext, notification: &Claimed) -> Result<
         Delivery::Refused { reason } => (None, Duration::ZERO, Some(reason.clone())),
     };
     let now = Utc::now();
+    let mut disables = None;
     let next = match decide(&delivery, now) {
         Decision::Delivered => Next::Delivered,
         Decision::Final { reason, gone } => {
-            if gone && let Some(subscription) = &notification.subscription {
-                notifications::disable_subscription(pool, subscription.id, &reason).await?;
+            if gone {
+                disables = notification.subscription.as_ref().map(|found| found.id);
             }
             Next::Failed(reason)
         }
@@ -181,8 +182,15 @@ async fn try_attempt(context: &NotifyContext, notification: &Claimed) -> Result<
         error,
     };
     let first_payload = notification.payload.is_none().then_some(payload.as_str());
-    notifications::record_attempt(pool, notification.id, Some(&record), first_payload, &next)
-        .await?;
+    notifications::record_attempt(
+        pool,
+        notification.id,
+        Some(&record),
+        first_payload,
+        &next,
+        disables,
+    )
+    .await?;
     // The destination as its origin only: the rest of a notify URL may be its key.
     tracing::debug!(
         notification_id = %notification.id,

@@ -134,14 +134,17 @@ pub enum Next {
 }
 
 /// Records an attempt (`None`: the notification ends without one, e.g. its subscription is gone)
-/// and the state it leaves the notification in; `payload` is kept for the retries. A 410 from a
-/// subscription's receiver disables the subscription in the same transaction.
+/// and the state it leaves the notification in; `payload` is kept for the retries.
+/// `disables` is the subscription whose receiver answered 410 Gone: it is disabled, and its other
+/// pending notifications cancelled, in the same transaction, so nobody ever sees this
+/// notification cancelled by its own answer.
 pub async fn record_attempt(
     pool: &PgPool,
     id: Uuid,
     attempt: Option<&AttemptRecord>,
     payload: Option<&str>,
     next: &Next,
+    disables: Option<Uuid>,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     if let Some(attempt) = attempt {
@@ -180,6 +183,9 @@ pub async fn record_attempt(
     )
     .execute(&mut *tx)
     .await?;
+    if let Some(subscription) = disables {
+        disable_subscription(&mut tx, subscription, outcome.unwrap_or_default()).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -447,8 +453,11 @@ async fn cancel_pending(
 }
 
 /// Disables a subscription (its receiver answered 410 Gone); it gets no further notifications.
-pub async fn disable_subscription(pool: &PgPool, id: Uuid, why: &str) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+async fn disable_subscription(
+    conn: &mut PgConnection,
+    id: Uuid,
+    why: &str,
+) -> Result<(), StoreError> {
     sqlx::query!(
         "update notification_subscriptions
          set enabled = false, disabled_reason = $2, updated_at = now()
@@ -456,10 +465,9 @@ pub async fn disable_subscription(pool: &PgPool, id: Uuid, why: &str) -> Result<
         id,
         why,
     )
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    cancel_pending(&mut *tx, &[id], why).await?;
-    tx.commit().await?;
+    cancel_pending(&mut *conn, &[id], why).await?;
     Ok(())
 }
 
