@@ -17,9 +17,13 @@ use uuid::Uuid;
 
 use super::app::submit;
 use super::charts;
+use super::figures::load_average;
 use super::helm::helm_bin;
 use super::postgres::fresh_database;
 use super::serve::{ServeEnv, ServeProcess, simulated_cluster};
+
+/// How often a fleet run says how far it got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// rollcall's requests, as kubesim tells clients apart (the product of the `User-Agent`).
 pub const ROLLCALL: &str = "rollcall";
@@ -218,8 +222,19 @@ impl Fleet {
         namespaces.sort_unstable();
         namespaces.dedup();
         let mut last_end = started;
+        let mut next_progress = started + PROGRESS_EVERY;
         while ended.len() < ids.len() && started.elapsed() < deadline {
             tokio::time::sleep(Duration::from_millis(500)).await;
+            if Instant::now() >= next_progress {
+                next_progress += PROGRESS_EVERY;
+                eprintln!(
+                    "fleet: {:>4.0} s, {} of {} ended, load average {}",
+                    started.elapsed().as_secs_f64(),
+                    ended.len(),
+                    ids.len(),
+                    load_average()
+                );
+            }
             for namespace in &namespaces {
                 for deploy in self.list(namespace).await {
                     let terminal = matches!(

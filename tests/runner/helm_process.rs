@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rollcall::domain::chart::{ChartCatalog, ChartSource, ChartSources};
+use rollcall::domain::deploy::{DeployRequest, NewDeploy};
 use rollcall::domain::policy::TrackingOverrides;
 use rollcall::domain::redaction::Redactor;
 use rollcall::domain::release::ReleaseId;
@@ -279,4 +280,27 @@ async fn an_unchanged_render_is_reused_and_a_change_of_chart_or_values_renders_a
     std::fs::write(charts.join("app/templates/extra.yaml"), "# changed\n").unwrap();
     render_with(json!({"replicas": 3})).await;
     assert_eq!(runs(), 3, "a changed chart renders again");
+
+    // Secret values are never kept, not even as a digest: the same secrets render every time.
+    let with_secrets: DeployRequest = serde_json::from_value(json!({
+        "release": "web", "namespace": "prod", "chart": {"path": "app"},
+        "values": {"replicas": 3}, "secret_values": {"password": "hunter2"}
+    }))
+    .unwrap();
+    let new = NewDeploy::parse(with_secrets, &sources).expect("a valid deploy");
+    for expected in [4, 5] {
+        let slot = helm.try_slot().expect("a free helm slot");
+        render(
+            &helm,
+            &slot,
+            &sources,
+            Some(&cache),
+            &RenderRequest::of(&new),
+            Duration::from_secs(30),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("renders");
+        assert_eq!(runs(), expected, "a render with secret values is not kept");
+    }
 }
