@@ -389,7 +389,8 @@ type ObjectKey = (String, String);
 
 struct Inner {
     revision: u64,
-    objects: HashMap<ResourceType, BTreeMap<ObjectKey, Value>>,
+    /// Shared with the change events and the lists that read them: a list costs no deep copy.
+    objects: HashMap<ResourceType, BTreeMap<ObjectKey, Arc<Value>>>,
     history: VecDeque<StoredEvent>,
     /// Every change with a resourceVersion above this one is still in `history`.
     history_floor: u64,
@@ -447,7 +448,7 @@ impl Store {
 
     /// Objects of one type (in one namespace, or all when `None`), ordered by namespace and name, with the
     /// resourceVersion of the list.
-    pub fn list(&self, rt: &ResourceType, namespace: Option<&str>) -> (Vec<Value>, u64) {
+    pub fn list(&self, rt: &ResourceType, namespace: Option<&str>) -> (Vec<Arc<Value>>, u64) {
         let inner = self.lock();
         (inner.list(rt, namespace), inner.revision)
     }
@@ -537,7 +538,7 @@ impl Store {
         &self,
         rt: &ResourceType,
         namespace: Option<&str>,
-    ) -> (Vec<Value>, u64, broadcast::Receiver<StoredEvent>) {
+    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<StoredEvent>) {
         let inner = self.lock();
         (
             inner.list(rt, namespace),
@@ -679,10 +680,13 @@ fn owner_uids(object: &Value) -> Vec<String> {
 
 impl Inner {
     fn get(&self, rt: &ResourceType, key: &ObjectKey) -> Option<&Value> {
-        self.objects.get(rt).and_then(|objects| objects.get(key))
+        self.objects
+            .get(rt)
+            .and_then(|objects| objects.get(key))
+            .map(|object| &**object)
     }
 
-    fn list(&self, rt: &ResourceType, namespace: Option<&str>) -> Vec<Value> {
+    fn list(&self, rt: &ResourceType, namespace: Option<&str>) -> Vec<Arc<Value>> {
         let Some(objects) = self.objects.get(rt) else {
             return Vec::new();
         };
@@ -690,7 +694,7 @@ impl Inner {
             Some(namespace) => objects
                 .range((namespace.to_owned(), String::new())..)
                 .take_while(|((ns, _), _)| ns == namespace)
-                .map(|(_, object)| object.clone())
+                .map(|(_, object)| Arc::clone(object))
                 .collect(),
             None => objects.values().cloned().collect(),
         }
@@ -723,16 +727,18 @@ impl Inner {
         let revision = self.revision;
         metadata_mut(&mut object).insert("resourceVersion".into(), revision.to_string().into());
         let key = key_of(rt, &object);
+        let shared = Arc::new(object);
         let objects = self.objects.entry(*rt).or_default();
         if event_type == WatchEventType::Deleted {
             objects.remove(&key);
         } else {
-            objects.insert(key, object.clone());
+            objects.insert(key, Arc::clone(&shared));
         }
+        let object = (*shared).clone();
         let event = StoredEvent {
             event_type,
             resource: *rt,
-            object: Arc::new(object.clone()),
+            object: shared,
             resource_version: revision,
         };
         if self.history.len() == HISTORY_LIMIT
@@ -1168,7 +1174,7 @@ impl Inner {
             .objects
             .iter()
             .filter(|(rt, _)| rt.group == group && rt.resource == plural && !rt.is_builtin())
-            .flat_map(|(_, objects)| objects.values().cloned())
+            .flat_map(|(_, objects)| objects.values().map(|object| Value::clone(object)))
             .collect();
         for object in doomed {
             let version = object
@@ -1193,7 +1199,7 @@ impl Inner {
             objects
                 .values()
                 .find(|object| uid_of(object) == uid)
-                .map(|object| (*rt, object.clone()))
+                .map(|object| (*rt, Value::clone(object)))
         })
     }
 
@@ -1204,7 +1210,7 @@ impl Inner {
                 objects
                     .values()
                     .filter(|object| owner_uids(object).iter().any(|uid| uid == owner_uid))
-                    .map(|object| (*rt, object.clone()))
+                    .map(|object| (*rt, Value::clone(object)))
             })
             .collect()
     }
@@ -1615,7 +1621,7 @@ mod tests {
             )
             .unwrap();
         let (items, revision) = store.list(&CONFIGMAPS, Some("default"));
-        let names: Vec<&str> = items.iter().map(name_of).collect();
+        let names: Vec<&str> = items.iter().map(|item| name_of(item)).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(revision, store.revision());
         assert_eq!(store.list(&CONFIGMAPS, None).0.len(), 3);

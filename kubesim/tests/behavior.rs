@@ -233,7 +233,7 @@ async fn readiness_probe_fails_every_period_until_ready_after_has_passed() {
         running_since.elapsed() >= Duration::from_millis(2500),
         "ready only at a probe"
     );
-    let unhealthy: Vec<Value> = sim
+    let unhealthy: Vec<_> = sim
         .events_about("warming")
         .into_iter()
         .filter(|event| event["reason"] == "Unhealthy")
@@ -441,7 +441,7 @@ async fn fail_first_starts_fails_then_runs_for_good() {
         1
     );
     // identical events are aggregated by count, as the legacy recorder does
-    let started: Vec<Value> = sim
+    let started: Vec<_> = sim
         .events_about("flaky")
         .into_iter()
         .filter(|event| event["reason"] == "Started")

@@ -4,6 +4,8 @@
 #[path = "controllers_support/mod.rs"]
 mod support;
 
+use std::sync::Arc;
+
 use kubesim::control_loop::TransitionKind;
 use kubesim::options::KubeVersion;
 use kubesim::store::{
@@ -25,7 +27,7 @@ fn deployment_complete(sim: &Sim, name: &str, replicas: i64) -> bool {
     })
 }
 
-fn replica_sets(sim: &Sim) -> Vec<Value> {
+fn replica_sets(sim: &Sim) -> Vec<Arc<Value>> {
     sim.store.list(&REPLICASETS, Some(NAMESPACE)).0
 }
 
@@ -332,7 +334,7 @@ async fn stateful_set_creates_in_order_and_rolls_back_to_front_with_partition() 
         stateful_set_status(&sim, "web")["currentRevision"],
         first_revision.as_str()
     );
-    let deletions: Vec<Value> = sim
+    let deletions: Vec<_> = sim
         .events_about("web")
         .into_iter()
         .filter(|event| event["reason"] == "SuccessfulDelete")

@@ -16,7 +16,7 @@ async fn rolled_out(sim: &Sim, name: &str, replicas: u64) {
     tokio::time::timeout(SAFETY_TIMEOUT, async {
         loop {
             let (deployments, _) = sim.cluster.store().list(&DEPLOYMENTS, Some(NAMESPACE));
-            let done = deployments.iter().any(|deployment: &Value| {
+            let done = deployments.iter().any(|deployment| {
                 let status = &deployment["status"];
                 deployment["metadata"]["name"] == name
                     && status["observedGeneration"] == deployment["metadata"]["generation"]

@@ -80,7 +80,7 @@ async fn crash_loop_back_off(sim: &Sim, app: &str, restarts: u64) -> Value {
                     && status["restartCount"].as_u64() >= Some(restarts)
             });
             if let Some(pod) = backing_off {
-                return pod;
+                return Value::clone(&pod);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -445,8 +445,9 @@ fn list(
     let selectors = Selectors::parse(target.rt(), params)?;
     let (items, revision) = state.store.list(target.rt(), target.namespace.as_deref());
     let items: Vec<Value> = items
-        .into_iter()
+        .iter()
         .filter(|item| selectors.matches(item))
+        .map(|item| Value::clone(item))
         .collect();
     Ok(Json(match format {
         Some(format) => format.table(target.rt(), &items, revision),

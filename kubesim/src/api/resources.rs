@@ -126,7 +126,13 @@ fn custom_infos(crd: &Value) -> Vec<ResourceInfo> {
 /// Every resource the server serves right now (built-in, then custom).
 pub fn all(store: &Store) -> Vec<ResourceInfo> {
     let mut infos: Vec<ResourceInfo> = store::BUILTIN.iter().copied().map(builtin_info).collect();
-    infos.extend(store.list(&CRDS, None).0.iter().flat_map(custom_infos));
+    infos.extend(
+        store
+            .list(&CRDS, None)
+            .0
+            .iter()
+            .flat_map(|crd| custom_infos(crd)),
+    );
     infos
 }
 
@@ -141,7 +147,7 @@ pub fn resolve(store: &Store, group: &str, version: &str, resource: &str) -> Opt
         .list(&CRDS, None)
         .0
         .iter()
-        .flat_map(custom_infos)
+        .flat_map(|crd| custom_infos(crd))
         .find(|info| {
             info.rt.group == group && info.rt.version == version && info.rt.resource == resource
         })

@@ -172,6 +172,7 @@ pub(crate) fn serve(
             initial.extend(
                 objects
                     .iter()
+                    .map(|object| &**object)
                     .filter(|object| selectors.matches(object))
                     .filter(name_matches)
                     .cloned(),

@@ -2,6 +2,7 @@
 //! rolling update bounded by maxUnavailable, and the per-node status counts.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -115,7 +116,7 @@ impl DaemonSync<'_> {
     }
 }
 
-fn sync_daemon_set(context: &Context, set: &Value, nodes: &[Value]) -> Option<Duration> {
+fn sync_daemon_set(context: &Context, set: &Value, nodes: &[Arc<Value>]) -> Option<Duration> {
     let namespace = pod_util::namespace(set);
     let sync = DaemonSync {
         context,
@@ -139,7 +140,7 @@ fn sync_daemon_set(context: &Context, set: &Value, nodes: &[Value]) -> Option<Du
     let eligible: Vec<&str> = nodes
         .iter()
         .filter(|node| should_run_on(set, node))
-        .map(pod_util::name)
+        .map(|node| pod_util::name(node))
         .collect();
     let min_ready =
         context.scaled(Duration::from_secs(

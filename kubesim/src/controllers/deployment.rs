@@ -10,7 +10,8 @@ use super::InstantsByUid;
 use super::pod_control::write_status;
 use crate::control_loop::{Context, Reconciler, TransitionKind};
 use crate::pod_util::{
-    self, controller_reference, int_or_percent, is_being_deleted, owned_by, set_condition,
+    self, ByController, controller_reference, int_or_percent, is_being_deleted, owned_by,
+    set_condition,
 };
 use crate::recorder::{EventSource, EventType, InvolvedObject};
 use crate::store::{DEPLOYMENTS, PODS, REPLICASETS, StoreError};
@@ -39,17 +40,17 @@ pub(crate) struct Controller {
 impl Reconciler for Controller {
     fn sync(&mut self, context: &Context) -> Option<Duration> {
         let (deployments, _) = context.store.list(&DEPLOYMENTS, None);
-        self.progressed_at.retain(|uid| {
-            deployments
-                .iter()
-                .any(|deployment| pod_util::uid(deployment) == uid)
-        });
+        let live = pod_util::uids(&deployments);
+        self.progressed_at.retain(|uid| live.contains(uid));
+        let (sets, _) = context.store.list(&REPLICASETS, None);
+        let owned = ByController::of(&sets);
         let mut wake = None;
         for deployment in deployments
             .iter()
             .filter(|deployment| !is_being_deleted(deployment))
         {
-            wake = pod_util::earliest(wake, self.sync_deployment(context, deployment));
+            let sets = owned.owned_by(deployment);
+            wake = pod_util::earliest(wake, self.sync_deployment(context, deployment, sets));
         }
         wake
     }
@@ -327,7 +328,13 @@ impl Rollout<'_> {
 }
 
 impl Controller {
-    fn sync_deployment(&mut self, context: &Context, deployment: &Value) -> Option<Duration> {
+    /// `owned`: the ReplicaSets the Deployment controls.
+    fn sync_deployment(
+        &mut self,
+        context: &Context,
+        deployment: &Value,
+        owned: &[&Value],
+    ) -> Option<Duration> {
         let namespace = pod_util::namespace(deployment);
         let name = pod_util::name(deployment);
         let replicas = pod_util::int_at(deployment, "/spec/replicas", 1);
@@ -340,11 +347,7 @@ impl Controller {
             strategy: Strategy::of(deployment, replicas),
         };
         let template = &deployment["spec"]["template"];
-        let (all_sets, _) = context.store.list(&REPLICASETS, Some(namespace));
-        let mut sets: Vec<Value> = owned_by(&all_sets, deployment)
-            .into_iter()
-            .cloned()
-            .collect();
+        let mut sets: Vec<Value> = owned.iter().copied().cloned().collect();
         sets.sort_by_key(|set| (revision_of(set), pod_util::name(set).to_owned()));
         let mut conditions: Vec<Value> = deployment["status"]["conditions"]
             .as_array()

@@ -37,10 +37,9 @@ pub(crate) struct Controller {
 impl Reconciler for Controller {
     fn sync(&mut self, context: &Context) -> Option<Duration> {
         let (jobs, _) = context.store.list(&JOBS, None);
-        self.started
-            .retain(|uid| jobs.iter().any(|job| pod_util::uid(job) == uid));
-        self.failures
-            .retain(|uid, _| jobs.iter().any(|job| pod_util::uid(job) == uid));
+        let live = pod_util::uids(&jobs);
+        self.started.retain(|uid| live.contains(uid));
+        self.failures.retain(|uid, _| live.contains(uid.as_str()));
         let mut wake = None;
         for job in jobs.iter().filter(|job| !is_being_deleted(job)) {
             wake = pod_util::earliest(wake, self.sync_job(context, job));

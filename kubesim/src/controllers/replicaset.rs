@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use super::pod_control::{self, PodControl};
 use crate::control_loop::{Context, Reconciler};
 use crate::pod_util::{
-    self, PodName, ReadyCount, controller_reference, is_active, is_being_deleted, is_ready,
-    owned_by, phase, pod_from_template,
+    self, ByController, PodName, ReadyCount, controller_reference, is_active, is_being_deleted,
+    is_ready, phase, pod_from_template,
 };
 use crate::recorder::EventSource;
 use crate::store::{PODS, REPLICASETS};
@@ -21,20 +21,35 @@ pub(crate) struct Controller;
 impl Reconciler for Controller {
     fn sync(&mut self, context: &Context) -> Option<Duration> {
         let (sets, _) = context.store.list(&REPLICASETS, None);
-        let (pods, _) = context.store.list(&PODS, None);
-        sets.iter()
+        let live: Vec<&Value> = sets
+            .iter()
+            .map(|set| &**set)
             .filter(|set| !is_being_deleted(set))
-            .fold(None, |wake, set| {
-                pod_util::earliest(wake, sync_replica_set(context, set, &pods))
-            })
+            .collect();
+        let (pods, _) = context.store.list(&PODS, None);
+        let owned = ByController::of(&pods);
+        let mut scaled = false;
+        for set in &live {
+            scaled |= scale(context, set, owned.owned_by(set));
+        }
+        // Status from the pods as they are now, so that the creations of this sync count.
+        let pods = if scaled {
+            context.store.list(&PODS, None).0
+        } else {
+            pods
+        };
+        let owned = ByController::of(&pods);
+        live.iter().fold(None, |wake, set| {
+            pod_util::earliest(wake, write_status(context, set, owned.owned_by(set)))
+        })
     }
 }
 
-fn sync_replica_set(context: &Context, set: &Value, all_pods: &[Value]) -> Option<Duration> {
+/// Creates or deletes pods towards `spec.replicas`; true when it did either.
+fn scale(context: &Context, set: &Value, owned: &[&Value]) -> bool {
     let namespace = pod_util::namespace(set);
     let set_name = pod_util::name(set);
     let wanted = pod_util::int_at(set, "/spec/replicas", 1);
-    let owned = owned_by(all_pods, set);
     let mut active: Vec<&Value> = owned.iter().copied().filter(|pod| is_active(pod)).collect();
     let diff = wanted - active.len() as i64;
     let pods = PodControl {
@@ -63,7 +78,7 @@ fn sync_replica_set(context: &Context, set: &Value, all_pods: &[Value]) -> Optio
             pods.delete(victim);
         }
     }
-    write_status(context, set)
+    diff != 0
 }
 
 /// `ActivePodsWithRanks` ordering, simplified: unscheduled, then pending, then not ready, then the
@@ -82,14 +97,9 @@ fn deletion_rank(pod: &Value) -> (bool, bool, bool, std::cmp::Reverse<String>) {
     )
 }
 
-/// Status from the pods as they are now (re-read, so that creations of this sync count).
-fn write_status(context: &Context, set: &Value) -> Option<Duration> {
-    let namespace = pod_util::namespace(set);
-    let (pods, _) = context.store.list(&PODS, Some(namespace));
-    let active: Vec<&Value> = owned_by(&pods, set)
-        .into_iter()
-        .filter(|pod| is_active(pod))
-        .collect();
+/// Status from `owned`, the pods of `set`.
+fn write_status(context: &Context, set: &Value, owned: &[&Value]) -> Option<Duration> {
+    let active: Vec<&Value> = owned.iter().copied().filter(|pod| is_active(pod)).collect();
     let template_labels = set["spec"]["template"]["metadata"]["labels"]
         .as_object()
         .cloned()

@@ -180,14 +180,15 @@ impl Kubelet {
 
     fn resync(&mut self) {
         let (pods, _) = self.context.store.list(&PODS, None);
+        let live = pod_util::uids(&pods);
         let gone: Vec<String> = self
             .pods
             .keys()
-            .filter(|uid| !pods.iter().any(|pod| pod_util::uid(pod) == *uid))
+            .filter(|uid| !live.contains(uid.as_str()))
             .cloned()
             .collect();
         gone.iter().for_each(|uid| self.forget(uid));
-        pods.into_iter().for_each(|pod| self.consider(pod));
+        pods.iter().for_each(|pod| self.consider(Value::clone(pod)));
     }
 
     fn forget(&mut self, uid: &str) {

@@ -128,7 +128,7 @@ impl Sim {
             .expect("object deleted");
     }
 
-    pub fn pods(&self) -> Vec<Value> {
+    pub fn pods(&self) -> Vec<Arc<Value>> {
         self.store.list(&store::PODS, Some(NAMESPACE)).0
     }
 
@@ -143,7 +143,7 @@ impl Sim {
             tokio::select! {
                 _ = changes.recv() => {}
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                _ = tokio::time::sleep_until(deadline) => panic!("timed out waiting for {what}; pods: {:#}", json!(self.pods())),
+                _ = tokio::time::sleep_until(deadline) => panic!("timed out waiting for {what}; pods: {:#}", Value::Array(self.pods().iter().map(|pod| Value::clone(pod)).collect())),
             }
         }
     }
@@ -154,8 +154,8 @@ impl Sim {
     }
 
     /// Core/v1 Events about `involved` (a name), oldest first.
-    pub fn events_about(&self, involved: &str) -> Vec<Value> {
-        let mut events: Vec<Value> = self
+    pub fn events_about(&self, involved: &str) -> Vec<Arc<Value>> {
+        let mut events: Vec<Arc<Value>> = self
             .store
             .list(&store::EVENTS, Some(NAMESPACE))
             .0
@@ -190,7 +190,7 @@ impl Sim {
         let initial = pods.into_iter().map(|pod| StoredEvent {
             event_type: WatchEventType::Added,
             resource: store::PODS,
-            object: Arc::new(pod),
+            object: pod,
             resource_version: revision,
         });
         let history = PodHistory(Arc::new(Mutex::new(initial.collect())));
