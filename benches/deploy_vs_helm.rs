@@ -50,6 +50,30 @@ fn helm_wait(
     (started.elapsed(), status.status.success())
 }
 
+/// Where a deploy's time went: each event's time since the deploy was queued.
+async fn print_timeline(app: &common::app::TestApp, id: uuid::Uuid) {
+    let events = common::app::all_events(&app.address, &app.admin_token, id).await;
+    let at = |event: &serde_json::Value| {
+        event["at"]
+            .as_str()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+    };
+    let Some(queued) = events.first().and_then(at) else {
+        return;
+    };
+    println!("  timeline of {id}:");
+    for event in &events {
+        if let Some(at) = at(event) {
+            let message: String = event["message"].as_str().unwrap_or("").chars().take(70).collect();
+            println!(
+                "    +{:>5} ms {:<16} {message}",
+                (at - queued).num_milliseconds(),
+                event["type"].as_str().unwrap_or("?"),
+            );
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let rounds: usize = std::env::var("ROUNDS")
@@ -104,6 +128,9 @@ async fn main() {
             let rollcall = started.elapsed();
             if deploy["status"] != "succeeded" {
                 eprintln!("rollcall: {}", deploy["verdict"]);
+            }
+            if round + 1 == rounds {
+                print_timeline(&app, id).await;
             }
             let mut line = format!(
                 "{scenario:<10} round {round}: rollcall {:>6.2}s ({})",
