@@ -64,7 +64,12 @@ async fn print_timeline(app: &common::app::TestApp, id: uuid::Uuid) {
     println!("  timeline of {id}:");
     for event in &events {
         if let Some(at) = at(event) {
-            let message: String = event["message"].as_str().unwrap_or("").chars().take(70).collect();
+            let message: String = event["message"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(70)
+                .collect();
             println!(
                 "    +{:>5} ms {:<16} {message}",
                 (at - queued).num_milliseconds(),
