@@ -147,6 +147,11 @@ pub async fn record_attempt(
     disables: Option<Uuid>,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
+    if let Some(subscription) = disables {
+        // The subscription first, then the notifications: two 410s of one subscription recorded
+        // at once queue here instead of each holding the notification the other cancels.
+        lock_subscription(&mut tx, subscription).await?;
+    }
     if let Some(attempt) = attempt {
         sqlx::query!(
             "insert into notification_attempts (notification_id, attempt, at, status_code,

@@ -569,6 +569,38 @@ async fn a_410_disables_the_subscription() {
 }
 
 #[tokio::test]
+async fn every_410_of_a_subscription_recorded_at_once_ends_failed() {
+    let app = spawn_app_with(notifying).await;
+    let receiver = Receiver::start().await;
+    receiver.reply((0..8).map(|_| Reply::Status(410)));
+    app.post("/v1/subscriptions", &app.admin_token)
+        .json(&json!({"name": "gone", "url": receiver.url, "events": ["deploy.queued"], "secret": SECRET}))
+        .json_body()
+        .await;
+    // Submitted at once, so that deliveries and their 410s overlap.
+    let bodies: Vec<Value> = (0..8)
+        .map(|index| deploy_body("prod", &format!("web-{index}")))
+        .collect();
+    let ids = futures::future::join_all(bodies.iter().map(|body| app.submit(body))).await;
+    let mut states = BTreeMap::new();
+    for id in ids {
+        for item in settled_notifications(&app, id).await {
+            *states
+                .entry(item["state"].as_str().unwrap().to_owned())
+                .or_insert(0) += 1;
+            assert_eq!(item["outcome"], "the receiver answered 410 Gone", "{item}");
+        }
+    }
+    // A notification the receiver answered is failed; only those never sent are cancelled.
+    assert_eq!(
+        states.get("failed").copied().unwrap_or(0),
+        receiver.received().len(),
+        "{states:?}"
+    );
+    assert_eq!(states.values().sum::<usize>(), 8, "{states:?}");
+}
+
+#[tokio::test]
 async fn subscriptions_are_administered_by_global_admins_with_sealed_secrets() {
     let app = spawn_app_with(notifying).await;
     let url = "https://portal.example/hooks/KEY-IN-PATH";
