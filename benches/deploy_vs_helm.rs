@@ -122,10 +122,7 @@ async fn main() {
                 .await;
             let deploy = loop {
                 let deploy = app.deploy(id).await;
-                if matches!(
-                    deploy["status"].as_str(),
-                    Some("succeeded" | "failed" | "cancelled")
-                ) {
+                if common::remote::has_ended(&deploy) {
                     break deploy;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;

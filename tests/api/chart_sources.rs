@@ -27,6 +27,7 @@ use crate::common::app::{
 use crate::common::charts;
 use crate::common::helm::{helm_bin, helm3_bin};
 use crate::common::postgres::fresh_database;
+use crate::common::remote::wait_for_the_end;
 use crate::common::runner::{start_kubesim, with_runner};
 use crate::common::serve::{ServeEnv, ServeProcess};
 
@@ -513,37 +514,6 @@ async fn a_repository_that_cannot_be_reached_is_reported_without_helms_network_e
     }
 }
 
-async fn wait_until_finished(
-    client: &reqwest::Client,
-    address: &str,
-    token: &str,
-    id: Uuid,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let deploy: Value = client
-            .get(format!("{address}/v1/deploys/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if matches!(
-            deploy["status"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        ) {
-            return deploy;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never finished: {deploy}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// `rollcall serve` with `[charts]` in its configuration file and the password in a file: a deploy
 /// from the private repository succeeds on kubesim; one of a version the repository lacks fails
 /// with a clean `ChartUnavailable`; the password is in no response, event, log line (at debug) or
@@ -593,9 +563,9 @@ async fn rollcall_serve_deploys_from_a_private_repository_and_never_shows_its_pa
         ids.push(accepted["id"].as_str().unwrap().parse::<Uuid>().unwrap());
         answers.push(accepted);
     }
-    let deployed = wait_until_finished(&client, &server.address, &admin_token, ids[0]).await;
+    let deployed = wait_for_the_end(&server.address, &admin_token, ids[0]).await;
     assert_eq!(deployed["status"], "succeeded", "{deployed}");
-    let missing = wait_until_finished(&client, &server.address, &admin_token, ids[1]).await;
+    let missing = wait_for_the_end(&server.address, &admin_token, ids[1]).await;
     assert_eq!(missing["status"], "failed", "{missing}");
     assert_eq!(missing["verdict"]["reason"], "ChartUnavailable");
     assert_eq!(

@@ -20,6 +20,7 @@ use super::charts;
 use super::figures::load_average;
 use super::helm::helm_bin;
 use super::postgres::fresh_database;
+use super::remote::has_ended;
 use super::serve::{ServeEnv, ServeProcess, simulated_cluster};
 
 /// How often a fleet run says how far it got.
@@ -237,10 +238,7 @@ impl Fleet {
             }
             for namespace in &namespaces {
                 for deploy in self.list(namespace).await {
-                    let terminal = matches!(
-                        deploy["status"].as_str(),
-                        Some("succeeded" | "failed" | "cancelled")
-                    );
+                    let terminal = has_ended(&deploy);
                     let id = deploy["id"].as_str().and_then(|id| id.parse().ok());
                     if let (true, Some(id)) = (terminal, id)
                         && !ended.contains_key(&id)

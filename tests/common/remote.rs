@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use uuid::Uuid;
 
 /// Generous: only guards against a hung test.
 const SAFETY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -21,16 +22,20 @@ pub async fn deploy_to_the_end(url: &str, token: &str, body: &Value) -> Value {
         .json()
         .await
         .expect("JSON answer");
-    let deploy_url = format!(
-        "{url}{}",
-        accepted["links"]["self"]
-            .as_str()
-            .unwrap_or_else(|| panic!("the deploy was not accepted: {accepted}"))
-    );
+    let id = accepted["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("the deploy was not accepted: {accepted}"));
+    wait_for_the_end(url, token, id).await
+}
+
+/// Polls deploy `id` of the rollcall at `url` until it ends; returns it.
+pub async fn wait_for_the_end(url: &str, token: &str, id: Uuid) -> Value {
+    let client = reqwest::Client::new();
     let deadline = Instant::now() + SAFETY_TIMEOUT;
     loop {
         let deploy: Value = client
-            .get(&deploy_url)
+            .get(format!("{url}/v1/deploys/{id}"))
             .bearer_auth(token)
             .send()
             .await
@@ -38,10 +43,21 @@ pub async fn deploy_to_the_end(url: &str, token: &str, body: &Value) -> Value {
             .json()
             .await
             .expect("JSON deploy");
-        match deploy["status"].as_str() {
-            Some("succeeded" | "failed" | "cancelled") => return deploy,
-            _ if Instant::now() > deadline => panic!("the deploy did not end: {deploy}"),
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        if has_ended(&deploy) {
+            return deploy;
         }
+        assert!(
+            Instant::now() < deadline,
+            "the deploy did not end: {deploy}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Whether a deploy (as the API shows it) is in a final state.
+pub fn has_ended(deploy: &Value) -> bool {
+    matches!(
+        deploy["status"].as_str(),
+        Some("succeeded" | "failed" | "cancelled")
+    )
 }

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::common::app::submit;
 use super::common::postgres::fresh_database;
+use super::common::remote::has_ended;
 use super::common::serve::{ServeEnv, ServeProcess, simulated_cluster};
 use super::common::sse::{SseFrame, SseStream};
 use super::helm_bin;
@@ -136,7 +137,7 @@ impl Env {
                 return deploy;
             }
             assert!(
-                !is_terminal(&deploy),
+                !has_ended(&deploy),
                 "deploy {id} finished before it was {what}: {deploy}"
             );
             assert!(
@@ -153,7 +154,7 @@ impl Env {
             let deploy = self
                 .get(&process.address, &format!("/v1/deploys/{id}"))
                 .await;
-            if is_terminal(&deploy) {
+            if has_ended(&deploy) {
                 return deploy;
             }
             assert!(
@@ -226,13 +227,6 @@ impl Env {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-fn is_terminal(deploy: &Value) -> bool {
-    matches!(
-        deploy["status"].as_str(),
-        Some("succeeded" | "failed" | "cancelled")
-    )
 }
 
 /// What a client following one deploy's SSE stream saw.
@@ -341,7 +335,7 @@ fn assert_stream_complete(name: &str, followed: &Followed, events: &[Value]) {
 async fn assert_nothing_unfinished(env: &Env, server: &ServeProcess) {
     let listed = env.get(&server.address, "/v1/deploys?limit=200").await;
     for deploy in listed["items"].as_array().expect("items") {
-        assert!(is_terminal(deploy), "left unfinished: {deploy}");
+        assert!(has_ended(deploy), "left unfinished: {deploy}");
     }
 }
 

@@ -32,6 +32,7 @@ use uuid::Uuid;
 
 use common::app::TestApp;
 pub use common::helm::helm_bin;
+use common::remote::has_ended;
 pub use common::runner::{start_kubesim, with_runner};
 use common::sse::SseStream;
 
@@ -75,13 +76,7 @@ pub async fn wait_for(app: &TestApp, id: Uuid, what: &str, done: impl Fn(&Value)
 }
 
 pub async fn wait_for_end(app: &TestApp, id: Uuid) -> Value {
-    wait_for(app, id, "finished", |deploy| {
-        matches!(
-            deploy["status"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        )
-    })
-    .await
+    wait_for(app, id, "finished", has_ended).await
 }
 
 /// Every event of a deploy, in order.
