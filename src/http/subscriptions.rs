@@ -336,7 +336,8 @@ fn config_managed(name: &str) -> ApiError {
     }
 }
 
-/// Delete a subscription made through the API; its pending notifications are cancelled.
+/// Delete a subscription made through the API; its pending notifications are cancelled (one being
+/// sent ends by its receiver's answer).
 #[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "notifications",
     params(("id" = Uuid, Path)),
     responses(

@@ -65,7 +65,8 @@ pub async fn claim_due(
              limit $1
              for update skip locked
          ), claimed as (
-             update notifications n set due_at = now() + make_interval(secs => $2)
+             update notifications n set due_at = now() + make_interval(secs => $2),
+                                    claimed_until = now() + make_interval(secs => $2)
              from due where n.id = due.id
              returning n.id, n.deploy_id, n.event_seq, n.attempts, n.created_at, n.payload, n.url,
                        n.format, n.subscription_id, n.secret_name
@@ -175,7 +176,7 @@ pub async fn record_attempt(
     };
     sqlx::query!(
         "update notifications
-         set state = $2, due_at = coalesce($3, due_at), outcome = $4,
+         set state = $2, due_at = coalesce($3, due_at), outcome = $4, claimed_until = null,
              attempts = attempts + $5, payload = coalesce(payload, $6),
              finished_at = case when $2 = 'pending' then null else now() end
          where id = $1",
@@ -448,7 +449,8 @@ async fn cancel_pending(
 ) -> Result<(), StoreError> {
     sqlx::query!(
         "update notifications set state = 'cancelled', outcome = $2, finished_at = now()
-         where subscription_id = any($1) and state = 'pending'",
+         where subscription_id = any($1) and state = 'pending'
+               and (claimed_until is null or claimed_until <= now())",
         subscriptions,
         why,
     )

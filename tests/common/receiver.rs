@@ -63,6 +63,8 @@ pub enum Reply {
     Status(u16),
     /// A status with headers (e.g. `Retry-After`, `Location`).
     With(u16, Vec<(&'static str, String)>),
+    /// The status after a pause.
+    After(Duration, u16),
     /// No answer until the connection is dropped.
     Hang,
 }
@@ -158,6 +160,10 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
                     .insert(name, value.parse().expect("a header value"));
             }
             response
+        }
+        Reply::After(pause, status) => {
+            tokio::time::sleep(pause).await;
+            StatusCode::from_u16(status).unwrap().into_response()
         }
         Reply::Hang => std::future::pending().await,
     }
