@@ -140,8 +140,14 @@ async fn create_finished_deploys(pool: &PgPool, deploys: usize) {
         .expect("queue a deploy");
         drop(nobody_listens);
         let failed = index % 10 == 0;
-        let written =
-            append_committed(pool, origin, id, Uuid::new_v4(), history(&release, failed)).await;
+        let written = append_committed(
+            pool,
+            origin,
+            id,
+            Uuid::new_v4(),
+            &mut history(&release, failed),
+        )
+        .await;
         drop(written.expect("write its history"));
         // Oldest first, as ids are: finished evenly over the history.
         let days_ago = HISTORY_DAYS * (1.0 - index as f64 / deploys as f64);

@@ -31,6 +31,10 @@ pub enum ImagePull {
 /// crash-looping container's runs apart (`log=starting run {restartCount}`).
 pub const RESTART_COUNT_PLACEHOLDER: &str = "{restartCount}";
 
+/// In a `log` line, replaced by a NUL byte: containers write any bytes, while a request naming the
+/// behavior cannot carry one (rollcall refuses NUL in requests), e.g. `log=binary{nul}junk`.
+pub const NUL_PLACEHOLDER: &str = "{nul}";
+
 /// How one container behaves; absent keys keep the defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Behavior {

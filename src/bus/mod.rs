@@ -95,13 +95,14 @@ impl EventHub {
     }
 
     /// Appends a batch of a deploy's events on its own (one statement, one round trip), then
-    /// publishes it to local subscribers. Appending the same `batch` again after an error whose
-    /// commit may have happened (a lost reply) appends nothing twice.
+    /// publishes it to local subscribers. `events` are taken once committed and left for the next
+    /// attempt on an error; appending the same `batch` again after an error whose commit may have
+    /// happened (a lost reply) appends nothing twice.
     pub async fn append(
         &self,
         deploy_id: Uuid,
         batch: Uuid,
-        events: Vec<NewEvent>,
+        events: &mut Vec<NewEvent>,
     ) -> Result<(), StoreError> {
         let committed = append_committed(&self.pool, self.origin, deploy_id, batch, events).await?;
         self.publish(committed);

@@ -182,7 +182,7 @@ impl WriterTask {
         }
     }
 
-    async fn persist(&self, events: Vec<NewEvent>) -> Result<(), WriterError> {
+    async fn persist(&self, mut events: Vec<NewEvent>) -> Result<(), WriterError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -192,7 +192,7 @@ impl WriterTask {
         // appended twice.
         let batch = Uuid::new_v4();
         loop {
-            match self.hub.append(self.deploy_id, batch, events.clone()).await {
+            match self.hub.append(self.deploy_id, batch, &mut events).await {
                 Ok(()) => {
                     if let Some(since) = outage_since {
                         tracing::info!(deploy_id = %self.deploy_id, waited = ?Instant::now() - since, "event batch written after the database came back");

@@ -9,6 +9,8 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use uuid::Uuid;
 
+use super::storable::{storable_json, storable_text};
+
 macro_rules! event_types {
     ($($variant:ident => $name:literal,)*) => {
         /// Every event type rollcall emits.
@@ -178,6 +180,15 @@ pub struct ResourceRef {
     pub name: String,
 }
 
+impl ResourceRef {
+    /// Replaces what PostgreSQL cannot store (see [`crate::domain::storable`]).
+    pub fn make_storable(&mut self) {
+        for text in [&mut self.kind, &mut self.namespace, &mut self.name] {
+            storable_text(text);
+        }
+    }
+}
+
 impl std::fmt::Display for ResourceRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.namespace.is_empty() {
@@ -225,6 +236,15 @@ impl NewEvent {
     pub fn data(mut self, data: serde_json::Value) -> Self {
         self.data = data;
         self
+    }
+
+    /// Replaces what PostgreSQL cannot store (see [`crate::domain::storable`]).
+    pub fn make_storable(&mut self) {
+        storable_text(&mut self.message);
+        storable_json(&mut self.data);
+        if let Some(resource) = &mut self.resource {
+            resource.make_storable();
+        }
     }
 
     /// The event as stored: the `seq` the store gave it in `deploy`'s sequence.

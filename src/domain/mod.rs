@@ -17,6 +17,7 @@ pub mod public_url;
 pub mod redaction;
 pub mod release;
 pub mod sealing;
+pub mod storable;
 pub mod verdict;
 pub mod webhooks;
 

@@ -12,6 +12,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::{RefOr, SchemaFormat};
 
 use super::event::ResourceRef;
+use super::storable::storable_text;
 
 macro_rules! verdict_reasons {
     ($($(#[doc = $doc:literal])+ $variant:ident,)*) => {
@@ -259,6 +260,26 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Replaces what PostgreSQL cannot store (see [`crate::domain::storable`]).
+    pub fn make_storable(&mut self) {
+        storable_text(&mut self.message);
+        if let Some(resource) = &mut self.resource {
+            resource.make_storable();
+        }
+        let detail = &mut self.detail;
+        for text in [
+            &mut detail.pod,
+            &mut detail.container,
+            &mut detail.termination_reason,
+            &mut detail.original_reason,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            storable_text(text);
+        }
+    }
+
     /// A verdict about the deploy as a whole (no resource, no Kubernetes detail).
     pub fn new(reason: VerdictReason, message: impl Into<String>) -> Self {
         Verdict {

@@ -223,7 +223,7 @@ fn deploy_stream(
                             continue 'catch_up;
                         }
                         last = event.seq;
-                        yield Ok(sse_event(event, &published.json, event.seq.to_string()));
+                        yield Ok(sse_event(event, published.json(), event.seq.to_string()));
                         if event.kind.is_terminal() {
                             yield Ok(end_event(last));
                             return;
@@ -340,7 +340,7 @@ async fn firehose(
         let _subscriber = metrics.sse_subscriber();
         yield Ok::<_, Infallible>(SseEvent::default().retry(RETRY_HINT).id(start.position().to_string()));
         for await published in events {
-            yield Ok(sse_event(&published.event, &published.json, published.position().to_string()));
+            yield Ok(sse_event(&published.event, published.json(), published.position().to_string()));
         }
     };
     let stream = until_revoked(stream, state.revocations.clone(), auth.0);

@@ -1,5 +1,7 @@
 //! `deploy_events`: gapless `seq` per deploy, assigned under the deploy row's lock.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
@@ -15,25 +17,39 @@ use crate::domain::release::ReleaseId;
 pub const NOTIFY_CHANNEL: &str = "rollcall_events";
 
 /// A persisted event together with the release it belongs to, as live subscribers receive it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct PublishedEvent {
     pub release: ReleaseId,
     pub event: Event,
     /// Orders the event in the firehose (see [`FirehosePosition`]).
     pub order_xid: i64,
-    /// The event as JSON, serialized once for every subscriber.
-    pub json: String,
+    /// The event as JSON: serialized by its first reader, once for every subscriber, and never
+    /// on the writer's path when nobody is watching.
+    json: OnceLock<String>,
+}
+
+impl PartialEq for PublishedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.release == other.release
+            && self.event == other.event
+            && self.order_xid == other.order_xid
+    }
 }
 
 impl PublishedEvent {
     pub fn new(release: ReleaseId, event: Event, order_xid: i64) -> Self {
-        let json = serde_json::to_string(&event).unwrap_or_default();
         Self {
             release,
             event,
             order_xid,
-            json,
+            json: OnceLock::new(),
         }
+    }
+
+    /// The event as JSON.
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(&self.event).unwrap_or_default())
     }
 
     /// Where the event stands in the firehose.
@@ -118,9 +134,14 @@ impl EventTx {
     pub async fn append(
         &mut self,
         deploy_id: Uuid,
-        events: Vec<NewEvent>,
+        mut events: Vec<NewEvent>,
     ) -> Result<Vec<Event>, StoreError> {
-        let appended = insert(&mut self.tx, self.origin, deploy_id, None, events).await?;
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        events.iter_mut().for_each(NewEvent::make_storable);
+        let landing = insert(&mut self.tx, self.origin, deploy_id, None, &events).await?;
+        let appended = landing.publishable(deploy_id, events);
         let persisted = appended.iter().map(|event| event.event.clone()).collect();
         self.appended.extend(appended);
         Ok(persisted)
@@ -136,23 +157,33 @@ impl EventTx {
 /// in a transaction (a failed statement leaves nothing, seqs stay gapless) in one round trip instead
 /// of three. Its NOTIFY is sent on that commit; the caller publishes the [`Committed`] events locally.
 ///
-/// `batch` names the batch for retries: when its statement committed but the reply was lost, the
-/// same call again appends nothing and returns the events as they were committed then.
+/// `events` are taken when the batch is committed and left in place when it fails, for the next
+/// attempt. `batch` names the batch for retries: when its statement committed but the reply was
+/// lost, the same call again appends nothing and returns the events as they were committed then.
 pub async fn append_committed(
     pool: &PgPool,
     origin: Uuid,
     deploy_id: Uuid,
     batch: Uuid,
-    events: Vec<NewEvent>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<Committed, StoreError> {
+    if events.is_empty() {
+        return Ok(Committed::default());
+    }
+    events.iter_mut().for_each(NewEvent::make_storable);
     let mut conn = pool.acquire().await?;
-    let count = events.len() as i64;
     match insert(&mut conn, origin, deploy_id, Some(batch), events).await {
-        Err(StoreError::DeployNotFound(_)) => committed_before(&mut conn, deploy_id, batch, count)
-            .await?
-            .map(Committed)
-            .ok_or(StoreError::DeployNotFound(deploy_id)),
-        appended => appended.map(Committed),
+        Ok(landing) => Ok(Committed(
+            landing.publishable(deploy_id, std::mem::take(events)),
+        )),
+        Err(StoreError::DeployNotFound(_)) => {
+            let committed = committed_before(&mut conn, deploy_id, batch, events.len() as i64)
+                .await?
+                .ok_or(StoreError::DeployNotFound(deploy_id))?;
+            events.clear();
+            Ok(Committed(committed))
+        }
+        Err(error) => Err(error),
     }
 }
 
@@ -199,11 +230,8 @@ async fn insert(
     origin: Uuid,
     deploy_id: Uuid,
     batch: Option<Uuid>,
-    events: Vec<NewEvent>,
-) -> Result<Vec<PublishedEvent>, StoreError> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
+    events: &[NewEvent],
+) -> Result<Landing, StoreError> {
     let count = events.len() as i64;
     let claimed = sqlx::query!(
         r#"with claimed as (
@@ -255,16 +283,36 @@ async fn insert(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(StoreError::DeployNotFound(deploy_id))?;
-    let release = ReleaseId::new(claimed.cluster, claimed.namespace, claimed.release);
-    let last_seq = claimed.last_event_seq;
-    let order_xid = claimed.order_xid;
-    Ok(events
-        .into_iter()
-        .zip(last_seq - count + 1..)
-        .map(|(new, seq)| {
-            PublishedEvent::new(release.clone(), new.persisted(deploy_id, seq), order_xid)
-        })
-        .collect())
+    Ok(Landing {
+        release: ReleaseId::new(claimed.cluster, claimed.namespace, claimed.release),
+        last_seq: claimed.last_event_seq,
+        order_xid: claimed.order_xid,
+    })
+}
+
+/// Where an appended batch landed: its release, its last seq and its firehose order.
+struct Landing {
+    release: ReleaseId,
+    last_seq: i64,
+    order_xid: i64,
+}
+
+impl Landing {
+    /// The batch's events as persisted, ready to publish.
+    fn publishable(self, deploy_id: Uuid, events: Vec<NewEvent>) -> Vec<PublishedEvent> {
+        let first_seq = self.last_seq - events.len() as i64 + 1;
+        events
+            .into_iter()
+            .zip(first_seq..)
+            .map(|(new, seq)| {
+                PublishedEvent::new(
+                    self.release.clone(),
+                    new.persisted(deploy_id, seq),
+                    self.order_xid,
+                )
+            })
+            .collect()
+    }
 }
 
 /// Events of a deploy after `after_seq`, oldest first.

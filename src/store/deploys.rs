@@ -25,6 +25,7 @@ use crate::domain::event::{EventType, Level, NewEvent};
 use crate::domain::notify::{self, NotifyTarget, NotifyTargetView};
 use crate::domain::policy::TrackingOverrides;
 use crate::domain::release::ReleaseId;
+use crate::domain::storable::storable_text;
 use crate::domain::verdict::{Verdict, VerdictReason};
 use crate::telemetry::DeployCounts;
 
@@ -121,6 +122,23 @@ pub struct ResourceState {
     /// e.g. `1/3 allowed`.
     pub failures: String,
     pub message: String,
+}
+
+impl ResourceState {
+    /// Replaces what PostgreSQL cannot store (see [`crate::domain::storable`]).
+    pub fn make_storable(&mut self) {
+        for text in [
+            &mut self.kind,
+            &mut self.namespace,
+            &mut self.name,
+            &mut self.state,
+            &mut self.ready,
+            &mut self.failures,
+            &mut self.message,
+        ] {
+            storable_text(text);
+        }
+    }
 }
 
 /// A `deploys` row as `query_deploys!` decodes it; `From` unwraps its JSON columns into the plain
@@ -684,7 +702,10 @@ pub struct Finish {
 /// running/cancelling → succeeded/failed/cancelled with the terminal event, which must be the
 /// deploy's last (streams end after it): emit `report` before calling this. Its sealed secret
 /// values are deleted with it.
-pub async fn finish(tx: &mut EventTx, id: Uuid, finish: Finish) -> Result<Deploy, StoreError> {
+pub async fn finish(tx: &mut EventTx, id: Uuid, mut finish: Finish) -> Result<Deploy, StoreError> {
+    if let Some(verdict) = &mut finish.verdict {
+        verdict.make_storable();
+    }
     let current = lock(tx.conn(), id).await?;
     let next = current.status.finish(finish.outcome)?;
     sqlx::query!(
@@ -817,10 +838,12 @@ pub async fn set_revision(pool: &PgPool, id: Uuid, revision: i32) -> Result<(), 
 /// The failure a deploy is about to roll back from, recorded with its `rolling_back` phase so that
 /// a successor ends the deploy with it.
 pub async fn set_failure(tx: &mut EventTx, id: Uuid, verdict: &Verdict) -> Result<(), StoreError> {
+    let mut verdict = verdict.clone();
+    verdict.make_storable();
     sqlx::query!(
         "update deploys set verdict = $2 where id = $1",
         id,
-        Json(verdict) as _,
+        Json(&verdict) as _,
     )
     .execute(tx.conn())
     .await?;
@@ -844,6 +867,8 @@ pub async fn upsert_resource(
     id: Uuid,
     resource: &ResourceState,
 ) -> Result<(), StoreError> {
+    let mut resource = resource.clone();
+    resource.make_storable();
     sqlx::query!(
         "insert into deploy_resources (deploy_id, kind, namespace, name, state, ready, failures, message)
          values ($1, $2, $3, $4, $5, $6, $7, $8)

@@ -345,7 +345,7 @@ async fn notifications_commit_with_their_events_or_not_at_all() {
         .append(
             id,
             Uuid::new_v4(),
-            vec![
+            &mut vec![
                 NewEvent::new(EventType::ResourceStatus, "progressing"),
                 NewEvent::new(EventType::ResourceFailed, "Deployment prod/web failed"),
                 NewEvent::new(EventType::ResourceReady, "ready"),
@@ -362,7 +362,7 @@ async fn notifications_commit_with_their_events_or_not_at_all() {
             .append(
                 missing,
                 Uuid::new_v4(),
-                vec![NewEvent::new(EventType::ResourceFailed, "x")]
+                &mut vec![NewEvent::new(EventType::ResourceFailed, "x")]
             )
             .await
             .is_err()

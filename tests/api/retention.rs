@@ -50,7 +50,7 @@ async fn failed_deploy(app: &TestApp, release: &str, days_ago: u32) -> Uuid {
     events.push(NewEvent::new(EventType::DeployFailed, "CrashLoopBackOff").level(Level::Error));
     app.state
         .events
-        .append(id, Uuid::new_v4(), events)
+        .append(id, Uuid::new_v4(), &mut events)
         .await
         .unwrap();
     sqlx::query(

@@ -88,6 +88,39 @@ async fn a_failed_job_fails_the_deploy_with_backoff_limit_exceeded_and_its_logs(
     setup.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_log_line_with_a_nul_byte_is_stored_with_its_evidence_and_verdict() {
+    // PostgreSQL's text refuses U+0000: the line must not keep its batch, the report or the
+    // verdict out of the database. It is stored with U+FFFD in the NUL's place.
+    let setup = setup().await;
+    let finished = setup
+        .deploy(&request(
+            "jobs",
+            "batch",
+            json!({"job": {"behavior": "exitAfter=1s;exitCode=2;log=bad{nul}bytes"}}),
+        ))
+        .await;
+    assert_eq!(finished.status(), "failed", "{}", finished.explain());
+    assert_eq!(
+        finished.verdict_reason(),
+        "BackoffLimitExceeded",
+        "{}",
+        finished.explain()
+    );
+    let failure = finished.reported_failure("Job", "batch-task");
+    assert_eq!(
+        failure["evidence"]["log_lines"],
+        json!(["bad\u{FFFD}bytes"]),
+        "{failure}"
+    );
+    assert!(
+        !finished.explain().contains('\0'),
+        "a NUL reached the API:\n{}",
+        finished.explain()
+    );
+    setup.shutdown().await;
+}
+
 /// Values with the regular Job off and the migration hook on, `hook` overriding its defaults.
 fn with_hook(hook: Value) -> Value {
     let mut values = json!({"enabled": true, "behavior": "exitAfter=1s"});

@@ -16,7 +16,7 @@ use super::config;
 use super::status::{
     self, ContainerState, ContainerStatus, RestartPolicy, Termination, go_duration,
 };
-use crate::behavior::{Behavior, ImagePull, RESTART_COUNT_PLACEHOLDER};
+use crate::behavior::{Behavior, ImagePull, NUL_PLACEHOLDER, RESTART_COUNT_PLACEHOLDER};
 use crate::control_loop::{Context, TransitionKind};
 use crate::pod_util;
 use crate::recorder::{EventSource, EventType, InvolvedObject};
@@ -366,7 +366,9 @@ impl PodRun {
             let container = state.container(slot);
             (container.name.clone(), container.restart_count)
         };
-        let line = line.replace(RESTART_COUNT_PLACEHOLDER, &restart_count.to_string());
+        let line = line
+            .replace(RESTART_COUNT_PLACEHOLDER, &restart_count.to_string())
+            .replace(NUL_PLACEHOLDER, "\0");
         self.context
             .logs
             .append(&self.namespace, &self.name, &name, restart_count, &line);
