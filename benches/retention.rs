@@ -19,6 +19,7 @@ use rollcall::domain::event::{EventType, Level, NewEvent};
 use rollcall::store::deploy_events::append_committed;
 use rollcall::store::deploys::{CreateDeploy, create_alone};
 use rollcall::store::retention::{RetentionPolicy, run_pass};
+use rollcall::store::submissions::Submissions;
 use rollcall::telemetry::RetentionMetrics;
 use serde_json::json;
 use sqlx::PgPool;
@@ -108,6 +109,8 @@ fn history(release: &str, failed: bool) -> Vec<NewEvent> {
 
 async fn create_finished_deploys(pool: &PgPool, deploys: usize) {
     let origin = Uuid::new_v4();
+    let tasks = tokio_util::task::TaskTracker::new();
+    let submissions = Submissions::spawn(pool.clone(), &tasks, Default::default());
     let charts = ChartSources {
         allowed: example_charts(),
         ..ChartSources::default()
@@ -125,7 +128,7 @@ async fn create_finished_deploys(pool: &PgPool, deploys: usize) {
         let new = NewDeploy::parse(request, &charts).expect("a valid deploy");
         let id = Uuid::now_v7();
         let (_queued, nobody_listens) = create_alone(
-            pool,
+            &submissions,
             origin,
             &CreateDeploy {
                 id,

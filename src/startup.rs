@@ -20,6 +20,7 @@ use crate::http::{
 };
 use crate::notify::{self, GuardedClient, NotifyContext, Signer};
 use crate::runner::{self, Clusters, Helm, RenderCache, RunnerContext, RunnerError, SecretKeeper};
+use crate::store::submissions::Submissions;
 use crate::store::{self, StoreError};
 use crate::telemetry::Metrics;
 
@@ -161,6 +162,7 @@ async fn start_tasks(
             token_cache,
         )),
         revocations,
+        submissions: Submissions::spawn(pool.clone(), &tasks, shutdown.clone()),
         pool,
         events,
         metrics,

@@ -335,7 +335,7 @@ pub async fn queue_deploy(
     };
     let queued = match within {
         None if new.queue == QueueMode::Fifo => {
-            deploys::create_alone(&state.pool, state.events.origin(), &create)
+            deploys::create_alone(&state.submissions, state.events.origin(), &create)
                 .await
                 .map(|(queued, committed)| {
                     state.events.publish(committed);

@@ -18,11 +18,14 @@ use crate::domain::sealing::ServerKey;
 use crate::domain::webhooks::HookDefinition;
 use crate::runner::{Helm, SecretKeeper};
 use crate::store::reporter::ReporterRole;
+use crate::store::submissions::Submissions;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
 pub struct ApiState {
     pub pool: PgPool,
+    /// Queues `fifo` deploys submitted at the same moment together.
+    pub submissions: Submissions,
     pub events: EventHub,
     pub auth: Arc<Authenticator>,
     /// The chart catalog and the repositories and registries charts may come from.

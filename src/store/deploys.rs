@@ -17,6 +17,7 @@ use super::deploy_events::{BatchNotice, Committed, EventTx, NOTIFY_CHANNEL, Publ
 use super::deploy_secret_values;
 use super::idempotency::{self, IdempotencyKey, StoredKey};
 use super::notifications::OUTBOX_CHANNEL;
+use super::submissions::Submissions;
 use super::{StoreError, on_constraint};
 use crate::domain::auth::LikeTargets;
 use crate::domain::chart::ChartSource;
@@ -297,26 +298,27 @@ pub enum Queued {
     KeyUsed(StoredKey),
 }
 
-/// Queues a `fifo` deploy in one statement of its own, committed by itself (see
-/// [`insert_queued`]), and returns its committed `deploy.queued` event for local publishing. A
-/// concurrent request with the same key that commits first makes this fail with
-/// [`StoreError::IdempotencyKeyUsed`].
+/// Queues a `fifo` deploy on its own: committed by a statement of its own, shared with the other
+/// deploys submitted at the same moment (see [`Submissions`]), and returns its committed
+/// `deploy.queued` event for local publishing. A concurrent request with the same key that commits
+/// first makes this fail with [`StoreError::IdempotencyKeyUsed`].
 pub async fn create_alone(
-    pool: &PgPool,
+    submissions: &Submissions,
     origin: Uuid,
     new: &CreateDeploy<'_>,
 ) -> Result<(Queued, Committed), StoreError> {
     debug_assert_eq!(new.deploy.queue, QueueMode::Fifo);
-    let mut conn = pool.acquire().await?;
-    Ok(match insert_queued(&mut conn, origin, new).await? {
-        Inserted::Queued(event) => (
-            Queued::Created {
-                superseded: Vec::new(),
-            },
-            Committed(vec![*event]),
-        ),
-        Inserted::KeyUsed(earlier) => (Queued::KeyUsed(earlier), Committed::default()),
-    })
+    Ok(
+        match submissions.queue(QueuedRow::new(origin, new)?).await? {
+            Inserted::Queued(event) => (
+                Queued::Created {
+                    superseded: Vec::new(),
+                },
+                Committed(vec![*event]),
+            ),
+            Inserted::KeyUsed(earlier) => (Queued::KeyUsed(earlier), Committed::default()),
+        },
+    )
 }
 
 /// Queues a deploy in `tx`, after whatever the caller wrote there, applying its queue mode:
@@ -397,139 +399,273 @@ pub async fn create(tx: &mut EventTx, new: &CreateDeploy<'_>) -> Result<Queued, 
     }
 }
 
-/// What [`insert_queued`] wrote.
-enum Inserted {
+/// What queueing one deploy wrote.
+pub enum Inserted {
     Queued(Box<PublishedEvent>),
     KeyUsed(StoredKey),
 }
 
-/// The one statement that queues a deploy: records its idempotency key unless the key was used
-/// before (then writes nothing and answers with the earlier deploy), inserts the deploy with its
-/// `deploy.queued` event (seq 1, ordered in the firehose by this transaction's id, as
-/// `deploy_events` orders events) and its sealed secret values, announces the event as
-/// `deploy_events` does (NOTIFY with a [`BatchNotice`], the notifications it triggers in the
-/// outbox). One round trip instead of one per table. A key committed by a concurrent request after
-/// this statement began is not visible to it: then nothing is written and the error is
-/// [`StoreError::IdempotencyKeyUsed`], for the caller to read the winner's deploy.
+/// One deploy to queue, its statement parameters owned: rows submitted together are queued by one
+/// statement ([`insert_queued_rows`]).
+pub struct QueuedRow {
+    id: Uuid,
+    release: ReleaseId,
+    chart: serde_json::Value,
+    values: serde_json::Value,
+    secret_values_digest: Option<String>,
+    timeout_seconds: i64,
+    rollback_on_failure: bool,
+    queue: QueueMode,
+    tracking: serde_json::Value,
+    notify: serde_json::Value,
+    labels: serde_json::Value,
+    requested_by: String,
+    create_namespace: bool,
+    has_secret_values: bool,
+    key: Option<(String, String, String)>,
+    event: NewEvent,
+    sealed_secret_values: Option<String>,
+    notice: String,
+}
+
+impl QueuedRow {
+    pub fn new(origin: Uuid, new: &CreateDeploy<'_>) -> Result<Self, StoreError> {
+        let deploy = new.deploy;
+        let json = |value: serde_json::Result<serde_json::Value>| {
+            value.map_err(|error| StoreError::Corrupt(error.to_string()))
+        };
+        Ok(Self {
+            id: new.id,
+            release: ReleaseId::new(
+                deploy.cluster.as_str(),
+                deploy.namespace.as_str(),
+                deploy.release.as_str(),
+            ),
+            chart: json(serde_json::to_value(&deploy.chart))?,
+            values: json(serde_json::to_value(&deploy.values))?,
+            secret_values_digest: new.secret_values_digest.clone(),
+            timeout_seconds: deploy.timeout.get().as_secs() as i64,
+            rollback_on_failure: deploy.rollback_on_failure,
+            queue: deploy.queue,
+            tracking: json(serde_json::to_value(&deploy.tracking))?,
+            notify: json(serde_json::to_value(&deploy.notify))?,
+            labels: json(serde_json::to_value(deploy.labels.as_map()))?,
+            requested_by: new.requested_by.to_owned(),
+            create_namespace: deploy.create_namespace,
+            has_secret_values: deploy.secret_values.is_some(),
+            key: new.idempotency.map(|key| {
+                (
+                    key.token_id.clone(),
+                    key.key.clone(),
+                    key.request_sha256.clone(),
+                )
+            }),
+            event: NewEvent::new(
+                EventType::DeployQueued,
+                format!("deploy of {} queued", deploy.release.as_str()),
+            )
+            .data(serde_json::json!({
+                "requested_by": new.requested_by,
+                "labels": deploy.labels.as_map(),
+            })),
+            sealed_secret_values: new.sealed_secret_values.clone(),
+            notice: BatchNotice {
+                origin,
+                deploy_id: new.id,
+                first_seq: 1,
+                last_seq: 1,
+            }
+            .payload(),
+        })
+    }
+}
+
+/// Queues one deploy (see [`insert_queued_rows`]).
 async fn insert_queued(
     conn: &mut PgConnection,
     origin: Uuid,
     new: &CreateDeploy<'_>,
 ) -> Result<Inserted, StoreError> {
-    let deploy = new.deploy;
-    let event = NewEvent::new(
-        EventType::DeployQueued,
-        format!("deploy of {} queued", deploy.release.as_str()),
-    )
-    .data(serde_json::json!({
-        "requested_by": new.requested_by,
-        "labels": deploy.labels.as_map(),
-    }));
-    let notice = BatchNotice {
-        origin,
-        deploy_id: new.id,
-        first_seq: 1,
-        last_seq: 1,
+    let mut inserted = insert_queued_rows(conn, &[QueuedRow::new(origin, new)?]).await?;
+    inserted.pop().ok_or(StoreError::IdempotencyKeyUsed)?
+}
+
+/// The one statement that queues deploys, in the order given: for each, records its idempotency
+/// key unless the key was used before (then writes nothing for it and answers with the earlier
+/// deploy), inserts the deploy with its `deploy.queued` event (seq 1, ordered in the firehose by
+/// this transaction's id, as `deploy_events` orders events) and its sealed secret values, announces
+/// the event as `deploy_events` does (NOTIFY with a [`BatchNotice`], the notifications it triggers
+/// in the outbox). One round trip for all of them. A key committed by a concurrent request after
+/// this statement began, or used by an earlier row of the same statement, is not visible to it:
+/// then nothing is written for that row and its answer is [`StoreError::IdempotencyKeyUsed`], for
+/// the caller to read the winner's deploy.
+pub async fn insert_queued_rows(
+    conn: &mut PgConnection,
+    rows: &[QueuedRow],
+) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
+    let column = |value: fn(&QueuedRow) -> Option<&str>| -> Vec<Option<&str>> {
+        rows.iter().map(value).collect()
     };
-    let key = new.idempotency;
-    let row = sqlx::query!(
-        r#"with new_key as (
+    let answers = sqlx::query!(
+        r#"with input as (
+             select *
+             from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
+                         $7::text[], $8::bigint[], $9::bool[], $10::text[], $11::jsonb[],
+                         $12::jsonb[], $13::jsonb[], $14::text[], $15::bool[], $16::bool[],
+                         $17::text[], $18::text[], $19::text[], $20::timestamptz[], $21::text[],
+                         $22::jsonb[], $23::text[], $24::text[])
+                  with ordinality
+                  as i(id, cluster, namespace, release, chart, vals, digest, timeout, rollback,
+                       queue_mode, tracking, notify, labels, requested_by, create_namespace,
+                       has_secret_values, token_id, key, request_sha256, at, message, data,
+                       sealed, notice, position)
+         ), new_key as (
              insert into idempotency_keys (token_id, key, request_sha256, deploy_id)
-             select $17, $18, $19, $1 where $17::text is not null
+             select token_id, key, request_sha256, id from input where token_id is not null
              on conflict (token_id, key) do nothing
              returning deploy_id
-         ), earlier as (
-             select k.request_sha256, k.deploy_id, d.status
-             from idempotency_keys k join deploys d on d.id = k.deploy_id
-             where k.token_id = $17 and k.key = $18 and not exists (select 1 from new_key)
          ), deploy as (
              insert into deploys (id, cluster, namespace, release, chart, "values",
                                   secret_values_digest, timeout_seconds, rollback_on_failure,
                                   queue_mode, tracking, notify, labels, requested_by,
                                   create_namespace, has_secret_values, status, last_event_seq,
                                   events_order_xid)
-             select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                    'queued', 1, pg_current_xact_id()::text::bigint
-             where $17::text is null or exists (select 1 from new_key)
+             select id, cluster, namespace, release, chart, vals, digest, timeout, rollback,
+                    queue_mode, tracking, notify, labels, requested_by, create_namespace,
+                    has_secret_values, 'queued', 1, pg_current_xact_id()::text::bigint
+             from input
+             where token_id is null or id in (select deploy_id from new_key)
              returning id, cluster, namespace, release, notify, events_order_xid
          ), event as (
              insert into deploy_events (deploy_id, seq, type, at, level, message, data, order_xid)
-             select id, 1, $20, $21, $22, $23, $24, events_order_xid from deploy
-             returning seq
+             select d.id, 1, $25, i.at, 'info', i.message, i.data, d.events_order_xid
+             from deploy d join input i on i.id = d.id
+             returning deploy_id
          ), secret as (
              insert into deploy_secret_values (deploy_id, sealed)
-             select id, $25 from deploy where $25::text is not null
+             select d.id, i.sealed from deploy d join input i on i.id = d.id
+             where i.sealed is not null
              returning deploy_id
          ), notified as (
-             select pg_notify($26, $27) from deploy
+             select pg_notify($26, i.notice) from deploy d join input i on i.id = d.id
          ), outboxed as (
-             select rollcall_enqueue_notifications(id, 1, array[$20], cluster, namespace, release,
-                                                   notify, $28)
+             select rollcall_enqueue_notifications(id, 1, array[$25], cluster, namespace, release,
+                                                   notify, $27)
              from deploy
+         ), done as (
+             select (select count(*) from secret) + (select count(*) from notified)
+                    + (select count(*) from outboxed) as notices
          )
-         select (select count(*) from event) = 1 as "queued!",
-                (select events_order_xid from deploy) as "order_xid?",
+         select i.id as "id!",
+                exists (select 1 from event e where e.deploy_id = i.id) as "queued!",
+                (select events_order_xid from deploy d where d.id = i.id) as "order_xid?",
                 earlier.request_sha256 as "earlier_request_sha256?",
                 earlier.deploy_id as "earlier_deploy_id?",
                 earlier.status as "earlier_status?: DeployStatus",
-                (select count(*) from secret) + (select count(*) from notified)
-                    + (select count(*) from outboxed) as notices
-         from (select 1) as one left join earlier on true"#,
-        new.id,
-        deploy.cluster.as_str(),
-        deploy.namespace.as_str(),
-        deploy.release.as_str(),
-        Json(&deploy.chart) as _,
-        Json(&deploy.values) as _,
-        new.secret_values_digest,
-        deploy.timeout.get().as_secs() as i64,
-        deploy.rollback_on_failure,
-        deploy.queue as QueueMode,
-        Json(&deploy.tracking) as _,
-        Json(&deploy.notify) as _,
-        Json(deploy.labels.as_map()) as _,
-        new.requested_by,
-        deploy.create_namespace,
-        deploy.secret_values.is_some(),
-        key.map(|key| key.token_id.as_str()),
-        key.map(|key| key.key.as_str()),
-        key.map(|key| key.request_sha256.as_str()),
-        event.kind.as_str(),
-        event.at,
-        event.level.as_str(),
-        event.message,
-        event.data,
-        new.sealed_secret_values,
+                done.notices
+         from input i
+              cross join done
+              left join lateral (
+                  select k.request_sha256, k.deploy_id, d.status
+                  from idempotency_keys k join deploys d on d.id = k.deploy_id
+                  where k.token_id = i.token_id and k.key = i.key
+                    and i.id not in (select deploy_id from new_key)
+              ) as earlier on true
+         order by i.position"#,
+        &rows.iter().map(|row| row.id).collect::<Vec<_>>(),
+        &rows
+            .iter()
+            .map(|row| row.release.cluster.as_str())
+            .collect::<Vec<_>>() as &[&str],
+        &rows
+            .iter()
+            .map(|row| row.release.namespace.as_str())
+            .collect::<Vec<_>>() as &[&str],
+        &rows
+            .iter()
+            .map(|row| row.release.release.as_str())
+            .collect::<Vec<_>>() as &[&str],
+        &rows.iter().map(|row| &row.chart).collect::<Vec<_>>() as &[&serde_json::Value],
+        &rows.iter().map(|row| &row.values).collect::<Vec<_>>() as &[&serde_json::Value],
+        &column(|row| row.secret_values_digest.as_deref()) as &[Option<&str>],
+        &rows
+            .iter()
+            .map(|row| row.timeout_seconds)
+            .collect::<Vec<_>>(),
+        &rows
+            .iter()
+            .map(|row| row.rollback_on_failure)
+            .collect::<Vec<_>>(),
+        &rows.iter().map(|row| row.queue).collect::<Vec<_>>() as &[QueueMode],
+        &rows.iter().map(|row| &row.tracking).collect::<Vec<_>>() as &[&serde_json::Value],
+        &rows.iter().map(|row| &row.notify).collect::<Vec<_>>() as &[&serde_json::Value],
+        &rows.iter().map(|row| &row.labels).collect::<Vec<_>>() as &[&serde_json::Value],
+        &rows
+            .iter()
+            .map(|row| row.requested_by.as_str())
+            .collect::<Vec<_>>() as &[&str],
+        &rows
+            .iter()
+            .map(|row| row.create_namespace)
+            .collect::<Vec<_>>(),
+        &rows
+            .iter()
+            .map(|row| row.has_secret_values)
+            .collect::<Vec<_>>(),
+        &column(|row| row.key.as_ref().map(|key| key.0.as_str())) as &[Option<&str>],
+        &column(|row| row.key.as_ref().map(|key| key.1.as_str())) as &[Option<&str>],
+        &column(|row| row.key.as_ref().map(|key| key.2.as_str())) as &[Option<&str>],
+        &rows.iter().map(|row| row.event.at).collect::<Vec<_>>(),
+        &rows
+            .iter()
+            .map(|row| row.event.message.as_str())
+            .collect::<Vec<_>>() as &[&str],
+        &rows.iter().map(|row| &row.event.data).collect::<Vec<_>>() as &[&serde_json::Value],
+        &column(|row| row.sealed_secret_values.as_deref()) as &[Option<&str>],
+        &rows
+            .iter()
+            .map(|row| row.notice.as_str())
+            .collect::<Vec<_>>() as &[&str],
+        EventType::DeployQueued.as_str(),
         NOTIFY_CHANNEL,
-        notice.payload(),
         OUTBOX_CHANNEL,
     )
-    .fetch_one(conn)
+    .fetch_all(conn)
     .await?;
-    if row.queued {
-        let release = ReleaseId::new(
-            deploy.cluster.as_str(),
-            deploy.namespace.as_str(),
-            deploy.release.as_str(),
-        );
-        return Ok(Inserted::Queued(Box::new(PublishedEvent::new(
-            release,
-            event.persisted(new.id, 1),
-            row.order_xid.unwrap_or_default(),
-        ))));
+    if answers.len() != rows.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} deploys queued, {} answers",
+            rows.len(),
+            answers.len()
+        )));
     }
-    match (
-        row.earlier_request_sha256,
-        row.earlier_deploy_id,
-        row.earlier_status,
-    ) {
-        (Some(request_sha256), Some(deploy_id), Some(status)) => Ok(Inserted::KeyUsed(StoredKey {
-            request_sha256,
-            deploy_id,
-            status,
-        })),
-        _ => Err(StoreError::IdempotencyKeyUsed),
-    }
+    Ok(rows
+        .iter()
+        .zip(answers)
+        .map(|(row, answer)| {
+            if answer.queued {
+                return Ok(Inserted::Queued(Box::new(PublishedEvent::new(
+                    row.release.clone(),
+                    row.event.clone().persisted(row.id, 1),
+                    answer.order_xid.unwrap_or_default(),
+                ))));
+            }
+            match (
+                answer.earlier_request_sha256,
+                answer.earlier_deploy_id,
+                answer.earlier_status,
+            ) {
+                (Some(request_sha256), Some(deploy_id), Some(status)) => {
+                    Ok(Inserted::KeyUsed(StoredKey {
+                        request_sha256,
+                        deploy_id,
+                        status,
+                    }))
+                }
+                _ => Err(StoreError::IdempotencyKeyUsed),
+            }
+        })
+        .collect())
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Deploy>, StoreError> {

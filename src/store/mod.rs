@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod notifications;
 pub mod reporter;
 pub mod retention;
+pub mod submissions;
 pub mod tokens;
 pub mod webhooks;
 

@@ -5,8 +5,12 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use rollcall::domain::deploy::{DeployRequest, NewDeploy};
+use rollcall::store::StoreError;
+use rollcall::store::deploys::{CreateDeploy, Inserted, QueuedRow};
 use serde_json::{Value, json};
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::common::app::{Answer, TestApp, deploy_body, spawn_app, spawn_app_on};
 use crate::common::sse::SseStream;
@@ -253,4 +257,48 @@ async fn concurrent_submissions_lose_nothing_and_reach_every_replicas_firehose()
             "each replica's firehose saw every deploy queued"
         );
     }
+}
+
+#[tokio::test]
+async fn a_submission_the_database_refuses_fails_alone_in_its_group() {
+    // Submissions that arrive together share a statement; one row PostgreSQL refuses (here an id
+    // already taken) must fail only its own submission.
+    let app = spawn_app().await;
+    let taken = app.submit(&deploy_body("prod", "first")).await;
+    let deploys: Vec<NewDeploy> = (0..24)
+        .map(|index| {
+            let request: DeployRequest =
+                serde_json::from_value(deploy_body("prod", &format!("web-{index}"))).unwrap();
+            NewDeploy::parse(request, &app.state.charts).expect("a valid deploy")
+        })
+        .collect();
+    let ids: Vec<Uuid> = (0..deploys.len())
+        .map(|index| if index == 7 { taken } else { Uuid::now_v7() })
+        .collect();
+    let origin = app.state.events.origin();
+    let results = futures::future::join_all(deploys.iter().zip(&ids).map(|(deploy, id)| {
+        let create = CreateDeploy {
+            id: *id,
+            deploy,
+            requested_by: "ci",
+            idempotency: None,
+            secret_values_digest: None,
+            sealed_secret_values: None,
+        };
+        let row = QueuedRow::new(origin, &create).unwrap();
+        app.state.submissions.queue(row)
+    }))
+    .await;
+    for (index, result) in results.iter().enumerate() {
+        match (index, result) {
+            (7, Err(StoreError::Database(sqlx::Error::Database(error)))) => {
+                assert_eq!(error.constraint(), Some("deploys_pkey"));
+            }
+            (7, other) => panic!("the taken id was not refused: {:?}", other.is_ok()),
+            (_, Ok(Inserted::Queued(event))) => assert_eq!(event.event.deploy_id, ids[index]),
+            (_, other) => panic!("submission {index} not queued: {:?}", other.as_ref().err()),
+        }
+    }
+    assert_eq!(table_count(&app, "deploys").await, 24);
+    assert_eq!(table_count(&app, "deploy_events").await, 24);
 }
