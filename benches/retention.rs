@@ -17,7 +17,7 @@ use rollcall::domain::chart::ChartSources;
 use rollcall::domain::deploy::{DeployRequest, NewDeploy};
 use rollcall::domain::event::{EventType, Level, NewEvent};
 use rollcall::store::deploy_events::append_committed;
-use rollcall::store::deploys::{CreateDeploy, create_alone};
+use rollcall::store::deploys::CreateDeploy;
 use rollcall::store::retention::{RetentionPolicy, run_pass};
 use rollcall::store::submissions::Submissions;
 use rollcall::telemetry::RetentionMetrics;
@@ -127,20 +127,20 @@ async fn create_finished_deploys(pool: &PgPool, deploys: usize) {
         .expect("a deploy request");
         let new = NewDeploy::parse(request, &charts).expect("a valid deploy");
         let id = Uuid::now_v7();
-        let (_queued, nobody_listens) = create_alone(
-            &submissions,
-            origin,
-            &CreateDeploy {
-                id,
-                deploy: &new,
-                requested_by: "ci",
-                idempotency: None,
-                secret_values_digest: None,
-                sealed_secret_values: None,
-            },
-        )
-        .await
-        .expect("queue a deploy");
+        let (_queued, nobody_listens) = submissions
+            .create(
+                origin,
+                &CreateDeploy {
+                    id,
+                    deploy: &new,
+                    requested_by: "ci",
+                    idempotency: None,
+                    secret_values_digest: None,
+                    sealed_secret_values: None,
+                },
+            )
+            .await
+            .expect("queue a deploy");
         drop(nobody_listens);
         let failed = index % 10 == 0;
         let written = append_committed(

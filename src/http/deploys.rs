@@ -334,14 +334,14 @@ pub async fn queue_deploy(
             .and_then(|values| state.secrets.keep(submission.id, values.clone())),
     };
     let queued = match within {
-        None if new.queue == QueueMode::Fifo => {
-            deploys::create_alone(&state.submissions, state.events.origin(), &create)
-                .await
-                .map(|(queued, committed)| {
-                    state.events.publish(committed);
-                    queued
-                })
-        }
+        None if new.queue == QueueMode::Fifo => state
+            .submissions
+            .create(state.events.origin(), &create)
+            .await
+            .map(|(queued, committed)| {
+                state.events.publish(committed);
+                queued
+            }),
         within => {
             let mut tx = match within {
                 Some(tx) => tx,

@@ -13,11 +13,10 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::deploy_events::{BatchNotice, Committed, EventTx, NOTIFY_CHANNEL, PublishedEvent};
+use super::deploy_events::{BatchNotice, EventTx, NOTIFY_CHANNEL, PublishedEvent};
 use super::deploy_secret_values;
 use super::idempotency::{self, IdempotencyKey, StoredKey};
 use super::notifications::OUTBOX_CHANNEL;
-use super::submissions::Submissions;
 use super::{StoreError, on_constraint};
 use crate::domain::auth::LikeTargets;
 use crate::domain::chart::ChartSource;
@@ -296,29 +295,6 @@ pub enum Queued {
     Created { superseded: Vec<Uuid> },
     /// Its idempotency key was used before; nothing was written.
     KeyUsed(StoredKey),
-}
-
-/// Queues a `fifo` deploy on its own: committed by a statement of its own, shared with the other
-/// deploys submitted at the same moment (see [`Submissions`]), and returns its committed
-/// `deploy.queued` event for local publishing. A concurrent request with the same key that commits
-/// first makes this fail with [`StoreError::IdempotencyKeyUsed`].
-pub async fn create_alone(
-    submissions: &Submissions,
-    origin: Uuid,
-    new: &CreateDeploy<'_>,
-) -> Result<(Queued, Committed), StoreError> {
-    debug_assert_eq!(new.deploy.queue, QueueMode::Fifo);
-    Ok(
-        match submissions.queue(QueuedRow::new(origin, new)?).await? {
-            Inserted::Queued(event) => (
-                Queued::Created {
-                    superseded: Vec::new(),
-                },
-                Committed(vec![*event]),
-            ),
-            Inserted::KeyUsed(earlier) => (Queued::KeyUsed(earlier), Committed::default()),
-        },
-    )
 }
 
 /// Queues a deploy in `tx`, after whatever the caller wrote there, applying its queue mode:

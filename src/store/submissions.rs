@@ -9,9 +9,12 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use uuid::Uuid;
 
 use super::StoreError;
-use super::deploys::{Inserted, QueuedRow, insert_queued_rows};
+use super::deploy_events::Committed;
+use super::deploys::{CreateDeploy, Inserted, Queued, QueuedRow, insert_queued_rows};
+use crate::domain::deploy::QueueMode;
 
 /// Statements in flight at once.
 const WRITERS: usize = 4;
@@ -25,7 +28,7 @@ struct Submission {
     answer: oneshot::Sender<Result<Inserted, StoreError>>,
 }
 
-/// The door of `fifo` deploys queued on their own (see [`crate::store::deploys::create_alone`]).
+/// The door of `fifo` deploys queued on their own.
 #[derive(Clone)]
 pub struct Submissions {
     sender: mpsc::Sender<Submission>,
@@ -45,6 +48,27 @@ impl Submissions {
             ));
         }
         Self { sender }
+    }
+
+    /// Queues a `fifo` deploy on its own: committed by a statement of its own, shared with the
+    /// deploys submitted at the same moment, and returns its committed `deploy.queued` event for
+    /// local publishing. A concurrent request with the same key that commits first makes this
+    /// fail with [`StoreError::IdempotencyKeyUsed`].
+    pub async fn create(
+        &self,
+        origin: Uuid,
+        new: &CreateDeploy<'_>,
+    ) -> Result<(Queued, Committed), StoreError> {
+        debug_assert_eq!(new.deploy.queue, QueueMode::Fifo);
+        Ok(match self.queue(QueuedRow::new(origin, new)?).await? {
+            Inserted::Queued(event) => (
+                Queued::Created {
+                    superseded: Vec::new(),
+                },
+                Committed(vec![*event]),
+            ),
+            Inserted::KeyUsed(earlier) => (Queued::KeyUsed(earlier), Committed::default()),
+        })
     }
 
     /// Queues `row` with whatever else is submitted meanwhile; answers for it alone.
