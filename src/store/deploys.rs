@@ -398,7 +398,7 @@ pub struct QueuedRow {
     requested_by: String,
     create_namespace: bool,
     has_secret_values: bool,
-    key: Option<(String, String, String)>,
+    key: Option<IdempotencyKey>,
     event: NewEvent,
     sealed_secret_values: Option<String>,
     notice: String,
@@ -429,13 +429,7 @@ impl QueuedRow {
             requested_by: new.requested_by.to_owned(),
             create_namespace: deploy.create_namespace,
             has_secret_values: deploy.secret_values.is_some(),
-            key: new.idempotency.map(|key| {
-                (
-                    key.token_id.clone(),
-                    key.key.clone(),
-                    key.request_sha256.clone(),
-                )
-            }),
+            key: new.idempotency.cloned(),
             event: NewEvent::new(
                 EventType::DeployQueued,
                 format!("deploy of {} queued", deploy.release.as_str()),
@@ -466,6 +460,11 @@ async fn insert_queued(
     inserted.pop().ok_or(StoreError::IdempotencyKeyUsed)?
 }
 
+/// One statement parameter: `value` of every row, in order.
+fn each<'a, T>(rows: &'a [QueuedRow], value: impl Fn(&'a QueuedRow) -> T) -> Vec<T> {
+    rows.iter().map(value).collect()
+}
+
 /// The one statement that queues deploys, in the order given: for each, records its idempotency
 /// key unless the key was used before (then writes nothing for it and answers with the earlier
 /// deploy), inserts the deploy with its `deploy.queued` event (seq 1, ordered in the firehose by
@@ -479,9 +478,6 @@ pub async fn insert_queued_rows(
     conn: &mut PgConnection,
     rows: &[QueuedRow],
 ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
-    let column = |value: fn(&QueuedRow) -> Option<&str>| -> Vec<Option<&str>> {
-        rows.iter().map(value).collect()
-    };
     let answers = sqlx::query!(
         r#"with input as (
              select *
@@ -548,60 +544,36 @@ pub async fn insert_queued_rows(
                     and i.id not in (select deploy_id from new_key)
               ) as earlier on true
          order by i.position"#,
-        &rows.iter().map(|row| row.id).collect::<Vec<_>>(),
-        &rows
-            .iter()
-            .map(|row| row.release.cluster.as_str())
-            .collect::<Vec<_>>() as &[&str],
-        &rows
-            .iter()
-            .map(|row| row.release.namespace.as_str())
-            .collect::<Vec<_>>() as &[&str],
-        &rows
-            .iter()
-            .map(|row| row.release.release.as_str())
-            .collect::<Vec<_>>() as &[&str],
-        &rows.iter().map(|row| &row.chart).collect::<Vec<_>>() as &[&serde_json::Value],
-        &rows.iter().map(|row| &row.values).collect::<Vec<_>>() as &[&serde_json::Value],
-        &column(|row| row.secret_values_digest.as_deref()) as &[Option<&str>],
-        &rows
-            .iter()
-            .map(|row| row.timeout_seconds)
-            .collect::<Vec<_>>(),
-        &rows
-            .iter()
-            .map(|row| row.rollback_on_failure)
-            .collect::<Vec<_>>(),
-        &rows.iter().map(|row| row.queue).collect::<Vec<_>>() as &[QueueMode],
-        &rows.iter().map(|row| &row.tracking).collect::<Vec<_>>() as &[&serde_json::Value],
-        &rows.iter().map(|row| &row.notify).collect::<Vec<_>>() as &[&serde_json::Value],
-        &rows.iter().map(|row| &row.labels).collect::<Vec<_>>() as &[&serde_json::Value],
-        &rows
-            .iter()
-            .map(|row| row.requested_by.as_str())
-            .collect::<Vec<_>>() as &[&str],
-        &rows
-            .iter()
-            .map(|row| row.create_namespace)
-            .collect::<Vec<_>>(),
-        &rows
-            .iter()
-            .map(|row| row.has_secret_values)
-            .collect::<Vec<_>>(),
-        &column(|row| row.key.as_ref().map(|key| key.0.as_str())) as &[Option<&str>],
-        &column(|row| row.key.as_ref().map(|key| key.1.as_str())) as &[Option<&str>],
-        &column(|row| row.key.as_ref().map(|key| key.2.as_str())) as &[Option<&str>],
-        &rows.iter().map(|row| row.event.at).collect::<Vec<_>>(),
-        &rows
-            .iter()
-            .map(|row| row.event.message.as_str())
-            .collect::<Vec<_>>() as &[&str],
-        &rows.iter().map(|row| &row.event.data).collect::<Vec<_>>() as &[&serde_json::Value],
-        &column(|row| row.sealed_secret_values.as_deref()) as &[Option<&str>],
-        &rows
-            .iter()
-            .map(|row| row.notice.as_str())
-            .collect::<Vec<_>>() as &[&str],
+        &each(rows, |row| row.id),
+        &each(rows, |row| row.release.cluster.as_str()) as &[&str],
+        &each(rows, |row| row.release.namespace.as_str()) as &[&str],
+        &each(rows, |row| row.release.release.as_str()) as &[&str],
+        &each(rows, |row| &row.chart) as &[&serde_json::Value],
+        &each(rows, |row| &row.values) as &[&serde_json::Value],
+        &each(rows, |row| row.secret_values_digest.as_deref()) as &[Option<&str>],
+        &each(rows, |row| row.timeout_seconds),
+        &each(rows, |row| row.rollback_on_failure),
+        &each(rows, |row| row.queue) as &[QueueMode],
+        &each(rows, |row| &row.tracking) as &[&serde_json::Value],
+        &each(rows, |row| &row.notify) as &[&serde_json::Value],
+        &each(rows, |row| &row.labels) as &[&serde_json::Value],
+        &each(rows, |row| row.requested_by.as_str()) as &[&str],
+        &each(rows, |row| row.create_namespace),
+        &each(rows, |row| row.has_secret_values),
+        &each(rows, |row| row
+            .key
+            .as_ref()
+            .map(|key| key.token_id.as_str())) as &[Option<&str>],
+        &each(rows, |row| row.key.as_ref().map(|key| key.key.as_str())) as &[Option<&str>],
+        &each(rows, |row| row
+            .key
+            .as_ref()
+            .map(|key| key.request_sha256.as_str())) as &[Option<&str>],
+        &each(rows, |row| row.event.at),
+        &each(rows, |row| row.event.message.as_str()) as &[&str],
+        &each(rows, |row| &row.event.data) as &[&serde_json::Value],
+        &each(rows, |row| row.sealed_secret_values.as_deref()) as &[Option<&str>],
+        &each(rows, |row| row.notice.as_str()) as &[&str],
         EventType::DeployQueued.as_str(),
         NOTIFY_CHANNEL,
         OUTBOX_CHANNEL,
