@@ -1,6 +1,7 @@
 //! `rollcall serve` as a child process: the binary Cargo built alongside this test or benchmark (the
 //! optimized one under `cargo bench`), its JSON log in a file.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -73,6 +74,21 @@ impl ServeProcess {
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file handle"))
             .stderr(file);
+        // A test or benchmark killed outright (SIGKILL, a timeout) must not leave its server
+        // running: the kernel ends the child with the thread that started it.
+        // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated after the fork.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have gone before the request took effect.
+                if libc::getppid() == 1 {
+                    return Err(std::io::Error::other("the test process is gone"));
+                }
+                Ok(())
+            });
+        }
         let mut child = command.spawn().expect("start rollcall serve");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
