@@ -450,14 +450,23 @@ impl QueuedRow {
     }
 }
 
-/// Queues one deploy (see [`insert_queued_rows`]).
 async fn insert_queued(
     conn: &mut PgConnection,
     origin: Uuid,
     new: &CreateDeploy<'_>,
 ) -> Result<Inserted, StoreError> {
-    let mut inserted = insert_queued_rows(conn, &[QueuedRow::new(origin, new)?]).await?;
-    inserted.pop().ok_or(StoreError::IdempotencyKeyUsed)?
+    insert_queued_row(conn, &QueuedRow::new(origin, new)?).await
+}
+
+/// Queues one deploy by the statement of [`insert_queued_rows`].
+pub async fn insert_queued_row(
+    conn: &mut PgConnection,
+    row: &QueuedRow,
+) -> Result<Inserted, StoreError> {
+    insert_queued_rows(conn, std::slice::from_ref(row))
+        .await?
+        .pop()
+        .unwrap_or_else(|| Err(StoreError::Corrupt("a queued deploy got no answer".into())))
 }
 
 /// One statement parameter: `value` of every row, in order.

@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::deploy_events::Committed;
-use super::deploys::{CreateDeploy, Inserted, Queued, QueuedRow, insert_queued_rows};
+use super::deploys::{
+    CreateDeploy, Inserted, Queued, QueuedRow, insert_queued_row, insert_queued_rows,
+};
 use crate::domain::deploy::QueueMode;
 
 /// Statements in flight at once.
@@ -131,13 +133,7 @@ async fn write(pool: &PgPool, group: Vec<Submission>) {
         // refused row fails only its own request.
         Err(_) if rows.len() > 1 => {
             for (row, answer) in rows.iter().zip(answers) {
-                let inserted =
-                    insert(pool, std::slice::from_ref(row))
-                        .await
-                        .and_then(|mut inserted| {
-                            inserted.pop().ok_or(StoreError::IdempotencyKeyUsed)?
-                        });
-                let _ = answer.send(inserted);
+                let _ = answer.send(insert_alone(pool, row).await);
             }
         }
         Err(error) => {
@@ -154,4 +150,9 @@ async fn insert(
 ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
     let mut conn = pool.acquire().await?;
     insert_queued_rows(&mut conn, rows).await
+}
+
+async fn insert_alone(pool: &PgPool, row: &QueuedRow) -> Result<Inserted, StoreError> {
+    let mut conn = pool.acquire().await?;
+    insert_queued_row(&mut conn, row).await
 }
