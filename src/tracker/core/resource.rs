@@ -223,7 +223,9 @@ impl ResourceTracker {
             _ => {}
         }
         if relevant {
-            self.refresh(now)
+            let mut deltas = self.refresh(now);
+            deltas.extend(self.replay_early_pod_events(now));
+            deltas
         } else {
             Vec::new()
         }
@@ -289,7 +291,9 @@ impl ResourceTracker {
             self.was_deleted = false;
         }
         self.forget_unrelated();
-        self.refresh(now)
+        let mut deltas = self.refresh(now);
+        deltas.extend(self.replay_early_pod_events(now));
+        deltas
     }
 
     /// Whether an observation of the resource itself may replace the current view: a resource's
@@ -356,14 +360,21 @@ impl ResourceTracker {
             deltas.push(self.delta(Change::PodStatus { pod: summary }));
         }
         deltas.extend(self.refresh(now));
-        // Events and pods come from different watches: replay what was said about this pod before it arrived.
-        let (about_pod, others): (VecDeque<Event>, VecDeque<Event>) =
-            std::mem::take(&mut self.early_pod_events)
-                .into_iter()
-                .partition(|event| is_about(event, pod));
-        self.early_pod_events = others;
-        for event in about_pod {
-            deltas.extend(self.observe_event(&event, now));
+        deltas.extend(self.replay_early_pod_events(now));
+        deltas
+    }
+
+    /// Events, pods and the workload's revisions come from different watches: what was said about
+    /// a pod before it was known to be a current one is replayed once it is (when the pod arrives,
+    /// or when the ReplicaSet or workload that makes it current does).
+    fn replay_early_pod_events(&mut self, now: DateTime<Utc>) -> Vec<Delta> {
+        let mut deltas = Vec::new();
+        for event in std::mem::take(&mut self.early_pod_events) {
+            if self.event_subject(&event).is_some() {
+                deltas.extend(self.observe_event(&event, now));
+            } else if self.may_be_about_a_future_current_pod(&event) {
+                self.early_pod_events.push_back(event);
+            }
         }
         deltas
     }
@@ -394,7 +405,7 @@ impl ResourceTracker {
             return Vec::new();
         }
         let Some(pod) = self.event_subject(event) else {
-            if self.may_be_about_an_unseen_pod(event) {
+            if self.may_be_about_a_future_current_pod(event) {
                 if self.early_pod_events.len() == EARLY_POD_EVENTS {
                     self.early_pod_events.pop_front();
                 }
@@ -503,11 +514,14 @@ impl ResourceTracker {
         }
     }
 
-    fn may_be_about_an_unseen_pod(&self, event: &Event) -> bool {
+    /// A pod event with no current pod to be about may still be about one: its pod has not
+    /// arrived yet, or has, before the workload's current revision is known.
+    fn may_be_about_a_future_current_pod(&self, event: &Event) -> bool {
         let involved = &event.involved_object;
         involved.kind.as_deref() == Some("Pod")
             && pods::same_namespace(self.key.namespace.as_deref(), involved.namespace.as_deref())
-            && !self.pods.values().any(|pod| is_about(event, pod))
+            && (matches!(self.current_revision(), CurrentRevision::Unknown)
+                || !self.pods.values().any(|pod| is_about(event, pod)))
     }
 
     fn owner_uid(&self) -> Option<String> {

@@ -1205,6 +1205,37 @@ mod incidents {
     }
 
     #[test]
+    fn events_about_a_pod_seen_before_its_replica_set_are_replayed_when_it_becomes_current() {
+        // The watches deliver in any order: here the pod, then an Event about it, and only then the
+        // ReplicaSet that makes it a current pod.
+        let rollout: TrackedObject = deployment("web").revision(2).updated(0).into();
+        let mut tracker = tracker_with(&rollout, TrackingPolicy::default());
+        tracker.observe(&rollout, t(1));
+        tracker.observe(&new_pod("web-new-a").phase("Pending").into(), t(2));
+        let pulling: TrackedObject = event("Pulling", "Pod", "web-new-a").into();
+        let before = tracker.observe(&pulling, t(3));
+        assert!(relayed_reasons(&before).is_empty(), "{before:?}");
+
+        let deltas = tracker.observe(&replica_set("web", "new", 2), t(4));
+        assert_eq!(relayed_reasons(&deltas), ["Pulling"], "{deltas:?}");
+        let again = tracker.observe(&replica_set("web", "old", 1), t(5));
+        assert!(
+            relayed_reasons(&again).is_empty(),
+            "replayed once: {again:?}"
+        );
+    }
+
+    fn relayed_reasons(deltas: &[Delta]) -> Vec<&str> {
+        deltas
+            .iter()
+            .filter_map(|delta| match &delta.change {
+                Change::K8sEvent { event, .. } => Some(event.reason.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
     fn failed_create_on_the_current_replica_set_counts() {
         let mut tracker = web_rollout(policy(|p| p.failures_allowed_per_replica = 0));
         let quota: TrackedObject = event("FailedCreate", "ReplicaSet", "web-new")
