@@ -120,14 +120,18 @@ async fn main() {
                                 "values": {"behavior": behavior, "name": release}, "timeout": HELM_TIMEOUT}),
                 )
                 .await;
-            let deploy = loop {
-                let deploy = app.deploy(id).await;
-                if common::remote::has_ended(&deploy) {
-                    break deploy;
+            // As a client learns of the end: the stream's `end` frame.
+            let mut stream = common::sse::SseStream::connect(
+                app.get(&format!("/v1/deploys/{id}/events"), &app.admin_token),
+            )
+            .await;
+            while let Some(frame) = stream.next_frame(Duration::from_secs(60)).await {
+                if frame.event.as_deref() == Some("end") {
+                    break;
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            };
+            }
             let rollcall = started.elapsed();
+            let deploy = app.deploy(id).await;
             if deploy["status"] != "succeeded" {
                 eprintln!("rollcall: {}", deploy["verdict"]);
             }

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -14,6 +14,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
 use tokio::process::{Child, Command};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
+
+use super::pinned_helm::HelmMajor;
 
 use crate::domain::deploy::SecretValues;
 use crate::domain::redaction::Redactor;
@@ -408,6 +410,8 @@ pub struct Helm {
     config: HelmConfig,
     metrics: Arc<HelmMetrics>,
     slots: Arc<Semaphore>,
+    /// Known once [`Helm::check_version`] has run.
+    major: Arc<OnceLock<HelmMajor>>,
 }
 
 /// The right to run one helm process (the pool of `HelmConfig::slots`); helm runs only in one.
@@ -424,7 +428,14 @@ impl Helm {
             config,
             metrics,
             slots,
+            major: Arc::default(),
         }
+    }
+
+    /// Whether `helm upgrade` hands the manifest it applies, hooks included, to rollcall's
+    /// post-renderer (`manifest_check`): helm 4 does; helm 3 is rendered with `helm template`.
+    pub fn hands_over_manifests(&self) -> bool {
+        self.major.get() == Some(&HelmMajor::V4)
     }
 
     /// Waits for a free helm slot; `Cancelled` when `cancel` fires first.
@@ -447,6 +458,11 @@ impl Helm {
         &self.config
     }
 
+    /// `$HELM_DATA_HOME`: helm finds its plugins under `plugins`.
+    pub fn data_home(&self) -> PathBuf {
+        self.config.home.join("data")
+    }
+
     /// `helm version --short`, checked to be v3 or v4; returns the version.
     pub async fn check_version(&self) -> Result<String, HelmError> {
         let invocation = Invocation {
@@ -465,14 +481,17 @@ impl Helm {
             )
             .await?;
         let found = output.trim().to_owned();
-        if found.starts_with("v3.") || found.starts_with("v4.") {
-            Ok(found)
-        } else {
-            Err(HelmError::Version {
+        let Some(major) = [HelmMajor::V4, HelmMajor::V3]
+            .into_iter()
+            .find(|major| found.starts_with(major.version_prefix()))
+        else {
+            return Err(HelmError::Version {
                 bin: self.config.bin.clone(),
                 found,
-            })
-        }
+            });
+        };
+        let _known = self.major.set(major);
+        Ok(found)
     }
 
     fn kube_args(&self, target: &ReleaseId) -> Vec<OsString> {
@@ -713,7 +732,7 @@ impl Helm {
             .env("HOME", home)
             .env("HELM_CACHE_HOME", home.join("cache"))
             .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", home.join("data"));
+            .env("HELM_DATA_HOME", self.data_home());
         // Through the environment, not `--kubeconfig` (one file only): helm merges a list of
         // files the way kubectl does, as the watch hubs do (`clusters::load_kubeconfig`).
         if let Some(kubeconfig) = &self.config.kubeconfig {

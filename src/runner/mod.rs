@@ -12,6 +12,7 @@ pub mod chart;
 mod clusters;
 mod execute;
 pub mod helm;
+mod manifest_check;
 pub mod pinned_helm;
 pub mod render;
 mod secrets;
@@ -124,6 +125,14 @@ pub(crate) struct Runner {
 /// the context's shutdown.
 pub async fn spawn(context: RunnerContext, options: RunnerOptions) -> Result<(), RunnerError> {
     let version = context.helm.check_version().await?;
+    if context.helm.hands_over_manifests() {
+        manifest_check::install_plugin(&context.helm.data_home().join("plugins")).map_err(
+            |source| HelmError::Io {
+                command: "plugin install",
+                source,
+            },
+        )?;
+    }
     tracing::info!(
         %version,
         owner = %options.owner,

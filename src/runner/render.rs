@@ -1,6 +1,7 @@
-//! Phase `rendering`: the chart rendered with the deploy's values (`helm template`) and the tracking
-//! policy of every resource resolved ([`plan`]), so that an invalid annotation or override fails the
-//! deploy before helm touches the cluster. `?dry_run=true` answers with the same result.
+//! The chart rendered with the deploy's values (`helm template`) and the tracking policy of every
+//! resource resolved ([`plan`]), so that an invalid annotation or override fails before helm touches
+//! the cluster: phase `rendering` with helm 3 (helm 4 hands its manifest over instead, see
+//! `manifest_check`), and `?dry_run=true`.
 
 use std::collections::VecDeque;
 use std::path::Path;

@@ -10,14 +10,18 @@ use kube::api::{Api, DynamicObject};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::DeployRun;
+use super::{DeployRun, Interrupted};
+use crate::domain::deploy::Phase;
 use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use crate::domain::policy::PolicyDuration;
 use crate::domain::verdict::{Verdict, VerdictDetail, VerdictReason};
 use crate::runner::chart::LocalChart;
 use crate::runner::helm::{HelmError, HelmSlot, ReleaseInfo};
-use crate::tracker::core::{ResourceReport, State, TrackedResource};
-use crate::tracker::watch::{Deadlines, TrackOptions, TrackReport, Tracking, WatchHub, track};
+use crate::runner::manifest_check::ManifestCheck;
+use crate::tracker::core::{ResourceReport, State, TrackedResource, plan};
+use crate::tracker::watch::{
+    Deadlines, TrackOptions, TrackReport, Tracking, WatchHold, WatchHub, track,
+};
 
 const HOOK_ANNOTATION: &str = "helm.sh/hook";
 /// The hook events `helm upgrade --install` runs (test, delete and rollback hooks run elsewhere).
@@ -163,18 +167,66 @@ async fn previous_uids(hub: &WatchHub, hooks: &[TrackedResource]) -> HashSet<Str
     uids
 }
 
+/// What `helm upgrade` is told about the manifest.
+pub(super) enum UpgradePlan {
+    /// Rendered beforehand with `helm template` (helm 3): its hooks.
+    Rendered { hooks: Vec<TrackedResource> },
+    /// helm 4 hands it over before applying it.
+    HandedOver(ManifestCheck),
+}
+
+/// The revision helm made, and the watches held for tracking it.
+pub(super) struct Upgraded {
+    pub release: ReleaseInfo,
+    pub watches: Vec<WatchHold>,
+}
+
+struct TakenOver {
+    hooks: Vec<TrackedResource>,
+    watches: Vec<WatchHold>,
+    tracking: Option<Tracking>,
+}
+
 /// Why `helm upgrade` did not give a revision, and the verdict to record.
 pub(super) struct UpgradeFailure {
-    pub error: HelmError,
+    pub error: Option<HelmError>,
     pub verdict: Verdict,
+    /// helm stopped before applying anything: nothing to repair.
+    pub before_apply: bool,
+}
+
+impl UpgradeFailure {
+    fn refused(verdict: Verdict) -> Self {
+        UpgradeFailure {
+            error: None,
+            verdict,
+            before_apply: true,
+        }
+    }
 }
 
 impl From<HelmError> for UpgradeFailure {
     fn from(error: HelmError) -> Self {
         UpgradeFailure {
             verdict: Verdict::new(error.reason(), error.to_string()),
-            error,
+            error: Some(error),
+            before_apply: false,
         }
+    }
+}
+
+/// The manifest, once helm hands it over; never, without a hand-over.
+async fn handed_over(check: Option<&mut ManifestCheck>) -> std::io::Result<String> {
+    match check {
+        Some(check) => check.handed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_event(tracking: Option<&mut Tracking>) -> Option<NewEvent> {
+    match tracking {
+        Some(tracking) => tracking.next_event().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -184,25 +236,68 @@ impl DeployRun<'_> {
     pub(super) async fn upgrade_following_hooks(
         &self,
         slot: &HelmSlot,
-        hooks: &[TrackedResource],
         chart: &LocalChart,
-    ) -> Result<ReleaseInfo, UpgradeFailure> {
+        plan: UpgradePlan,
+    ) -> Result<Result<Upgraded, UpgradeFailure>, Interrupted> {
         let stop = self.halt.any.child_token();
-        let Some(mut tracking) = self.follow_hooks(hooks, stop.clone()).await else {
-            return Ok(self.upgrade(slot, chart).await?);
+        let (mut hooks, mut check) = match plan {
+            UpgradePlan::Rendered { hooks } => (hooks, None),
+            UpgradePlan::HandedOver(check) => (Vec::new(), Some(check)),
         };
+        let mut tracking = self.follow_hooks(&hooks, stop.clone()).await;
+        let mut watches = Vec::new();
+        let mut taken_over = false;
+        let mut refused: Option<Result<Verdict, Interrupted>> = None;
         let mut progress = HookProgress::default();
-        let upgrade = self.upgrade(slot, chart);
+        let post_render = check.as_ref().map(ManifestCheck::args).unwrap_or_default();
+        let upgrade = self.upgrade(slot, chart, post_render);
         tokio::pin!(upgrade);
         let mut open = true;
         let upgraded = loop {
             tokio::select! {
                 upgraded = &mut upgrade => break upgraded,
-                event = tracking.next_event(), if open => match event {
-                    Some(event) => self.forward_hook_event(event, hooks, &mut progress).await,
+                handed = handed_over(check.as_mut()), if refused.is_none() && !taken_over => {
+                    let Some(check) = check.as_mut() else { continue };
+                    match self.take_over(handed, &stop).await {
+                        Ok(taken) => {
+                            taken_over = true;
+                            hooks = taken.hooks;
+                            watches = taken.watches;
+                            tracking = taken.tracking;
+                            if check.answer(true).await.is_err() {
+                                tracing::warn!(deploy_id = %self.deploy.id, "helm left before its manifest was accepted");
+                            }
+                        }
+                        Err(refusal) => {
+                            refused = Some(refusal);
+                            let _gone = check.answer(false).await;
+                        }
+                    }
+                },
+                event = next_event(tracking.as_mut()), if open => match event {
+                    Some(event) => self.forward_hook_event(event, &hooks, &mut progress).await,
                     None => open = false,
                 },
             }
+        };
+        match refused {
+            Some(Ok(verdict)) => return Ok(Err(UpgradeFailure::refused(verdict))),
+            Some(Err(interrupted)) => return Err(interrupted),
+            None => {}
+        }
+        if check.is_some() && !taken_over {
+            // helm stopped before it handed the manifest over: it applied nothing.
+            return Ok(upgraded
+                .map(|release| Upgraded { release, watches })
+                .map_err(|error| UpgradeFailure {
+                    before_apply: true,
+                    ..error.into()
+                }));
+        }
+        let Some(mut tracking) = tracking else {
+            return Ok(upgraded
+                .map(|release| Upgraded { release, watches })
+                .map_err(UpgradeFailure::from));
         };
         if open && !matches!(upgraded, Err(HelmError::Cancelled { .. })) {
             let catch_up = async {
@@ -210,29 +305,29 @@ impl DeployRun<'_> {
                     let Some(event) = tracking.next_event().await else {
                         return;
                     };
-                    self.forward_hook_event(event, hooks, &mut progress).await;
+                    self.forward_hook_event(event, &hooks, &mut progress).await;
                 }
             };
             let _late = tokio::time::timeout(CATCH_UP, catch_up).await;
         }
         stop.cancel();
         while let Some(event) = tracking.next_event().await {
-            self.forward_hook_event(event, hooks, &mut progress).await;
+            self.forward_hook_event(event, &hooks, &mut progress).await;
         }
         let report = tracking.finish().await;
         let error = match upgraded {
-            Ok(release) => return Ok(release),
+            Ok(release) => return Ok(Ok(Upgraded { release, watches })),
             Err(error) => error,
         };
         let report = match report {
             Ok(report) => report,
             Err(track_error) => {
                 tracing::warn!(deploy_id = %self.deploy.id, %track_error, "hook tracking failed");
-                return Err(error.into());
+                return Ok(Err(error.into()));
             }
         };
-        let Some(verdict) = hook_verdict(&error, &report, hooks) else {
-            return Err(error.into());
+        let Some(verdict) = hook_verdict(&error, &report, &hooks) else {
+            return Ok(Err(error.into()));
         };
         // The evidence of the failed hook (its last log lines and Events), since no tracking of the
         // revision follows to report it.
@@ -242,7 +337,41 @@ impl DeployRun<'_> {
         if let Err(error) = self.emit(event).await {
             tracing::warn!(deploy_id = %self.deploy.id, %error, "hook report not recorded");
         }
-        Err(UpgradeFailure { error, verdict })
+        Ok(Err(UpgradeFailure {
+            error: Some(error),
+            verdict,
+            before_apply: false,
+        }))
+    }
+
+    /// The manifest helm handed over, planned: the resources announced, their watches held, the
+    /// hooks followed and the phase `upgrading` recorded, all before helm may apply it. `Err`: it
+    /// is refused (an invalid tracking policy, or the deploy cannot go on).
+    async fn take_over(
+        &self,
+        handed: std::io::Result<String>,
+        stop: &CancellationToken,
+    ) -> Result<TakenOver, Result<Verdict, Interrupted>> {
+        let manifest = handed.map_err(|error| {
+            Ok(Verdict::new(
+                VerdictReason::HelmFailed,
+                format!("cannot read the manifest helm handed over: {error}"),
+            ))
+        })?;
+        let resources = plan(&manifest, &self.target.namespace, &self.deploy.tracking)
+            .map_err(|error| Ok(Verdict::new(error.reason(), error.to_string())))?;
+        self.rendered(resources.len(), "upgrade")
+            .await
+            .map_err(Err)?;
+        let watches = self.hold_watches(&resources).await;
+        let hooks = upgrade_hooks(&resources);
+        let tracking = self.follow_hooks(&hooks, stop.clone()).await;
+        self.phase(Phase::Upgrading).await.map_err(Err)?;
+        Ok(TakenOver {
+            hooks,
+            watches,
+            tracking,
+        })
     }
 
     /// Starts tracking the hooks; `None` (with a warning event) when they cannot be followed, which
@@ -326,7 +455,6 @@ impl DeployRun<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::core::plan;
 
     fn parse_manifest(manifest: &str, namespace: &str) -> Vec<TrackedResource> {
         plan(manifest, namespace, &Default::default()).unwrap()

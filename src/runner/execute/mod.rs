@@ -17,9 +17,12 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use hooks::{UpgradePlan, Upgraded};
 use lease::{Halt, HaltCause, keep_lease};
 
+use super::chart::LocalChart;
 use super::helm::{HelmError, HelmSlot, Invocation};
+use super::manifest_check::ManifestCheck;
 use super::secrets::DeploySecrets;
 use super::{Helm, RenderFailure, RenderRequest, Rendered, Runner, render};
 use crate::bus::{EventWriter, WriterError};
@@ -30,6 +33,7 @@ use crate::domain::release::ReleaseId;
 use crate::domain::verdict::{Verdict, VerdictReason};
 use crate::store::deploys::{self, Deploy, Finish, ResourceState};
 use crate::store::{self, StoreError};
+use crate::tracker::watch::WatchHold;
 
 /// Helm output lines buffered before helm itself is slowed down.
 const OUTPUT_BUFFER: usize = 256;
@@ -55,6 +59,10 @@ enum Interrupted {
 }
 
 type Flow = Result<Finish, Interrupted>;
+
+/// What an upgrade starts from: the plan it is told, the chart it applies, the watches held for
+/// the resources already known.
+type Prepared = (UpgradePlan, LocalChart, Vec<WatchHold>);
 
 /// Runs (or resumes) one deploy and records its end, unless the deploy must be left to another
 /// process. `claimed_slot`: the helm slot it was claimed with, for its first helm run.
@@ -390,40 +398,13 @@ impl DeployRun<'_> {
             Ok(held) => held,
             Err(_cancelled) => return Err(Interrupted::Halted),
         };
-        let request = RenderRequest {
-            release: self.target.clone(),
-            chart: &self.deploy.chart,
-            values: &self.deploy.values,
-            secrets: self.secrets.values(),
-            tracking: &self.deploy.tracking,
+        let prepared = if self.helm().hands_over_manifests() {
+            self.prepare_hand_over(&held.slot).await
+        } else {
+            self.render_first(&held.slot).await?
         };
-        let rendered = render(
-            self.helm(),
-            &held.slot,
-            &self.runner.context.charts,
-            Some(&self.runner.context.renders),
-            &request,
-            self.remaining(),
-            &self.halt.any,
-        )
-        .await;
-        // The watches are held through tracking: they list while helm runs.
-        let (hooks, chart, _held_watches) = match rendered {
-            Ok(Rendered { resources, chart }) => {
-                self.emit(
-                    NewEvent::new(
-                        EventType::HelmOutput,
-                        format!("rendered {} resources", resources.len()),
-                    )
-                    .data(json!({"command": "template", "resources": resources.len()})),
-                )
-                .await?;
-                (
-                    hooks::upgrade_hooks(&resources),
-                    chart,
-                    self.hold_watches(&resources).await,
-                )
-            }
+        let (plan, chart, rendered_watches) = match prepared {
+            Ok(prepared) => prepared,
             Err(RenderFailure::Helm(HelmError::Cancelled { .. })) => {
                 return Err(Interrupted::Halted);
             }
@@ -434,18 +415,21 @@ impl DeployRun<'_> {
                 ));
             }
         };
-        self.phase(Phase::Upgrading).await?;
         let upgraded = self
-            .upgrade_following_hooks(&held.slot, &hooks, &chart)
-            .await;
+            .upgrade_following_hooks(&held.slot, &chart, plan)
+            .await?;
         drop(held);
-        let release = match upgraded {
-            Ok(release) => release,
+        let (release, _held_watches) = match upgraded {
+            Ok(Upgraded { release, watches }) => (release, (rendered_watches, watches)),
             Err(failure) => {
-                if let HelmError::Cancelled { .. } = failure.error {
+                if let Some(HelmError::Cancelled { .. }) = failure.error {
                     return Err(Interrupted::Halted);
                 }
-                if failure.error.may_have_changed_the_cluster() {
+                let changed = failure
+                    .error
+                    .as_ref()
+                    .is_some_and(HelmError::may_have_changed_the_cluster);
+                if changed && !failure.before_apply {
                     return self.after_failure(failure.verdict, None).await;
                 }
                 return Ok(failed(failure.verdict, None));
@@ -457,6 +441,72 @@ impl DeployRun<'_> {
         })
         .await?;
         self.track_revision(release.version, release.manifest).await
+    }
+
+    /// Records what the manifest `command` rendered holds, before helm may apply it.
+    async fn rendered(&self, resources: usize, command: &str) -> Result<(), Interrupted> {
+        self.emit(
+            NewEvent::new(
+                EventType::HelmOutput,
+                format!("rendered {resources} resources"),
+            )
+            .data(json!({"command": command, "resources": resources})),
+        )
+        .await
+    }
+
+    /// helm 4: the chart located; helm hands its manifest over during the upgrade.
+    async fn prepare_hand_over(&self, slot: &HelmSlot) -> Result<Prepared, RenderFailure> {
+        let chart = self
+            .helm()
+            .locate(
+                &self.deploy.chart,
+                &self.runner.context.charts,
+                slot,
+                self.remaining(),
+                &self.halt.any,
+            )
+            .await?;
+        let check =
+            ManifestCheck::create(&self.helm().config().home).map_err(|source| HelmError::Io {
+                command: "upgrade",
+                source,
+            })?;
+        Ok((UpgradePlan::HandedOver(check), chart, Vec::new()))
+    }
+
+    /// helm 3: rendered with `helm template` first, its resources' watches held (they list while
+    /// helm runs), the phase `upgrading` recorded.
+    async fn render_first(
+        &self,
+        slot: &HelmSlot,
+    ) -> Result<Result<Prepared, RenderFailure>, Interrupted> {
+        let request = RenderRequest {
+            release: self.target.clone(),
+            chart: &self.deploy.chart,
+            values: &self.deploy.values,
+            secrets: self.secrets.values(),
+            tracking: &self.deploy.tracking,
+        };
+        let rendered = render(
+            self.helm(),
+            slot,
+            &self.runner.context.charts,
+            Some(&self.runner.context.renders),
+            &request,
+            self.remaining(),
+            &self.halt.any,
+        )
+        .await;
+        let Rendered { resources, chart } = match rendered {
+            Ok(rendered) => rendered,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        self.rendered(resources.len(), "template").await?;
+        let watches = self.hold_watches(&resources).await;
+        self.phase(Phase::Upgrading).await?;
+        let hooks = hooks::upgrade_hooks(&resources);
+        Ok(Ok((UpgradePlan::Rendered { hooks }, chart, watches)))
     }
 
     /// A deploy taken over from a process that died: a cancel in flight is completed, tracking is

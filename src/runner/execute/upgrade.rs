@@ -1,6 +1,8 @@
 //! Phase `upgrading`: `helm upgrade --install` with the deploy's values (its hooks are followed
 //! in `hooks`).
 
+use std::ffi::OsString;
+
 use serde_json::json;
 
 use super::DeployRun;
@@ -13,6 +15,7 @@ impl DeployRun<'_> {
         &self,
         slot: &HelmSlot,
         chart: &LocalChart,
+        post_render: Vec<OsString>,
     ) -> Result<ReleaseInfo, HelmError> {
         let values = ValuesFiles::write(
             &self.helm().config().home,
@@ -23,13 +26,14 @@ impl DeployRun<'_> {
             command: "upgrade",
             source,
         })?;
-        let invocation = self.helm().upgrade(
+        let mut invocation = self.helm().upgrade(
             &self.target,
             chart.args(),
             &values,
             self.remaining(),
             self.deploy.create_namespace,
         );
+        invocation.args.extend(post_render);
         let output = self.run_helm_in(slot, invocation, &self.halt.any).await?;
         let release: ReleaseInfo =
             serde_json::from_str(&output).map_err(|error| HelmError::Unexpected {
