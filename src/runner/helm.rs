@@ -732,7 +732,10 @@ impl Helm {
             .env("HOME", home)
             .env("HELM_CACHE_HOME", home.join("cache"))
             .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", self.data_home());
+            .env("HELM_DATA_HOME", self.data_home())
+            // helm's start-up allocates heavily (Kubernetes API schemes) and is most of a short
+            // run: a higher GC target saves about 5 ms of each, for a heap of at most 5× the live one.
+            .env("GOGC", "400");
         // Through the environment, not `--kubeconfig` (one file only): helm merges a list of
         // files the way kubectl does, as the watch hubs do (`clusters::load_kubeconfig`).
         if let Some(kubeconfig) = &self.config.kubeconfig {
