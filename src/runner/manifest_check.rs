@@ -139,27 +139,27 @@ mod tests {
 
     const MANIFEST: &str = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n";
 
-    /// Runs the installed plugin as helm does: the manifest on stdin, the hand-over directory as
-    /// its argument; returns its exit status and what it printed for helm.
-    async fn hand_over(accept: bool) -> (bool, String, String) {
-        let home = tempfile::tempdir().unwrap();
-        install_plugin(&home.path().join("plugins")).unwrap();
-        let mut check = ManifestCheck::create(home.path()).unwrap();
+    /// Starts the installed plugin as helm does: the manifest on stdin, the hand-over directory as
+    /// its argument.
+    async fn start_plugin(home: &Path, check: &ManifestCheck) -> tokio::process::Child {
+        install_plugin(&home.join("plugins")).unwrap();
         let directory = check.args().pop().unwrap();
-        let mut plugin = Command::new(
-            home.path()
-                .join("plugins")
-                .join(PLUGIN)
-                .join("hand-over.sh"),
-        )
-        .arg(directory)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        let mut plugin = Command::new(home.join("plugins").join(PLUGIN).join("hand-over.sh"))
+            .arg(directory)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut stdin = plugin.stdin.take().unwrap();
         stdin.write_all(MANIFEST.as_bytes()).await.unwrap();
-        drop(stdin);
+        plugin
+    }
+
+    /// The plugin's exit status, the manifest the runner was handed and what helm got.
+    async fn hand_over(accept: bool) -> (bool, String, String) {
+        let home = tempfile::tempdir().unwrap();
+        let mut check = ManifestCheck::create(home.path()).unwrap();
+        let mut plugin = start_plugin(home.path(), &check).await;
         let handed = check.handed().await.unwrap();
         check.answer(accept).await.unwrap();
         let mut printed = String::new();
@@ -192,23 +192,8 @@ mod tests {
     #[tokio::test]
     async fn the_post_renderer_fails_when_the_runner_is_gone() {
         let home = tempfile::tempdir().unwrap();
-        install_plugin(&home.path().join("plugins")).unwrap();
         let check = ManifestCheck::create(home.path()).unwrap();
-        let directory = check.args().pop().unwrap();
-        let mut plugin = Command::new(
-            home.path()
-                .join("plugins")
-                .join(PLUGIN)
-                .join("hand-over.sh"),
-        )
-        .arg(directory)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-        let mut stdin = plugin.stdin.take().unwrap();
-        stdin.write_all(MANIFEST.as_bytes()).await.unwrap();
-        drop(stdin);
+        let mut plugin = start_plugin(home.path(), &check).await;
         // The runner ends without answering (its deploy was cancelled, its process stopped).
         drop(check);
         let status = tokio::time::timeout(std::time::Duration::from_secs(10), plugin.wait())
