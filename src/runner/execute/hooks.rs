@@ -11,7 +11,6 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{DeployRun, Interrupted};
-use crate::domain::deploy::Phase;
 use crate::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use crate::domain::policy::PolicyDuration;
 use crate::domain::verdict::{Verdict, VerdictDetail, VerdictReason};
@@ -169,8 +168,11 @@ async fn previous_uids(hub: &WatchHub, hooks: &[TrackedResource]) -> HashSet<Str
 
 /// What `helm upgrade` is told about the manifest.
 pub(super) enum UpgradePlan {
-    /// Rendered beforehand with `helm template` (helm 3): its hooks.
-    Rendered { hooks: Vec<TrackedResource> },
+    /// Rendered beforehand with `helm template` (helm 3): what [`DeployRun::announce_plan`] gave.
+    Rendered {
+        hooks: Vec<TrackedResource>,
+        watches: Vec<WatchHold>,
+    },
     /// helm 4 hands it over before applying it.
     HandedOver(ManifestCheck),
 }
@@ -181,10 +183,12 @@ pub(super) struct Upgraded {
     pub watches: Vec<WatchHold>,
 }
 
-struct TakenOver {
-    hooks: Vec<TrackedResource>,
-    watches: Vec<WatchHold>,
-    tracking: Option<Tracking>,
+/// Where the hand-over of a helm 4 upgrade stands.
+enum HandOver {
+    Awaited,
+    /// Accepted, or not needed (rendered beforehand).
+    Done,
+    Refused(Box<Result<Verdict, Interrupted>>),
 }
 
 /// Why `helm upgrade` did not give a revision, and the verdict to record.
@@ -240,14 +244,13 @@ impl DeployRun<'_> {
         plan: UpgradePlan,
     ) -> Result<Result<Upgraded, UpgradeFailure>, Interrupted> {
         let stop = self.halt.any.child_token();
-        let (mut hooks, mut check) = match plan {
-            UpgradePlan::Rendered { hooks } => (hooks, None),
-            UpgradePlan::HandedOver(check) => (Vec::new(), Some(check)),
+        let (mut hooks, mut watches, mut check, mut hand_over) = match plan {
+            UpgradePlan::Rendered { hooks, watches } => (hooks, watches, None, HandOver::Done),
+            UpgradePlan::HandedOver(check) => {
+                (Vec::new(), Vec::new(), Some(check), HandOver::Awaited)
+            }
         };
         let mut tracking = self.follow_hooks(&hooks, stop.clone()).await;
-        let mut watches = Vec::new();
-        let mut taken_over = false;
-        let mut refused: Option<Result<Verdict, Interrupted>> = None;
         let mut progress = HookProgress::default();
         let post_render = check.as_ref().map(ManifestCheck::args).unwrap_or_default();
         let upgrade = self.upgrade(slot, chart, post_render);
@@ -256,20 +259,19 @@ impl DeployRun<'_> {
         let upgraded = loop {
             tokio::select! {
                 upgraded = &mut upgrade => break upgraded,
-                handed = handed_over(check.as_mut()), if refused.is_none() && !taken_over => {
+                handed = handed_over(check.as_mut()), if matches!(hand_over, HandOver::Awaited) => {
                     let Some(check) = check.as_mut() else { continue };
-                    match self.take_over(handed, &stop).await {
-                        Ok(taken) => {
-                            taken_over = true;
-                            hooks = taken.hooks;
-                            watches = taken.watches;
-                            tracking = taken.tracking;
+                    match self.take_over(handed).await {
+                        Ok((taken_hooks, taken_watches)) => {
+                            tracking = self.follow_hooks(&taken_hooks, stop.clone()).await;
+                            (hooks, watches) = (taken_hooks, taken_watches);
+                            hand_over = HandOver::Done;
                             if check.answer(true).await.is_err() {
                                 tracing::warn!(deploy_id = %self.deploy.id, "helm left before its manifest was accepted");
                             }
                         }
                         Err(refusal) => {
-                            refused = Some(refusal);
+                            hand_over = HandOver::Refused(Box::new(refusal));
                             let _gone = check.answer(false).await;
                         }
                     }
@@ -280,19 +282,23 @@ impl DeployRun<'_> {
                 },
             }
         };
-        match refused {
-            Some(Ok(verdict)) => return Ok(Err(UpgradeFailure::refused(verdict))),
-            Some(Err(interrupted)) => return Err(interrupted),
-            None => {}
-        }
-        if check.is_some() && !taken_over {
+        match hand_over {
+            HandOver::Refused(refusal) => {
+                return match *refusal {
+                    Ok(verdict) => Ok(Err(UpgradeFailure::refused(verdict))),
+                    Err(interrupted) => Err(interrupted),
+                };
+            }
             // helm stopped before it handed the manifest over: it applied nothing.
-            return Ok(upgraded
-                .map(|release| Upgraded { release, watches })
-                .map_err(|error| UpgradeFailure {
-                    before_apply: true,
-                    ..error.into()
-                }));
+            HandOver::Awaited => {
+                return Ok(upgraded
+                    .map(|release| Upgraded { release, watches })
+                    .map_err(|error| UpgradeFailure {
+                        before_apply: true,
+                        ..error.into()
+                    }));
+            }
+            HandOver::Done => {}
         }
         let Some(mut tracking) = tracking else {
             return Ok(upgraded
@@ -344,14 +350,13 @@ impl DeployRun<'_> {
         }))
     }
 
-    /// The manifest helm handed over, planned: the resources announced, their watches held, the
-    /// hooks followed and the phase `upgrading` recorded, all before helm may apply it. `Err`: it
-    /// is refused (an invalid tracking policy, or the deploy cannot go on).
+    /// The manifest helm handed over, planned and announced ([`DeployRun::announce_plan`]) before
+    /// helm may apply it: its hooks and held watches. `Err`: it is refused (an invalid tracking
+    /// policy, or the deploy cannot go on).
     async fn take_over(
         &self,
         handed: std::io::Result<String>,
-        stop: &CancellationToken,
-    ) -> Result<TakenOver, Result<Verdict, Interrupted>> {
+    ) -> Result<(Vec<TrackedResource>, Vec<WatchHold>), Result<Verdict, Interrupted>> {
         let manifest = handed.map_err(|error| {
             Ok(Verdict::new(
                 VerdictReason::HelmFailed,
@@ -360,18 +365,7 @@ impl DeployRun<'_> {
         })?;
         let resources = plan(&manifest, &self.target.namespace, &self.deploy.tracking)
             .map_err(|error| Ok(Verdict::new(error.reason(), error.to_string())))?;
-        self.rendered(resources.len(), "upgrade")
-            .await
-            .map_err(Err)?;
-        let watches = self.hold_watches(&resources).await;
-        let hooks = upgrade_hooks(&resources);
-        let tracking = self.follow_hooks(&hooks, stop.clone()).await;
-        self.phase(Phase::Upgrading).await.map_err(Err)?;
-        Ok(TakenOver {
-            hooks,
-            watches,
-            tracking,
-        })
+        self.announce_plan(&resources, "upgrade").await.map_err(Err)
     }
 
     /// Starts tracking the hooks; `None` (with a warning event) when they cannot be followed, which

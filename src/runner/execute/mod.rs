@@ -33,6 +33,7 @@ use crate::domain::release::ReleaseId;
 use crate::domain::verdict::{Verdict, VerdictReason};
 use crate::store::deploys::{self, Deploy, Finish, ResourceState};
 use crate::store::{self, StoreError};
+use crate::tracker::core::TrackedResource;
 use crate::tracker::watch::WatchHold;
 
 /// Helm output lines buffered before helm itself is slowed down.
@@ -60,9 +61,8 @@ enum Interrupted {
 
 type Flow = Result<Finish, Interrupted>;
 
-/// What an upgrade starts from: the plan it is told, the chart it applies, the watches held for
-/// the resources already known.
-type Prepared = (UpgradePlan, LocalChart, Vec<WatchHold>);
+/// What an upgrade starts from: the plan it is told and the chart it applies.
+type Prepared = (UpgradePlan, LocalChart);
 
 /// Runs (or resumes) one deploy and records its end, unless the deploy must be left to another
 /// process. `claimed_slot`: the helm slot it was claimed with, for its first helm run.
@@ -403,7 +403,7 @@ impl DeployRun<'_> {
         } else {
             self.render_first(&held.slot).await?
         };
-        let (plan, chart, rendered_watches) = match prepared {
+        let (plan, chart) = match prepared {
             Ok(prepared) => prepared,
             Err(RenderFailure::Helm(HelmError::Cancelled { .. })) => {
                 return Err(Interrupted::Halted);
@@ -420,7 +420,7 @@ impl DeployRun<'_> {
             .await?;
         drop(held);
         let (release, _held_watches) = match upgraded {
-            Ok(Upgraded { release, watches }) => (release, (rendered_watches, watches)),
+            Ok(Upgraded { release, watches }) => (release, watches),
             Err(failure) => {
                 if let Some(HelmError::Cancelled { .. }) = failure.error {
                     return Err(Interrupted::Halted);
@@ -443,16 +443,25 @@ impl DeployRun<'_> {
         self.track_revision(release.version, release.manifest).await
     }
 
-    /// Records what the manifest `command` rendered holds, before helm may apply it.
-    async fn rendered(&self, resources: usize, command: &str) -> Result<(), Interrupted> {
+    /// Announces the planned resources before helm may apply them (`command` rendered them): the
+    /// `rendered` event, their watches held (they list while helm runs, and through tracking), the
+    /// phase `upgrading`; returns the hooks to follow and the held watches.
+    async fn announce_plan(
+        &self,
+        resources: &[TrackedResource],
+        command: &str,
+    ) -> Result<(Vec<TrackedResource>, Vec<WatchHold>), Interrupted> {
         self.emit(
             NewEvent::new(
                 EventType::HelmOutput,
-                format!("rendered {resources} resources"),
+                format!("rendered {} resources", resources.len()),
             )
-            .data(json!({"command": command, "resources": resources})),
+            .data(json!({"command": command, "resources": resources.len()})),
         )
-        .await
+        .await?;
+        let watches = self.hold_watches(resources).await;
+        self.phase(Phase::Upgrading).await?;
+        Ok((hooks::upgrade_hooks(resources), watches))
     }
 
     /// helm 4: the chart located; helm hands its manifest over during the upgrade.
@@ -472,11 +481,10 @@ impl DeployRun<'_> {
                 command: "upgrade",
                 source,
             })?;
-        Ok((UpgradePlan::HandedOver(check), chart, Vec::new()))
+        Ok((UpgradePlan::HandedOver(check), chart))
     }
 
-    /// helm 3: rendered with `helm template` first, its resources' watches held (they list while
-    /// helm runs), the phase `upgrading` recorded.
+    /// helm 3: rendered with `helm template` first, then announced.
     async fn render_first(
         &self,
         slot: &HelmSlot,
@@ -502,11 +510,8 @@ impl DeployRun<'_> {
             Ok(rendered) => rendered,
             Err(failure) => return Ok(Err(failure)),
         };
-        self.rendered(resources.len(), "template").await?;
-        let watches = self.hold_watches(&resources).await;
-        self.phase(Phase::Upgrading).await?;
-        let hooks = hooks::upgrade_hooks(&resources);
-        Ok(Ok((UpgradePlan::Rendered { hooks }, chart, watches)))
+        let (hooks, watches) = self.announce_plan(&resources, "template").await?;
+        Ok(Ok((UpgradePlan::Rendered { hooks, watches }, chart)))
     }
 
     /// A deploy taken over from a process that died: a cancel in flight is completed, tracking is

@@ -370,7 +370,10 @@ impl ResourceTracker {
     fn replay_early_pod_events(&mut self, now: DateTime<Utc>) -> Vec<Delta> {
         let mut deltas = Vec::new();
         for event in std::mem::take(&mut self.early_pod_events) {
-            if self.event_subject(&event).is_some() {
+            // Most kept events are about pods not seen yet (or another resource's): cheap to keep.
+            if !self.pods.values().any(|pod| is_about(&event, pod)) {
+                self.early_pod_events.push_back(event);
+            } else if self.event_subject(&event).is_some() {
                 deltas.extend(self.observe_event(&event, now));
             } else if self.may_be_about_a_future_current_pod(&event) {
                 self.early_pod_events.push_back(event);
