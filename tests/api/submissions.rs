@@ -5,14 +5,16 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use rollcall::domain::chart::{ChartCatalog, ChartSources};
 use rollcall::domain::deploy::{DeployRequest, NewDeploy};
 use rollcall::store::StoreError;
-use rollcall::store::deploys::{CreateDeploy, Inserted, QueuedRow};
+use rollcall::store::deploys::{CreateDeploy, Inserted, QueuedRow, insert_queued_row};
+use rollcall::store::idempotency::IdempotencyKey;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::common::app::{Answer, TestApp, deploy_body, spawn_app, spawn_app_on};
+use crate::common::app::{Answer, TestApp, deploy_body, example_charts, spawn_app, spawn_app_on};
 use crate::common::sse::SseStream;
 
 /// How long `token` keeps being accepted by `app` (polled every 20 ms), up to `limit`.
@@ -301,4 +303,103 @@ async fn a_submission_the_database_refuses_fails_alone_in_its_group() {
     }
     assert_eq!(table_count(&app, "deploys").await, 24);
     assert_eq!(table_count(&app, "deploy_events").await, 24);
+}
+
+/// A deploy queued by `insert_queued_row` on `connection`, with an idempotency key.
+async fn queue_keyed(connection: &mut sqlx::PgConnection, index: usize) {
+    let request: DeployRequest =
+        serde_json::from_value(deploy_body("prod", &format!("planned-{index}"))).unwrap();
+    let charts = ChartSources {
+        catalog: ChartCatalog::default(),
+        allowed: example_charts(),
+    };
+    let deploy = NewDeploy::parse(request, &charts).expect("a valid deploy");
+    let key = IdempotencyKey {
+        token_id: "planner".into(),
+        key: format!("key-{index}"),
+        request_sha256: "0".repeat(64),
+    };
+    let create = CreateDeploy {
+        id: Uuid::now_v7(),
+        deploy: &deploy,
+        requested_by: "ci",
+        idempotency: Some(&key),
+        secret_values_digest: None,
+        sealed_secret_values: None,
+    };
+    let row = QueuedRow::new(Uuid::now_v7(), &create).unwrap();
+    match insert_queued_row(connection, &row).await {
+        Ok(Inserted::Queued(_)) => {}
+        other => panic!("deploy {index} not queued: {:?}", other.err()),
+    }
+}
+
+#[tokio::test]
+async fn submissions_keep_reading_by_index_after_the_tables_grow() {
+    // PostgreSQL may switch a prepared statement to a generic plan after five runs and keep it
+    // until the table is analyzed again; made while the tables were nearly empty, that plan read
+    // every earlier deploy for each submission.
+    let database_url = crate::common::postgres::fresh_database().await;
+    let pool = rollcall::store::connect(&database_url, 1).await.unwrap();
+    rollcall::store::migrate(&pool).await.unwrap();
+    let mut connection = pool.acquire().await.unwrap();
+    for index in 0..10 {
+        queue_keyed(&mut connection, index).await;
+    }
+    // Twenty thousand more deploys and keys, copies of the first (no analyze follows).
+    let columns: Vec<String> = sqlx::query_scalar(
+        "select column_name::text from information_schema.columns
+         where table_name = 'deploys' order by ordinal_position",
+    )
+    .fetch_all(&mut *connection)
+    .await
+    .unwrap();
+    let copied: Vec<String> = columns
+        .iter()
+        .map(|column| match column.as_str() {
+            "id" => "gen_random_uuid()".to_owned(),
+            "release" => "release || '-' || g".to_owned(),
+            other => format!("\"{other}\""),
+        })
+        .collect();
+    let listed: Vec<String> = columns
+        .iter()
+        .map(|column| format!("\"{column}\""))
+        .collect();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "insert into deploys ({}) select {} from deploys, generate_series(1, 20000) g
+         where release = 'planned-0'",
+        listed.join(", "),
+        copied.join(", ")
+    )))
+    .execute(&mut *connection)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into idempotency_keys (token_id, key, request_sha256, deploy_id)
+         select token_id, key || '-' || g, request_sha256, deploy_id
+         from idempotency_keys, generate_series(1, 20000) g where key = 'key-0'",
+    )
+    .execute(&mut *connection)
+    .await
+    .unwrap();
+
+    // The backend's scan counts not yet flushed to the statistics, before and after.
+    let whole_reads = async |connection: &mut sqlx::PgConnection| -> Vec<(String, i64)> {
+        sqlx::query_as(
+            "select relname::text, seq_scan from pg_stat_xact_user_tables
+             where relname in ('deploys', 'idempotency_keys') order by relname",
+        )
+        .fetch_all(connection)
+        .await
+        .unwrap()
+    };
+    let mut transaction = sqlx::Connection::begin(&mut *connection).await.unwrap();
+    let before = whole_reads(&mut transaction).await;
+    queue_keyed(&mut transaction, 10).await;
+    assert_eq!(
+        whole_reads(&mut transaction).await,
+        before,
+        "the eleventh submission read a table whole"
+    );
 }
