@@ -94,19 +94,17 @@ impl EventHub {
         Ok(())
     }
 
-    /// Appends a batch of a deploy's events on its own (one statement, one round trip), then
-    /// publishes it to local subscribers. `events` are taken once committed and left for the next
-    /// attempt on an error; appending the same `batch` again after an error whose commit may have
-    /// happened (a lost reply) appends nothing twice.
+    /// Appends a batch of a deploy's events on its own (one statement, one round trip), for the
+    /// caller to [`publish`](Self::publish). `events` are taken once committed and left for the
+    /// next attempt on an error; appending the same `batch` again after an error whose commit may
+    /// have happened (a lost reply) appends nothing twice.
     pub async fn append(
         &self,
         deploy_id: Uuid,
         batch: Uuid,
         events: &mut Vec<NewEvent>,
-    ) -> Result<(), StoreError> {
-        let committed = append_committed(&self.pool, self.origin, deploy_id, batch, events).await?;
-        self.publish(committed);
-        Ok(())
+    ) -> Result<Committed, StoreError> {
+        append_committed(&self.pool, self.origin, deploy_id, batch, events).await
     }
 
     /// This instance in NOTIFY payloads: a statement that writes events itself names it.

@@ -3,13 +3,16 @@
 
 use std::time::Duration;
 
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::EventHub;
 use crate::domain::event::NewEvent;
 use crate::domain::redaction::Redactor;
+use crate::store::deploy_events::Committed;
 
 /// How long an event may wait for companions before its batch is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
@@ -140,30 +143,45 @@ impl Batch {
         }
     }
 
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.acks.is_empty() && !self.closing
+    }
+
     /// Written now rather than after more events: full, asked for, or the writer is ending.
     fn is_due(&self) -> bool {
         self.closing || !self.acks.is_empty() || self.events.len() >= MAX_BATCH
     }
 }
 
+/// A batch's outcome, to publish and acknowledge.
+struct Written {
+    result: Result<Committed, WriterError>,
+    acks: Vec<oneshot::Sender<Result<(), WriterError>>>,
+}
+
+impl Written {
+    fn publish(self, hub: &EventHub) {
+        let result = self.result.map(|committed| hub.publish(committed));
+        for ack in self.acks {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
 impl WriterTask {
     async fn run(mut self) {
         let shutdown = self.hub.shutdown.clone();
+        // The batch committed last, not yet published: a busy writer publishes it while the next
+        // batch is on its way to the database, an idle one before it waits for more.
+        let mut written: Option<Written> = None;
         loop {
             let mut batch = Batch::default();
-            tokio::select! {
-                biased;
-                command = self.commands.recv() => batch.take(command),
-                () = shutdown.cancelled() => batch.closing = true,
-            }
-            let deadline = Instant::now() + FLUSH_INTERVAL;
-            while !batch.is_due() {
-                tokio::select! {
-                    biased;
-                    command = self.commands.recv() => batch.take(command),
-                    () = sleep_until(deadline) => break,
-                    () = shutdown.cancelled() => batch.closing = true,
+            self.take_queued(&mut batch);
+            if !batch.is_due() {
+                if let Some(earlier) = written.take() {
+                    earlier.publish(&self.hub);
                 }
+                self.wait_for_more(&mut batch, &shutdown).await;
             }
             if batch.closing {
                 // Whatever was emitted before the end is still written.
@@ -172,19 +190,67 @@ impl WriterTask {
                     batch.take(Some(command));
                 }
             }
-            let result = self.persist(std::mem::take(&mut batch.events)).await;
-            for ack in batch.acks {
-                let _ = ack.send(result.clone());
-            }
+            let events = std::mem::take(&mut batch.events);
+            let (result, ()) = tokio::join!(self.persist(events), async {
+                if let Some(earlier) = written.take() {
+                    earlier.publish(&self.hub);
+                }
+            });
+            let done = Written {
+                result,
+                acks: batch.acks,
+            };
             if batch.closing {
+                done.publish(&self.hub);
                 return;
+            }
+            written = Some(done);
+        }
+    }
+
+    /// Adds the commands already queued to `batch`, until it is due, without waiting.
+    fn take_queued(&mut self, batch: &mut Batch) {
+        while !batch.is_due() {
+            match self.commands.try_recv() {
+                Ok(command) => batch.take(Some(command)),
+                Err(TryRecvError::Disconnected) => batch.take(None),
+                Err(TryRecvError::Empty) => return,
             }
         }
     }
 
-    async fn persist(&self, mut events: Vec<NewEvent>) -> Result<(), WriterError> {
+    /// Waits for a first command if `batch` has none, then for more during [`FLUSH_INTERVAL`],
+    /// until the batch is due. Queued commands are taken without arming a timer and a waker for
+    /// each.
+    async fn wait_for_more(&mut self, batch: &mut Batch, shutdown: &CancellationToken) {
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        if batch.is_empty() {
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => batch.take(command),
+                () = &mut cancelled => batch.closing = true,
+            }
+        }
+        let deadline = sleep(FLUSH_INTERVAL);
+        tokio::pin!(deadline);
+        loop {
+            self.take_queued(batch);
+            if batch.is_due() {
+                return;
+            }
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => batch.take(command),
+                () = &mut deadline => return,
+                () = &mut cancelled => batch.closing = true,
+            }
+        }
+    }
+
+    async fn persist(&self, mut events: Vec<NewEvent>) -> Result<Committed, WriterError> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(Committed::default());
         }
         let mut attempt = 0;
         let mut outage_since = None;
@@ -193,11 +259,11 @@ impl WriterTask {
         let batch = Uuid::new_v4();
         loop {
             match self.hub.append(self.deploy_id, batch, &mut events).await {
-                Ok(()) => {
+                Ok(committed) => {
                     if let Some(since) = outage_since {
                         tracing::info!(deploy_id = %self.deploy_id, waited = ?Instant::now() - since, "event batch written after the database came back");
                     }
-                    return Ok(());
+                    return Ok(committed);
                 }
                 // While the database is away (a restart, a failover) the batch waits for it, and
                 // emitters wait behind it once the channel is full: events are held, not dropped.

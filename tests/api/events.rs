@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::common::app::{Answer, TestApp, deploy_body, spawn_app, spawn_app_with};
 use crate::common::sse::{SseFrame, SseStream};
-use rollcall::bus::EventWriter;
+use rollcall::bus::{BusMessage, EventWriter};
 use rollcall::domain::deploy::{Outcome, Phase};
 use rollcall::domain::event::{EventType, Level, NewEvent, ResourceRef};
 use rollcall::store::deploys::{self, Finish};
@@ -391,4 +391,30 @@ async fn writer_batches_and_transactions_on_one_deploy_interleave_without_gaps()
         .map(|f| f.json()["data"]["index"].as_i64().unwrap())
         .collect();
     assert_eq!(logs, (0..300).collect::<Vec<_>>(), "log lines out of order");
+}
+
+#[tokio::test]
+async fn a_flush_returns_once_a_busy_writers_events_are_all_published_in_order() {
+    // A busy writer publishes a committed batch while the next one is being written: the flush
+    // must still wait for its own events to reach live subscribers.
+    let app = spawn_app().await;
+    let id = app.submit(&deploy_body("prod", "web")).await;
+    let mut live = app.state.events.subscribe();
+    let writer = EventWriter::open(&app.state.events, id);
+    let emitted = 2 * rollcall::bus::writer::MAX_BATCH + 500;
+    for index in 0..emitted {
+        writer.emit(log_line(index)).await.unwrap();
+    }
+    tokio::time::timeout(WAIT, writer.flush())
+        .await
+        .expect("the flush returned")
+        .unwrap();
+    let mut published = Vec::new();
+    while let Ok(message) = live.try_recv() {
+        if let BusMessage::Event(event) = message {
+            published.push(event.event.seq);
+        }
+    }
+    assert_eq!(published, (2..=emitted as i64 + 1).collect::<Vec<_>>());
+    writer.close().await.unwrap();
 }

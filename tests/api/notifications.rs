@@ -340,7 +340,8 @@ async fn notifications_commit_with_their_events_or_not_at_all() {
     drop(tx);
     assert_eq!(outbox().await, 0);
     // A self-committing event batch (the runner's path) with one matching event of three.
-    app.state
+    let committed = app
+        .state
         .events
         .append(
             id,
@@ -353,6 +354,7 @@ async fn notifications_commit_with_their_events_or_not_at_all() {
         )
         .await
         .unwrap();
+    app.state.events.publish(committed);
     assert_eq!(outbox().await, 1);
     // A batch that fails as a whole (its deploy does not exist) writes no notification.
     let missing = Uuid::now_v7();

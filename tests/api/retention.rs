@@ -48,11 +48,13 @@ async fn failed_deploy(app: &TestApp, release: &str, days_ago: u32) -> Uuid {
     }
     events.push(NewEvent::new(EventType::Report, "Deployment/web failed").level(Level::Error));
     events.push(NewEvent::new(EventType::DeployFailed, "CrashLoopBackOff").level(Level::Error));
-    app.state
+    let committed = app
+        .state
         .events
         .append(id, Uuid::new_v4(), &mut events)
         .await
         .unwrap();
+    app.state.events.publish(committed);
     sqlx::query(
         "update deploys set status = 'failed',
                 verdict = '{\"reason\": \"CrashLoopBackOff\", \"message\": \"crashed\"}',
