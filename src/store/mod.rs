@@ -13,7 +13,7 @@ pub mod webhooks;
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -63,26 +63,32 @@ impl StoreError {
 
 /// Connects with a bounded pool; `max_connections` comes from configuration.
 ///
-/// Every statement is planned for its parameters and for the tables as they are at that moment
-/// (`plan_cache_mode`). By default PostgreSQL switches a prepared statement to a generic plan after
-/// five runs and keeps that plan until the table is next analyzed. A plan made while a table was
-/// nearly empty scans it whole: on a fresh database, submissions fell from 6,000 to 800 per second
-/// within half a minute as every one scanned all earlier deploys. Planning costs little next to
-/// that.
+/// Every connection plans each statement for its parameters and for the tables as they are at
+/// that moment (`plan_cache_mode`). By default PostgreSQL switches a prepared statement to a
+/// generic plan after five runs and keeps that plan until the table is next analyzed. A plan made
+/// while a table was nearly empty scans it whole: on a fresh database, submissions fell from 6,000
+/// to 800 per second within half a minute as every one scanned all earlier deploys. Planning costs
+/// little next to that. Set once the connection is open rather than as a startup option, which
+/// poolers such as PgBouncer refuse.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
-    let options = url
-        .parse::<PgConnectOptions>()?
-        .options([("plan_cache_mode", "force_custom_plan")]);
     let connected = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options.clone())
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                sqlx::raw_sql("set plan_cache_mode = force_custom_plan")
+                    .execute(connection)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(url)
         .await;
     match connected {
         Ok(pool) => Ok(pool),
         // The pool retries until its timeout and then says only that it timed out; one direct
         // attempt tells why (refused, authentication, no such database).
-        Err(sqlx::Error::PoolTimedOut) => Err(PgConnection::connect_with(&options)
+        Err(sqlx::Error::PoolTimedOut) => Err(PgConnection::connect(url)
             .await
             .err()
             .unwrap_or(sqlx::Error::PoolTimedOut)
