@@ -14,7 +14,8 @@ use crate::domain::event::NewEvent;
 use crate::domain::redaction::Redactor;
 use crate::store::deploy_events::Committed;
 
-/// How long an event may wait for companions before its batch is written.
+/// How long the writer waits for more events before it writes a batch that is not full (events
+/// queued while the previous batch was written are taken at once).
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
 /// Largest batch written in one transaction.
 pub const MAX_BATCH: usize = 1000;
